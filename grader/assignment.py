@@ -1,0 +1,205 @@
+"""Load and validate an assignment definition (``assignments/<name>/assignment.toml``).
+
+The toml file is the single place for task points, file roles, test visibility, the
+hypothesis budget and resource limits. Everything else asks an ``Assignment`` for them.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+from .errors import ConfigError
+
+__all__ = ["Assignment", "Limits", "Task", "load_assignment", "repo_root", "list_assignments"]
+
+VISIBILITIES = ("hidden", "after_due_date", "after_published", "visible")
+
+
+def repo_root() -> Path:
+    """The folder holding ``reference/``, ``assignments/`` and ``tests/``.
+
+    A source checkout has them next to the ``grader`` package; the Gradescope bundle lays
+    them out the same way under /autograder/source. ``GRADER_ROOT`` overrides both.
+    """
+    import os
+
+    env = os.environ.get("GRADER_ROOT")
+    if env:
+        return Path(env).resolve()
+    return Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Task:
+    id: str
+    title: str
+    points: float
+    weights: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Limits:
+    probe_timeout: float = 5.0
+    import_timeout: float = 10.0
+    budget: float = 300.0
+    memory_mb: int = 1024
+    cpu_seconds: int = 600
+    processes: int = 64
+    file_size_mb: int = 16
+    open_files: int = 256
+
+
+@dataclass(frozen=True)
+class Assignment:
+    name: str
+    title: str
+    folder: Path
+    root: Path
+    editable: tuple[str, ...]
+    provided: tuple[str, ...]
+    solved: tuple[str, ...]
+    stubbed: tuple[str, ...]
+    extra: tuple[str, ...]
+    public_tests: tuple[str, ...]
+    hidden_tests: tuple[str, ...]
+    public_visibility: str
+    hidden_visibility: str
+    visibility_overrides: dict[str, str]
+    max_examples: int
+    local_max_examples: int
+    limits: Limits
+    tasks: tuple[Task, ...]
+
+    @property
+    def reference_dir(self) -> Path:
+        return self.root / "reference"
+
+    @property
+    def tests_dir(self) -> Path:
+        return self.root / "tests"
+
+    @property
+    def probes_file(self) -> Path:
+        return self.tests_dir / "probes.py"
+
+    @property
+    def max_score(self) -> float:
+        return sum(t.points for t in self.tasks)
+
+    def task(self, task_id: str) -> Task:
+        for t in self.tasks:
+            if t.id == task_id:
+                return t
+        raise KeyError(task_id)
+
+    def test_files(self, include_hidden: bool = True) -> list[Path]:
+        names = list(self.public_tests) + (list(self.hidden_tests) if include_hidden else [])
+        return [self.tests_dir / n for n in names]
+
+    def visibility(self, test_function: str, hidden_file: bool) -> str:
+        """Gradescope visibility of one test, by its function name and where it lives."""
+        if test_function in self.visibility_overrides:
+            return self.visibility_overrides[test_function]
+        return self.hidden_visibility if hidden_file else self.public_visibility
+
+
+def list_assignments(root: Path | None = None) -> list[str]:
+    base = (root or repo_root()) / "assignments"
+    return sorted(p.parent.name for p in base.glob("*/assignment.toml"))
+
+
+def _strings(table: dict, key: str, where: str) -> tuple[str, ...]:
+    value = table.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{where}: '{key}' must be a list of strings, got {value!r}")
+    return tuple(value)
+
+
+def load_assignment(name_or_path: str | Path, root: Path | None = None) -> Assignment:
+    """Read an assignment by name (``module1``) or by the path of its folder or toml file."""
+    root = (root or repo_root()).resolve()
+    candidate = Path(name_or_path)
+    if candidate.suffix == ".toml":
+        toml_path = candidate
+    elif candidate.is_dir() and (candidate / "assignment.toml").exists():
+        toml_path = candidate / "assignment.toml"
+    else:
+        toml_path = root / "assignments" / str(name_or_path) / "assignment.toml"
+    if not toml_path.exists():
+        known = ", ".join(list_assignments(root)) or "none"
+        raise ConfigError(f"no assignment named '{name_or_path}' (known: {known})")
+    where = str(toml_path)
+    try:
+        data = tomllib.loads(toml_path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{where}: invalid TOML: {exc}") from exc
+
+    files = data.get("files", {})
+    tests = data.get("tests", {})
+    hyp = data.get("hypothesis", {})
+    lim = data.get("limits", {})
+
+    known_limits = set(Limits.__dataclass_fields__)
+    unknown = set(lim) - known_limits
+    if unknown:
+        raise ConfigError(f"{where}: unknown [limits] keys: {', '.join(sorted(unknown))}")
+    try:
+        limits = Limits(**{k: type(getattr(Limits, k))(v) for k, v in lim.items()})
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{where}: bad [limits] value: {exc}") from exc
+
+    tasks = []
+    for i, t in enumerate(data.get("tasks", [])):
+        try:
+            task = Task(
+                id=str(t["id"]),
+                title=str(t["title"]),
+                points=float(t["points"]),
+                weights={str(k): float(v) for k, v in t.get("weights", {}).items()},
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ConfigError(f"{where}: task #{i + 1} needs id, title and points ({exc})") from exc
+        tasks.append(task)
+    if not tasks:
+        raise ConfigError(f"{where}: no [[tasks]] defined")
+    ids = [t.id for t in tasks]
+    if len(set(ids)) != len(ids):
+        raise ConfigError(f"{where}: duplicate task ids in {ids}")
+
+    overrides = {str(k): str(v) for k, v in tests.get("visibility", {}).items()}
+    pub_vis = str(tests.get("public_visibility", "visible"))
+    hid_vis = str(tests.get("hidden_visibility", "after_due_date"))
+    for v in (pub_vis, hid_vis, *overrides.values()):
+        if v not in VISIBILITIES:
+            raise ConfigError(f"{where}: visibility '{v}' is not one of {VISIBILITIES}")
+
+    assignment = Assignment(
+        name=str(data.get("name", toml_path.parent.name)),
+        title=str(data.get("title", toml_path.parent.name)),
+        folder=toml_path.parent.resolve(),
+        root=root,
+        editable=_strings(files, "editable", where),
+        provided=_strings(files, "provided", where),
+        solved=_strings(files, "solved", where),
+        stubbed=_strings(files, "stubbed", where),
+        extra=_strings(files, "extra", where),
+        public_tests=_strings(tests, "public", where),
+        hidden_tests=_strings(tests, "hidden", where),
+        public_visibility=pub_vis,
+        hidden_visibility=hid_vis,
+        visibility_overrides=overrides,
+        max_examples=int(hyp.get("max_examples", 60)),
+        local_max_examples=int(hyp.get("local_max_examples", 100)),
+        limits=limits,
+        tasks=tuple(tasks),
+    )
+    if not assignment.editable:
+        raise ConfigError(f"{where}: [files] editable is empty")
+    return assignment
