@@ -1,0 +1,146 @@
+"""The ``grader`` command: parse, call the library, print, map errors to exit codes.
+
+Exit status: 0 when a valid report was written (whatever the score), 2 for a mistake in the
+command or the assignment definition, 1 for anything else the grader could not do.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from .assignment import Assignment, list_assignments, load_assignment
+from .errors import ConfigError, GraderError
+
+MODES = ("inprocess", "sandbox", "docker")
+
+
+def _assignment_arg(parser: argparse.ArgumentParser, positional: bool = False) -> None:
+    names = ", ".join(list_assignments()) or "none found"
+    if positional:
+        parser.add_argument("assignment", help=f"assignment name ({names}) or folder")
+    else:
+        parser.add_argument(
+            "--assignment", "-a", required=True, help=f"assignment name ({names}) or folder"
+        )
+
+
+def print_results(results: dict[str, Any], title: str, *, failures: bool = True) -> None:
+    """The per-task table and, below it, the first line of each failed test."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(highlight=False)
+    table = Table(title=title, title_justify="left")
+    table.add_column("task")
+    table.add_column("title")
+    table.add_column("tests passed", justify="right")
+    table.add_column("points", justify="right")
+    for t in results.get("extra_data", {}).get("tasks", []):
+        style = (
+            "green" if t["score"] >= t["max_score"] else ("red" if t["score"] == 0 else "yellow")
+        )
+        table.add_row(
+            t["id"],
+            t["title"],
+            f"{t['passed']}/{t['total']}",
+            f"[{style}]{t['score']:g} / {t['max_score']:g}[/]",
+        )
+    max_score = results.get("extra_data", {}).get("max_score", 0)
+    table.add_row("", "[bold]total[/]", "", f"[bold]{results['score']:g} / {max_score:g}[/]")
+    console.print(table)
+    for line in results.get("output", "").splitlines()[1:]:
+        console.print(f"  [dim]{line}[/]", markup=True)
+    if failures:
+        failed = [t for t in results.get("tests", []) if t["status"] != "passed"]
+        for t in failed[:12]:
+            first = (t["output"].strip().splitlines() or [""])[0]
+            console.print(f"  [red]x[/] {t['name']}: {first[:150]}", markup=True)
+        if len(failed) > 12:
+            console.print(f"  ... and {len(failed) - 12} more failed tests (see the JSON)")
+
+
+# --------------------------------------------------------------------------- grade
+def _cmd_grade(args: argparse.Namespace) -> int:
+    assignment = load_assignment(args.assignment)
+    submission = Path(args.submission)
+    out = Path(args.out)
+    if args.mode == "docker":
+        from .docker_runner import grade_in_container
+
+        results = grade_in_container(submission, assignment, out)
+    else:
+        from .gradescope import write_results
+        from .runner import grade
+
+        result = grade(submission, assignment, mode=args.mode)
+        results = result.results
+        write_results(results, out)
+        if args.verbose:
+            print(result.pytest_output)
+    if args.json:
+        print(json.dumps(results, indent=2))
+    else:
+        print_results(results, f"{assignment.title}: {submission.name}")
+        print(f"results written to {out}")
+    return 0
+
+
+def _add_grade(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("grade", help="grade one submission (a folder or a .zip)")
+    p.add_argument("submission", help="submission folder or .zip")
+    _assignment_arg(p)
+    p.add_argument("--mode", choices=MODES, default="sandbox", help="where student code runs")
+    p.add_argument("--out", default="results.json", help="where to write results.json")
+    p.add_argument("--json", action="store_true", help="print the results.json document")
+    p.add_argument("--verbose", "-v", action="store_true", help="also print pytest's output")
+    p.set_defaults(func=_cmd_grade)
+
+
+# --------------------------------------------------------------------------- demo
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    names = args.assignment or list_assignments()
+    assignments: list[Assignment] = [load_assignment(n) for n in names]
+    return run_demo(assignments, Path(args.out), mode=args.mode)
+
+
+def _add_demo(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("demo", help="grade the bundled example submissions and print a table")
+    p.add_argument("--assignment", "-a", action="append", help="only this assignment (repeat)")
+    p.add_argument("--out", default="out/demo", help="folder for submissions and results")
+    p.add_argument("--mode", choices=MODES[:2], default="sandbox")
+    p.set_defaults(func=_cmd_demo)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="grader", description="Autograder for the MiniTorch autodiff course."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_grade(sub)
+    _add_demo(sub)
+    from . import handout
+
+    handout.add_commands(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except ConfigError as exc:
+        print(f"grader: {exc}", file=sys.stderr)
+        return 2
+    except GraderError as exc:
+        print(f"grader: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("grader: interrupted", file=sys.stderr)
+        return 130

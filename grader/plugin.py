@@ -1,0 +1,308 @@
+"""pytest plugin: the ``student`` fixture, the ``task`` marker and student-facing failures.
+
+It is active only when a student folder is given (``--student-dir`` or the ``student_dir``
+ini key), so having it installed never changes other test runs. The same assignment tests run
+unchanged whether the worker is in-process (students' ``make test``) or sandboxed (grading).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .protocol import StudentError, StudentFault
+
+MODES = ("inprocess", "sandbox")
+PROFILES = ("grading", "student")
+
+
+@dataclass
+class _State:
+    """Per-session plugin state, kept in ``config.stash`` (no module globals)."""
+
+    root: Path
+    probes: Path
+    mode: str
+    profile: str
+    assignment: Any = None  # grader.assignment.Assignment, when --assignment-toml is given
+    outcomes: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+_STATE = pytest.StashKey[_State]()
+
+
+# --------------------------------------------------------------------------- options
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("minitorch-grader", "MiniTorch grader")
+    group.addoption("--student-dir", help="folder that holds the student's minitorch/")
+    group.addoption("--student-mode", choices=MODES, help="where student code runs")
+    group.addoption("--probes", help="the probe module the worker loads (tests/probes.py)")
+    group.addoption("--grading-profile", choices=PROFILES, help="hypothesis settings profile")
+    group.addoption("--max-examples", type=int, help="hypothesis examples per test")
+    group.addoption("--grading-seed", type=int, help="explore with this seed (flake hunts)")
+    group.addoption("--probe-timeout", type=float, help="seconds allowed per probe call")
+    group.addoption("--import-timeout", type=float, help="seconds allowed per file import")
+    group.addoption("--grading-budget", type=float, help="seconds allowed for all calls")
+    group.addoption("--task", action="append", help="run only the tests of this task (repeat)")
+    group.addoption("--assignment-toml", help="assignment.toml for limits, budget and points")
+    group.addoption("--score-table", action="store_true", help="print a per-task score preview")
+    parser.addini("student_dir", "folder that holds the student's minitorch/")
+    parser.addini("student_mode", "where student code runs: inprocess or sandbox")
+    parser.addini("probes", "the probe module the worker loads")
+    parser.addini("grading_profile", "hypothesis settings profile: grading or student")
+    parser.addini("assignment_toml", "assignment.toml for limits, budget and points")
+
+
+def _opt(config: pytest.Config, name: str, ini: str | None = None) -> Any:
+    value = config.getoption(name)
+    if value in (None, "") and ini:
+        value = config.getini(ini) or None
+    return value
+
+
+def _resolve_path(config: pytest.Config, value: str) -> Path:
+    path = Path(value)
+    if not path.is_absolute():
+        path = config.rootpath / path
+    return path.resolve()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "task(id): the assignment task this test scores for (e.g. '1.4')"
+    )
+    student_dir = _opt(config, "student_dir", "student_dir")
+    if not student_dir:
+        return
+    root = _resolve_path(config, student_dir)
+    if not (root / "minitorch").is_dir():
+        raise pytest.UsageError(f"--student-dir {root} does not contain a minitorch/ folder")
+    probes_opt = _opt(config, "probes", "probes")
+    if not probes_opt:
+        raise pytest.UsageError("--probes is required with --student-dir")
+    probes = _resolve_path(config, probes_opt)
+    if not probes.is_file():
+        raise pytest.UsageError(f"--probes {probes} does not exist")
+    mode = _opt(config, "student_mode", "student_mode") or "sandbox"
+    if mode not in MODES:
+        raise pytest.UsageError(f"student mode {mode!r} is not one of {MODES}")
+    profile = _opt(config, "grading_profile", "grading_profile") or "grading"
+    if profile not in PROFILES:
+        raise pytest.UsageError(f"grading profile {profile!r} is not one of {PROFILES}")
+    state = _State(root=root, probes=probes, mode=mode, profile=profile)
+    toml = _opt(config, "assignment_toml", "assignment_toml")
+    if toml:
+        from .assignment import load_assignment
+
+        try:
+            state.assignment = load_assignment(_resolve_path(config, toml))
+        except Exception as exc:  # ConfigError; shown as a usage error
+            raise pytest.UsageError(str(exc)) from exc
+    config.stash[_STATE] = state
+    config.pluginmanager.register(_Recorder(state), _RECORDER)
+    _load_hypothesis_profile(config, state)
+
+
+def _load_hypothesis_profile(config: pytest.Config, state: _State) -> None:
+    """Deterministic settings for grading; a more exploring profile for students' runs."""
+    from hypothesis import HealthCheck, Phase, settings
+
+    grading = state.profile == "grading"
+    examples = config.getoption("max_examples")
+    if examples is None and state.assignment is not None:
+        a = state.assignment
+        examples = a.max_examples if grading else a.local_max_examples
+    if examples is None:
+        examples = 50 if grading else 100
+    seed = config.getoption("grading_seed")
+    common = dict(
+        deadline=None,
+        max_examples=examples,
+        print_blob=False,
+        report_multiple_bugs=False,
+        phases=(Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink),
+        suppress_health_check=list(HealthCheck),
+    )
+    settings.register_profile(
+        "grading",
+        derandomize=seed is None,
+        database=None,
+        **common,  # type: ignore[arg-type]
+    )
+    settings.register_profile("student", derandomize=False, **common)  # type: ignore[arg-type]
+    settings.load_profile(state.profile)
+    if seed is not None:
+        import hypothesis.core
+
+        # The public route is pytest's --hypothesis-seed, which needs hypothesis' own plugin;
+        # trusted runs disable plugin autoloading, so set the same switch it sets.
+        hypothesis.core.global_force_seed = seed  # type: ignore[attr-defined]
+
+
+# --------------------------------------------------------------------------- collection
+def _task_of(item: pytest.Item) -> str | None:
+    marks = list(item.iter_markers("task"))
+    if not marks or not marks[0].args:
+        return None
+    return str(marks[0].args[0])
+
+
+def _title_of(item: pytest.Item) -> str:
+    fn = getattr(item, "function", None)
+    doc = (getattr(fn, "__doc__", None) or "").strip()
+    title = doc.splitlines()[0].strip() if doc else item.name
+    params = getattr(item, "callspec", None)
+    if params is not None:
+        title += f" [{params.id}]"
+    return title
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if _STATE not in config.stash:
+        return
+    missing = [item.nodeid for item in items if _task_of(item) is None]
+    if missing:
+        raise pytest.UsageError(
+            "every assignment test needs @pytest.mark.task('<id>'); missing on: "
+            + ", ".join(missing[:5])
+        )
+    for item in items:
+        item.user_properties.append(("task", _task_of(item)))
+        item.user_properties.append(("title", _title_of(item)))
+    wanted = config.getoption("task")
+    if wanted:
+        keep = [i for i in items if _task_of(i) in wanted]
+        drop = [i for i in items if _task_of(i) not in wanted]
+        if drop:
+            config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
+# --------------------------------------------------------------------------- fixture
+@pytest.fixture(scope="session")
+def student(request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
+    """The client for the student's code: ``student.call(probe, *args, label=...)``."""
+    from .sandbox import SandboxConfig, StudentClient
+
+    config = request.config
+    if _STATE not in config.stash:
+        pytest.fail("the student fixture needs --student-dir and --probes", pytrace=False)
+    state = config.stash[_STATE]
+    limits: dict[str, Any] = {}
+    if state.assignment is not None:
+        lim = state.assignment.limits
+        limits = {k: getattr(lim, k) for k in lim.__dataclass_fields__}
+    for opt, key in (
+        ("probe_timeout", "probe_timeout"),
+        ("import_timeout", "import_timeout"),
+        ("grading_budget", "budget"),
+    ):
+        if config.getoption(opt) is not None:
+            limits[key] = config.getoption(opt)
+    client = StudentClient(
+        SandboxConfig(root=state.root, probes=state.probes, mode=state.mode, **limits)
+    )
+    yield client
+    client.close()
+
+
+# --------------------------------------------------------------------------- reports
+def _flatten(exc: BaseException) -> list[BaseException]:
+    inner = getattr(exc, "exceptions", None)
+    if isinstance(inner, (list, tuple)) and inner:
+        out: list[BaseException] = []
+        for e in inner:
+            out.extend(_flatten(e))
+        return out
+    return [exc]
+
+
+def _example_notes(exc: BaseException) -> list[str]:
+    notes = [str(n) for n in getattr(exc, "__notes__", []) or []]
+    return [n for n in notes if n.startswith("Falsifying")]
+
+
+def render_failure(exc: BaseException) -> str | None:
+    """A short message for a student, or None to keep pytest's own report.
+
+    Student faults show what their code did (with their own frames only); explicit check
+    failures (``pytest.fail(msg, pytrace=False)``) show the check's message. Both keep
+    hypothesis' falsifying example, and drop the rest of its output.
+    """
+    candidates = _flatten(exc)
+    notes = _example_notes(exc)
+    for candidate in candidates:
+        notes = notes or _example_notes(candidate)
+    for candidate in candidates:
+        if isinstance(candidate, StudentFault):
+            text = candidate.headline()
+            if isinstance(candidate, StudentError) and candidate.traceback:
+                text += "\nTraceback (your code, most recent call last):\n" + candidate.traceback
+            return "\n".join([text, *notes])
+    for candidate in candidates:
+        if isinstance(candidate, pytest.fail.Exception) and not candidate.pytrace:
+            return "\n".join([str(candidate.msg), *notes])
+    return None
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+    report = yield
+    if _STATE not in item.config.stash:
+        return report
+    if call.excinfo is not None and report.failed:
+        text = render_failure(call.excinfo.value)
+        if text is not None:
+            report.longrepr = text
+    return report
+
+
+class _Recorder:
+    """Remembers each test's outcome for the local score preview (``--score-table``).
+
+    Registered only when the plugin is active, and unregistered with the config.
+    """
+
+    def __init__(self, state: _State) -> None:
+        self.state = state
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        entry = self.state.outcomes.setdefault(
+            report.nodeid, {"outcome": "passed", "message": "", "duration": 0.0}
+        )
+        entry["duration"] += report.duration
+        if report.failed:
+            entry["outcome"] = "failed" if report.when == "call" else "error"
+            entry["message"] = str(report.longrepr)
+        elif report.skipped and entry["outcome"] == "passed":
+            entry["outcome"] = "skipped"
+        for key, value in report.user_properties:
+            entry[key] = value
+
+    def pytest_terminal_summary(self, terminalreporter: Any, config: pytest.Config) -> None:
+        if not config.getoption("score_table"):
+            return
+        if self.state.assignment is None:
+            terminalreporter.write_line("--score-table needs --assignment-toml", red=True)
+            return
+        from .scoring import outcomes_from_plugin, score
+
+        scored = score(outcomes_from_plugin(self.state.outcomes), self.state.assignment)
+        terminalreporter.section("score preview (public tests only)")
+        for row in scored.task_rows():
+            terminalreporter.write_line(row)
+        terminalreporter.write_line(
+            "Hidden tests run only when your submission is graded; this is not your final score."
+        )
+
+
+_RECORDER = "minitorch-grader-recorder"
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    recorder = config.pluginmanager.get_plugin(_RECORDER)
+    if recorder is not None:
+        config.pluginmanager.unregister(recorder)

@@ -1,0 +1,155 @@
+"""Grade one submission: locate -> stage -> pytest (trusted) -> score -> results.json.
+
+Nothing a student does may cost the report: every failure below the CLI ends as a valid
+results.json with a message (``error_results``) rather than a traceback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import gradescope, plugin
+from .assignment import Assignment
+from .errors import SubmissionError
+from .sandbox import SandboxConfig, defences
+from .scoring import Scored, outcomes_from_json_report, score
+from .submission import locate, stage
+
+__all__ = ["GradeResult", "grade", "run_tests"]
+
+
+@dataclass(frozen=True)
+class GradeResult:
+    results: dict[str, Any]  # the results.json document (validated)
+    scored: Scored | None  # None when grading could not run at all
+    pytest_output: str
+
+
+def run_tests(
+    assignment: Assignment,
+    student_dir: Path,
+    *,
+    mode: str = "sandbox",
+    extra_args: list[str] | None = None,
+    include_hidden: bool = True,
+) -> tuple[dict[str, Any], str, int]:
+    """Run the assignment's tests against a staged folder in this (trusted) process.
+
+    Returns pytest-json-report's report, pytest's terminal output and pytest's exit code.
+    Plugin autoloading is off, so nothing installed (or planted) can join the run; the
+    rootdir and ini are the grader's, never the submission's.
+    """
+    import pytest
+    from pytest_jsonreport.plugin import JSONReport
+
+    tests_dir = assignment.tests_dir
+    with tempfile.TemporaryDirectory(prefix="grader-pytest-") as private:
+        ini = Path(private) / "pytest.ini"
+        ini.write_text("[pytest]\n", encoding="utf-8")
+        args = [
+            *[str(p) for p in assignment.test_files(include_hidden)],
+            "-c",
+            str(ini),
+            "--rootdir",
+            str(tests_dir),
+            "--confcutdir",
+            str(tests_dir),
+            "-o",
+            f"pythonpath={tests_dir}",
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            "--no-header",
+            "-rN",
+            "--tb=short",
+            "--json-report-file=none",
+            "--student-dir",
+            str(student_dir),
+            "--probes",
+            str(assignment.probes_file),
+            "--student-mode",
+            mode,
+            "--assignment-toml",
+            str(assignment.folder / "assignment.toml"),
+            "--grading-profile",
+            "grading",
+            *(extra_args or []),
+        ]
+        report_plugin = JSONReport()
+        buffer = io.StringIO()
+        previous = os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD")
+        os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+        try:
+            with contextlib.redirect_stdout(buffer):
+                code = pytest.main(args, plugins=[plugin, report_plugin])
+        finally:
+            if previous is None:
+                os.environ.pop("PYTEST_DISABLE_PLUGIN_AUTOLOAD", None)
+            else:
+                os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = previous
+    return report_plugin.report or {}, buffer.getvalue(), int(code)
+
+
+def _defence_notes(mode: str, assignment: Assignment, root: Path) -> dict[str, bool]:
+    if mode != "sandbox":
+        return {"separate_process": False}
+    return defences(SandboxConfig(root=root, probes=assignment.probes_file, mode=mode))
+
+
+def grade(
+    submission: Path,
+    assignment: Assignment,
+    *,
+    mode: str = "sandbox",
+    extra_args: list[str] | None = None,
+) -> GradeResult:
+    """Grade one submission in this process (modes inprocess and sandbox)."""
+    started = time.monotonic()
+    workdir = Path(tempfile.mkdtemp(prefix="grader-stage-"))
+    try:
+        try:
+            located = locate(submission, assignment)
+        except SubmissionError as exc:
+            message = f"Your submission could not be read: {exc}"
+            results = gradescope.error_results(
+                assignment, message, execution_time=time.monotonic() - started
+            )
+            gradescope.validate_results(results)
+            return GradeResult(results, None, "")
+        root = stage(assignment, located, workdir / "stage")
+        workdir.chmod(0o755)
+        report, output, code = run_tests(assignment, root, mode=mode, extra_args=extra_args)
+        outcomes = outcomes_from_json_report(report)
+        messages = list(located.notes)
+        if not located.files:
+            messages.insert(
+                0,
+                "No editable file was found in the submission: "
+                + ", ".join(assignment.editable)
+                + " were expected (inside minitorch/ or at the top level).",
+            )
+        if code not in (0, 1) or not outcomes:
+            messages.append(
+                f"The test run ended abnormally (pytest exit code {code}); please tell "
+                "your instructor. The tests that did run are scored."
+            )
+        extra = {
+            "assignment": assignment.name,
+            "mode": mode,
+            "defences": _defence_notes(mode, assignment, root),
+            "files": {rel: located.origins.get(rel, "missing") for rel in assignment.editable},
+        }
+        scored = score(outcomes, assignment, tuple(messages), extra)
+        results = gradescope.to_results(scored, execution_time=time.monotonic() - started)
+        gradescope.validate_results(results)
+        return GradeResult(results, scored, output)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)

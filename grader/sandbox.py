@@ -1,0 +1,672 @@
+"""Start the worker and talk to it: the trusted side of the probe protocol.
+
+``StudentClient.call(probe, *args, label=...)`` is all the tests see. Behind it a connection
+runs the worker either in this process (students' ``make test``: fast, real tracebacks) or
+in a separate, locked-down process (grading). Deadlines are enforced from this side: a call
+that runs too long kills the worker, which restarts for the next call.
+
+The sandboxed worker, when the grader runs as root:
+- runs as an unprivileged uid that nothing else uses, so every process it leaves behind can
+  be found and killed at the end;
+- has rlimits on address space, CPU seconds, processes, file size and open files, no core;
+- lives in its own session and, where the kernel allows, its own network namespace;
+- sees a private view of the filesystem (bubblewrap) where that works: only the system's
+  /usr, the staged submission and the worker's own files.
+``defences()`` says which of these were active, for the report.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import functools
+import os
+import resource
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import protocol, worker
+from .protocol import (
+    BudgetExhausted,
+    Call,
+    ProbeTimeout,
+    Reply,
+    StudentError,
+    WorkerCrashed,
+)
+
+__all__ = ["SandboxConfig", "StudentClient", "defences", "WORKER_UID", "kill_uid"]
+
+#: The first of the uids the worker drops to. Dedicated (not ``nobody``) so that "kill every
+#: process of this uid" hits only the worker and what it spawned; one uid per concurrent
+#: grading run (``UidLease``), so parallel grades never kill each other's workers.
+WORKER_UID = int(os.environ.get("GRADER_WORKER_UID", "64100"))
+UID_SLOTS = 64
+_LOCK_DIR = Path(os.environ.get("GRADER_UID_LOCK_DIR", "/tmp/.minitorch-grader-uids"))
+_CLONE_NEWNET = 0x40000000
+_PR_SET_PDEATHSIG = 1
+_MAX_RESTARTS = 40
+
+
+@dataclass(frozen=True)
+class SandboxConfig:
+    root: Path  # the folder holding the student's minitorch/
+    probes: Path
+    mode: str = "sandbox"  # "inprocess" | "sandbox"
+    probe_timeout: float = 5.0
+    import_timeout: float = 10.0
+    budget: float = 300.0
+    memory_mb: int = 1024
+    cpu_seconds: int = 600
+    processes: int = 64
+    file_size_mb: int = 16
+    open_files: int = 256
+    uid: int = WORKER_UID
+
+
+# --------------------------------------------------------------------------- host facts
+def _libc() -> ctypes.CDLL:
+    return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+
+
+@functools.cache
+def _can_unshare_net() -> bool:
+    """Whether a child can get its own (empty) network namespace here."""
+    if os.geteuid() != 0:
+        return False
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - child
+        ok = _libc().unshare(_CLONE_NEWNET) == 0
+        os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    return os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+
+
+def _drop_privileges(uid: int) -> None:
+    os.setgroups([])
+    os.setgid(uid)
+    os.setuid(uid)
+
+
+@functools.cache
+def _runs_as(python: str, uid: int) -> bool:
+    """Whether ``python`` starts when run as ``uid`` (it may live under a private /root)."""
+    try:
+        result = subprocess.run(
+            [python, "-s", "-S", "-c", "import json, ast, importlib.util"],
+            preexec_fn=(lambda: _drop_privileges(uid)) if os.geteuid() == 0 else None,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=20,
+            cwd="/",
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return result.returncode == 0
+
+
+@functools.cache
+def _worker_python(uid: int) -> str:
+    """An interpreter of this Python version that the unprivileged worker can execute."""
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    base = getattr(sys, "_base_executable", None) or sys.executable
+    candidates = [
+        os.path.realpath(base),
+        f"/usr/bin/python{version}",
+        f"/usr/local/bin/python{version}",
+    ]
+    for candidate in candidates:
+        if os.path.exists(candidate) and (os.geteuid() != 0 or _runs_as(candidate, uid)):
+            return candidate
+    for candidate in ("/usr/bin/python3", "/usr/local/bin/python3"):
+        if os.path.exists(candidate) and _runs_as(candidate, uid):
+            return candidate
+    raise RuntimeError(
+        "no Python interpreter can be run by the unprivileged worker user "
+        f"(uid {uid}); install python3 system-wide (e.g. apt-get install python3)"
+    )
+
+
+def _bwrap_args(python: str, binds: list[Path]) -> list[str]:
+    prefix = Path(os.path.realpath(python)).parent.parent
+    args = ["bwrap", "--unshare-all", "--die-with-parent", "--new-session"]
+    args += ["--ro-bind", "/usr", "/usr"]
+    for link in ("bin", "lib", "lib64", "sbin"):
+        target = os.path.realpath(f"/{link}")
+        if os.path.islink(f"/{link}"):
+            args += ["--symlink", os.readlink(f"/{link}"), f"/{link}"]
+        elif os.path.isdir(target):
+            args += ["--ro-bind", target, f"/{link}"]
+    if not str(prefix).startswith("/usr"):
+        args += ["--ro-bind", str(prefix), str(prefix)]
+    args += ["--ro-bind-try", "/etc/ld.so.cache", "/etc/ld.so.cache"]
+    args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
+    for path in binds:
+        args += ["--ro-bind", str(path), str(path)]
+    return args
+
+
+@functools.cache
+def _bwrap_works(python: str, uid: int) -> bool:
+    """Whether bubblewrap can build a private view here, run as the worker user."""
+    if shutil.which("bwrap") is None or os.environ.get("GRADER_NO_BWRAP"):
+        return False
+    try:
+        result = subprocess.run(
+            [*_bwrap_args(python, []), python, "-s", "-S", "-c", "pass"],
+            preexec_fn=(lambda: _drop_privileges(uid)) if os.geteuid() == 0 else None,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=20,
+            cwd="/",
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return result.returncode == 0
+
+
+def _probe_uid(config: SandboxConfig) -> int:
+    """The uid that capability checks run as: outside the leased range, so no sweep hits them."""
+    return config.uid + UID_SLOTS
+
+
+def defences(config: SandboxConfig) -> dict[str, bool]:
+    """Which protections the worker gets on this machine (reported in results.json)."""
+    if config.mode == "inprocess":
+        return {"separate_process": False}
+    root = os.geteuid() == 0
+    python = _worker_python(_probe_uid(config))
+    bwrap = _bwrap_works(python, _probe_uid(config))
+    return {
+        "separate_process": True,
+        "rlimits": True,
+        "own_session": True,
+        "unprivileged_uid": root,
+        "kill_leftover_processes": root,
+        "private_filesystem": bwrap,
+        "no_network": bwrap or _can_unshare_net(),
+    }
+
+
+def kill_uid(uid: int) -> int:
+    """SIGKILL every process whose real uid is ``uid``; returns how many were signalled.
+
+    Repeats until none is left, so a fork bomb racing the sweep is still emptied.
+    """
+    total = 0
+    for _ in range(50):
+        found = 0
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry}/status", encoding="ascii", errors="replace") as fh:
+                    fields = dict(line.split(":", 1) for line in fh if ":" in line)
+                if fields.get("State", "").strip().startswith("Z"):
+                    continue  # already dead, only waiting for its parent to reap it
+                if int(fields.get("Uid", "-1").split()[0]) == uid:
+                    os.kill(int(entry), signal.SIGKILL)
+                    found += 1
+            except (OSError, ValueError):
+                continue
+        total += found
+        if not found:
+            break
+        time.sleep(0.01)
+    return total
+
+
+class UidLease:
+    """Holds one worker uid for the life of a client (an flock'd file per uid).
+
+    The lock dies with the process, so a crashed grader never leaks its uid; leftovers of
+    such a run are killed when the uid is taken again.
+    """
+
+    def __init__(self, first: int = WORKER_UID, slots: int = UID_SLOTS) -> None:
+        import fcntl
+
+        _LOCK_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
+        for uid in range(first, first + slots):
+            fh = open(_LOCK_DIR / str(uid), "a+")  # noqa: SIM115 - held until release()
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                fh.close()
+                continue
+            self.uid = uid
+            self._fh = fh
+            kill_uid(uid)
+            return
+        raise RuntimeError(f"all {slots} worker uids from {first} are in use")
+
+    def release(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+
+
+# --------------------------------------------------------------------------- connections
+class _Deadline(Exception):
+    """A call ran out of time (raised by the connection, never seen by tests)."""
+
+
+class _Died(Exception):
+    """The worker process went away mid-call."""
+
+
+Notes = Callable[[str, str], None]
+
+
+class _InProcess:
+    """Runs the worker's code in this process; deadlines by SIGALRM when possible."""
+
+    def __init__(self, config: SandboxConfig) -> None:
+        self.config = config
+        self.on_note: Notes = lambda event, name: None
+        self.worker: worker.Worker | None = None
+
+    @property
+    def alive(self) -> bool:
+        return self.worker is not None
+
+    def start(self) -> None:
+        self.worker = worker.Worker(
+            self.config.root, self.config.probes, lambda e, n: self.on_note(e, n)
+        )
+        self.worker.start()
+
+    def request(self, call: Call, timeout: float) -> Reply:
+        assert self.worker is not None
+        use_alarm = (
+            hasattr(signal, "setitimer")
+            and timeout > 0
+            and __import__("threading").current_thread() is __import__("threading").main_thread()
+        )
+        if not use_alarm:
+            reply = self.worker.handle(call)
+        else:
+
+            def on_alarm(signum: int, frame: Any) -> None:
+                raise worker.DeadlineExceeded()
+
+            previous = signal.signal(signal.SIGALRM, on_alarm)
+            signal.setitimer(signal.ITIMER_REAL, timeout)
+            try:
+                reply = self.worker.handle(call)
+            except worker.DeadlineExceeded:
+                raise _Deadline() from None
+            finally:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+                signal.signal(signal.SIGALRM, previous)
+        # The same strictness as the pipe: plain data only, then a JSON round trip.
+        frame = protocol.encode_frame(reply.to_json())
+        return Reply.from_json(protocol.FrameReader().feed(frame)[0])
+
+    def kill(self) -> None:
+        if self.worker is not None:
+            self.worker.stop()
+        self.worker = None
+
+    def close(self) -> None:
+        self.kill()
+
+
+class _Subprocess:
+    """Runs the worker in a separate, limited process and talks length-prefixed JSON."""
+
+    def __init__(self, config: SandboxConfig) -> None:
+        self.config = config
+        self.on_note: Notes = lambda event, name: None
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.stderr: Any = None
+        self.reader = protocol.FrameReader()
+        self.as_root = os.geteuid() == 0
+        self.lease = UidLease(config.uid) if self.as_root else None
+        self.uid = self.lease.uid if self.lease else os.getuid()
+        self.python = _worker_python(_probe_uid(config))
+        self.bwrap = _bwrap_works(self.python, _probe_uid(config))
+        self.netns = not self.bwrap and _can_unshare_net()
+        # The worker's own files live outside the submission, readable by the worker user.
+        self.runtime = Path(tempfile.mkdtemp(prefix="grader-worker-"))
+        for src in (Path(worker.__file__), Path(protocol.__file__)):
+            shutil.copyfile(src, self.runtime / src.name)
+        shutil.copyfile(config.probes, self.runtime / "probes.py")
+        for path in [self.runtime, *self.runtime.iterdir()]:
+            path.chmod(0o755 if path.is_dir() else 0o644)
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def _preexec(self) -> None:  # pragma: no cover - runs in the child
+        os.setsid()
+        mb = 1024 * 1024
+        c = self.config
+        limits = [
+            (resource.RLIMIT_AS, c.memory_mb * mb),
+            (resource.RLIMIT_CPU, c.cpu_seconds),
+            (resource.RLIMIT_FSIZE, c.file_size_mb * mb),
+            (resource.RLIMIT_NOFILE, c.open_files),
+            (resource.RLIMIT_CORE, 0),
+        ]
+        if self.as_root:
+            limits.append((resource.RLIMIT_NPROC, c.processes))
+        for which, value in limits:
+            try:
+                resource.setrlimit(which, (value, value))
+            except (ValueError, OSError):
+                pass
+        libc = _libc()
+        if self.as_root:
+            if self.netns:
+                libc.unshare(_CLONE_NEWNET)
+            _drop_privileges(self.uid)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+    def start(self) -> None:
+        root = self.config.root.resolve()
+        cmd = [
+            self.python,
+            "-s",
+            "-S",
+            "-B",
+            str(self.runtime / "worker.py"),
+            "--root",
+            str(root),
+            "--probes",
+            str(self.runtime / "probes.py"),
+        ]
+        if self.bwrap:
+            cmd = [*_bwrap_args(self.python, [root, self.runtime]), "--chdir", str(root), *cmd]
+        env = {
+            "PATH": "/usr/bin:/bin",
+            "LANG": "C.UTF-8",
+            "PYTHONHASHSEED": "0",
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "HOME": "/tmp",
+            "TMPDIR": "/tmp",
+        }
+        self.reader = protocol.FrameReader()
+        # stderr goes to a file this side owns: student prints cannot fill a pipe and block,
+        # and when the worker dies its last words explain why.
+        if self.stderr is not None:
+            self.stderr.close()
+        self.stderr = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.stderr,
+            cwd=str(root),
+            env=env,
+            preexec_fn=self._preexec,
+            close_fds=True,
+        )
+
+    def request(self, call: Call, timeout: float) -> Reply:
+        proc = self.proc
+        assert proc is not None and proc.stdin is not None and proc.stdout is not None
+        try:
+            protocol.write_frame(proc.stdin.fileno(), call.to_json())
+        except (BrokenPipeError, OSError):
+            raise _Died() from None
+        deadline = time.monotonic() + timeout
+        fd = proc.stdout.fileno()
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise _Deadline()
+            ready, _, _ = select.select([fd], [], [], remaining)
+            if not ready:
+                continue
+            chunk = os.read(fd, 1 << 16)
+            if not chunk:
+                raise _Died()
+            try:
+                frames = self.reader.feed(chunk)
+            except (ValueError, UnicodeDecodeError):
+                raise _Died() from None
+            for frame in frames:
+                if frame.get("type") == "note":
+                    self.on_note(str(frame.get("event")), str(frame.get("module")))
+                    continue
+                try:
+                    reply = Reply.from_json(frame)
+                except (ValueError, KeyError, TypeError):
+                    raise _Died() from None
+                if reply.id == call.id:
+                    return reply
+
+    def exit_description(self) -> str:
+        if self.proc is None:
+            return "it was not running"
+        try:
+            code = self.proc.wait(timeout=1)
+        except subprocess.TimeoutExpired:
+            return "it stopped answering"
+        if code < 0:
+            sig = signal.Signals(-code).name if -code in signal.valid_signals() else -code
+            hint = ""
+            if -code in (signal.SIGKILL, signal.SIGXCPU):
+                hint = ": out of memory or CPU time"
+            elif -code == signal.SIGSEGV:
+                hint = ": a segmentation fault, often unbounded recursion"
+            return f"killed by {sig}{hint}"
+        last = self.last_words()
+        return f"exit code {code}" + (f"; it printed: {last}" if last else "")
+
+    def last_words(self, limit: int = 300) -> str:
+        """The end of the worker's stderr (student prints included), for crash reports."""
+        if self.stderr is None:
+            return ""
+        try:
+            self.stderr.seek(0, os.SEEK_END)
+            size = self.stderr.tell()
+            self.stderr.seek(max(0, size - limit))
+            text = self.stderr.read().decode("utf-8", "replace").strip()
+        except (OSError, ValueError):
+            return ""
+        return " | ".join(text.splitlines()[-3:])
+
+    def kill(self) -> None:
+        proc = self.proc
+        if proc is None:
+            return
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            proc.kill()
+        except ProcessLookupError:
+            pass
+        if self.as_root:
+            kill_uid(self.uid)
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
+        for stream in (proc.stdin, proc.stdout):
+            if stream is not None:
+                try:
+                    stream.close()
+                except OSError:
+                    pass
+        self.proc = None
+
+    def close(self) -> None:
+        self.kill()
+        if self.stderr is not None:
+            self.stderr.close()
+            self.stderr = None
+        shutil.rmtree(self.runtime, ignore_errors=True)
+        if self.lease is not None:
+            self.lease.release()
+
+
+# --------------------------------------------------------------------------- the client
+class StudentClient:
+    """What the tests call. Owns one worker at a time and the rules for faults.
+
+    - A call that hangs kills the worker; later calls of the same label fail at once with
+      the same message (hypothesis would otherwise re-run a hanging call while shrinking).
+    - A student module whose import hangs or kills the worker is blocked: every later
+      import of it fails at once, so the tests that do not need it still run.
+    - Once the submission's wall-clock budget is spent, every call fails at once.
+    """
+
+    def __init__(self, config: SandboxConfig) -> None:
+        self.config = config
+        self.started = time.monotonic()
+        self._conn: _InProcess | _Subprocess = (
+            _InProcess(config) if config.mode == "inprocess" else _Subprocess(config)
+        )
+        self._conn.on_note = self._on_note
+        self._ids = 0
+        self._importing: list[str] = []
+        self._blocked: dict[str, str] = {}
+        self._hung: dict[str, str] = {}
+        self.restarts = 0
+        self.calls = 0
+
+    # -- bookkeeping
+    def _on_note(self, event: str, name: str) -> None:
+        if event == "enter":
+            self._importing.append(name)
+        elif event == "exit" and self._importing:
+            self._importing.pop()
+
+    def _next_id(self) -> int:
+        self._ids += 1
+        return self._ids
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    def defences(self) -> dict[str, bool]:
+        return defences(self.config)
+
+    @property
+    def worker_uid(self) -> int | None:
+        """The uid the sandboxed worker runs as (None in-process or when not root)."""
+        lease = getattr(self._conn, "lease", None)
+        return lease.uid if lease is not None else None
+
+    # -- worker life
+    def _ensure_worker(self) -> None:
+        if self._conn.alive:
+            return
+        if self.restarts >= _MAX_RESTARTS:
+            raise WorkerCrashed(
+                f"grading stopped running your code: the worker process was restarted "
+                f"{_MAX_RESTARTS} times after hangs or crashes"
+            )
+        self._conn.start()
+        self.restarts += 1
+        if self._blocked:
+            self._conn.request(Call(self._next_id(), "init", [self._blocked], "init"), 10.0)
+        self._preload()
+
+    def _preload(self) -> None:
+        """Import each student file once, with its own deadline, to find the ones that hang."""
+        pkg = worker.StudentPackage(self.config.root)
+        for name in pkg.module_names():
+            if name in self._blocked:
+                continue
+            self._importing = []
+            call = Call(self._next_id(), name, [], "import")
+            try:
+                self._conn.request(call, self.config.import_timeout)
+            except (_Deadline, _Died) as exc:
+                culprit = self._importing[-1] if self._importing else name
+                self._blocked[culprit] = self._import_fault(culprit, exc)
+                self._restart_after_fault()
+                self._conn.start()
+                self._conn.request(Call(self._next_id(), "init", [self._blocked], "init"), 10.0)
+        self._importing = []
+
+    def _import_fault(self, name: str, exc: Exception) -> str:
+        rel = f"minitorch/{name}.py"
+        if isinstance(exc, _Deadline):
+            return (
+                f"{rel} could not be imported: it did not finish importing within "
+                f"{self.config.import_timeout:g} s (an infinite loop or a long computation "
+                "at the top level of the file?)"
+            )
+        how = self._conn.exit_description() if isinstance(self._conn, _Subprocess) else ""
+        return f"{rel} could not be imported: the process running it died ({how})"
+
+    def _restart_after_fault(self) -> None:
+        self._conn.kill()
+        self.restarts += 1
+
+    # -- the API the tests use
+    def call(self, probe: str, *args: Any, label: str | None = None) -> Any:
+        """Run one probe in the worker and return its plain-data value.
+
+        Raises a ``StudentFault`` subclass when student code fails, hangs or crashes.
+        """
+        what = label or probe
+        if what in self._hung:
+            raise ProbeTimeout(self._hung[what], label=label)
+        if self.elapsed > self.config.budget:
+            raise BudgetExhausted(
+                f"grading stopped after {self.config.budget:g} s: this submission used up "
+                "its time budget, so the remaining checks were not run",
+                label=label,
+            )
+        protocol.check_plain(list(args), f"the arguments of probe {probe}")
+        self.calls += 1
+        try:
+            self._ensure_worker()
+            self._importing = []
+            call = Call(self._next_id(), probe, list(args))
+            reply = self._conn.request(call, self.config.probe_timeout)
+        except _Deadline:
+            culprit = self._importing[-1] if self._importing else None
+            self._restart_after_fault()
+            if culprit is not None:
+                self._blocked[culprit] = self._import_fault(culprit, _Deadline())
+                raise StudentError("ImportError", self._blocked[culprit], label=label) from None
+            message = (
+                f"timed out after {self.config.probe_timeout:g} s in {what} (an infinite loop? "
+                "the worker was stopped; later calls of it fail the same way without waiting)"
+            )
+            self._hung[what] = message
+            raise ProbeTimeout(message, label=label) from None
+        except _Died:
+            how = self._conn.exit_description() if isinstance(self._conn, _Subprocess) else ""
+            culprit = self._importing[-1] if self._importing else None
+            self._restart_after_fault()
+            if culprit is not None:
+                self._blocked[culprit] = self._import_fault(culprit, _Died())
+                raise StudentError("ImportError", self._blocked[culprit], label=label) from None
+            raise WorkerCrashed(
+                f"the process running your code died ({how}) in {what}", label=label
+            ) from None
+        if not reply.ok and reply.error is not None and label and not reply.error.get("label"):
+            reply = Reply(reply.id, False, error={**reply.error, "label": label})
+        return reply.value
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> StudentClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<StudentClient {self.config.mode} {self.config.root}>"

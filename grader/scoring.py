@@ -1,0 +1,194 @@
+"""Turn test outcomes into points. Pure functions: no I/O, no pytest.
+
+Points come from ``assignment.toml`` only: each task's points are shared among its tests in
+proportion to their weights (default 1 per test item). A task none of whose tests ran still
+counts toward the maximum, so a broken collection can never inflate a percentage.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .assignment import Assignment
+
+__all__ = [
+    "TestOutcome",
+    "ScoredTest",
+    "TaskScore",
+    "Scored",
+    "score",
+    "outcomes_from_json_report",
+    "outcomes_from_plugin",
+]
+
+
+@dataclass(frozen=True)
+class TestOutcome:
+    nodeid: str
+    task: str
+    title: str
+    outcome: str  # "passed" | "failed" | "error" | "skipped"
+    message: str = ""
+    duration: float = 0.0
+
+    __test__ = False  # not a pytest test class
+
+    @property
+    def function(self) -> str:
+        """The test function's name, without module path or parameters."""
+        return self.nodeid.split("::")[-1].split("[")[0]
+
+    @property
+    def hidden(self) -> bool:
+        return "/hidden/" in "/" + self.nodeid.split("::")[0]
+
+
+@dataclass(frozen=True)
+class ScoredTest:
+    outcome: TestOutcome
+    number: str
+    score: float
+    max_score: float
+    visibility: str
+
+    __test__ = False
+
+
+@dataclass(frozen=True)
+class TaskScore:
+    id: str
+    title: str
+    score: float
+    max_score: float
+    passed: int
+    total: int
+
+
+@dataclass(frozen=True)
+class Scored:
+    tests: tuple[ScoredTest, ...]
+    tasks: tuple[TaskScore, ...]
+    score: float
+    max_score: float
+    messages: tuple[str, ...] = ()
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def task_rows(self) -> list[str]:
+        """Plain-text rows of the per-task table (for terminals without rich)."""
+        rows = [f"{'task':<6} {'title':<34} {'tests':>9} {'points':>15}"]
+        for t in self.tasks:
+            rows.append(
+                f"{t.id:<6} {t.title[:34]:<34} {f'{t.passed}/{t.total}':>9} "
+                f"{f'{t.score:g} / {t.max_score:g}':>15}"
+            )
+        rows.append(f"{'total':<6} {'':<34} {'':>9} {f'{self.score:g} / {self.max_score:g}':>15}")
+        return rows
+
+
+def _round(x: float) -> float:
+    return round(x + 0.0, 4)
+
+
+def score(
+    outcomes: list[TestOutcome],
+    assignment: Assignment,
+    messages: tuple[str, ...] = (),
+    extra: dict[str, Any] | None = None,
+) -> Scored:
+    """Points per test and per task. Tests of unknown tasks are ignored with a message."""
+    by_task: dict[str, list[TestOutcome]] = {t.id: [] for t in assignment.tasks}
+    notes = list(messages)
+    for o in sorted(outcomes, key=lambda o: o.nodeid):
+        if o.task in by_task:
+            by_task[o.task].append(o)
+        else:
+            notes.append(f"test {o.nodeid} names task {o.task!r}, which the assignment lacks")
+
+    tests: list[ScoredTest] = []
+    tasks: list[TaskScore] = []
+    for task in assignment.tasks:
+        items = by_task[task.id]
+        weights = [task.weights.get(o.function, 1.0) for o in items]
+        total_weight = sum(weights)
+        earned = 0.0
+        for i, (o, w) in enumerate(zip(items, weights, strict=True), start=1):
+            max_score = _round(task.points * w / total_weight) if total_weight else 0.0
+            got = max_score if o.outcome == "passed" else 0.0
+            earned += got
+            tests.append(
+                ScoredTest(
+                    outcome=o,
+                    number=f"{task.id}.{i}",
+                    score=got,
+                    max_score=max_score,
+                    visibility=assignment.visibility(o.function, o.hidden),
+                )
+            )
+        if not items:
+            notes.append(f"task {task.id} ({task.title}): no test ran, so it scores 0")
+        passed = sum(1 for o in items if o.outcome == "passed")
+        # A fully passed task gets exactly its points, whatever the rounding of its tests.
+        task_score = task.points if items and passed == len(items) else _round(earned)
+        tasks.append(TaskScore(task.id, task.title, task_score, task.points, passed, len(items)))
+    return Scored(
+        tests=tuple(tests),
+        tasks=tuple(tasks),
+        score=_round(sum(t.score for t in tasks)),
+        max_score=_round(assignment.max_score),
+        messages=tuple(notes),
+        extra=dict(extra or {}),
+    )
+
+
+def _props(test: dict[str, Any]) -> dict[str, Any]:
+    props: dict[str, Any] = {}
+    for entry in test.get("user_properties", []) or []:
+        if isinstance(entry, dict):
+            props.update(entry)
+    return props
+
+
+def outcomes_from_json_report(report: dict[str, Any]) -> list[TestOutcome]:
+    """Read pytest-json-report's dict. The task and title come from the plugin's properties."""
+    outcomes = []
+    for test in report.get("tests", []):
+        props = _props(test)
+        outcome = str(test.get("outcome", "failed"))
+        message = ""
+        duration = 0.0
+        for stage in ("setup", "call", "teardown"):
+            info = test.get(stage) or {}
+            duration += float(info.get("duration", 0.0) or 0.0)
+            if info.get("outcome") == "failed" and not message:
+                message = str(info.get("longrepr", "") or "")
+                if stage != "call":
+                    outcome = "error"
+            if info.get("outcome") == "skipped" and not message:
+                message = str(info.get("longrepr", "") or "")
+        outcomes.append(
+            TestOutcome(
+                nodeid=str(test["nodeid"]),
+                task=str(props.get("task", "")),
+                title=str(props.get("title", test["nodeid"])),
+                outcome=outcome if outcome in ("passed", "failed", "skipped") else "error",
+                message=message,
+                duration=duration,
+            )
+        )
+    return outcomes
+
+
+def outcomes_from_plugin(records: dict[str, dict[str, Any]]) -> list[TestOutcome]:
+    """The plugin's own records (for the students' local score preview)."""
+    return [
+        TestOutcome(
+            nodeid=nodeid,
+            task=str(r.get("task", "")),
+            title=str(r.get("title", nodeid)),
+            outcome=str(r.get("outcome", "failed")),
+            message=str(r.get("message", "")),
+            duration=float(r.get("duration", 0.0)),
+        )
+        for nodeid, r in records.items()
+    ]

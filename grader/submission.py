@@ -1,0 +1,193 @@
+"""Find a student's editable files and stage them over the course's own files.
+
+A submission is a folder or a .zip. Students put files in many places; accepted, in order
+of preference, for each editable file ``minitorch/x.py``:
+``minitorch/x.py``, ``x.py``, ``<one folder>/minitorch/x.py``, ``<one folder>/x.py``.
+Nothing else of the submission is used: provided files always come from the reference, and
+zip members other than the editable files are never extracted (a zip bomb elsewhere in the
+archive costs nothing).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from .assignment import Assignment
+from .errors import SubmissionError
+from .worker import MISSING_LIST
+
+__all__ = ["Located", "locate", "stage"]
+
+MAX_FILE_BYTES = 2 * 1024 * 1024
+MAX_ZIP_MEMBERS = 20_000
+_IGNORED_DIRS = {"__MACOSX", ".git", ".venv", "venv", "node_modules", "__pycache__", ".hypothesis"}
+
+
+@dataclass
+class Located:
+    """What was found: file contents by their place in the package, plus notes for the report."""
+
+    files: dict[str, bytes] = field(default_factory=dict)
+    origins: dict[str, str] = field(default_factory=dict)
+    missing: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def _candidates(rel: str) -> list[str]:
+    """Patterns in order of preference; ``*`` is exactly one folder."""
+    name = PurePosixPath(rel).name
+    return [rel, name, f"*/{rel}", f"*/{name}"]
+
+
+def _match(pattern: str, path: PurePosixPath) -> bool:
+    parts, want = path.parts, PurePosixPath(pattern).parts
+    if len(parts) != len(want):
+        return False
+    return all(w == "*" or w == p for w, p in zip(want, parts, strict=True))
+
+
+def _pick(assignment: Assignment, paths: list[PurePosixPath]) -> dict[str, PurePosixPath]:
+    usable = [
+        p
+        for p in paths
+        if not any(part in _IGNORED_DIRS or part.startswith("._") for part in p.parts)
+    ]
+    chosen: dict[str, PurePosixPath] = {}
+    for rel in assignment.editable:
+        for pattern in _candidates(rel):
+            hits = sorted(p for p in usable if _match(pattern, p))
+            if hits:
+                chosen[rel] = hits[0]
+                break
+    return chosen
+
+
+def _from_dir(folder: Path, assignment: Assignment, found: Located) -> None:
+    paths = []
+    for dirpath, dirnames, filenames in os.walk(folder):
+        depth = len(Path(dirpath).relative_to(folder).parts)
+        dirnames[:] = sorted(d for d in dirnames if d not in _IGNORED_DIRS) if depth < 2 else []
+        for f in filenames:
+            if f.endswith(".py"):
+                paths.append(PurePosixPath(Path(dirpath, f).relative_to(folder).as_posix()))
+    for rel, path in _pick(assignment, paths).items():
+        source = folder / path
+        if source.is_symlink():
+            found.notes.append(f"{path} is a symbolic link; it was ignored")
+            continue
+        size = source.stat().st_size
+        if size > MAX_FILE_BYTES:
+            found.notes.append(f"{path} is {size} bytes, over the {MAX_FILE_BYTES} limit; ignored")
+            continue
+        found.files[rel] = source.read_bytes()
+        found.origins[rel] = str(path)
+
+
+def _from_zip(archive: Path, assignment: Assignment, found: Located) -> None:
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            infos = zf.infolist()
+            if len(infos) > MAX_ZIP_MEMBERS:
+                raise SubmissionError(f"the zip has {len(infos)} entries (limit {MAX_ZIP_MEMBERS})")
+            by_path: dict[PurePosixPath, zipfile.ZipInfo] = {}
+            for info in infos:
+                name = info.filename.replace("\\", "/")
+                path = PurePosixPath(name)
+                if info.is_dir() or path.is_absolute() or ".." in path.parts:
+                    continue
+                if stat.S_ISLNK(info.external_attr >> 16):
+                    continue
+                by_path.setdefault(path, info)
+            for rel, path in _pick(assignment, list(by_path)).items():
+                info = by_path[path]
+                if info.file_size > MAX_FILE_BYTES:
+                    found.notes.append(
+                        f"{path} is {info.file_size} bytes unpacked, over the "
+                        f"{MAX_FILE_BYTES} limit; ignored"
+                    )
+                    continue
+                with zf.open(info) as fh:
+                    data = fh.read(MAX_FILE_BYTES + 1)
+                if len(data) > MAX_FILE_BYTES:
+                    found.notes.append(
+                        f"{path} unpacks to more than {MAX_FILE_BYTES} bytes; ignored"
+                    )
+                    continue
+                found.files[rel] = data
+                found.origins[rel] = str(path)
+    except zipfile.BadZipFile as exc:
+        raise SubmissionError(f"{archive.name} is not a readable zip file ({exc})") from exc
+    except (RuntimeError, NotImplementedError, OSError) as exc:  # encrypted, odd compression
+        raise SubmissionError(f"{archive.name} could not be unpacked ({exc})") from exc
+
+
+def locate(submission: Path, assignment: Assignment) -> Located:
+    """Find each editable file of ``assignment`` in a submission folder or zip."""
+    found = Located()
+    if submission.is_dir():
+        _from_dir(submission, assignment, found)
+    elif submission.is_file() and zipfile.is_zipfile(submission):
+        _from_zip(submission, assignment, found)
+    elif submission.is_file() and submission.suffix == ".py":
+        found.notes.append("the submission is a single file; expected a folder or a zip")
+        _from_dir(submission.parent, assignment, found)
+    elif not submission.exists():
+        raise SubmissionError(f"{submission} does not exist")
+    else:
+        raise SubmissionError(f"{submission.name} is neither a folder nor a zip file")
+    found.missing = [rel for rel in assignment.editable if rel not in found.files]
+    for rel in found.missing:
+        found.notes.append(f"{rel} was not found in the submission; the tasks that need it score 0")
+    moved = {rel: o for rel, o in found.origins.items() if o != rel}
+    if moved:
+        found.notes.append(
+            "found " + ", ".join(f"{rel} at {o}" for rel, o in sorted(moved.items()))
+        )
+    return found
+
+
+def stage(assignment: Assignment, located: Located, dest: Path) -> Path:
+    """Write the grading tree: student files over the course's provided/solved/stubbed ones.
+
+    Everything is world-readable and root-owned, so the unprivileged worker can read it but
+    change nothing.
+    """
+    from .skeleton import make_skeleton, strip_markers
+
+    pkg = dest / "minitorch"
+    pkg.mkdir(parents=True, exist_ok=True)
+    ref = assignment.reference_dir
+
+    def write(rel: str, data: bytes) -> None:
+        target = dest / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+
+    for rel in assignment.provided:
+        write(rel, (ref / rel).read_bytes())
+    for rel in assignment.solved:
+        write(rel, strip_markers((ref / rel).read_text(encoding="utf-8")).encode("utf-8"))
+    for rel in assignment.stubbed:
+        text = (ref / rel).read_text(encoding="utf-8")
+        write(rel, make_skeleton(text, rel).encode("utf-8"))
+    for rel, data in located.files.items():
+        write(rel, data)
+    missing = sorted(Path(rel).stem for rel in located.missing)
+    (dest / MISSING_LIST).write_text("\n".join(missing) + "\n", encoding="utf-8")
+    for path in [dest, *dest.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    return dest
+
+
+def copy_reference_submission(assignment: Assignment, dest: Path) -> Path:
+    """The reference's editable files as a submission folder (for demos and tests)."""
+    for rel in assignment.editable:
+        target = dest / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(assignment.reference_dir / rel, target)
+    return dest

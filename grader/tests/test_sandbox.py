@@ -1,0 +1,216 @@
+"""The worker in both modes, on a small package of real student-style files.
+
+These run real processes: the sandboxed worker drops privileges, gets rlimits, and is
+killed on deadlines. Each case checks the message a student would read.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from grader.protocol import BadValue, ProbeTimeout, StudentError, WorkerCrashed
+from grader.sandbox import SandboxConfig, StudentClient, kill_uid
+
+FILES = {
+    "__init__.py": "from .ops import *\nfrom .broken import *\nfrom .slow import *\n",
+    "ops.py": """
+        import minitorch
+
+        def mul(x, y):
+            return x * y
+
+        class Rigged(float):
+            def __eq__(self, other):
+                return True
+
+        def rigged():
+            return Rigged(1.0)
+
+        def loop():
+            while True:
+                pass
+
+        def die():
+            import os
+            os._exit(3)
+
+        def via_package():
+            return minitorch.mul(2.0, 4.0)
+
+        def divide():
+            return 1 / 0
+
+        def read(path):
+            with open(path) as fh:
+                return fh.read()
+
+        def spawn_sleeper():
+            import subprocess
+            return subprocess.Popen(["sleep", "300"]).pid
+
+        def connect():
+            import socket
+            s = socket.create_connection(("127.0.0.1", 9), timeout=2)
+            return "connected"
+
+        def hog():
+            return len(bytearray(4 * 1024 * 1024 * 1024))
+    """,
+    "broken.py": "def f(:\n    pass\n",
+    "slow.py": "while True:\n    pass\n",
+}
+
+PROBES = """
+def call(name, *args):
+    from minitorch import ops
+    return getattr(ops, name)(*args)
+
+def use_broken():
+    from minitorch import broken
+    return 1
+
+def use_slow():
+    from minitorch import slow
+    return 1
+"""
+
+
+@pytest.fixture(scope="module")
+def package():  # type: ignore[no-untyped-def]
+    # Not tmp_path: pytest's temp root is private (0700) and the worker's uid must read this,
+    # as it reads a real stage.
+    root = Path(tempfile.mkdtemp(prefix="grader-test-student-"))
+    (root / "minitorch").mkdir()
+    for name, text in FILES.items():
+        (root / "minitorch" / name).write_text(textwrap.dedent(text))
+    (root / "probes.py").write_text(PROBES)
+    for path in [root, *root.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def client(package: Path, mode: str) -> StudentClient:
+    return StudentClient(
+        SandboxConfig(
+            root=package,
+            probes=package / "probes.py",
+            mode=mode,
+            probe_timeout=1.0,
+            import_timeout=1.0,
+            memory_mb=512,
+        )
+    )
+
+
+@pytest.fixture(params=["sandbox", "inprocess"])
+def worker(request: pytest.FixtureRequest, package: Path):  # type: ignore[no-untyped-def]
+    with client(package, request.param) as c:
+        yield c
+
+
+def test_values_cross_and_files_import_independently(worker: StudentClient) -> None:
+    assert worker.call("call", "mul", 2.0, 3.0, label="mul") == 6.0
+    # broken.py and slow.py fail, but ops.py still works, also through `minitorch.mul`.
+    assert worker.call("call", "via_package") == 8.0
+
+
+def test_float_subclass_cannot_cross(worker: StudentClient) -> None:
+    with pytest.raises(BadValue, match="subclass of float"):
+        worker.call("call", "rigged")
+
+
+def test_student_exception_keeps_only_student_frames(worker: StudentClient) -> None:
+    with pytest.raises(StudentError) as info:
+        worker.call("call", "divide", label="ops.divide")
+    err = info.value
+    assert err.type_name == "ZeroDivisionError"
+    assert err.headline().startswith("ops.divide raised ZeroDivisionError")
+    assert 'File "minitorch/ops.py"' in err.traceback
+    assert "probes.py" not in err.traceback and "worker.py" not in err.traceback
+
+
+def test_syntax_error_names_file_and_line(worker: StudentClient) -> None:
+    with pytest.raises(StudentError) as info:
+        worker.call("use_broken")
+    assert info.value.message.startswith("minitorch/broken.py could not be imported")
+    assert "SyntaxError" in info.value.message and "line 1" in info.value.message
+
+
+def test_hang_at_import_blocks_only_that_file(worker: StudentClient) -> None:
+    with pytest.raises(StudentError, match="slow.py could not be imported: it did not finish"):
+        worker.call("use_slow")
+    start = time.monotonic()
+    with pytest.raises(StudentError, match="did not finish"):
+        worker.call("use_slow")
+    assert time.monotonic() - start < 0.5  # remembered, not waited for again
+    assert worker.call("call", "mul", 1.0, 2.0) == 2.0
+
+
+def test_infinite_loop_times_out_then_fails_fast(worker: StudentClient) -> None:
+    with pytest.raises(ProbeTimeout, match="timed out after 1 s in Mul.backward"):
+        worker.call("call", "loop", label="Mul.backward")
+    start = time.monotonic()
+    with pytest.raises(ProbeTimeout):
+        worker.call("call", "loop", label="Mul.backward")
+    assert time.monotonic() - start < 0.5
+    assert worker.call("call", "mul", 3.0, 3.0) == 9.0
+
+
+def test_crash_is_reported_and_worker_restarts(package: Path) -> None:
+    with client(package, "sandbox") as c:
+        with pytest.raises(WorkerCrashed, match=r"died \(exit code 3\) in ops.die"):
+            c.call("call", "die", label="ops.die")
+        assert c.call("call", "mul", 2.0, 2.0) == 4.0
+
+
+def test_budget_stops_every_later_call(package: Path) -> None:
+    config = SandboxConfig(root=package, probes=package / "probes.py", mode="sandbox", budget=0.0)
+    with StudentClient(config) as c:
+        time.sleep(0.01)
+        with pytest.raises(Exception, match="used up its time budget"):
+            c.call("call", "mul", 1.0, 1.0)
+
+
+def test_memory_limit_turns_a_memory_bomb_into_an_error(package: Path) -> None:
+    with client(package, "sandbox") as c:
+        with pytest.raises((StudentError, WorkerCrashed)) as info:
+            c.call("call", "hog", label="hog")
+        assert "MemoryError" in str(info.value) or "died" in str(info.value)
+
+
+root_only = pytest.mark.skipif(os.geteuid() != 0, reason="privilege drop needs root")
+
+
+@root_only
+def test_worker_cannot_read_private_files(package: Path, tmp_path: Path) -> None:
+    secret = tmp_path / "hidden_test.py"
+    secret.write_text("ANSWERS = 42\n")
+    secret.chmod(0o600)
+    with client(package, "sandbox") as c:
+        with pytest.raises(StudentError) as info:
+            c.call("call", "read", str(secret))
+        assert info.value.type_name in ("PermissionError", "FileNotFoundError")
+        with pytest.raises(StudentError):
+            c.call("call", "read", str(Path(__file__).resolve()))  # the grader's own source
+
+
+@root_only
+def test_no_network_and_no_leftover_processes(package: Path) -> None:
+    with client(package, "sandbox") as c:
+        defences = c.defences()
+        assert defences["unprivileged_uid"] and defences["no_network"]
+        with pytest.raises(StudentError) as info:
+            c.call("call", "connect")
+        assert info.value.type_name in ("OSError", "ConnectionRefusedError", "TimeoutError")
+        c.call("call", "spawn_sleeper")
+        uid = c.worker_uid
+        assert uid is not None
+    assert kill_uid(uid) == 0  # close() already removed every process of the worker's uid

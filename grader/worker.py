@@ -1,0 +1,332 @@
+"""The worker: the only place where student code runs.
+
+It loads the student's ``minitorch`` one file at a time (so a syntax error in ``scalar.py``
+does not break the tests of ``autodiff.py``), answers probe calls with plain data, and
+reports student exceptions as (type, message, student frames).
+
+It runs in the sandbox as ``python -s -S -B worker.py --root STAGE --probes FILE`` with only
+``protocol.py`` beside it, and in-process for students' ``make test``. Standard library only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.abc
+import importlib.util
+import os
+import random
+import sys
+import traceback
+import types
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+try:  # inside the sandbox protocol.py sits next to this file
+    from . import protocol
+except ImportError:  # pragma: no cover - exercised in the sandbox
+    import protocol  # type: ignore[no-redef]
+
+PACKAGE = "minitorch"
+MISSING_LIST = ".missing-modules"
+Notify = Callable[[str, str], None]
+
+
+class DeadlineExceeded(BaseException):
+    """Raised by the in-process deadline alarm. Never reported as the student's exception."""
+
+
+class StudentImportError(ImportError):
+    """A student file could not be imported. The message names the file and the reason."""
+
+
+def _student_frames(tb: types.TracebackType | None, root: Path) -> str:
+    """Format only the frames of the student's package, with paths like minitorch/scalar.py."""
+    lines = []
+    pkg_dir = str(root / PACKAGE) + os.sep
+    for frame in traceback.extract_tb(tb):
+        if not frame.filename.startswith(pkg_dir):
+            continue
+        rel = os.path.relpath(frame.filename, str(root))
+        lines.append(f'  File "{rel}", line {frame.lineno}, in {frame.name}')
+        if frame.line:
+            lines.append(f"    {frame.line.strip()}")
+    return "\n".join(lines[-16:])
+
+
+def _describe_exception(exc: BaseException) -> str:
+    if isinstance(exc, SystemExit):
+        return f"called sys.exit({exc.code!r})"
+    if isinstance(exc, KeyboardInterrupt):
+        return "raised KeyboardInterrupt"
+    text = str(exc)
+    return f"raised {type(exc).__name__}: {text}" if text else f"raised {type(exc).__name__}"
+
+
+class _StudentLoader(importlib.abc.Loader):
+    """Executes one student file, turning every failure into a clear StudentImportError."""
+
+    def __init__(self, package: StudentPackage, name: str, path: Path) -> None:
+        self.package = package
+        self.name = name
+        self.path = path
+
+    def create_module(self, spec: Any) -> None:
+        return None
+
+    def exec_module(self, module: types.ModuleType) -> None:
+        rel = f"{PACKAGE}/{self.name}.py"
+        cached = self.package.failures.get(self.name)
+        if cached:
+            raise StudentImportError(cached)
+        self.package.notify("enter", self.name)
+        try:
+            try:
+                source = self.path.read_bytes().decode("utf-8")
+            except UnicodeDecodeError as exc:
+                line = self.path.read_bytes()[: exc.start].count(b"\n") + 1
+                raise self.package.fail(
+                    self.name,
+                    f"{rel} could not be imported: it is not valid UTF-8 "
+                    f"(byte 0x{exc.object[exc.start]:02x} on line {line}); save it as UTF-8",
+                ) from None
+            try:
+                code = compile(source, str(self.path), "exec", dont_inherit=True)
+            except SyntaxError as exc:
+                where = f"line {exc.lineno}" if exc.lineno else "unknown line"
+                text = (exc.text or "").rstrip()
+                detail = f"\n    {text.strip()}" if text else ""
+                raise self.package.fail(
+                    self.name,
+                    f"{rel} could not be imported: {type(exc).__name__}: {exc.msg} "
+                    f"({where}){detail}",
+                ) from None
+            module.__file__ = str(self.path)
+            try:
+                exec(code, module.__dict__)
+            except (StudentImportError, DeadlineExceeded):
+                raise
+            except BaseException as exc:  # noqa: BLE001 - student code may raise anything
+                frames = _student_frames(exc.__traceback__, self.package.root)
+                message = f"{rel} could not be imported: it {_describe_exception(exc)}"
+                if frames:
+                    message += "\n" + frames
+                raise self.package.fail(self.name, message) from None
+        finally:
+            self.package.notify("exit", self.name)
+
+
+class StudentPackage(importlib.abc.MetaPathFinder):
+    """A ``minitorch`` package whose files import independently of each other.
+
+    The provided ``__init__.py`` star-imports every file, so importing it normally would let
+    one broken file break all of them. Instead ``minitorch`` is a bare package module; its
+    submodules import on demand through this finder, and attribute access on the package
+    (``minitorch.Scalar``) runs the ``__init__``'s star imports one by one, skipping files
+    that fail.
+    """
+
+    def __init__(self, root: Path, notify: Notify | None = None) -> None:
+        self.root = root.resolve()
+        self.pkg_dir = self.root / PACKAGE
+        self.notify: Notify = notify or (lambda event, name: None)
+        self.failures: dict[str, str] = {}
+        self._init_done = False
+        # Files the submission lacks (listed by the stager), so their imports say "missing".
+        listing = self.root / MISSING_LIST
+        self.missing = set(listing.read_text().split()) if listing.is_file() else set()
+
+    # -- installation
+    def install(self) -> types.ModuleType:
+        for name in list(sys.modules):
+            if name == PACKAGE or name.startswith(PACKAGE + "."):
+                del sys.modules[name]
+        pkg = types.ModuleType(PACKAGE, "The student's minitorch package (loaded by the grader).")
+        pkg.__path__ = [str(self.pkg_dir)]  # type: ignore[attr-defined]
+        pkg.__file__ = str(self.pkg_dir / "__init__.py")
+        pkg.__package__ = PACKAGE
+        pkg.__getattr__ = self._package_getattr  # type: ignore[attr-defined]
+        sys.modules[PACKAGE] = pkg
+        if self not in sys.meta_path:
+            sys.meta_path.insert(0, self)
+        return pkg
+
+    def uninstall(self) -> None:
+        if self in sys.meta_path:
+            sys.meta_path.remove(self)
+        for name in list(sys.modules):
+            if name == PACKAGE or name.startswith(PACKAGE + "."):
+                del sys.modules[name]
+
+    def fail(self, name: str, message: str) -> StudentImportError:
+        self.failures[name] = message
+        return StudentImportError(message)
+
+    def block(self, name: str, message: str) -> None:
+        """Make every import of ``name`` fail at once (it hung or crashed the worker before)."""
+        self.failures[name] = message
+
+    def module_names(self) -> list[str]:
+        return sorted(p.stem for p in self.pkg_dir.glob("*.py") if p.stem != "__init__")
+
+    # -- importlib protocol
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> Any:
+        prefix = PACKAGE + "."
+        if not fullname.startswith(prefix) or "." in fullname[len(prefix) :]:
+            return None
+        name = fullname[len(prefix) :]
+        file = self.pkg_dir / f"{name}.py"
+        if name in self.failures:
+            return importlib.util.spec_from_loader(
+                fullname, _StudentLoader(self, name, file), origin=str(file)
+            )
+        if not file.is_file():
+            if name not in self.missing:
+                return None
+            self.failures[name] = (
+                f"{PACKAGE}/{name}.py is missing: it was not found in the submission"
+            )
+            return importlib.util.spec_from_loader(
+                fullname, _StudentLoader(self, name, file), origin=str(file)
+            )
+        loader = _StudentLoader(self, name, file)
+        return importlib.util.spec_from_file_location(fullname, file, loader=loader)
+
+    # -- package attributes: the __init__'s star imports, each on its own
+    def _star_imports(self) -> list[str]:
+        import ast
+
+        init = self.pkg_dir / "__init__.py"
+        try:
+            tree = ast.parse(init.read_text(encoding="utf-8"))
+        except (OSError, SyntaxError, UnicodeDecodeError):
+            return self.module_names()
+        names = []
+        for node in tree.body:
+            if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module:
+                names.append(node.module)
+        return names
+
+    def _package_getattr(self, attr: str) -> Any:
+        pkg = sys.modules[PACKAGE]
+        if not self._init_done and not attr.startswith("__"):
+            self._init_done = True
+            for name in self._star_imports():
+                try:
+                    mod = importlib.import_module(f"{PACKAGE}.{name}")
+                except ImportError:
+                    continue
+                public = getattr(mod, "__all__", None)
+                if public is None:
+                    public = [n for n in vars(mod) if not n.startswith("_")]
+                for n in public:
+                    if n in vars(mod) and n not in vars(pkg):
+                        setattr(pkg, n, getattr(mod, n))
+            if attr in vars(pkg):
+                return vars(pkg)[attr]
+        raise AttributeError(f"module 'minitorch' has no attribute '{attr}'")
+
+
+class Worker:
+    """Answers calls: runs probes against the student package and packs the results."""
+
+    def __init__(self, root: Path, probes_file: Path, notify: Notify | None = None) -> None:
+        self.package = StudentPackage(root, notify)
+        self.probes_file = probes_file
+        self._probes: types.ModuleType | None = None
+
+    def start(self, blocked: dict[str, str] | None = None) -> None:
+        random.seed(0)
+        self.package.install()
+        for name, message in (blocked or {}).items():
+            self.package.block(name, message)
+
+    def stop(self) -> None:
+        self.package.uninstall()
+
+    @property
+    def probes(self) -> types.ModuleType:
+        if self._probes is None:
+            spec = importlib.util.spec_from_file_location("_grader_probes", self.probes_file)
+            if spec is None or spec.loader is None:
+                raise RuntimeError(f"cannot load probes from {self.probes_file}")
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            self._probes = module
+        return self._probes
+
+    def handle(self, call: protocol.Call) -> protocol.Reply:
+        try:
+            if call.op == "import":
+                __import__(f"{PACKAGE}.{call.probe}")
+                value: Any = None
+            elif call.op == "init":
+                for name, message in dict(call.args[0] if call.args else {}).items():
+                    self.package.block(str(name), str(message))
+                value = None
+            else:
+                fn = getattr(self.probes, call.probe, None)
+                if call.probe.startswith("_") or not callable(fn):
+                    raise LookupError(f"no probe named {call.probe!r}")
+                value = fn(*call.args)
+            protocol.check_plain(value, f"the value returned for {call.probe}")
+            return protocol.Reply(call.id, True, value)
+        except protocol.BadValue as exc:
+            return protocol.Reply(call.id, False, error=exc.to_json())
+        except StudentImportError as exc:
+            error = protocol.StudentError("ImportError", str(exc)).to_json()
+            return protocol.Reply(call.id, False, error=error)
+        except DeadlineExceeded:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - student code may raise anything
+            frames = _student_frames(exc.__traceback__, self.package.root)
+            if isinstance(exc, SystemExit):
+                message = f"sys.exit({exc.code!r}) was called"
+            else:
+                message = str(exc)
+            error = protocol.StudentError(type(exc).__name__, message, frames).to_json()
+            return protocol.Reply(call.id, False, error=error)
+
+
+def serve(root: Path, probes_file: Path, in_fd: int, out_fd: int) -> None:
+    """The sandboxed main loop: one frame in, notes and one reply out, until end of input."""
+
+    def notify(event: str, name: str) -> None:
+        protocol.write_frame(out_fd, {"type": "note", "event": event, "module": name})
+
+    worker = Worker(root, probes_file, notify)
+    worker.start()
+    while True:
+        frame = protocol.read_frame_blocking(in_fd)
+        if frame is None:
+            return
+        call = protocol.Call.from_json(frame)
+        reply = worker.handle(call)
+        try:
+            message = reply.to_json()
+            protocol.encode_frame(message)
+        except (TypeError, ValueError) as exc:  # e.g. a value too big for one frame
+            fault = protocol.BadValue(f"the value returned for {call.probe} cannot be sent: {exc}")
+            message = protocol.Reply(call.id, False, error=fault.to_json()).to_json()
+        protocol.write_frame(out_fd, message)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="minitorch-grader worker (runs student code)")
+    parser.add_argument("--root", required=True, type=Path)
+    parser.add_argument("--probes", required=True, type=Path)
+    args = parser.parse_args(argv)
+    # Keep the reply channel private: student prints go to stderr, not into the protocol.
+    out_fd = os.dup(1)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    in_fd = os.dup(0)
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    sys.path[:0] = [str(args.root)]
+    serve(args.root, args.probes, in_fd, out_fd)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
