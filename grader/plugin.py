@@ -221,8 +221,13 @@ def _flatten(exc: BaseException) -> list[BaseException]:
 
 
 def _example_notes(exc: BaseException) -> list[str]:
+    """Hypothesis' falsifying example, without the fixture line (it is not an input)."""
     notes = [str(n) for n in getattr(exc, "__notes__", []) or []]
-    return [n for n in notes if n.startswith("Falsifying")]
+    return [
+        "\n".join(line for line in n.splitlines() if not line.strip().startswith("student="))
+        for n in notes
+        if n.startswith("Falsifying")
+    ]
 
 
 def render_failure(exc: BaseException) -> str | None:

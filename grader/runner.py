@@ -18,7 +18,7 @@ from typing import Any
 
 from . import gradescope, plugin
 from .assignment import Assignment
-from .errors import SubmissionError
+from .errors import ConfigError, SubmissionError
 from .sandbox import SandboxConfig, defences
 from .scoring import Scored, outcomes_from_json_report, score
 from .submission import locate, stage
@@ -48,14 +48,17 @@ def run_tests(
     rootdir and ini are the grader's, never the submission's.
     """
     import pytest
-    from pytest_jsonreport.plugin import JSONReport
+    import pytest_jsonreport.plugin as json_report
 
     tests_dir = assignment.tests_dir
+    files = [p for p in assignment.test_files(include_hidden) if p.is_file()]
+    if not files:
+        raise ConfigError(f"none of the test files of {assignment.name} exist under {tests_dir}")
     with tempfile.TemporaryDirectory(prefix="grader-pytest-") as private:
         ini = Path(private) / "pytest.ini"
         ini.write_text("[pytest]\n", encoding="utf-8")
         args = [
-            *[str(p) for p in assignment.test_files(include_hidden)],
+            *[str(p) for p in files],
             "-c",
             str(ini),
             "--rootdir",
@@ -83,13 +86,13 @@ def run_tests(
             "grading",
             *(extra_args or []),
         ]
-        report_plugin = JSONReport()
+        report_plugin = json_report.JSONReport()
         buffer = io.StringIO()
         previous = os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD")
         os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
         try:
             with contextlib.redirect_stdout(buffer):
-                code = pytest.main(args, plugins=[plugin, report_plugin])
+                code = pytest.main(args, plugins=[plugin, json_report, report_plugin])
         finally:
             if previous is None:
                 os.environ.pop("PYTEST_DISABLE_PLUGIN_AUTOLOAD", None)
@@ -129,6 +132,12 @@ def grade(
         report, output, code = run_tests(assignment, root, mode=mode, extra_args=extra_args)
         outcomes = outcomes_from_json_report(report)
         messages = list(located.notes)
+        absent = [p for p in assignment.test_files() if not p.is_file()]
+        if absent:
+            messages.append(
+                "Instructor: these test files of assignment.toml are missing and were not run: "
+                + ", ".join(str(p.relative_to(assignment.tests_dir)) for p in absent)
+            )
         if not located.files:
             messages.insert(
                 0,

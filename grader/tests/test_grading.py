@@ -1,0 +1,229 @@
+"""Whole grades of real submissions: the scores and messages a student or TA gets.
+
+Every submission here is the reference with one change (or a layout change), graded by the
+real CLI in the sandbox at the assignment's grading budget.
+"""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+
+import jsonschema
+import pytest
+from grading_jobs import Graded, Job, grade_all
+
+from grader.assignment import load_assignment, repo_root
+from grader.gradescope import SCHEMA_PATH
+from grader.mutations import apply_mutations
+from grader.skeleton import make_skeleton
+
+REF = repo_root() / "reference"
+M0 = load_assignment("module0")
+M1 = load_assignment("module1")
+
+RIGGED_MUL_BACKWARD = """        a, b = ctx.saved_values
+
+        class AlwaysEqual(float):
+            def __eq__(self, other):
+                return True
+
+            def __sub__(self, other):
+                return AlwaysEqual(0.0)
+
+            __hash__ = float.__hash__
+
+        return AlwaysEqual(0.0), AlwaysEqual(0.0)
+"""
+
+
+def _edit(file: str, find: str, replace: str) -> dict[str, str]:
+    return {"file": file, "find": find, "replace": replace}
+
+
+def _prepend(path: Path, text: str) -> None:
+    path.write_text(text + path.read_text())
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Graded]:
+    base = tmp_path_factory.mktemp("subs")
+    jobs: list[Job] = []
+
+    def sub(name: str, edits: list[dict[str, str]] | None = None) -> Path:
+        return apply_mutations(REF, edits or [], base / name)
+
+    ref = sub("reference")
+    jobs += [
+        Job("ref1-sandbox", ref, "module1"),
+        Job("ref1-inprocess", ref, "module1", "inprocess"),
+    ]
+    jobs += [
+        Job("ref0-sandbox", ref, "module0"),
+        Job("ref0-inprocess", ref, "module0", "inprocess"),
+    ]
+
+    skel = base / "skeleton"
+    for rel in M0.editable + M1.editable:
+        (skel / rel).parent.mkdir(parents=True, exist_ok=True)
+        (skel / rel).write_text(make_skeleton((REF / rel).read_text(), rel))
+    jobs += [Job("skel1", skel, "module1"), Job("skel0", skel, "module0")]
+
+    loop = sub(
+        "loop", [_edit("operators.py", "return reduce(mul, 1.0)(ls)", "while True:\n        pass")]
+    )
+    jobs.append(Job("loop0", loop, "module0"))
+
+    rigged = sub(
+        "rigged",
+        [
+            _edit(
+                "scalar_functions.py",
+                "        a, b = ctx.saved_values\n        return operators.mul(b, d_output), "
+                "operators.mul(a, d_output)\n",
+                RIGGED_MUL_BACKWARD,
+            )
+        ],
+    )
+    jobs += [Job("rigged1", rigged, "module1"), Job("rigged1-again", rigged, "module1")]
+
+    syntax = sub("syntax")
+    _prepend(syntax / "minitorch/scalar_functions.py", "def broken(:\n    pass\n")
+    jobs.append(Job("syntax1", syntax, "module1"))
+
+    missing = sub("missing")
+    (missing / "minitorch/module.py").unlink()
+    jobs.append(Job("missing0", missing, "module0"))
+
+    for name, text in {
+        "raises": "raise RuntimeError('half-finished file')\n",
+        "exits": "import sys\nsys.exit(0)\n",
+        "hangs": "while True:\n    pass\n",
+    }.items():
+        s = sub(name)
+        _prepend(s / "minitorch/module.py", text)
+        jobs.append(Job(f"{name}0", s, "module0"))
+
+    latin = sub("latin1")
+    (latin / "minitorch/module.py").write_bytes(
+        b"# caf\xe9\n" + (latin / "minitorch/module.py").read_bytes()
+    )
+    jobs.append(Job("latin1-0", latin, "module0"))
+
+    archive = base / "Module-1-main.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for rel in M1.editable:
+            zf.write(ref / rel, f"Module-1-main/{rel}")
+        zf.writestr("Module-1-main/README.md", "my notes")
+    jobs.append(Job("zip1", archive, "module1"))
+
+    empty = base / "empty"
+    empty.mkdir()
+    jobs.append(Job("empty1", empty, "module1"))
+
+    garbage = base / "garbage.zip"
+    garbage.write_bytes(b"PK\x03\x04 not a zip at all")
+    jobs.append(Job("garbage1", garbage, "module1"))
+
+    return grade_all(jobs, base / "results")
+
+
+SCHEMA = json.loads(SCHEMA_PATH.read_text())
+
+
+def test_every_report_is_valid_and_exit_status_is_zero(graded: dict[str, Graded]) -> None:
+    for name, g in graded.items():
+        assert g.exit_code == 0, f"{name}: exit {g.exit_code}\n{g.stderr[-2000:]}"
+        jsonschema.validate(g.results, SCHEMA)
+        assert "Traceback" not in g.results["output"], name
+
+
+@pytest.mark.parametrize(
+    "name", ["ref1-sandbox", "ref1-inprocess", "ref0-sandbox", "ref0-inprocess", "zip1"]
+)
+def test_reference_gets_full_marks(graded: dict[str, Graded], name: str) -> None:
+    g = graded[name]
+    failed = [t["name"] + ": " + t["output"] for t in g.results["tests"] if t["status"] != "passed"]
+    assert not failed, "\n".join(failed)
+    assert g.results["score"] == g.results["extra_data"]["max_score"] == 100
+
+
+def test_sandbox_reports_its_defences(graded: dict[str, Graded]) -> None:
+    defences = graded["ref1-sandbox"].results["extra_data"]["defences"]
+    assert defences["separate_process"] and defences["rlimits"]
+    assert graded["ref1-inprocess"].results["extra_data"]["defences"] == {"separate_process": False}
+
+
+@pytest.mark.parametrize(("name", "assignment"), [("skel1", M1), ("skel0", M0)])
+def test_skeleton_scores_zero_in_every_task_and_says_why(
+    graded: dict[str, Graded], name: str, assignment
+) -> None:
+    g = graded[name]
+    for task in assignment.tasks:
+        assert g.task(task.id)["score"] == 0, task.id
+        assert g.task(task.id)["total"] > 0, task.id
+    assert "NotImplementedError" in g.outputs() and "Task " in g.outputs()
+
+
+def test_infinite_loop_costs_only_its_own_task(graded: dict[str, Graded]) -> None:
+    g = graded["loop0"]
+    assert g.full("0.1") and g.full("0.4")
+    assert 0 < g.task("0.3")["score"] < g.task("0.3")["max_score"]
+    assert "timed out after 5 s in" in g.outputs()
+    assert g.wall < M0.limits.budget
+
+
+def test_float_subclass_with_rigged_eq_scores_zero_there(graded: dict[str, Graded]) -> None:
+    g = graded["rigged1"]
+    assert g.full("1.1") and g.full("1.2") and g.full("1.3")
+    assert not g.full("1.4")
+    mul_tests = [t for t in g.results["tests"] if "Mul" in t["name"] and t["tags"] == ["task 1.4"]]
+    assert mul_tests and all(t["score"] == 0 for t in mul_tests)
+    assert "subclass of float" in g.outputs()
+
+
+def test_grading_twice_gives_identical_results(graded: dict[str, Graded]) -> None:
+    a, b = (dict(graded[n].results) for n in ("rigged1", "rigged1-again"))
+    a.pop("execution_time"), b.pop("execution_time")
+    assert a == b
+
+
+def test_syntax_error_costs_only_tasks_that_need_the_file(graded: dict[str, Graded]) -> None:
+    g = graded["syntax1"]
+    assert g.full("1.1")  # central_difference lives in autodiff.py, which is fine
+    assert g.task("1.2")["score"] == 0
+    assert "minitorch/scalar_functions.py could not be imported: SyntaxError" in g.outputs()
+    assert "(line 1)" in g.outputs()
+
+
+@pytest.mark.parametrize(
+    ("name", "needle"),
+    [
+        ("missing0", "minitorch/module.py was not found in the submission"),
+        ("raises0", "it raised RuntimeError: half-finished file"),
+        ("exits0", "it called sys.exit(0)"),
+        ("hangs0", "did not finish importing within 10 s"),
+        ("latin1-0", "is not valid UTF-8 (byte 0xe9 on line 1)"),
+    ],
+)
+def test_broken_module_file_costs_only_task_0_4(
+    graded: dict[str, Graded], name: str, needle: str
+) -> None:
+    g = graded[name]
+    assert g.full("0.1") and g.full("0.3"), g.results["extra_data"]["tasks"]
+    assert g.task("0.4")["score"] == 0
+    assert needle in g.outputs()
+
+
+def test_empty_submission_says_nothing_was_found(graded: dict[str, Graded]) -> None:
+    g = graded["empty1"]
+    assert g.results["score"] == 0
+    assert "No editable file was found in the submission" in g.results["output"]
+
+
+def test_unreadable_zip_gets_a_report_not_a_traceback(graded: dict[str, Graded]) -> None:
+    g = graded["garbage1"]
+    assert g.results["score"] == 0 and g.results["tests"] == []
+    assert "could not be read" in g.results["output"]
+    assert g.results["extra_data"]["max_score"] == 100
