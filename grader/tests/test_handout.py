@@ -1,0 +1,868 @@
+"""The hand-out generator (grader/handout.py).
+
+Two courses go through the same checks: a small fake one written here (so every rule is
+pinned, whatever state the real course is in) and the real module0/module1 from
+reference/ + assignments/ + tests/ (skipped, with the reason, while parts are missing).
+
+The checks: no solution line reaches a student file, hidden tests stay out, two runs give
+identical bytes and modes, `import minitorch` works in the hand-out, and every function a
+student must write raises NotImplementedError naming its task.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import configparser
+import json
+import os
+import re
+import shutil
+import stat
+import subprocess
+import sys
+import textwrap
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from grader import handout
+from grader.assignment import Assignment, load_assignment
+from grader.errors import ConfigError
+from grader.handout import HANDOUT_GRADER_MODULES, MARKER_FILE, generate
+from grader.skeleton import display_name, solution_regions
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+# --- checks shared by the fake and the real course ------------------------------------------
+
+
+def solution_only_lines(text: str, rel: str) -> set[str]:
+    """Stripped code lines of the regions that appear nowhere outside a region.
+
+    A line such as ``return x`` may legitimately sit outside a region of the same file (the
+    skeleton keeps it); only those are exempt, so the check cannot pass by ignoring lines.
+    """
+    regions = solution_regions(text, rel)
+    inside_numbers = {n for r in regions for n in range(r.start, r.end + 1)}
+    outside = {
+        line.strip() for n, line in enumerate(text.splitlines(), start=1) if n not in inside_numbers
+    }
+    inside = {line.strip() for r in regions for line in r.code_lines()}
+    return inside - outside
+
+
+def check_no_solution_lines(assignment: Assignment, out: Path) -> int:
+    """No solution line in its hand-out file, nor (if distinctive) in any non-test file.
+
+    Returns how many distinct lines were checked, so callers can insist on a real count.
+    """
+    non_test_files = [
+        p
+        for p in out.rglob("*")
+        if p.is_file()
+        and p.relative_to(out).parts[0] not in ("tests", "grader")
+        and p.relative_to(out).as_posix() not in assignment.solved
+        and p.suffix != ".zip"
+    ]
+    checked = 0
+    for rel in (*assignment.editable, *assignment.stubbed):
+        lines = solution_only_lines((assignment.reference_dir / rel).read_text("utf-8"), rel)
+        shipped = {ln.strip() for ln in (out / rel).read_text("utf-8").splitlines()}
+        leaked = sorted(lines & shipped)
+        assert not leaked, f"{rel} in the hand-out contains solution lines: {leaked}"
+        distinctive = {ln for ln in lines if len(ln) >= 20}
+        for other in non_test_files:
+            text = {ln.strip() for ln in other.read_text("utf-8", "replace").splitlines()}
+            leaked = sorted(distinctive & text)
+            assert not leaked, f"{other.relative_to(out)} contains solution lines of {rel}"
+        checked += len(lines)
+    return checked
+
+
+def defined_test_names(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text("utf-8"))
+    return {
+        n.name
+        for n in ast.walk(tree)
+        if isinstance(n, ast.FunctionDef) and n.name.startswith("test")
+    }
+
+
+def check_hidden_absent(assignment: Assignment, out: Path) -> None:
+    assert not (out / "tests" / "hidden").exists()
+    names = {p.name for p in out.rglob("*")}
+    for rel in assignment.hidden_tests:
+        assert Path(rel).name not in names, f"hidden test file {rel} is in the hand-out"
+    public = set().union(*(defined_test_names(p) for p in assignment.test_files(False)))
+    hidden_only = set().union(
+        *(defined_test_names(assignment.tests_dir / rel) for rel in assignment.hidden_tests)
+    )
+    hidden_only -= public
+    for path in out.rglob("*"):
+        if path.is_file() and path.suffix != ".zip":
+            text = path.read_text("utf-8", "replace")
+            named = sorted(n for n in hidden_only if re.search(rf"\b{re.escape(n)}\b", text))
+            assert not named, f"{path.relative_to(out)} names hidden tests {named}"
+
+
+def snapshot(out: Path) -> dict[str, tuple[bytes | None, int]]:
+    """Every file and folder of a tree: bytes (None for folders) and permission bits."""
+    tree = {}
+    for path in sorted(out.rglob("*")):
+        mode = stat.S_IMODE(path.lstat().st_mode)
+        tree[path.relative_to(out).as_posix()] = (
+            path.read_bytes() if path.is_file() else None,
+            mode,
+        )
+    return tree
+
+
+def clean_env() -> dict[str, str]:
+    """The environment of a student shell: no path or grader overrides from this run."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "GRADER_ROOT")}
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    return env
+
+
+def run_python(out: Path, code: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=out,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=clean_env(),
+        timeout=120,
+    )
+
+
+def check_imports(out: Path) -> None:
+    proc = run_python(out, "import minitorch; print(minitorch.Scalar(1.0).data)")
+    assert proc.returncode == 0, f"import minitorch failed in the hand-out:\n{proc.stderr}"
+    assert proc.stdout.strip() == "1.0"
+
+
+# Calls each function a student writes with harmless arguments, in the hand-out, and reports
+# what happened as JSON. Arguments are chosen by parameter name; `self` is built per class.
+CALL_EVERY_STUDENT_FUNCTION = r"""
+import importlib, inspect, json, sys
+
+import minitorch
+
+
+def leaf():
+    return minitorch.Scalar(2.0)
+
+
+def node():
+    # A Scalar made by a function, built by hand: the skeleton's forward functions raise.
+    ctx = minitorch.Context()
+    ctx.save_for_backward(2.0, 3.0)
+    history = minitorch.ScalarHistory(minitorch.Mul, ctx, (leaf(), minitorch.Scalar(3.0)))
+    return minitorch.Scalar(6.0, history)
+
+
+def context():
+    ctx = minitorch.Context()
+    ctx.save_for_backward(2.0, 3.0)
+    return ctx
+
+
+BY_NAME = {
+    "ctx": context,
+    "fn": lambda: (lambda *args: 1.0),
+    "f": lambda: (lambda *args: 1.0),
+    "ls": lambda: [1.0, 2.0],
+    "ls1": lambda: [1.0, 2.0],
+    "ls2": lambda: [3.0, 4.0],
+    "variable": node,
+    "start": lambda: 0.0,
+    "name": lambda: "p",
+    "key": lambda: "p",
+    "k": lambda: "p",
+}
+INSTANCES = {
+    "Scalar": node,
+    "Context": context,
+    "Module": lambda: minitorch.Module(),
+    "Parameter": lambda: minitorch.Parameter(1.0),
+}
+
+
+def arguments(fn):
+    args = []
+    for p in inspect.signature(fn).parameters.values():
+        if p.kind is p.VAR_POSITIONAL:
+            args.append(2.0)
+        elif p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty:
+            args.append(BY_NAME.get(p.name, lambda: 2.0)())
+    return args
+
+
+def resolve(module_name, qualname):
+    module = importlib.import_module(module_name)
+    parts = qualname.split(".")
+    if len(parts) == 1:
+        return getattr(module, parts[0])
+    cls = getattr(module, parts[0])
+    raw = inspect.getattr_static(cls, parts[1])
+    if isinstance(raw, (staticmethod, classmethod)):
+        return getattr(cls, parts[1])
+    instance = INSTANCES.get(cls.__name__, cls)()
+    if isinstance(raw, property):
+        return lambda: getattr(instance, parts[1])
+    return getattr(instance, parts[1])
+
+
+results = []
+for module_name, qualname in json.load(sys.stdin):
+    try:
+        result = resolve(module_name, qualname)
+        for _ in range(3):  # curried functions (map(fn)(ls)) raise on the inner call
+            result = result(*arguments(result))
+            if not callable(result):
+                break
+    except NotImplementedError as exc:
+        results.append([qualname, "NotImplementedError", str(exc)])
+    except BaseException as exc:
+        results.append([qualname, type(exc).__name__, str(exc)])
+    else:
+        results.append([qualname, "returned", repr(result)])
+print(json.dumps(results))
+"""
+
+
+def check_student_functions_raise(assignment: Assignment, out: Path) -> int:
+    """Every region's function raises NotImplementedError('Task <id>: implement <name>')."""
+    expected: dict[tuple[str, str], str] = {}
+    for rel in (*assignment.editable, *assignment.stubbed):
+        text = (assignment.reference_dir / rel).read_text("utf-8")
+        module = rel.removesuffix(".py").replace("/", ".")
+        for region in solution_regions(text, rel):
+            # The first region of a function is the one its call reaches.
+            expected.setdefault((module, region.function), region.hint(rel))
+    proc = run_python(out, CALL_EVERY_STUDENT_FUNCTION, json.dumps(sorted(expected)))
+    assert proc.returncode == 0, proc.stderr
+    got = {
+        (m, q): (kind, msg)
+        for (m, q), (_, kind, msg) in zip(sorted(expected), json.loads(proc.stdout), strict=True)
+    }
+    wrong = [
+        f"{q}: expected NotImplementedError({expected[m, q]!r}), got {kind}({msg})"
+        for (m, q), (kind, msg) in got.items()
+        if (kind, msg) != ("NotImplementedError", expected[m, q])
+    ]
+    assert not wrong, "\n".join(wrong)
+    return len(expected)
+
+
+# --- a small fake course --------------------------------------------------------------------
+
+FAKE_PYPROJECT = """
+[project]
+name = "fake"
+dependencies = [
+    "pytest==1.2.3",
+    "hypothesis==4.5.6",
+    "pytest-json-report==7.8.9",
+    "pytest-metadata==0.1.2",
+    "rich==9.9.9",
+    "tomli>=2.0; python_version < '3.11'",
+]
+"""
+
+FAKE_OPERATORS = '''
+"""Fake operators: whole bodies, a curried helper, a line shared with the skeleton."""
+
+
+def mul(x, y):
+    """Return x * y."""
+    # BEGIN SOLUTION task=0.1
+    product = x * y
+    return product
+    # END SOLUTION
+
+
+def id(x):
+    return x
+
+
+def ident(x):
+    # BEGIN SOLUTION task=0.1
+    return x
+    # END SOLUTION
+
+
+def map(fn):
+    """Curried: the raise sits in the helper, reached by map(fn)(ls)."""
+
+    def apply(ls):
+        # BEGIN SOLUTION task=0.3
+        return [fn(value) for value in ls]
+        # END SOLUTION
+
+    return apply
+'''
+
+FAKE_SCALAR = '''
+"""Fake scalar: methods, a static method, code before a region."""
+
+from .operators import mul
+
+
+class ScalarHistory:
+    def __init__(self, last_fn=None, ctx=None, inputs=()):
+        self.last_fn, self.ctx, self.inputs = last_fn, ctx, inputs
+
+
+class Context:
+    def __init__(self):
+        self.saved_values = ()
+
+    def save_for_backward(self, *values):
+        self.saved_values = values
+
+
+class Scalar:
+    def __init__(self, v, back=None, name=None):
+        self.data = float(v)
+        self.history = back or ScalarHistory()
+
+    def __mul__(self, b):
+        # BEGIN SOLUTION task=1.2
+        return Scalar(mul(self.data, float(b)))
+        # END SOLUTION
+
+    def backward(self, d_output=None):
+        if d_output is None:
+            d_output = 1.0
+        # BEGIN SOLUTION task=1.4
+        self.derivative_seed = d_output * 1.0
+        # END SOLUTION
+
+
+class Mul:
+    @staticmethod
+    def forward(ctx, a, b):
+        # BEGIN SOLUTION task=1.2
+        ctx.save_for_backward(a, b)
+        return mul(a, b)
+        # END SOLUTION
+'''
+
+FAKE_FILES = {
+    "pyproject.toml": FAKE_PYPROJECT,
+    "reference/minitorch/__init__.py": (
+        "from .operators import *\nfrom .scalar import *\nfrom .helpers import *\n"
+        "from .optim import *\n"
+    ),
+    "reference/minitorch/operators.py": FAKE_OPERATORS,
+    "reference/minitorch/scalar.py": FAKE_SCALAR,
+    "reference/minitorch/helpers.py": (
+        "def double(x):\n    # BEGIN SOLUTION task=0.1\n    return 2.0 * x\n    # END SOLUTION\n"
+    ),
+    "reference/minitorch/optim.py": "class SGD:\n    pass\n",
+    "reference/project/run.py": "#!/usr/bin/env python3\nimport minitorch\n",
+    "assignments/fake/README.md": "# Fake course\n\nWrite `mul`.\n",
+    "assignments/fake/assignment.toml": """
+        name = "fake"
+        title = "Fake course"
+
+        [files]
+        editable = ["minitorch/operators.py"]
+        provided = ["minitorch/__init__.py", "minitorch/optim.py"]
+        solved = ["minitorch/helpers.py"]
+        stubbed = ["minitorch/scalar.py"]
+        extra = ["project/run.py"]
+
+        [tests]
+        public = ["test_ops.py"]
+        hidden = ["hidden/test_ops_hidden.py"]
+        [tests.visibility]
+        test_secret_hidden_check = "hidden"
+        test_public_mul = "after_due_date"
+
+        [hypothesis]
+        max_examples = 7
+        local_max_examples = 11
+
+        [[tasks]]
+        id = "0.1"
+        title = "Operators"
+        points = 30
+        weights = { test_public_mul = 2, test_secret_hidden_check = 5 }
+
+        [[tasks]]
+        id = "0.3"
+        title = "Higher-order"
+        points = 12.5
+    """,
+    "tests/test_ops.py": (
+        "import pytest\nfrom support import close\nfrom strategies import floats\n\n\n"
+        '@pytest.mark.task("0.1")\ndef test_public_mul(student):\n    pass\n'
+    ),
+    "tests/strategies.py": "floats = None\n",
+    "tests/unrelated.py": "UNUSED = 1\n",
+    "tests/support.py": "def close(a, b):\n    return abs(a - b) < 1e-9\n",
+    "tests/probes.py": (
+        "def mul(x, y):\n    from minitorch import operators\n\n    return operators.mul(x, y)\n"
+    ),
+    "tests/conftest.py": "",
+    "tests/hidden/test_ops_hidden.py": "def test_secret_hidden_check(student):\n    pass\n",
+}
+FAKE_GRADER_MODULE = '"""A stand-in for grader/{name}."""\n'
+
+
+@pytest.fixture
+def fake(tmp_path: Path) -> tuple[Assignment, Path]:
+    """A complete fake course and its grader folder; returns (assignment, grader_dir)."""
+    root = tmp_path / "course"
+    for rel, text in FAKE_FILES.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
+    grader_dir = tmp_path / "grader"
+    grader_dir.mkdir()
+    for name in HANDOUT_GRADER_MODULES:
+        (grader_dir / name).write_text(FAKE_GRADER_MODULE.format(name=name))
+    (grader_dir / "plugin.py").write_text("def f():\n    from .protocol import Call\n")
+    return load_assignment("fake", root=root), grader_dir
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new))
+
+
+def test_fake_handout_layout(fake: tuple[Assignment, Path], tmp_path: Path) -> None:
+    assignment, grader_dir = fake
+    out = generate(assignment, tmp_path / "out", grader_dir=grader_dir)
+    files = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()}
+    assert files == {
+        ".gitignore",
+        MARKER_FILE,
+        "Makefile",
+        "README.md",
+        "assignment.toml",
+        "pytest.ini",
+        "requirements.txt",
+        "minitorch/__init__.py",
+        "minitorch/helpers.py",
+        "minitorch/operators.py",
+        "minitorch/optim.py",
+        "minitorch/scalar.py",
+        "project/run.py",
+        "tests/conftest.py",
+        "tests/probes.py",
+        "tests/strategies.py",  # imported by a public test, so shipped
+        "tests/support.py",
+        "tests/test_ops.py",
+        *(f"grader/{name}" for name in HANDOUT_GRADER_MODULES),
+    }
+    ref = assignment.reference_dir
+    assert (out / "minitorch/optim.py").read_bytes() == (ref / "minitorch/optim.py").read_bytes()
+    assert (out / "minitorch/helpers.py").read_text() == "def double(x):\n    return 2.0 * x\n"
+    assert (out / "README.md").read_bytes() == (assignment.folder / "README.md").read_bytes()
+
+
+def test_fake_handout_holds_no_solution(fake: tuple[Assignment, Path], tmp_path: Path) -> None:
+    assignment, grader_dir = fake
+    out = generate(assignment, tmp_path / "out", grader_dir=grader_dir)
+    # `return x` is shared with id(), so exempt; the other seven region lines are checked.
+    assert check_no_solution_lines(assignment, out) == 7
+    check_hidden_absent(assignment, out)
+
+
+def test_fake_handout_is_byte_identical_across_runs(
+    fake: tuple[Assignment, Path], tmp_path: Path
+) -> None:
+    assignment, grader_dir = fake
+    first = snapshot(generate(assignment, tmp_path / "a", grader_dir=grader_dir))
+    second = snapshot(generate(assignment, tmp_path / "a", grader_dir=grader_dir))  # regenerate
+    third = snapshot(generate(assignment, tmp_path / "b", grader_dir=grader_dir))
+    assert first == second == third
+    modes = {rel: mode for rel, (_, mode) in first.items()}
+    assert modes["project/run.py"] == 0o755  # a script
+    assert modes["project"] == modes["minitorch"] == 0o755
+    assert {mode for rel, mode in modes.items() if rel not in ("project/run.py",)} <= {
+        0o644,
+        0o755,
+    }
+    assert modes["minitorch/operators.py"] == modes["Makefile"] == 0o644
+
+
+def test_fake_handout_imports_and_every_student_function_raises(
+    fake: tuple[Assignment, Path], tmp_path: Path
+) -> None:
+    assignment, grader_dir = fake
+    out = generate(assignment, tmp_path / "out", grader_dir=grader_dir)
+    check_imports(out)
+    assert check_student_functions_raise(assignment, out) == 6
+
+
+def test_requirements_pin_the_pyproject_versions(
+    fake: tuple[Assignment, Path], tmp_path: Path
+) -> None:
+    assignment, grader_dir = fake
+    out = generate(assignment, tmp_path / "out", grader_dir=grader_dir)
+    lines = [ln for ln in (out / "requirements.txt").read_text().splitlines() if ln[:1] != "#"]
+    assert lines == [
+        "pytest==1.2.3",
+        "hypothesis==4.5.6",
+        "pytest-json-report==7.8.9",
+        "pytest-metadata==0.1.2",
+        "tomli>=2.0; python_version < '3.11'",
+    ]
+
+
+def test_unpinned_tool_is_refused(fake: tuple[Assignment, Path], tmp_path: Path) -> None:
+    assignment, grader_dir = fake
+    edit(assignment.root / "pyproject.toml", "hypothesis==4.5.6", "hypothesis>=4")
+    with pytest.raises(ConfigError, match="must pin hypothesis with '=='"):
+        generate(assignment, tmp_path / "out", grader_dir=grader_dir)
+
+
+def test_handout_toml_keeps_points_and_drops_hidden_names(
+    fake: tuple[Assignment, Path], tmp_path: Path
+) -> None:
+    assignment, grader_dir = fake
+    out = generate(assignment, tmp_path / "out", grader_dir=grader_dir)
+    text = (out / "assignment.toml").read_text()
+    assert "test_secret_hidden_check" not in text
+    assert "hidden/" not in text
+    shipped = load_assignment(out / "assignment.toml", root=out)
+    assert shipped.hidden_tests == ()
+    assert shipped.public_tests == assignment.public_tests
+    assert [(t.id, t.title, t.points) for t in shipped.tasks] == [
+        (t.id, t.title, t.points) for t in assignment.tasks
+    ]
+    assert shipped.task("0.1").weights == {"test_public_mul": 2.0}
+    assert shipped.visibility_overrides == {"test_public_mul": "after_due_date"}
+    assert (shipped.max_examples, shipped.local_max_examples) == (7, 11)
+    assert shipped.limits == assignment.limits
+    assert shipped.editable == assignment.editable
+
+
+def test_pytest_ini_and_gitignore(fake: tuple[Assignment, Path], tmp_path: Path) -> None:
+    assignment, grader_dir = fake
+    out = generate(assignment, tmp_path / "out", grader_dir=grader_dir)
+    ini = configparser.ConfigParser()
+    ini.read(out / "pytest.ini")
+    section = ini["pytest"]
+    assert section["testpaths"].split() == ["tests"]
+    assert section["pythonpath"].split() == [".", "tests"]
+    addopts = section["addopts"].split()
+    for option in (
+        "grader.plugin",
+        "--student-dir=.",
+        "--probes=tests/probes.py",
+        "--student-mode=inprocess",
+        "no:cacheprovider",
+    ):
+        assert option in addopts
+    assert "task(id)" in section["markers"]
+    assert ".venv/" in (out / ".gitignore").read_text().splitlines()
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_makefile_commands(fake: tuple[Assignment, Path], tmp_path: Path) -> None:
+    assignment, grader_dir = fake
+    out = generate(assignment, tmp_path / "out", grader_dir=grader_dir)
+
+    def dry_run(*args: str) -> str:
+        proc = subprocess.run(
+            ["make", "-n", *args, f"PYTHON={sys.executable}"],
+            cwd=out,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return proc.stdout
+
+    test = dry_run("test")
+    assert "-m pytest --grading-profile=student --max-examples=11" in test
+    assert "--task" not in test
+    assert "--task 0.3" in dry_run("test", "TASK=0.3")
+    grade = dry_run("grade")
+    for part in ("--grading-profile=grading", "--max-examples=7", "--score-table"):
+        assert part in grade
+    assert "--assignment-toml=assignment.toml" in grade
+    assert "-m venv .venv" in dry_run("install")
+    assert "-r requirements.txt" in dry_run("install")
+
+    subprocess.run(
+        ["make", "submit", f"PYTHON={sys.executable}"], cwd=out, check=True, capture_output=True
+    )
+    with zipfile.ZipFile(out / "submission.zip") as archive:
+        names = {n for n in archive.namelist() if not n.endswith("/")}
+    assert names == {f"minitorch/{p.name}" for p in (out / "minitorch").glob("*.py")}
+    subprocess.run(["make", "clean"], cwd=out, check=True, capture_output=True)
+    assert not (out / "submission.zip").exists()
+
+
+# --- refusals -------------------------------------------------------------------------------
+
+
+def test_refuses_to_empty_a_folder_that_is_not_a_handout(
+    fake: tuple[Assignment, Path], tmp_path: Path
+) -> None:
+    assignment, grader_dir = fake
+    out = tmp_path / "precious"
+    out.mkdir()
+    (out / "thesis.tex").write_text("years of work")
+    with pytest.raises(ConfigError, match=r"not a previous hand-out \(no \.handout file\)"):
+        generate(assignment, out, grader_dir=grader_dir)
+    assert [p.name for p in out.iterdir()] == ["thesis.tex"]
+
+
+def test_regenerating_removes_stale_files(fake: tuple[Assignment, Path], tmp_path: Path) -> None:
+    assignment, grader_dir = fake
+    out = generate(assignment, tmp_path / "out", grader_dir=grader_dir)
+    (out / "stale.py").write_text("old")
+    (out / "minitorch" / "__pycache__").mkdir()
+    generate(assignment, out, grader_dir=grader_dir)
+    assert not (out / "stale.py").exists()
+    assert not (out / "minitorch" / "__pycache__").exists()
+
+
+def test_a_config_error_leaves_the_previous_handout_alone(
+    fake: tuple[Assignment, Path], tmp_path: Path
+) -> None:
+    assignment, grader_dir = fake
+    out = generate(assignment, tmp_path / "out", grader_dir=grader_dir)
+    before = snapshot(out)
+    (grader_dir / "worker.py").unlink()
+    with pytest.raises(ConfigError, match=r"needs grader/worker\.py"):
+        generate(assignment, out, grader_dir=grader_dir)
+    assert snapshot(out) == before
+
+
+TOML = "course/assignments/fake/assignment.toml"
+
+
+@pytest.mark.parametrize(
+    ("edits", "message"),
+    [
+        pytest.param(
+            [("grader/plugin.py", "from .protocol import Call", "from .gradescope import x")],
+            r"grader/plugin\.py imports grader\.gradescope, which the hand-out does not ship",
+            id="grader-imports-unshipped-module",
+        ),
+        pytest.param(
+            [("course/tests/test_ops.py", "from strategies", "from hidden.test_ops_hidden")],
+            r"imports the hidden hidden/test_ops_hidden\.py",
+            id="public-test-imports-hidden",
+        ),
+        pytest.param(
+            [(TOML, '"minitorch/optim.py"]', "]")],
+            r"reference files minitorch/optim\.py are in no \[files\] list",
+            id="unlisted-reference-file",
+        ),
+        pytest.param(
+            [(TOML, 'id = "0.3"', 'id = "0.2"')],
+            r"operators\.py:\d+: region of task 0\.3 \(map\) is editable, but fake has no task",
+            id="region-of-unknown-task",
+        ),
+        pytest.param(
+            [
+                (TOML, 'solved = ["minitorch/helpers.py"]', "solved = []"),
+                (TOML, '"minitorch/optim.py"]', '"minitorch/optim.py", "minitorch/helpers.py"]'),
+            ],
+            r"helpers\.py is provided \(shipped verbatim\) but has solution regions",
+            id="verbatim-file-with-regions",
+        ),
+        pytest.param(
+            [
+                (
+                    TOML,
+                    '["minitorch/scalar.py"]',
+                    '["minitorch/scalar.py", "minitorch/operators.py"]',
+                )
+            ],
+            r"minitorch/operators\.py is listed both as editable and as stubbed",
+            id="two-roles",
+        ),
+        pytest.param(
+            [
+                (
+                    "course/reference/minitorch/operators.py",
+                    "# END SOLUTION\n\n\ndef id",
+                    "\n\ndef id",
+                )
+            ],
+            r"minitorch/operators\.py:\d+: BEGIN SOLUTION inside the region",
+            id="bad-markers",
+        ),
+        pytest.param(
+            [("course/tests/probes.py", "def mul", "def mul(:")],
+            r"probes\.py:1: not valid Python",
+            id="broken-test-support",
+        ),
+        pytest.param(
+            [
+                (
+                    TOML,
+                    'editable = ["minitorch/operators.py"]',
+                    'editable = ["minitorch/optim.py"]',
+                ),
+                (TOML, '"minitorch/__init__.py", "minitorch/optim.py"', '"minitorch/__init__.py"'),
+                (
+                    TOML,
+                    '["minitorch/scalar.py"]',
+                    '["minitorch/scalar.py", "minitorch/operators.py"]',
+                ),
+            ],
+            r"optim\.py is editable but has no solution regions",
+            id="editable-without-regions",
+        ),
+    ],
+)
+def test_config_errors_are_clear(
+    fake: tuple[Assignment, Path], tmp_path: Path, edits: list[tuple[str, str, str]], message: str
+) -> None:
+    assignment, grader_dir = fake
+    for rel, old, new in edits:
+        edit(tmp_path / rel, old, new)
+    assignment = load_assignment("fake", root=assignment.root)
+    with pytest.raises(ConfigError, match=message):
+        generate(assignment, tmp_path / "out", grader_dir=grader_dir)
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_registers_the_handout_command(
+    fake: tuple[Assignment, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    assignment, grader_dir = fake
+    parser = argparse.ArgumentParser(prog="grader")
+    handout.add_commands(parser.add_subparsers(dest="command"))
+    monkeypatch.setenv("GRADER_ROOT", str(assignment.root))
+    real_generate = handout.generate
+    monkeypatch.setattr(
+        handout, "generate", lambda a, out: real_generate(a, out, grader_dir=grader_dir)
+    )
+    monkeypatch.chdir(tmp_path)
+    args = parser.parse_args(["handout", "fake"])
+    assert args.func(args) == 0
+    printed = capsys.readouterr().out.strip()
+    assert printed == str((tmp_path / "build" / "handout" / "fake").resolve())
+    args = parser.parse_args(["handout", "fake", "--out", str(tmp_path / "elsewhere")])
+    assert args.func(args) == 0
+    assert (tmp_path / "elsewhere" / MARKER_FILE).is_file()
+
+
+# --- the real course ------------------------------------------------------------------------
+
+REAL = ("module0", "module1")
+
+
+def missing_inputs(assignment: Assignment, hidden: bool = False) -> list[str]:
+    """Inputs of the real hand-out (or its hidden tests) that are not written yet."""
+    if hidden:
+        paths = [assignment.tests_dir / rel for rel in assignment.hidden_tests]
+        return [str(p.relative_to(ROOT)) for p in paths if not p.exists()]
+    wanted = [
+        assignment.reference_dir / rel
+        for role in ("editable", "provided", "solved", "stubbed", "extra")
+        for rel in getattr(assignment, role)
+    ]
+    wanted += assignment.test_files(include_hidden=False)
+    wanted += [assignment.tests_dir / n for n in handout.REQUIRED_TEST_SUPPORT]
+    wanted += [ROOT / "grader" / n for n in HANDOUT_GRADER_MODULES]
+    return [str(p.relative_to(ROOT)) for p in wanted if not p.exists()]
+
+
+@pytest.fixture(scope="module", params=REAL)
+def real(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
+    """(assignment, hand-out folder) of a real assignment, generated once per module."""
+    assignment = load_assignment(request.param, root=ROOT)
+    missing = missing_inputs(assignment)
+    if missing:
+        pytest.skip(f"inputs of the {request.param} hand-out not written yet: {missing}")
+    out = generate(assignment, tmp_path_factory.mktemp(request.param) / "handout")
+    return assignment, out
+
+
+def test_real_handout_holds_no_solution(real: tuple[Assignment, Path]) -> None:
+    assignment, out = real
+    assert check_no_solution_lines(assignment, out) >= 60  # not vacuous
+
+
+def test_real_handout_has_no_hidden_tests(real: tuple[Assignment, Path]) -> None:
+    assignment, out = real
+    missing = missing_inputs(assignment, hidden=True)
+    if missing:
+        pytest.skip(f"hidden tests not written yet: {missing}")
+    check_hidden_absent(assignment, out)
+    shipped = {p.relative_to(out / "tests").as_posix() for p in (out / "tests").rglob("*.py")}
+    assert set(assignment.public_tests) <= shipped
+    assert {"probes.py", "support.py"} <= shipped
+
+
+def test_real_handout_is_reproducible(real: tuple[Assignment, Path], tmp_path: Path) -> None:
+    assignment, out = real
+    assert snapshot(generate(assignment, tmp_path / "again")) == snapshot(out)
+
+
+def test_real_handout_imports(real: tuple[Assignment, Path]) -> None:
+    check_imports(real[1])
+
+
+def test_real_student_functions_raise_with_their_task(real: tuple[Assignment, Path]) -> None:
+    assignment, out = real
+    assert check_student_functions_raise(assignment, out) >= 10
+
+
+def test_real_handout_toml_loads_in_the_handout(real: tuple[Assignment, Path]) -> None:
+    assignment, out = real
+    shipped = load_assignment(out / "assignment.toml", root=out)
+    assert shipped.max_score == assignment.max_score
+    assert shipped.hidden_tests == ()
+
+
+def test_real_regions_use_the_assignment_tasks(real: tuple[Assignment, Path]) -> None:
+    """Every task has something to write, and hints name real functions of the file."""
+    assignment, out = real
+    tasks = set()
+    for rel in assignment.editable:
+        text = (assignment.reference_dir / rel).read_text("utf-8")
+        for region in solution_regions(text, rel):
+            tasks.add(region.task)
+            assert display_name(region.function, rel) in (out / rel).read_text("utf-8")
+    assert tasks == {t.id for t in assignment.tasks}
+
+
+@pytest.mark.slow
+def test_real_handout_collects_with_its_own_pytest_ini(real: tuple[Assignment, Path]) -> None:
+    """The hand-out's tests load the shipped plugin and collect, as `make test` would."""
+    assignment, out = real
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "--collect-only", "-q"],
+        cwd=out,
+        capture_output=True,
+        text=True,
+        env=clean_env(),
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "error" not in proc.stdout.lower()
+
+
+@pytest.mark.slow
+def test_real_handout_reports_the_task_of_a_missing_function(real: tuple[Assignment, Path]) -> None:
+    """`make test TASK=<first task>` on the untouched hand-out names the work to do."""
+    assignment, out = real
+    first = assignment.tasks[0].id
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-x", "--grading-profile=student", "--task", first],
+        cwd=out,
+        capture_output=True,
+        text=True,
+        env=clean_env(),
+        timeout=300,
+    )
+    assert proc.returncode == 1, proc.stdout + proc.stderr  # tests ran and failed
+    assert f"NotImplementedError: Task {first}: implement " in proc.stdout
