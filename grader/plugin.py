@@ -49,6 +49,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--task", action="append", help="run only the tests of this task (repeat)")
     group.addoption("--assignment-toml", help="assignment.toml for limits, budget and points")
     group.addoption("--score-table", action="store_true", help="print a per-task score preview")
+    group.addoption("--call-log", help="append every probe call and answer to this file")
+    group.addoption(
+        "--no-shrink", action="store_true", help="report the first failing example unshrunk"
+    )
     parser.addini("student_dir", "folder that holds the student's minitorch/")
     parser.addini("student_mode", "where student code runs: inprocess or sandbox")
     parser.addini("probes", "the probe module the worker loads")
@@ -123,7 +127,8 @@ def _load_hypothesis_profile(config: pytest.Config, state: _State) -> None:
         max_examples=examples,
         print_blob=False,
         report_multiple_bugs=False,
-        phases=(Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink),
+        phases=(Phase.explicit, Phase.reuse, Phase.generate, Phase.target)
+        + (() if config.getoption("no_shrink") else (Phase.shrink,)),
         suppress_health_check=list(HealthCheck),
     )
     settings.register_profile(
@@ -202,8 +207,15 @@ def student(request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
     ):
         if config.getoption(opt) is not None:
             limits[key] = config.getoption(opt)
+    log = config.getoption("call_log")
     client = StudentClient(
-        SandboxConfig(root=state.root, probes=state.probes, mode=state.mode, **limits)
+        SandboxConfig(
+            root=state.root,
+            probes=state.probes,
+            mode=state.mode,
+            call_log=Path(log) if log else None,
+            **limits,
+        )
     )
     yield client
     client.close()

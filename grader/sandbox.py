@@ -71,6 +71,7 @@ class SandboxConfig:
     file_size_mb: int = 16
     open_files: int = 256
     uid: int = WORKER_UID
+    call_log: Path | None = None  # JSON lines of every call and its answer (grader audit)
 
 
 # --------------------------------------------------------------------------- host facts
@@ -617,6 +618,31 @@ class StudentClient:
 
         Raises a ``StudentFault`` subclass when student code fails, hangs or crashes.
         """
+        if self.config.call_log is None:
+            return self._call(probe, args, label)
+        try:
+            value = self._call(probe, args, label)
+        except protocol.StudentFault as exc:
+            self._log(
+                {
+                    "probe": probe,
+                    "args": list(args),
+                    "fault": type(exc).__name__,
+                    "type": getattr(exc, "type_name", None),
+                }
+            )
+            raise
+        self._log({"probe": probe, "args": list(args), "value": value})
+        return value
+
+    def _log(self, entry: dict[str, Any]) -> None:
+        import json
+
+        assert self.config.call_log is not None
+        with open(self.config.call_log, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(entry, sort_keys=True) + "\n")
+
+    def _call(self, probe: str, args: tuple[Any, ...], label: str | None) -> Any:
         what = label or probe
         if what in self._hung:
             raise ProbeTimeout(self._hung[what], label=label)
