@@ -76,7 +76,10 @@ def _cmd_grade(args: argparse.Namespace) -> int:
         from .gradescope import write_results
         from .runner import grade
 
-        result = grade(submission, assignment, mode=args.mode)
+        extra = ["--grading-seed", str(args.seed)] if args.seed is not None else []
+        if args.max_examples is not None:
+            extra += ["--max-examples", str(args.max_examples)]
+        result = grade(submission, assignment, mode=args.mode, extra_args=extra)
         results = result.results
         write_results(results, out)
         if args.verbose:
@@ -97,6 +100,14 @@ def _add_grade(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default="results.json", help="where to write results.json")
     p.add_argument("--json", action="store_true", help="print the results.json document")
     p.add_argument("--verbose", "-v", action="store_true", help="also print pytest's output")
+    p.add_argument(
+        "--seed",
+        type=int,
+        help="explore with this hypothesis seed instead of the fixed grading one (flake hunts)",
+    )
+    p.add_argument(
+        "--max-examples", type=int, help="override the assignment's hypothesis budget per test"
+    )
     p.set_defaults(func=_cmd_grade)
 
 
@@ -124,9 +135,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_grade(sub)
     _add_demo(sub)
-    from . import handout
+    # Each job's module registers its own subcommands; imports stay light (no docker SDK
+    # or rich import until a command runs).
+    from . import audit, batch, bundle, canvas, docker_runner, handout
 
-    handout.add_commands(sub)
+    for module in (handout, bundle, docker_runner, batch, canvas, audit):
+        module.add_commands(sub)
     return parser
 
 
