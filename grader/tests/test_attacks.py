@@ -1,0 +1,506 @@
+"""Hostile submissions, graded for real: none of them scores above its honest baseline.
+
+Every attack in ``attacks/attacks.toml`` is an honest baseline (module 1: every backward
+wrong; module 0: the four list helpers wrong) plus the attack: forging results.json, planting
+pytest plugins, rigged numbers, bombs, reading the hidden tests, opening sockets, leaving
+daemons, killing the grader. Each is graded by the real CLI (``grading_jobs.grade_all``), in
+the sandbox and, for the attacks marked ``docker``, in a container. Afterwards we check
+what a TA cares about:
+
+- the score is not above the baseline's, graded the same way in the same run;
+- the report is a valid results.json, written by the grader and not by the attack;
+- nothing planted ran in the trusted process, no connection got out, no secret leaked;
+- no process of the worker outlives the grade, nothing is left in /tmp, and the grade
+  finished within the assignment's budget; memory and processes stayed bounded.
+
+Attacks report what they managed in their own error message ("ATTACK-REPORT ..."), which
+reaches results.json as the failure output of the test that called them: that is how an
+attack that *did* read a file or open a socket would smuggle the result out, and how these
+tests see it.
+
+Sandbox grades use ``--max-examples 10``: an attack runs on the first call of a wrong
+function, so the full budget adds time and no coverage. ``grader grade --mode docker`` has
+no such option and runs the assignment's full budget.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import tempfile
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+from attacks import build
+from grading_jobs import Graded, Job, grade_all
+
+from grader.assignment import load_assignment, repo_root
+from grader.gradescope import SCHEMA_PATH
+from grader.sandbox import UID_SLOTS, WORKER_UID
+
+BASELINES, ATTACKS = build.load()
+ASSIGNMENTS = {name: load_assignment(name) for name in BASELINES}
+SCHEMA = json.loads(SCHEMA_PATH.read_text())
+FAST = ("--max-examples", "10")
+WORKER_UIDS = range(WORKER_UID, WORKER_UID + UID_SLOTS)
+FORGED = ("FAKE-RESULTS-MARKER", "FAKE-STDOUT-MARKER")
+
+# Holes found by these tests and not fixed yet (see docs/security.md). Each entry makes one
+# check of one (mode, attack) an expected failure, strict: it fails loudly once the hole is
+# closed, and the entry must go.
+SCORE_HOLE = (
+    "hole in the assignment tests: {test} passes without judging when the student's own "
+    "values disagree with the trusted ones, and student code can disagree only inside the "
+    "probe that does the judging (it sees the probe's name on the stack)"
+)
+HOLES: dict[tuple[str, str, str], str] = {
+    ("memory", "sandbox", "memory_bomb"): (
+        "hole: RLIMIT_AS bounds each process, not the submission: three processes of the "
+        "worker hold 1200 MiB with memory_mb = 1024 (no memory cgroup in sandbox mode)"
+    ),
+    ("disk", "sandbox", "fill_the_disk"): (
+        "hole: bubblewrap's /tmp and /dev/shm are tmpfs without a size, so the worker fills "
+        "RAM past memory_mb with files (RLIMIT_FSIZE bounds one file, not their number)"
+    ),
+    ("score", "sandbox", "m0_probe_aware_helpers"): SCORE_HOLE.format(
+        test="tests/test_operators.py (0.3 negList/addLists/sum/prod, via list_helper's parts)"
+    ),
+}
+
+
+def hole(check: str, mode: str, name: str) -> list[pytest.MarkDecorator]:
+    reason = HOLES.get((check, mode, name))
+    return [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
+
+
+# --------------------------------------------------------------------------- the arena
+@dataclass
+class Arena:
+    """Everything one mode's grading run left behind."""
+
+    mode: str
+    graded: dict[str, Graded]
+    out: Path
+    connections: list[Any]
+    marker_dir: Path
+    submissions: dict[str, Path]
+    leftover_processes: list[str] = field(default_factory=list)
+    leftover_files: list[str] = field(default_factory=list)
+
+    def baseline(self, assignment: str) -> Graded:
+        return self.graded[f"baseline-{assignment}"]
+
+    def attack(self, name: str) -> Graded:
+        return self.graded[name]
+
+
+class Listener:
+    """A TCP server on every interface; an attack that reaches it is recorded."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("0.0.0.0", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.connections: list[Any] = []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, address = self.sock.accept()
+            except OSError:
+                return
+            self.connections.append(address)
+            conn.close()
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def _stage_gone(cmdline: list[str]) -> bool:
+    """A worker (or a fork of it) whose staged submission was already deleted."""
+    if "--root" not in cmdline[:-1]:
+        return False
+    return not Path(cmdline[cmdline.index("--root") + 1]).exists()
+
+
+def leftover_processes() -> list[str]:
+    """Processes an attack left behind: its marked daemon, or worker-uid processes (on this
+    host, not in a container) whose grade is over. Other concurrent grades are not counted."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            raw = Path(f"/proc/{entry}/cmdline").read_bytes()
+            status = Path(f"/proc/{entry}/status").read_text()
+            cgroup = Path(f"/proc/{entry}/cgroup").read_text()
+        except OSError:
+            continue
+        cmdline = raw.decode(errors="replace").split("\0")
+        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        uid = int(fields.get("Uid", "-1").split()[0])
+        zombie = fields.get("State", "").strip().startswith("Z")
+        text = f"pid {entry} uid {uid}: {' '.join(cmdline)[:200]}"
+        if "ATTACK-LEFTOVER" in raw.decode(errors="replace") and not zombie:
+            found.append(text)
+        elif uid in WORKER_UIDS and not zombie and "docker" not in cgroup:
+            if _stage_gone(cmdline):
+                found.append(text)
+    return found
+
+
+def leftover_files() -> list[str]:
+    found = []
+    for place in ("/tmp", "/var/tmp", "/dev/shm"):
+        try:
+            names = os.listdir(place)
+        except OSError:
+            continue
+        found += [f"{place}/{n}" for n in names if n.startswith("attack-fill-")]
+    return found
+
+
+def run_arena(mode: str, base: Path, names: list[str], baselines: bool = True) -> Arena:
+    listener = Listener()
+    marker_dir = Path(tempfile.mkdtemp(prefix="attack-markers-"))
+    marker_dir.chmod(0o777)
+    placeholders = {"@PORT@": str(listener.port), "@MARKER_DIR@": str(marker_dir)}
+    extra = FAST if mode == "sandbox" else ()
+    submissions: dict[str, Path] = {}
+    jobs = []
+    for assignment, baseline in BASELINES.items():
+        path = build.build(baseline, None, base / f"baseline-{assignment}")
+        submissions[f"baseline-{assignment}"] = path
+        if baselines and any(a.assignment == assignment for a in ATTACKS if a.name in names):
+            jobs.append(Job(f"baseline-{assignment}", path, assignment, mode, extra))
+    for attack in ATTACKS:
+        if attack.name in names:
+            path = build.build(
+                BASELINES[attack.assignment], attack, base / attack.name, placeholders
+            )
+            submissions[attack.name] = path
+            jobs.append(Job(attack.name, path, attack.assignment, mode, extra))
+    try:
+        graded = grade_all(jobs, base / "results")
+    finally:
+        listener.close()
+    return Arena(
+        mode=mode,
+        graded=graded,
+        out=base / "results",
+        connections=list(listener.connections),
+        marker_dir=marker_dir,
+        submissions=submissions,
+        leftover_processes=leftover_processes(),
+        leftover_files=leftover_files(),
+    )
+
+
+MODES = ["sandbox", pytest.param("docker", marks=[pytest.mark.docker, pytest.mark.slow])]
+SANDBOX_ATTACKS = [a.name for a in ATTACKS]
+DOCKER_ATTACKS = [a.name for a in ATTACKS if a.docker]
+#: In docker mode these run inside one submission (a container grade costs ~50 s).
+COMBINED = "everything_at_once"
+COMBINED_PARTS = next(a.combine for a in ATTACKS if a.name == COMBINED)
+
+
+@pytest.fixture(scope="module")
+def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Arena:
+    return run_arena("sandbox", tmp_path_factory.mktemp("attacks-sandbox"), SANDBOX_ATTACKS)
+
+
+@pytest.fixture(scope="module")
+def docker(tmp_path_factory: pytest.TempPathFactory) -> Arena:
+    from docker_env import base_image, docker_client
+
+    from grader.docker_runner import ensure_image
+
+    client = docker_client()
+    with pytest.MonkeyPatch.context() as mp:
+        # The CLI builds its image from $GRADER_BASE_IMAGE; build it once here, not twice
+        # in parallel from the two grading jobs.
+        mp.setenv("GRADER_BASE_IMAGE", base_image(client))
+        for name in {a.assignment for a in ATTACKS if a.docker}:
+            ensure_image(ASSIGNMENTS[name], client=client)
+        return run_arena("docker", tmp_path_factory.mktemp("attacks-docker"), DOCKER_ATTACKS)
+
+
+def arena(request: pytest.FixtureRequest, mode: str) -> Arena:
+    return request.getfixturevalue(mode)
+
+
+def cases(check: str = "") -> list[Any]:
+    """Every (mode, attack) pair, docker ones marked, known holes of ``check`` marked xfail."""
+    params = []
+    for mode, names in (("sandbox", SANDBOX_ATTACKS), ("docker", DOCKER_ATTACKS)):
+        for name in names:
+            marks = hole(check, mode, name)
+            if mode == "docker":
+                marks += [pytest.mark.docker, pytest.mark.slow]
+            params.append(pytest.param(mode, name, marks=marks, id=f"{mode}-{name}"))
+    return params
+
+
+def kind_cases(kind: str, check: str = "") -> list[Any]:
+    """The sandbox grade of attack ``kind``, and its docker grade (alone or combined)."""
+    marks = hole(check, "sandbox", kind)
+    params = [pytest.param("sandbox", kind, marks=marks, id=f"sandbox-{kind}")]
+    docker_name = COMBINED if kind in COMBINED_PARTS else kind if kind in DOCKER_ATTACKS else None
+    if docker_name is not None:
+        marks = [*hole(check, "docker", kind), pytest.mark.docker, pytest.mark.slow]
+        params.append(pytest.param("docker", docker_name, marks=marks, id=f"docker-{kind}"))
+    return params
+
+
+def reports(g: Graded) -> str:
+    """Every text a student could read in the report (where an attack smuggles data out)."""
+    return g.outputs()
+
+
+def attack_report(g: Graded, kind: str) -> dict[str, int]:
+    """The numbers an attack put in its error messages ('ATTACK-REPORT memory a=1 b=2MB'),
+    the largest of each over the whole report (attacks report progress on every call)."""
+    numbers: dict[str, int] = {}
+    for match in re.finditer(rf"ATTACK-REPORT {kind} ([^\n]*)", reports(g)):
+        for part in match.group(1).split():
+            key, _, value = part.partition("=")
+            digits = re.match(r"\d+", value)
+            if digits:
+                numbers[key] = max(numbers.get(key, 0), int(digits.group()))
+    return numbers
+
+
+# --------------------------------------------------------------------------- every attack
+@pytest.mark.parametrize(("mode", "name"), cases("score"))
+def test_attack_gets_a_valid_report_and_no_more_than_its_baseline(
+    request: pytest.FixtureRequest, mode: str, name: str
+) -> None:
+    a = arena(request, mode)
+    g = a.attack(name)
+    assignment = g.job.assignment
+    base = a.baseline(assignment)
+    assert g.exit_code == 0, f"exit {g.exit_code}\n{g.stderr[-2000:]}"
+    jsonschema.validate(g.results, SCHEMA)
+    assert "Traceback (most recent call last)" not in g.results["output"]
+    tasks = {
+        t["id"]: (t["score"], b["score"])
+        for t, b in zip(
+            g.results["extra_data"]["tasks"], base.results["extra_data"]["tasks"], strict=True
+        )
+    }
+    assert g.results["score"] <= base.results["score"] + 1e-9, (
+        f"{name} scored {g.results['score']} > baseline {base.results['score']}; "
+        f"(attack, baseline) per task: {tasks}"
+    )
+
+
+@pytest.mark.parametrize(("mode", "name"), cases())
+def test_attack_finishes_within_the_budget_and_leaves_no_forgery(
+    request: pytest.FixtureRequest, mode: str, name: str
+) -> None:
+    a = arena(request, mode)
+    g = a.attack(name)
+    limits = ASSIGNMENTS[g.job.assignment].limits
+    assert g.wall < limits.budget + 60, f"{name} took {g.wall:.0f} s"
+    # The report on disk is the grader's, whatever the attack wrote and printed.
+    on_disk = (a.out / f"{name}.json").read_text()
+    for marker in FORGED:
+        assert marker not in on_disk
+    for path in [*a.out.iterdir(), repo_root() / "results.json", Path("results.json")]:
+        if path.is_file():
+            assert "FAKE-RESULTS-MARKER" not in path.read_text(errors="replace"), path
+
+
+# --------------------------------------------------------------------------- per defence
+@pytest.mark.parametrize("mode", MODES)
+def test_nothing_planted_in_the_submission_runs_in_the_grader(
+    request: pytest.FixtureRequest, mode: str
+) -> None:
+    a = arena(request, mode)
+    assert a.graded["conftest_and_pytest11_plugin"].exit_code == 0
+    assert sorted(os.listdir(a.marker_dir)) == []
+
+
+@pytest.mark.parametrize(("mode", "name"), kind_cases("network_socket"))
+def test_no_connection_gets_out(request: pytest.FixtureRequest, mode: str, name: str) -> None:
+    a = arena(request, mode)
+    report = attack_report(a.attack(name), "network")
+    assert report or "ATTACK-REPORT network" in reports(a.attack(name))  # it did try
+    assert a.connections == []
+    assert ":connected" not in reports(a.attack(name))
+
+
+def _secret_lines(assignment: str, exclude: set[str]) -> set[str]:
+    """Lines only the hidden tests and the reference solution hold (long enough to be
+    telling, and not also in a public file or the attack's own submission)."""
+    a = ASSIGNMENTS[assignment]
+    secret: set[str] = set()
+    for path in sorted((a.tests_dir / "hidden").glob("*.py")):
+        secret |= {line.strip() for line in path.read_text().splitlines()}
+    for rel in a.editable:
+        in_solution = False
+        for line in (a.reference_dir / rel).read_text().splitlines():
+            if "BEGIN SOLUTION" in line:
+                in_solution = True
+            elif "END SOLUTION" in line:
+                in_solution = False
+            elif in_solution:
+                secret.add(line.strip())
+    return {s for s in secret if len(s) >= 24 and s not in exclude}
+
+
+def _public_lines(arena_: Arena, name: str) -> set[str]:
+    a = ASSIGNMENTS[arena_.attack(name).job.assignment]
+    lines: set[str] = set()
+    public = [a.tests_dir / p for p in ("probes.py", "support.py", "conftest.py")]
+    public += [a.tests_dir / f for f in a.public_tests]
+    public += [a.reference_dir / rel for rel in (*a.provided, *a.solved)]
+    public += [p for p in arena_.submissions[name].rglob("*") if p.is_file()]
+    for path in public:
+        if path.is_file():
+            lines |= {line.strip() for line in path.read_text(errors="replace").splitlines()}
+    return lines
+
+
+@pytest.mark.parametrize(("mode", "name"), kind_cases("read_hidden_tests_and_reference"))
+def test_hidden_tests_and_reference_stay_unreadable(
+    request: pytest.FixtureRequest, mode: str, name: str
+) -> None:
+    a = arena(request, mode)
+    g = a.attack(name)
+    text = reports(g)
+    assert "ATTACK-REPORT read" in text  # the attack ran and reported
+    leaked = [
+        line
+        for line in text.splitlines()
+        if line.strip().startswith("LEAKED ") and not line.strip().endswith("environ:")
+    ]
+    assert leaked == []
+    # Whatever the attack printed: no line of a hidden test or of a reference solution body
+    # that the grader itself does not also print for the honest baseline.
+    exclude = _public_lines(a, name) | set(reports(a.baseline(g.job.assignment)).splitlines())
+    secrets = _secret_lines(g.job.assignment, exclude)
+    assert secrets, "no secret lines to look for: are the hidden tests missing?"
+    found = [s for s in secrets if s in text]
+    assert found == []
+
+
+@pytest.fixture(scope="module")
+def sandbox_without_bwrap(tmp_path_factory: pytest.TempPathFactory) -> Arena:
+    """The sandbox as on a machine without bubblewrap (GRADER_NO_BWRAP=1)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("GRADER_NO_BWRAP", "1")
+        base = tmp_path_factory.mktemp("attacks-no-bwrap")
+        return run_arena("sandbox", base, ["read_hidden_tests_and_reference"], baselines=False)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="hole: without bubblewrap the worker reads every world-readable file, and the "
+    "sandbox neither makes the course files private nor reports that they are readable",
+)
+def test_without_bubblewrap_hidden_tests_stay_unreadable(sandbox_without_bwrap: Arena) -> None:
+    g = sandbox_without_bwrap.attack("read_hidden_tests_and_reference")
+    assert g.exit_code == 0
+    assert g.results["extra_data"]["defences"]["private_filesystem"] is False
+    assert "ATTACK-REPORT read 0 files" in reports(g)
+
+
+@pytest.mark.parametrize(("mode", "name"), kind_cases("background_process"))
+def test_no_process_outlives_the_grade(
+    request: pytest.FixtureRequest, mode: str, name: str
+) -> None:
+    """After every grade of the mode (daemons, fork and memory bombs, signals included)."""
+    a = arena(request, mode)
+    assert a.graded[name].exit_code == 0
+    assert a.leftover_processes == []
+
+
+@pytest.mark.parametrize(("mode", "name"), kind_cases("fork_bomb"))
+def test_processes_are_bounded(request: pytest.FixtureRequest, mode: str, name: str) -> None:
+    a = arena(request, mode)
+    report = attack_report(a.attack(name), "fork_bomb")
+    limit = ASSIGNMENTS["module1"].limits.processes
+    if mode == "docker":
+        from grader.docker_runner import ContainerLimits
+
+        limit = ContainerLimits.for_assignment(ASSIGNMENTS["module1"]).pids
+    assert report, "the fork bomb did not report (it should, within its probe deadline)"
+    assert report["processes"] <= limit
+
+
+@pytest.mark.parametrize(("mode", "name"), kind_cases("memory_bomb", "memory"))
+def test_memory_is_bounded(request: pytest.FixtureRequest, mode: str, name: str) -> None:
+    a = arena(request, mode)
+    report = attack_report(a.attack(name), "memory")
+    limit = ASSIGNMENTS["module1"].limits.memory_mb
+    if mode == "docker":
+        from grader.docker_runner import ContainerLimits
+
+        limit = ContainerLimits.for_assignment(ASSIGNMENTS["module1"]).memory_mb
+    if not report:  # the container killed the whole grade for memory: bounded, and reported
+        assert a.attack(name).results["extra_data"].get("container", {}).get("oom_killed")
+        return
+    assert report["single_mb"] == 0
+    assert report["parallel_mb"] <= limit
+
+
+@pytest.mark.parametrize(("mode", "name"), kind_cases("fill_the_disk", "disk"))
+def test_disk_filling_is_bounded_and_cleaned_up(
+    request: pytest.FixtureRequest, mode: str, name: str
+) -> None:
+    a = arena(request, mode)
+    assert a.leftover_files == []
+    report = attack_report(a.attack(name), "disk")
+    assert report, "the disk filler did not report"
+    # RAM-backed places (tmpfs) count against the submission's memory.
+    ram = sum(v for k, v in report.items() if k in ("/tmp", "/dev/shm"))
+    assert ram <= ASSIGNMENTS["module1"].limits.memory_mb, report
+
+
+@pytest.mark.parametrize(
+    ("name", "needle"),
+    [
+        ("sys_exit_at_import", "it called sys.exit(0)"),
+        ("infinite_loop_at_import", "did not finish importing within 10 s"),
+        ("infinite_loop_in_mul_backward", "timed out after 5 s in Mul.backward"),
+        ("fake_results_then_exit", "died"),
+        ("rigged_numbers", "subclass of float"),
+    ],
+)
+def test_student_is_told_what_happened(sandbox: Arena, name: str, needle: str) -> None:
+    assert needle in reports(sandbox.attack(name))
+
+
+def test_baselines_are_honest_and_partly_right(sandbox: Arena) -> None:
+    """A baseline that scores 0 or 100 would make 'not above the baseline' meaningless."""
+    for assignment in BASELINES:
+        score = sandbox.baseline(assignment).results["score"]
+        assert 0 < score < 100, (assignment, score)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_defences_are_reported(request: pytest.FixtureRequest, mode: str) -> None:
+    defences = arena(request, mode).baseline("module1").results["extra_data"]["defences"]
+    print(f"{mode}: {json.dumps(defences)}")
+    assert defences["separate_process"] and defences["rlimits"]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_print_the_attack_table(request: pytest.FixtureRequest, mode: str) -> None:
+    """Not a check: the table for docs/security.md (shown with -rA or -s)."""
+    a = arena(request, mode)
+    for name, g in sorted(a.graded.items()):
+        base = a.baseline(g.job.assignment).results.get("score")
+        print(
+            f"{mode:8} {name:45} {g.results.get('score')!s:>9} / baseline {base!s:>9}"
+            f"  {g.wall:6.1f} s"
+        )
