@@ -53,6 +53,7 @@ base-image:
 
 bench: $(STAMP)
 	$(PY) bench/bench_modes.py
+	$(PY) bench/bench_containers.py
 
 flake-hunt: $(STAMP)
 	$(PY) bench/flake_hunt.py --seeds $(SEEDS)

@@ -269,27 +269,56 @@ def _same_calls(a: list[str], b: list[str], rel: float = 1e-12) -> bool:
     return all(close(json.loads(x), json.loads(y)) for x, y in zip(a, b, strict=True))
 
 
+def suite_root(tests: Path, work: Path) -> Path:
+    """A course root whose tests/ is ``tests`` (reference and assignments stay the real ones).
+
+    Lets the audit measure another suite, e.g. a deliberately weakened copy.
+    """
+    from .assignment import repo_root
+
+    real = repo_root()
+    work.mkdir(parents=True, exist_ok=True)
+    for name in ("reference", "assignments"):
+        (work / name).symlink_to(real / name)
+    (work / "tests").symlink_to(tests.resolve())
+    return work
+
+
 def run_audit(
     assignment: Assignment,
     *,
     tasks: list[str] | None = None,
+    functions: list[str] | None = None,
     jobs: int = 2,
     max_examples: int | None = None,
     equivalence_examples: int = 300,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Generate, grade and classify mutants. Returns the JSON-ready audit report."""
+    from fnmatch import fnmatch
+
     from rich.progress import Progress
 
+    from .assignment import repo_root
+
     started = time.monotonic()
-    mutants = generate_mutants(assignment, tasks)
+    mutants = [
+        m
+        for m in generate_mutants(assignment, tasks)
+        if not functions or any(fnmatch(m.function, f) for f in functions)
+    ]
+    # Equivalence is judged by the project's own full suite, never by the suite under
+    # audit: a weak suite must not be able to call its own blind spots "equivalent".
+    canonical = str(repo_root())
     budget = ["--max-examples", str(max_examples)] if max_examples else []
     fast = ["-x", "--no-shrink", *budget]
 
-    def job(m: Mutant | None, task: str, args: list[str], log: bool = False) -> _Job:
+    def job(
+        m: Mutant | None, task: str | None, args: list[str], log: bool = False, root: str = ""
+    ) -> _Job:
         return _Job(
             assignment.name,
-            str(assignment.root),
+            root or str(assignment.root),
             task,
             m.file if m else None,
             m.source if m else None,
@@ -332,15 +361,19 @@ def run_audit(
         survivor_tasks = sorted({m.task for m in survivors})
         if survivors:
             tid = bar.add_task("checking survivors", total=len(survivors) + len(survivor_tasks))
-            refs = pool.map(_grade_job, [job(None, t, wide, log=True) for t in survivor_tasks])
+            refs = pool.map(
+                _grade_job, [job(None, t, wide, True, canonical) for t in survivor_tasks]
+            )
             ref_calls = {t: r["calls"] for t, r in zip(survivor_tasks, refs, strict=True)}
             bar.advance(tid, len(survivor_tasks))
-            checks = pool.imap(_grade_job, [job(m, m.task, wide, log=True) for m in survivors])
+            checks = pool.imap(
+                _grade_job, [job(m, m.task, wide, True, canonical) for m in survivors]
+            )
             for m, res in zip(survivors, checks, strict=True):
-                if res["killed"]:
-                    results[m.id].update(killed=True, by=res["by"], message=res["message"])
-                else:
-                    results[m.id]["equivalent"] = _same_calls(ref_calls[m.task], res["calls"])
+                # Caught only by the larger sample: the suite missed it at its budget, so it
+                # stays a survivor; identical answers throughout: equivalent.
+                same = not res["killed"] and _same_calls(ref_calls[m.task], res["calls"])
+                results[m.id]["equivalent"] = same
                 bar.advance(tid)
 
     per_task = []
@@ -405,9 +438,19 @@ def print_report(report: dict[str, Any]) -> None:
 
 def _cmd_audit(args: argparse.Namespace) -> int:
     assignment = load_assignment(args.assignment)
+    with tempfile.TemporaryDirectory(prefix="grader-audit-suite-") as tmp:
+        if args.tests:
+            assignment = load_assignment(args.assignment, suite_root(Path(args.tests), Path(tmp)))
+        report = _audit_and_write(assignment, args)
+    print_report(report)
+    return 0
+
+
+def _audit_and_write(assignment: Assignment, args: argparse.Namespace) -> dict[str, Any]:
     report = run_audit(
         assignment,
         tasks=args.task,
+        functions=args.function,
         jobs=args.jobs,
         max_examples=args.budget,
         equivalence_examples=args.equivalence_budget,
@@ -415,15 +458,18 @@ def _cmd_audit(args: argparse.Namespace) -> int:
     out = Path(args.out or f"out/audit/{assignment.name}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    print_report(report)
     print(f"report written to {out}")
-    return 0
+    return report
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("audit", help="mutation-test the suite: how many bugs it catches")
     p.add_argument("assignment", help="assignment name or folder")
     p.add_argument("--task", action="append", help="only mutants of this task (repeat)")
+    p.add_argument(
+        "--function", action="append", help="only mutants in functions matching this glob"
+    )
+    p.add_argument("--tests", help="audit this tests folder instead of the project's tests/")
     p.add_argument("--budget", type=int, help="hypothesis examples per test (default: grading)")
     p.add_argument(
         "--equivalence-budget",

@@ -101,6 +101,25 @@ def run_tests(
     return report_plugin.report or {}, buffer.getvalue(), int(code)
 
 
+def readable_by_others(path: Path) -> bool:
+    """Whether any user (the worker's uid too) can read ``path``: o+r, and o+x on each parent."""
+    import stat
+
+    try:
+        if not path.stat().st_mode & stat.S_IROTH:
+            return False
+        return all(p.stat().st_mode & stat.S_IXOTH for p in path.resolve().parents)
+    except OSError:
+        return False
+
+
+def exposed_secrets(assignment: Assignment) -> list[Path]:
+    """Hidden tests and reference files that student code could read without bubblewrap."""
+    secrets = [p for p in assignment.test_files() if p.is_file() and "hidden" in p.parts]
+    secrets += sorted((assignment.reference_dir / "minitorch").glob("*.py"))
+    return [p for p in secrets if readable_by_others(p)]
+
+
 def _defence_notes(mode: str, assignment: Assignment, root: Path) -> dict[str, bool]:
     if mode != "sandbox":
         return {"separate_process": False}
@@ -129,6 +148,16 @@ def grade(
             return GradeResult(results, None, "")
         root = stage(assignment, located, workdir / "stage")
         workdir.chmod(0o755)
+        defences = _defence_notes(mode, assignment, root)
+        if mode == "sandbox" and not defences.get("private_filesystem"):
+            exposed = exposed_secrets(assignment)
+            if exposed:
+                raise ConfigError(
+                    "student code could read the hidden tests and the reference here (no "
+                    "private filesystem: bubblewrap is missing or cannot run). Install "
+                    "bubblewrap, or make them private: chmod -R go-rwx "
+                    + " ".join(sorted({str(p.parent) for p in exposed}))
+                )
         report, output, code = run_tests(assignment, root, mode=mode, extra_args=extra_args)
         outcomes = outcomes_from_json_report(report)
         messages = list(located.notes)
@@ -153,7 +182,7 @@ def grade(
         extra = {
             "assignment": assignment.name,
             "mode": mode,
-            "defences": _defence_notes(mode, assignment, root),
+            "defences": defences,
             "files": {rel: located.origins.get(rel, "missing") for rel in assignment.editable},
         }
         scored = score(outcomes, assignment, tuple(messages), extra)

@@ -53,6 +53,9 @@ WORKER_UID = int(os.environ.get("GRADER_WORKER_UID", "64100"))
 UID_SLOTS = 64
 _LOCK_DIR = Path(os.environ.get("GRADER_UID_LOCK_DIR", "/tmp/.minitorch-grader-uids"))
 _CLONE_NEWNET = 0x40000000
+_CGROUP_ROOT = Path("/sys/fs/cgroup")
+#: bubblewrap's /tmp and /dev/shm are tmpfs: files there are memory, so they get a size.
+_TMPFS_BYTES = 64 * 1024 * 1024
 _PR_SET_PDEATHSIG = 1
 _MAX_RESTARTS = 40
 
@@ -150,7 +153,9 @@ def _bwrap_args(python: str, binds: list[Path]) -> list[str]:
     if not str(prefix).startswith("/usr"):
         args += ["--ro-bind", str(prefix), str(prefix)]
     args += ["--ro-bind-try", "/etc/ld.so.cache", "/etc/ld.so.cache"]
-    args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
+    args += ["--proc", "/proc", "--dev", "/dev"]
+    args += ["--size", str(_TMPFS_BYTES), "--tmpfs", "/tmp"]
+    args += ["--size", str(_TMPFS_BYTES), "--tmpfs", "/dev/shm"]
     for path in binds:
         args += ["--ro-bind", str(path), str(path)]
     return args
@@ -175,6 +180,40 @@ def _bwrap_works(python: str, uid: int) -> bool:
     return result.returncode == 0
 
 
+def memory_cgroup(uid: int, limit_mb: int) -> Path | None:
+    """A memory cgroup (v2, or v1's memory controller) for the worker of ``uid``.
+
+    RLIMIT_AS bounds one process; the cgroup bounds the worker, everything it forks and the
+    tmpfs pages it writes, together. None where cgroups cannot be written (not root, or a
+    container that mounts them read-only): rlimits are then all there is.
+    """
+    if os.geteuid() != 0:
+        return None
+    limit = str(limit_mb * 1024 * 1024)
+    try:
+        if (_CGROUP_ROOT / "cgroup.controllers").is_file():  # v2
+            parent = _CGROUP_ROOT / "minitorch-grader"
+            parent.mkdir(exist_ok=True)
+            (_CGROUP_ROOT / "cgroup.subtree_control").write_text("+memory")
+            (parent / "cgroup.subtree_control").write_text("+memory")
+            group = parent / str(uid)
+            group.mkdir(exist_ok=True)
+            (group / "memory.max").write_text(limit)
+            swap = group / "memory.swap.max"
+            if swap.exists():
+                swap.write_text("0")
+        elif (_CGROUP_ROOT / "memory").is_dir():  # v1
+            group = _CGROUP_ROOT / "memory" / "minitorch-grader" / str(uid)
+            group.mkdir(parents=True, exist_ok=True)
+            (group / "memory.limit_in_bytes").write_text(limit)
+        else:
+            return None
+        (group / "cgroup.procs").read_text()
+    except OSError:
+        return None
+    return group
+
+
 def _probe_uid(config: SandboxConfig) -> int:
     """The uid that capability checks run as: outside the leased range, so no sweep hits them."""
     return config.uid + UID_SLOTS
@@ -195,6 +234,7 @@ def defences(config: SandboxConfig) -> dict[str, bool]:
         "kill_leftover_processes": root,
         "private_filesystem": bwrap,
         "no_network": bwrap or _can_unshare_net(),
+        "memory_cgroup": memory_cgroup(_probe_uid(config), config.memory_mb) is not None,
     }
 
 
@@ -337,6 +377,7 @@ class _Subprocess:
         self.python = _worker_python(_probe_uid(config))
         self.bwrap = _bwrap_works(self.python, _probe_uid(config))
         self.netns = not self.bwrap and _can_unshare_net()
+        self.cgroup = memory_cgroup(self.uid, config.memory_mb) if self.as_root else None
         # The worker's own files live outside the submission, readable by the worker user.
         self.runtime = Path(tempfile.mkdtemp(prefix="grader-worker-"))
         for src in (Path(worker.__file__), Path(protocol.__file__)):
@@ -368,6 +409,11 @@ class _Subprocess:
             except (ValueError, OSError):
                 pass
         libc = _libc()
+        if self.cgroup is not None:  # before the uid drop: only root may move a process
+            try:
+                (self.cgroup / "cgroup.procs").write_text(str(os.getpid()))
+            except OSError:
+                pass
         if self.as_root:
             if self.netns:
                 libc.unshare(_CLONE_NEWNET)

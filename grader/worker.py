@@ -82,7 +82,8 @@ class _StudentLoader(importlib.abc.Loader):
         self.package.notify("enter", self.name)
         try:
             try:
-                source = self.path.read_bytes().decode("utf-8")
+                # utf-8-sig: a byte-order mark (Windows editors) is not part of the code.
+                source = self.path.read_bytes().decode("utf-8-sig")
             except UnicodeDecodeError as exc:
                 line = self.path.read_bytes()[: exc.start].count(b"\n") + 1
                 raise self.package.fail(
@@ -90,6 +91,13 @@ class _StudentLoader(importlib.abc.Loader):
                     f"{rel} could not be imported: it is not valid UTF-8 "
                     f"(byte 0x{exc.object[exc.start]:02x} on line {line}); save it as UTF-8",
                 ) from None
+            if "\0" in source:  # compile() raises ValueError, not SyntaxError, for these
+                line = source[: source.index("\0")].count("\n") + 1
+                raise self.package.fail(
+                    self.name,
+                    f"{rel} could not be imported: it contains a NUL byte (line {line}); "
+                    "save it as plain UTF-8 text",
+                )
             try:
                 code = compile(source, str(self.path), "exec", dont_inherit=True)
             except SyntaxError as exc:

@@ -280,13 +280,8 @@ CASES = [
     Case("only_readme", _only_readme, ("No editable file was found in the submission",), zero=True),
 ]
 
-# Holes found by this corpus and not fixed yet (grader/worker.py); see docs/security.md.
-HOLES = {
-    "nul_bytes": "hole: compile() raises ValueError for NUL bytes, which the loader does not "
-    "turn into a 'could not be imported' message naming the file",
-    "utf8_bom_crlf": "hole: the loader decodes with 'utf-8', so a byte-order mark becomes "
-    "U+FEFF and a valid file fails with SyntaxError",
-}
+# Holes found by this corpus and not fixed yet (none open); see docs/security.md.
+HOLES: dict[str, str] = {}
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,78 @@
+"""The audit measures what it claims: it kills real bugs, and a weaker suite scores lower."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from grader.assignment import load_assignment, repo_root
+from grader.audit import generate_mutants, run_audit, suite_root
+from grader.skeleton import solution_regions
+
+M1 = load_assignment("module1")
+
+
+@pytest.mark.parametrize("name", ["module0", "module1"])
+def test_mutants_compile_and_stay_inside_solution_regions(name: str) -> None:
+    assignment = load_assignment(name)
+    mutants = generate_mutants(assignment)
+    assert {m.task for m in mutants} == {t.id for t in assignment.tasks}
+    for m in mutants:
+        compile(m.source, m.file, "exec")
+        reference = (assignment.reference_dir / m.file).read_text()
+        regions = solution_regions(reference, m.file)
+        changed = [
+            i + 1
+            for i, (a, b) in enumerate(
+                zip(reference.splitlines(), m.source.splitlines(), strict=False)
+            )
+            if a != b
+        ]
+        assert changed, m.id
+        assert all(any(r.start < n < r.end for r in regions) for n in changed), m.diff
+    kinds = {m.operator for m in generate_mutants(M1)}
+    assert {
+        "swap-operator",
+        "drop-term",
+        "swap-arguments",
+        "drop-call",
+        "change-constant",
+        "drop-statement",
+        "drop-accumulation",
+    } <= kinds
+
+
+def _weakened_tests(dest: Path) -> Path:
+    """A copy of the suite whose upstream gradient is always 1.0 (the upstream suites' flaw)."""
+    shutil.copytree(repo_root() / "tests", dest)
+    support = dest / "support.py"
+    text = support.read_text()
+    find = "    return size if draw(st.booleans()) else -size\n"
+    assert text.count(find) == 1, "support.d_outputs changed: update this weakening"
+    support.write_text(text.replace(find, "    return 1.0\n"))
+    return dest
+
+
+def test_weakened_suite_scores_lower_on_backward_functions(tmp_path: Path) -> None:
+    options = dict(
+        tasks=["1.4"],
+        functions=["*.backward"],
+        equivalence_examples=60,
+        max_examples=20,
+        progress=False,
+    )
+    strong = run_audit(M1, **options)
+    weak_assignment = load_assignment(
+        "module1", suite_root(_weakened_tests(tmp_path / "tests"), tmp_path / "root")
+    )
+    weak = run_audit(weak_assignment, **options)
+    (s,), (w,) = strong["tasks"], weak["tasks"]
+    assert s["generated"] == w["generated"] > 10
+    assert s["kill_rate"] >= 0.95, strong
+    assert w["kill_rate"] < s["kill_rate"], (s, w)
+    survivors = [m for m in weak["mutants"] if not m["killed"] and not m.get("equivalent")]
+    # The classic miss: a backward that drops d_output survives a suite with d = 1.0.
+    assert any(m["operator"] == "drop-call" and "d_output" in m["diff"] for m in survivors)
+    assert all(m["diff"].startswith("--- reference/") for m in survivors)

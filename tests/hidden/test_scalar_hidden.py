@@ -1,0 +1,290 @@
+"""Hidden tests for tasks 1.2, 1.3 and 1.4 (not in the hand-out): numbers given to apply,
+composed forwards, an input used twice in chain_rule, the classic graph shapes and deep,
+bigger and separate graphs."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from support import (
+    FUNCTIONS,
+    LINEAR_COEFFS,
+    Expression,
+    ask,
+    chain_rule_works,
+    check_expression_gradients,
+    check_number,
+    d_outputs,
+    expression_lines,
+    expression_points,
+    expression_text,
+    expressions,
+    floats,
+    fmt,
+    graph_ops,
+    is_number,
+    report,
+    require_judged,
+    shape_ops,
+    tolerance_text,
+    within,
+)
+
+# --------------------------------------------------------------------------- task 1.2
+
+
+@pytest.mark.task("1.2")
+@pytest.mark.parametrize("name", ["Add", "Mul", "Neg", "Exp", "LT", "EQ"])
+@given(ints=st.lists(st.integers(-5, 5), min_size=2, max_size=2))
+def test_apply_on_python_ints(student, name, ints):
+    """ScalarFunction.apply on Python ints gives a Scalar holding a float"""
+    fn = FUNCTIONS[name]
+    args = ints[: fn.arity]
+    called = f"{name}.apply({', '.join(map(str, args))})"
+    out = ask(
+        student,
+        "apply_numbers",
+        name,
+        args,
+        label=f"{name}.apply",
+        called=called,
+        snippet=[f"from minitorch import {name}", f"{called}.data"],
+    )
+    if out["is_scalar"] is not True or out["data_type"] != "float":
+        report(
+            f"{name}.apply on ints did not give a Scalar holding a float.",
+            called=called,
+            returned=f"a {'Scalar' if out['is_scalar'] else 'non-Scalar'} whose data is a "
+            f"{out['data_type']}",
+            expected=f"a Scalar whose data is the float {fmt(float(fn.forward(*args)))}",
+            snippet=[f"from minitorch import {name}", f"type({called}.data)"],
+        )
+    check_number(out["data"], fn.forward(*args), what=f"{name}.apply", called=called)
+
+
+@pytest.mark.task("1.2")
+@given(expr=expressions(max_ops=10))
+def test_composed_forward(student, expr):
+    """Expressions combining every Scalar operator give the right values"""
+    lines = expression_lines(expr.nodes, expr.values)
+    called = "; ".join(lines[1:])
+    out = ask(
+        student,
+        "expression_forward",
+        expr.nodes,
+        expr.values,
+        label="Scalar operators",
+        called=called,
+        snippet=[*lines, "y.data"],
+    )
+    for j, info in enumerate(expr.infos()):
+        got = out["data"][j]
+        if not info.value_ok(got):
+            name = "y" if j == len(expr.nodes) - 1 else f"t{j}"
+            report(
+                f"{name} has the wrong value.",
+                called=called,
+                returned=f"{name}.data = {fmt(got)}",
+                expected=f"{fmt(info.value)} (within "
+                f"{tolerance_text(1e-7, 1e-9 + 2.0 * info.slack)})",
+                snippet=[*lines, f"{name}.data"],
+            )
+
+
+# --------------------------------------------------------------------------- task 1.3
+
+
+@pytest.mark.task("1.3")
+@given(x=floats(-10.0, 10.0), d=d_outputs())
+def test_chain_rule_same_input_twice(student, x, d):
+    """chain_rule gives one pair per argument, even when both arguments are the same Scalar"""
+    coeffs = LINEAR_COEFFS["Lin2"]
+    called = (
+        f"y.chain_rule({fmt(d)}) where x = Scalar({fmt(x)}), y = F.apply(x, x) and F's "
+        f"backward returns {coeffs} times d_output"
+    )
+    out = ask(student, "chain_rule_twice", x, d, label="Scalar.chain_rule", called=called)
+    pairs = out["pairs"]
+    ok = (
+        isinstance(pairs, list)
+        and len(pairs) == 2
+        and all(isinstance(p, list) and p[0] == 0 and is_number(p[1]) for p in pairs)
+    )
+    if ok:
+        got = sorted(p[1] for p in pairs)
+        ok = all(
+            within(g, e, 1e-9, 1e-12)
+            for g, e in zip(got, sorted(c * d for c in coeffs), strict=False)
+        )
+    if not ok:
+        report(
+            "Scalar.chain_rule is wrong when an input is used twice.",
+            called=called,
+            returned=f"pairs (input index, derivative): {fmt(pairs)}",
+            expected=f"[[0, {fmt(coeffs[0] * d)}], [0, {fmt(coeffs[1] * d)}]]",
+            hint="one pair per argument of the function, in order: do not merge or drop them",
+        )
+
+
+# --------------------------------------------------------------------------- task 1.4
+# Classic shapes, as expression graphs (probes.py format); input values are drawn.
+SHAPES = {
+    # t = x + 1; y = t * t.log()  (t feeds the output directly and through log)
+    "shared_intermediate": [["var", 0], ["num", 1.5], ["add", 0, 1], ["log", 2], ["mul", 2, 3]],
+    # diamond: a = x * 2; b = x.exp(); y = a + b ... then y * y
+    "diamond": [["var", 0], ["num", 2.0], ["mul", 0, 1], ["exp", 0], ["add", 2, 3], ["mul", 4, 4]],
+    # x used twice and a constant Scalar mixed in: y = x * x + c * x - x / c
+    "reuse_and_constants": [
+        ["var", 0],
+        ["const", 0.75],
+        ["mul", 0, 0],
+        ["mul", 1, 0],
+        ["add", 2, 3],
+        ["div", 0, 1],
+        ["sub", 4, 5],
+    ],
+    # two inputs, sigmoid of a comparison-gated mix: y = (x0 < x1) * x0 + (x0 - x1).sigmoid()
+    "gated": [
+        ["var", 0],
+        ["var", 1],
+        ["lt", 0, 1],
+        ["mul", 2, 0],
+        ["sub", 0, 1],
+        ["sigmoid", 4],
+        ["add", 3, 5],
+    ],
+}
+
+
+@st.composite
+def shaped(draw, name):
+    nodes = SHAPES[name]
+    n_vars = 1 + max(n[1] for n in nodes if n[0] == "var")
+    if name == "gated":
+        x = draw(floats(-3.0, 3.0))
+        gap = draw(floats(0.1, 2.0))
+        values = [x, x + gap] if draw(st.booleans()) else [x, x - gap]
+    else:
+        values = [draw(floats(0.2, 2.0)) for _ in range(n_vars)]
+    return Expression(nodes, values)
+
+
+def _check_graphs(student, make_strategy, needed=(), max_examples=None, label="Scalar.backward"):
+    """Check gradients on graphs from ``make_strategy(ops)``, ops being the operators whose
+    forward works (see support.healthy_ops)."""
+    ops = graph_ops(student, needed)
+    if ops is None:
+        return  # this shape uses an operator whose forward is wrong: task 1.2's
+    strategy = make_strategy(ops)
+    own = chain_rule_works(student)
+    judged = []
+
+    @given(expr=strategy, d=d_outputs())
+    def check(expr, d):
+        called = expression_text(expr.nodes, expr.values)
+        out = ask(
+            student,
+            "expression",
+            expr.nodes,
+            expr.values,
+            d,
+            expression_points(expr),
+            own,
+            label=label,
+            called=f"{called}; y.backward({fmt(d)})",
+        )
+        if check_expression_gradients(expr, d, out, what="Scalar.backward"):
+            judged.append(expr)
+
+    if max_examples is not None:  # expensive graphs: fewer examples
+        check = settings(max_examples=max_examples)(check)
+    check()
+    require_judged(judged)
+
+
+@pytest.mark.task("1.4")
+@pytest.mark.parametrize("shape", list(SHAPES))
+def test_classic_graph_shapes(student, shape):
+    """backward on a shared intermediate, a diamond, a reused input with constants, a gate"""
+    _check_graphs(student, lambda ops: shaped(shape), needed=shape_ops(SHAPES[shape]))
+
+
+@pytest.mark.task("1.4")
+def test_bigger_expression_graphs(student):
+    """backward on bigger random expression graphs (up to 3 inputs and 20 operations)"""
+    _check_graphs(student, lambda ops: expressions(ops=ops, max_ops=20))
+
+
+@st.composite
+def deep_chains(draw):
+    """y = x; then 100 times y = y * w + c: 200 operations deep."""
+    nodes = [["var", 0]]
+    w = draw(magnitudes_near_one())
+    c = draw(floats(-0.5, 0.5))
+    nodes += [["num", w], ["num", c]]
+    last = 0
+    for _ in range(100):
+        nodes.append(["mul", last, 1])
+        nodes.append(["add", len(nodes) - 1, 2])
+        last = len(nodes) - 1
+    return Expression(nodes, [draw(floats(-2.0, 2.0))])
+
+
+def magnitudes_near_one():
+    return st.one_of(floats(0.97, 1.03), floats(-1.03, -0.97))
+
+
+@pytest.mark.task("1.4")
+def test_deep_scalar_chain(student):
+    """backward through 200 Scalar operations in a row"""
+    _check_graphs(
+        student,
+        lambda ops: deep_chains(),
+        needed=["add", "mul"],
+        max_examples=5,
+        label="Scalar.backward (200 operations deep)",
+    )
+
+
+@pytest.mark.task("1.4")
+def test_backward_on_two_graphs(student):
+    """backward on one graph and then another gives each its own derivatives"""
+    ops = graph_ops(student)
+    own = chain_rule_works(student)
+    judged = []
+
+    @given(
+        first=expressions(ops=ops, max_ops=5), second=expressions(ops=ops, max_ops=5), d=d_outputs()
+    )
+    def check(first, second, d):
+        called = (
+            f"first graph: {expression_text(first.nodes, first.values)}; y.backward({fmt(d)}); "
+            f"then a second graph: {expression_text(second.nodes, second.values)}; y.backward()"
+        )
+        out = ask(
+            student,
+            "expression_pair",
+            first.nodes,
+            first.values,
+            second.nodes,
+            second.values,
+            d,
+            own,
+            label="Scalar.backward",
+            called=called,
+        )
+        if "forward_error" in out:
+            return  # a forward mistake is task 1.2's
+        results = [
+            check_expression_gradients(expr, dd, {**graph, "points": None}, what=what)
+            for expr, dd, graph, what in (
+                (first, d, out["graphs"][0], "backward on the first graph"),
+                (second, 1.0, out["graphs"][1], "backward on a second, separate graph"),
+            )
+        ]
+        if all(results):
+            judged.append(first)
+
+    check()
+    require_judged(judged)

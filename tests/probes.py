@@ -1,0 +1,587 @@
+"""Worker-side probes: small functions that drive the student's ``minitorch``.
+
+This file runs inside the sandboxed worker, next to the student's package and nothing else
+(standard library only). Each probe imports the student file it needs lazily, so a file that
+does not import only fails the probes that use it. Probes take and return plain data (int,
+float, bool, str, None, lists and dicts of them) and never judge anything: every comparison
+happens on the trusted side (tests/support.py). Student values are returned as they are,
+never converted with ``float()``; the protocol refuses anything that is not a plain type.
+
+Graph descriptions shared with tests/support.py:
+
+Expression graphs (real Scalars), a list of nodes; a node refers to earlier nodes by index:
+    ["var", i]          the i-th input value, as a leaf ``Scalar``
+    ["num", c]          the Python float c (the operator sees a plain number)
+    ["const", c]        a constant Scalar (``Scalar(c, None)``: no history)
+    [op, j]             op in UNARY: ``-a``, ``a.log()``, ``a.exp()``, ``a.sigmoid()``, ``a.relu()``
+    [op, j, k]          op in BINARY: ``a + b``, ``a - b``, ``a * b``, ``a / b``, ``a < b``,
+                        ``a > b``, ``a == b``
+The last node is the output.
+
+Variable graphs (stand-in Variables, for topological_sort / backpropagate in isolation):
+    ["leaf"]                         a leaf variable
+    ["const"]                        a constant variable
+    ["node", [[j, w], [k, v], ...]]  a variable computed from nodes j, k, ...; its
+                                     chain_rule(d) gives (node j, w * d), (node k, v * d), ...
+The last node is the output.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import math
+from collections.abc import Iterator
+from typing import Any
+
+UNARY = ("neg", "log", "exp", "sigmoid", "relu")
+BINARY = ("add", "sub", "mul", "div", "lt", "gt", "eq")
+
+
+def _student(name: str) -> Any:
+    """Import one file of the student's package (``operators``, ``scalar``, ...)."""
+    return importlib.import_module(f"minitorch.{name}")
+
+
+def _as_list(value: Any) -> Any:
+    """Lists and tuples (and other iterables) of student values as a plain list."""
+    if isinstance(value, (str, bytes, dict)) or not hasattr(value, "__iter__"):
+        return value
+    return list(value)
+
+
+# --------------------------------------------------------------------------- 0.1 operators
+def call_operator(name: str, *args: Any) -> Any:
+    """``operators.<name>(*args)``."""
+    return getattr(_student("operators"), name)(*args)
+
+
+# --------------------------------------------------------------------------- 0.3 higher-order
+# map / zipWith / reduce are tested with these probe-side functions (passed by name), so a
+# mistake in the student's operators (task 0.1) cannot cost points in task 0.3.
+_UNARY_FNS = {
+    "neg": lambda x: -x,
+    "double": lambda x: 2.0 * x,
+    "square": lambda x: x * x,
+    "shift": lambda x: x + 1.5,
+}
+_BINARY_FNS = {
+    "add": lambda x, y: x + y,
+    "mul": lambda x, y: x * y,
+    "max": lambda x, y: x if x > y else y,
+    "sub": lambda x, y: x - y,  # zipWith only: shows the argument order
+}
+
+
+def map_list(fn_name: str, ls: list[float]) -> Any:
+    """``operators.map(fn)(ls)`` with a probe-side ``fn``."""
+    ops = _student("operators")
+    return _as_list(ops.map(_UNARY_FNS[fn_name])(ls))
+
+
+def zipwith_lists(fn_name: str, ls1: list[float], ls2: list[float]) -> Any:
+    """``operators.zipWith(fn)(ls1, ls2)`` with a probe-side ``fn``."""
+    ops = _student("operators")
+    return _as_list(ops.zipWith(_BINARY_FNS[fn_name])(ls1, ls2))
+
+
+def reduce_list(fn_name: str, start: float, ls: list[float]) -> Any:
+    """``operators.reduce(fn, start)(ls)`` with a probe-side ``fn``."""
+    ops = _student("operators")
+    return ops.reduce(_BINARY_FNS[fn_name], start)(ls)
+
+
+def _folds(fn: Any, start: float, ls: list[float]) -> list[Any]:
+    """The four ways of folding ``ls`` with the student's own ``fn`` (for sum and prod)."""
+    results = []
+    for items in (ls, ls[::-1]):
+        for acc_first in (True, False):
+            acc = start
+            for x in items:
+                acc = fn(acc, x) if acc_first else fn(x, acc)
+            results.append(acc)
+    return results
+
+
+def list_helper(name: str, *lists: list[float]) -> dict[str, Any]:
+    """``negList`` / ``addLists`` / ``sum`` / ``prod`` on ``lists``.
+
+    Also returns what the student's own ``neg`` / ``add`` / ``mul`` give on the same data
+    (``parts``), so the trusted side can tell a task-0.3 mistake from a task-0.1 one.
+    """
+    ops = _student("operators")
+    result = getattr(ops, name)(*lists)
+    if name == "negList":
+        parts: list[Any] = [[ops.neg(x) for x in lists[0]]]
+    elif name == "addLists":
+        parts = [[ops.add(x, y) for x, y in zip(lists[0], lists[1], strict=False)]]
+    elif name == "sum":
+        parts = _folds(ops.add, 0.0, lists[0])
+    else:
+        parts = _folds(ops.mul, 1.0, lists[0])
+    return {"result": _as_list(result), "parts": parts}
+
+
+# --------------------------------------------------------------------------- 0.4 modules
+def _build_module(spec: dict[str, Any], path: str, objects: dict[int, str], mods: dict) -> Any:
+    module_mod = _student("module")
+    node = module_mod.Module()
+    mods[path] = node
+    objects[id(node)] = path
+    for name, value, how in spec.get("params", []):
+        full = f"{path}.{name}" if path else name
+        if how == "add":
+            parameter = node.add_parameter(name, value)
+        else:
+            parameter = module_mod.Parameter(value)
+            setattr(node, name, parameter)
+        objects[id(parameter)] = full
+    for name, child_spec in spec.get("children", []):
+        full = f"{path}.{name}" if path else name
+        child = _build_module(child_spec, full, objects, mods)
+        setattr(node, name, child)
+    return node
+
+
+def _which(obj: Any, objects: dict[int, str]) -> Any:
+    """The dotted path of a probe-built object, or None for an object the probe never made."""
+    return objects.get(id(obj))
+
+
+def module_tree(spec: dict[str, Any], actions: list[list[str]], parts: list[str]) -> dict:
+    """Build a Module tree from ``spec``, run ``actions``, and describe what the student sees.
+
+    spec: {"params": [[name, value, "attr" | "add"], ...], "children": [[name, spec], ...]}.
+    actions: [["train" | "eval", module path], ...], run in order ("" is the root).
+    parts: which of the following to compute (each calls a different student method).
+    Objects are named by the dotted path the probe built them under (None: not built here):
+    named (root.named_parameters() as [name, object path, value]), parameters
+    (root.parameters() as object paths), modules ({path: [object path of each child]}) and
+    training ({path: module.training}).
+    """
+    objects: dict[int, str] = {}
+    mods: dict[str, Any] = {}
+    root = _build_module(spec, "", objects, mods)
+    for action, path in actions:
+        getattr(mods[path], action)()
+    out: dict[str, Any] = {}
+    if "named" in parts:
+        out["named"] = [
+            [name, _which(parameter, objects), parameter.value]
+            for name, parameter in root.named_parameters()
+        ]
+    if "parameters" in parts:
+        out["parameters"] = [_which(p, objects) for p in root.parameters()]
+    if "modules" in parts:
+        out["modules"] = {
+            path: [_which(c, objects) for c in m.modules()] for path, m in mods.items()
+        }
+    if "training" in parts:
+        out["training"] = {path: m.training for path, m in mods.items()}
+    return out
+
+
+# --------------------------------------------------------------------------- 1.1
+_FUNCTIONS = {
+    "square": lambda x: x * x,
+    "cubic": lambda x, y: x * x * x - 2.0 * x * y + y,
+    "product3": lambda x, y, z: x * y * z,
+    "sin_exp": lambda x, y: math.sin(x) * math.exp(0.5 * y),
+    "ratio": lambda x, y: x / (1.0 + y * y),
+}
+
+
+def central_difference(fn_name: str, vals: list[float], arg: int, epsilon: Any) -> Any:
+    """``central_difference(f, *vals, arg=arg[, epsilon=epsilon])`` with a probe-side ``f``."""
+    autodiff = _student("autodiff")
+    fn = _FUNCTIONS[fn_name]
+    if epsilon is None:
+        return autodiff.central_difference(fn, *vals, arg=arg)
+    return autodiff.central_difference(fn, *vals, arg=arg, epsilon=epsilon)
+
+
+# --------------------------------------------------------------------------- 1.4 in isolation
+class _History:
+    def __init__(self, inputs: list[Any]) -> None:
+        self.last_fn = "probe" if inputs else None
+        self.ctx = None
+        self.inputs = tuple(inputs)
+
+
+class _ProbeVariable:
+    """A stand-in graph node that follows the Variable protocol of autodiff.py.
+
+    It behaves like a Scalar (``is_leaf``, ``is_constant``, ``parents``, ``chain_rule``,
+    ``accumulate_derivative`` only for leaves), so topological_sort and backpropagate are
+    tested without the student's scalar.py.
+    """
+
+    def __init__(self, index: int, parents: list[Any], weights: list[float], constant: bool):
+        self.index = index
+        self._parents = parents
+        self._weights = weights
+        self._constant = constant
+        self.history = None if constant else _History(parents)
+        self.derivative: Any = None
+        self.name = f"v{index}"
+        self.data = 0.0
+        self.chain_rule_calls = 0
+
+    @property
+    def unique_id(self) -> int:
+        return 1000 + self.index
+
+    def is_leaf(self) -> bool:
+        return not self._constant and not self._parents
+
+    def is_constant(self) -> bool:
+        return self._constant
+
+    @property
+    def parents(self) -> list[Any]:
+        return list(self._parents)  # empty for leaves and constants, like a Scalar
+
+    def chain_rule(self, d_output: Any) -> list[tuple[Any, Any]]:
+        assert not self._constant, "chain_rule called on a constant"
+        assert self._parents, "chain_rule called on a leaf"
+        self.chain_rule_calls += 1
+        return [(p, w * d_output) for p, w in zip(self._parents, self._weights, strict=False)]
+
+    def accumulate_derivative(self, x: Any) -> None:
+        assert self.is_leaf(), "accumulate_derivative called on a variable that is not a leaf"
+        self.derivative = x if self.derivative is None else self.derivative + x
+
+
+def _variable_graph(graph: list[list[Any]]) -> list[_ProbeVariable]:
+    nodes: list[_ProbeVariable] = []
+    for i, spec in enumerate(graph):
+        if spec[0] == "node":
+            parents = [nodes[j] for j, _ in spec[1]]
+            weights = [w for _, w in spec[1]]
+            nodes.append(_ProbeVariable(i, parents, weights, False))
+        else:
+            nodes.append(_ProbeVariable(i, [], [], spec[0] == "const"))
+    return nodes
+
+
+def _index_of(obj: Any, nodes: list[Any]) -> int:
+    for i, node in enumerate(nodes):
+        if obj is node:
+            return i
+    return -1
+
+
+def toposort_variables(graph: list[list[Any]]) -> list[int]:
+    """``topological_sort(output)`` on a stand-in graph, as node indices (-1: unknown)."""
+    autodiff = _student("autodiff")
+    nodes = _variable_graph(graph)
+    return [_index_of(v, nodes) for v in autodiff.topological_sort(nodes[-1])]
+
+
+def backpropagate_variables(graph: list[list[Any]], deriv: float) -> list[Any]:
+    """``backpropagate(output, deriv)`` on a stand-in graph: each node's derivative."""
+    autodiff = _student("autodiff")
+    nodes = _variable_graph(graph)
+    autodiff.backpropagate(nodes[-1], deriv)
+    return [n.derivative for n in nodes]
+
+
+# --------------------------------------------------------------------------- 1.2-1.4 Scalars
+def _forward_failure(exc: Exception) -> dict[str, Any]:
+    """Forward passes of 1.4 probes run on inputs inside every op's domain, so an exception
+    there is a forward (task 1.2) mistake: report it as data, the trusted side decides."""
+    return {"forward_error": f"{type(exc).__name__}: {exc}"}
+
+
+def _function(fn_name: str) -> Any:
+    return getattr(_student("scalar_functions"), fn_name)
+
+
+def function_forward(fn_name: str, arg_lists: list[list[float]]) -> list[Any]:
+    """``Fn.forward(Context(), *args)`` for each args of arg_lists."""
+    fn = _function(fn_name)
+    context = _student("autodiff").Context
+    return [fn.forward(context(), *args) for args in arg_lists]
+
+
+def function_backward(
+    fn_name: str, args: list[float], d_output: float, points: list[list[float]]
+) -> dict[str, Any]:
+    """``Fn.forward(ctx, *args)`` then ``Fn.backward(ctx, d_output)`` on one Context.
+
+    Also the forward values at ``points`` (for central differences on the trusted side).
+    """
+    fn = _function(fn_name)
+    context = _student("autodiff").Context
+    ctx = context()
+    try:
+        out = fn.forward(ctx, *args)
+        at_points = [fn.forward(context(), *p) for p in points]
+    except Exception as exc:  # noqa: BLE001 - student code may raise anything
+        return _forward_failure(exc)
+    grads = fn.backward(ctx, d_output)
+    if isinstance(grads, (tuple, list)):
+        grads = list(grads)
+    else:
+        grads = [grads]
+    return {
+        "forward": out,
+        "grads": grads,
+        "points": at_points,
+    }
+
+
+def function_backward_saved(fn_name: str, saved: list[float], d_output: float) -> list[Any]:
+    """``Fn.backward(ctx, d_output)`` on a Context holding ``saved`` (not from forward).
+
+    Used when the student's forward is wrong or raises (task 1.2), to still test backward
+    with the usual conventions (saved inputs, saved output)."""
+    fn = _function(fn_name)
+    ctx = _student("autodiff").Context()
+    ctx.save_for_backward(*saved)
+    grads = fn.backward(ctx, d_output)
+    return list(grads) if isinstance(grads, (tuple, list)) else [grads]
+
+
+def apply_numbers(fn_name: str, args: list[Any]) -> dict[str, Any]:
+    """``Fn.apply(*args)`` on plain Python numbers: the result's data and type names."""
+    scalar = _student("scalar")
+    out = _function(fn_name).apply(*args)
+    return {
+        "data": out.data,
+        "data_type": type(out.data).__name__,
+        "is_scalar": isinstance(out, scalar.Scalar),
+    }
+
+
+def _reaches(node: Any, leaves: list[Any], limit: int = 5000) -> list[int]:
+    """Indices of ``leaves`` reachable from ``node`` through ``history.inputs``."""
+    found: set[int] = set()
+    seen: set[int] = set()
+    stack = [node]
+    while stack and len(seen) < limit:
+        current = stack.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        i = _index_of(current, leaves)
+        if i >= 0:
+            found.add(i)
+        history = getattr(current, "history", None)
+        stack.extend(getattr(history, "inputs", None) or ())
+    return sorted(found)
+
+
+def _apply_op(op: str, a: Any, b: Any = None) -> Any:
+    if op == "neg":
+        return -a
+    if op in ("log", "exp", "sigmoid", "relu"):
+        return getattr(a, op)()
+    if op == "add":
+        return a + b
+    if op == "sub":
+        return a - b
+    if op == "mul":
+        return a * b
+    if op == "div":
+        return a / b
+    if op == "lt":
+        return a < b
+    if op == "gt":
+        return a > b
+    if op == "eq":
+        return a == b
+    raise ValueError(f"unknown op {op!r}")
+
+
+def _build_expression(graph: list[list[Any]], values: list[float]) -> tuple[list[Any], list[Any]]:
+    scalar = _student("scalar")
+    leaves = [scalar.Scalar(v) for v in values]
+    nodes: list[Any] = []
+    for spec in graph:
+        kind = spec[0]
+        if kind == "var":
+            nodes.append(leaves[spec[1]])
+        elif kind == "num":
+            nodes.append(spec[1])
+        elif kind == "const":
+            nodes.append(scalar.Scalar(spec[1], None))
+        else:
+            nodes.append(_apply_op(kind, *[nodes[j] for j in spec[1:]]))
+    return leaves, nodes
+
+
+def _data(node: Any) -> Any:
+    return node if isinstance(node, (int, float)) else node.data
+
+
+def _chain_rule(self: Any, d_output: Any) -> list[tuple[Any, Any]]:
+    """A plain chain_rule (the API's contract), patched in by ``expression(own_chain_rule=
+    False)`` so that backpropagation is tested even when the student's chain_rule is wrong."""
+    history = self.history
+    local = history.last_fn._backward(history.ctx, d_output)
+    return [(v, d) for v, d in zip(history.inputs, local, strict=False) if not v.is_constant()]
+
+
+@contextlib.contextmanager
+def _chain_rule_patched(patch: bool) -> Iterator[None]:
+    """With ``patch``, Scalar.chain_rule is the plain one above while the block runs."""
+    if not patch:
+        yield
+        return
+    cls = _student("scalar").Scalar
+    saved = cls.__dict__.get("chain_rule")
+    cls.chain_rule = _chain_rule
+    try:
+        yield
+    finally:
+        if saved is None:
+            del cls.chain_rule
+        else:
+            cls.chain_rule = saved
+
+
+def expression(
+    graph: list[list[Any]],
+    values: list[float],
+    d_output: float,
+    points: list[list[float]],
+    own_chain_rule: bool = True,
+) -> dict[str, Any]:
+    """Build the expression graph with Scalars, call ``backward(d_output)`` on its output.
+
+    Returns each node's data, each input leaf's derivative (None if never set), the leaves
+    each node reaches through ``history.inputs`` and the output's data at each of
+    ``points`` (a fresh graph per point, for central differences). If building the graph
+    raises, returns {"forward_error": ...} instead. With ``own_chain_rule=False`` the
+    backward pass uses a plain chain_rule instead of the student's ``Scalar.chain_rule``.
+    """
+    _student("scalar")  # an import error is not a forward mistake: let it propagate
+    try:
+        leaves, nodes = _build_expression(graph, values)
+        reaches = [[] if isinstance(n, (int, float)) else _reaches(n, leaves) for n in nodes]
+        data = [_data(n) for n in nodes]
+        at_points = [_data(_build_expression(graph, p)[1][-1]) for p in points]
+    except Exception as exc:  # noqa: BLE001 - student code may raise anything
+        return _forward_failure(exc)
+    with _chain_rule_patched(not own_chain_rule):
+        nodes[-1].backward(d_output)
+    return {
+        "data": data,
+        "grads": [x.derivative for x in leaves],
+        "reaches": reaches,
+        "points": at_points,
+    }
+
+
+def expression_forward(graph: list[list[Any]], values: list[float]) -> dict[str, Any]:
+    """Build the expression graph with Scalars (no backward): each node's data and reaches."""
+    leaves, nodes = _build_expression(graph, values)
+    return {
+        "data": [_data(n) for n in nodes],
+        "reaches": [[] if isinstance(n, (int, float)) else _reaches(n, leaves) for n in nodes],
+    }
+
+
+def expression_forward_batch(cases: list[list[Any]]) -> list[dict[str, Any]]:
+    """``expression_forward`` for each [graph, values]; a case that raises gives
+    {"forward_error": ...} (reported as data, so one broken operator does not hide the rest).
+    """
+    _student("scalar")  # an import error is not a forward mistake: let it propagate
+    out = []
+    for graph, values in cases:
+        try:
+            out.append(expression_forward(graph, values))
+        except Exception as exc:  # noqa: BLE001 - student code may raise anything
+            out.append(_forward_failure(exc))
+    return out
+
+
+def expression_pair(
+    first: list[list[Any]],
+    first_values: list[float],
+    second: list[list[Any]],
+    second_values: list[float],
+    d_output: float,
+    own_chain_rule: bool = True,
+) -> dict[str, Any]:
+    """Build two separate graphs, then call backward(d_output) on the first and backward()
+    on the second. Returns, per graph, what ``expression`` returns (without points)."""
+    _student("scalar")  # an import error is not a forward mistake: let it propagate
+    try:
+        built = []
+        for graph, values in ((first, first_values), (second, second_values)):
+            leaves, nodes = _build_expression(graph, values)
+            reaches = [[] if isinstance(n, (int, float)) else _reaches(n, leaves) for n in nodes]
+            built.append((leaves, nodes, reaches, [_data(n) for n in nodes]))
+    except Exception as exc:  # noqa: BLE001 - student code may raise anything
+        return _forward_failure(exc)
+    with _chain_rule_patched(not own_chain_rule):
+        built[0][1][-1].backward(d_output)
+        built[1][1][-1].backward()
+    return {
+        "graphs": [
+            {"data": data, "grads": [x.derivative for x in leaves], "reaches": reaches}
+            for leaves, _, reaches, data in built
+        ]
+    }
+
+
+# --------------------------------------------------------------------------- 1.3 chain_rule
+# Probe-side ScalarFunctions with known derivatives, so chain_rule is tested without the
+# student's backward functions (task 1.4). Coefficients differ per input to expose order.
+LINEAR_COEFFS = {"Lin1": [3.0], "Lin2": [2.0, -5.0], "Lin3": [2.0, -5.0, 0.5]}
+_LINEAR_CACHE: dict[Any, dict[str, Any]] = {}
+
+
+def _linear_functions() -> dict[str, Any]:
+    base = _student("scalar_functions").ScalarFunction
+    if base not in _LINEAR_CACHE:
+        made = {}
+        for name, coeffs in LINEAR_COEFFS.items():
+
+            def forward(ctx: Any, *xs: float, _c: list[float] = coeffs) -> float:
+                total = 0.0
+                for c, x in zip(_c, xs, strict=False):
+                    total += c * x
+                return total
+
+            def backward(ctx: Any, d: float, _c: list[float] = coeffs) -> Any:
+                grads = tuple(c * d for c in _c)
+                return grads[0] if len(grads) == 1 else grads
+
+            made[name] = type(
+                name,
+                (base,),
+                {"forward": staticmethod(forward), "backward": staticmethod(backward)},
+            )
+        _LINEAR_CACHE.clear()
+        _LINEAR_CACHE[base] = made
+    return _LINEAR_CACHE[base]
+
+
+def chain_rule_pairs(
+    fn_name: str, values: list[float], constant: list[bool], d_output: float
+) -> dict[str, Any]:
+    """``Fn.apply(*inputs).chain_rule(d_output)`` for a probe-side linear function.
+
+    Inputs are leaf Scalars, or constant Scalars (``Scalar(v, None)``) where ``constant``
+    says so. Returns the pairs as [input index (-1: not one of the inputs), derivative].
+    """
+    scalar = _student("scalar")
+    fn = _linear_functions()[fn_name]
+    inputs = [
+        scalar.Scalar(v, None) if c else scalar.Scalar(v)
+        for v, c in zip(values, constant, strict=False)
+    ]
+    out = fn.apply(*inputs)
+    pairs = [[_index_of(var, inputs), d] for var, d in out.chain_rule(d_output)]
+    return {"pairs": pairs}
+
+
+def chain_rule_twice(x: float, d_output: float) -> dict[str, Any]:
+    """``Lin2.apply(x, x).chain_rule(d_output)`` with one leaf Scalar x used twice."""
+    scalar = _student("scalar")
+    leaf = scalar.Scalar(x)
+    out = _linear_functions()["Lin2"].apply(leaf, leaf)
+    return {"pairs": [[_index_of(v, [leaf]), d] for v, d in out.chain_rule(d_output)]}

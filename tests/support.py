@@ -1,0 +1,1274 @@
+"""Trusted-side helpers for the assignment tests: strategies, closed forms, checks, messages.
+
+Nothing here runs student code. Probes (tests/probes.py) return plain data from the worker;
+this module decides whether that data is right and, when it is not, writes a message for the
+student: what was called with which inputs, what their code returned, what was expected
+(with the tolerance), and a few lines that reproduce it in a Python shell.
+
+Expected values are computed here with ``math`` (closed forms, an expression evaluator with
+exact derivatives by forward mode), never with the student's own helpers.
+
+Tolerances (measured on the reference, see the comment above ``RTOL`` below) are
+chosen so that any correct implementation passes, whatever its style, and every real
+mistake (a missing factor, a wrong sign, swapped arguments) is off by far more.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, NoReturn
+
+import pytest
+from hypothesis import strategies as st
+
+from grader.protocol import BadValue, ProbeTimeout, StudentError, WorkerCrashed
+
+# --------------------------------------------------------------------------- tolerances
+# Measured on the reference by grader/tests/measure_tolerances.py (20 000 random points per
+# function from the domains below):
+# - forward of every operator vs the closed forms here: 0, except inv_back (3.3e-16 rel);
+# - backward of every ScalarFunction vs the closed forms: <= 3e-16 relative, except Sigmoid
+#   (s * (1 - s) from the saved output): up to 100% *relative* where sigmoid' < 1e-16, but
+#   <= 1.7e-16 * |d_output| absolute, hence its absolute part 1e-12 * |d_output|;
+# - backward vs central differences with step_for(x): the worst error is 0.14 of the
+#   allowed CD_RTOL + rounding bound (Sigmoid in the flat tails), <= 3.3e-4 of it otherwise.
+# Other correct styles: tanh-based sigmoid 2.5e-4 relative at x = -30 (outside the API's
+# 1e-6, so it fails, as the API says it must); exp(-|x|) sigmoid 0; exp(-x) / (1 + exp(-x))**2
+# for sigmoid' 6e-16; x ** -1 2e-16; math.e ** x 3.7e-14 relative; log(x + 1e-6) differs
+# from log(x) by <= 1e-6 / x (covered by LOG_EPS). Every tolerance below leaves a margin of
+# 7x or more over these and is 1e4x or more below the smallest error of a real mistake
+# (a missing d_output factor is off by >= 20%, a wrong sign by 200%).
+RTOL = 1e-9  # closed forms: plain float formulas
+ATOL = 1e-12
+LOG_EPS = 1.1e-6  # the API allows log(x + 1e-6); its effect is <= 1.1e-6 / x absolute
+SIGMOID_RTOL = 1e-6  # minitorch-api.md: 1e-6 relative for x >= -30 ...
+SIGMOID_ATOL_BELOW = 1e-12  # ... and 1e-12 absolute below
+CD_RTOL = 1e-5  # backward vs central differences of the student's forward
+GRAPH_RTOL = 1e-5  # graph gradients, relative to the sum of |path contributions|
+SWITCH_MARGIN = 0.05  # inputs stay this far from ReLU's kink and LT/EQ's switch points
+
+
+def step_for(x: float) -> float:
+    """The central-difference step at x: 1e-6, scaled up with |x|."""
+    return 1e-6 * max(1.0, abs(x))
+
+
+# --------------------------------------------------------------------------- messages
+def fmt(value: Any) -> str:
+    """A value as the student would type it (repr of floats, lists, None)."""
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, (list, tuple)):
+        inner = ", ".join(fmt(v) for v in value)
+        return f"[{inner}]" if isinstance(value, list) else f"({inner})"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k!r}: {fmt(v)}" for k, v in value.items()) + "}"
+    return repr(value)
+
+
+def report(
+    headline: str,
+    *,
+    called: str,
+    returned: Any,
+    expected: str,
+    snippet: Sequence[str] = (),
+    hint: str = "",
+) -> NoReturn:
+    """Fail the current test with a message written for the student."""
+    __tracebackhide__ = True
+    lines = [
+        headline,
+        f"  called:   {called}",
+        f"  returned: {returned if isinstance(returned, str) else fmt(returned)}",
+        f"  expected: {expected}",
+    ]
+    if hint:
+        lines.append(f"  hint:     {hint}")
+    if snippet:
+        lines.append("Reproduce it in a Python shell:")
+        lines.extend(f"  >>> {line}" for line in snippet)
+    pytest.fail("\n".join(lines), pytrace=False)
+
+
+def tolerance_text(rtol: float, atol: float) -> str:
+    if rtol and atol:
+        return f"within {atol:.2g} + {rtol:.2g} * |expected|"
+    if rtol:
+        return f"within {rtol:.2g} * |expected|"
+    if atol:
+        return f"within {atol:.2g}"
+    return "exactly"
+
+
+def is_number(value: Any) -> bool:
+    """A plain int or float (a bool is not a number here)."""
+    return type(value) in (int, float)
+
+
+def type_name(value: Any) -> str:
+    return type(value).__name__
+
+
+def within(got: float, expected: float, rtol: float, atol: float) -> bool:
+    if math.isnan(expected):
+        return math.isnan(got)
+    if math.isinf(expected):
+        return got == expected
+    return abs(got - expected) <= atol + rtol * abs(expected)
+
+
+def check_number(
+    got: Any,
+    expected: float,
+    *,
+    what: str,
+    called: str,
+    rtol: float = RTOL,
+    atol: float = ATOL,
+    snippet: Sequence[str] = (),
+    hint: str = "",
+) -> None:
+    """``got`` must be a plain int or float within the tolerance of ``expected``."""
+    __tracebackhide__ = True
+    if not is_number(got):
+        report(
+            f"{what} returned a {type_name(got)}, not a number.",
+            called=called,
+            returned=got,
+            expected=f"a float close to {fmt(expected)}",
+            snippet=snippet,
+            hint="return a Python float (comparisons should give 1.0 / 0.0, not True / False)"
+            if isinstance(got, bool)
+            else hint,
+        )
+    if not within(got, expected, rtol, atol):
+        report(
+            f"{what} returned the wrong value.",
+            called=called,
+            returned=got,
+            expected=f"{fmt(expected)} ({tolerance_text(rtol, atol)})",
+            snippet=snippet,
+            hint=hint,
+        )
+
+
+def check_numbers(
+    got: Any,
+    expected: Sequence[float],
+    *,
+    what: str,
+    called: str,
+    rtol: float | Sequence[float] = RTOL,
+    atol: float | Sequence[float] = ATOL,
+    snippet: Sequence[str] = (),
+    hint: str = "",
+) -> None:
+    """``got`` must be a list of plain numbers, each within tolerance of ``expected``."""
+    __tracebackhide__ = True
+    n = len(expected)
+    rtols = [rtol] * n if isinstance(rtol, (int, float)) else list(rtol)
+    atols = [atol] * n if isinstance(atol, (int, float)) else list(atol)
+    shown = f"[{', '.join(fmt(e) for e in expected)}]"
+    if not isinstance(got, (list, tuple)) or len(got) != n:
+        report(
+            f"{what} returned the wrong number of values.",
+            called=called,
+            returned=got,
+            expected=f"{n} value(s): {shown}",
+            snippet=snippet,
+            hint=hint,
+        )
+    for g, e, r, a in zip(got, expected, rtols, atols, strict=False):
+        if not is_number(g) or not within(g, e, r, a):
+            bad = "a non-number" if not is_number(g) else "a wrong value"
+            report(
+                f"{what} returned {bad} ({fmt(g)} where {fmt(e)} was expected).",
+                called=called,
+                returned=got,
+                expected=f"{shown} (each {tolerance_text(r, a)})",
+                snippet=snippet,
+                hint=hint,
+            )
+
+
+def ask(
+    student: Any,
+    probe: str,
+    *args: Any,
+    label: str,
+    called: str,
+    snippet: Sequence[str] = (),
+) -> Any:
+    """``student.call(probe, *args)``; when student code raises, fail with the inputs.
+
+    Timeouts, crashes and bad values propagate unchanged (the plugin words them).
+    """
+    __tracebackhide__ = True
+    try:
+        return student.call(probe, *args, label=label)
+    except StudentError as exc:
+        lines = [
+            f"{label} raised {exc.type_name}: {exc.message}".rstrip(": "),
+            f"  called:   {called}",
+        ]
+        if exc.traceback:
+            lines.append("Traceback (your code, most recent call last):")
+            lines.append(exc.traceback)
+        if snippet:
+            lines.append("Reproduce it in a Python shell:")
+            lines.extend(f"  >>> {line}" for line in snippet)
+        pytest.fail("\n".join(lines), pytrace=False)
+
+
+def call_text(name: str, args: Sequence[Any]) -> str:
+    return f"{name}({', '.join(fmt(a) for a in args)})"
+
+
+# --------------------------------------------------------------------------- strategies
+def floats(lo: float, hi: float) -> st.SearchStrategy[float]:
+    return st.floats(lo, hi, allow_nan=False, allow_infinity=False)
+
+
+def away_from(point: float, margin: float, lo: float, hi: float) -> st.SearchStrategy[float]:
+    """Floats in [lo, hi] at least ``margin`` away from ``point``."""
+    return st.one_of(floats(point + margin, hi), floats(lo, point - margin))
+
+
+def magnitudes(lo: float, hi: float) -> st.SearchStrategy[float]:
+    """Floats with |x| in [lo, hi], either sign."""
+    return st.one_of(floats(lo, hi), floats(-hi, -lo))
+
+
+@st.composite
+def d_outputs(draw: st.DrawFn) -> float:
+    """A random upstream gradient: |d| in [0.1, 0.8] or [1.25, 10], either sign.
+
+    Never close to 1, so a backward that forgets to multiply by d_output is caught on every
+    example (its result is off by at least 20%).
+    """
+    size = draw(st.one_of(floats(0.1, 0.8), floats(1.25, 10.0)))
+    return size if draw(st.booleans()) else -size
+
+
+@st.composite
+def close_pairs(draw: st.DrawFn, lo: float = -100.0, hi: float = 100.0) -> tuple[float, float]:
+    """Two floats: equal, very close (closer than 1e-2) or far apart, in either order."""
+    x = draw(floats(lo, hi))
+    kind = draw(st.sampled_from(["equal", "close", "far"]))
+    if kind == "equal":
+        return x, x
+    gap = draw(floats(1e-9, 9e-3)) if kind == "close" else draw(floats(9e-3, 50.0))
+    y = x + gap if draw(st.booleans()) else x - gap
+    return (x, y) if draw(st.booleans()) else (y, x)
+
+
+@st.composite
+def switch_pairs(draw: st.DrawFn) -> tuple[float, float]:
+    """Two floats at least SWITCH_MARGIN apart (safe for LT/EQ derivatives), either order."""
+    x = draw(floats(-50.0, 50.0))
+    gap = draw(floats(SWITCH_MARGIN, 20.0))
+    y = x + gap
+    return (x, y) if draw(st.booleans()) else (y, x)
+
+
+# --------------------------------------------------------------------------- closed forms
+def sigmoid(x: float) -> float:
+    """The logistic function, stable for every finite x."""
+    if x >= 0:
+        return 1.0 / (1.0 + math.exp(-x))
+    e = math.exp(x)
+    return e / (1.0 + e)
+
+
+def sigmoid_prime(x: float) -> float:
+    """sigmoid'(x) = sigmoid(x) * sigmoid(-x), without cancellation."""
+    return sigmoid(x) * sigmoid(-x)
+
+
+def sigmoid_tolerance(x: float) -> tuple[float, float]:
+    """(rtol, atol) for sigmoid(x), as minitorch-api.md states it."""
+    return (SIGMOID_RTOL, 0.0) if x >= -30.0 else (0.0, SIGMOID_ATOL_BELOW)
+
+
+@dataclass(frozen=True)
+class Operator:
+    """An operators.py function of task 0.1: its closed form and a domain for its inputs."""
+
+    name: str
+    arity: int
+    exact: Callable[..., float]
+    inputs: st.SearchStrategy[tuple[float, ...]]
+
+    def tolerance(self, args: Sequence[float]) -> tuple[float, float]:
+        if self.name == "sigmoid":
+            return sigmoid_tolerance(args[0])
+        if self.name == "log":
+            return RTOL, ATOL + LOG_EPS / args[0]
+        if self.name == "log_back":
+            # d / (x + 1e-6) vs d / x: relative difference <= 1.1e-6 / x
+            return RTOL + LOG_EPS / args[0], ATOL
+        return RTOL, ATOL
+
+
+def _tuples(*parts: st.SearchStrategy[float]) -> st.SearchStrategy[tuple[float, ...]]:
+    return st.tuples(*parts)
+
+
+_ANY = floats(-1e3, 1e3)
+OPERATORS: dict[str, Operator] = {
+    op.name: op
+    for op in [
+        Operator("mul", 2, lambda x, y: x * y, _tuples(_ANY, _ANY)),
+        Operator("add", 2, lambda x, y: x + y, _tuples(_ANY, _ANY)),
+        Operator("neg", 1, lambda x: -x, _tuples(_ANY)),
+        Operator("id", 1, lambda x: x, _tuples(_ANY)),
+        Operator("max", 2, lambda x, y: x if x > y else y, close_pairs()),
+        Operator("lt", 2, lambda x, y: 1.0 if x < y else 0.0, close_pairs()),
+        Operator("eq", 2, lambda x, y: 1.0 if x == y else 0.0, close_pairs()),
+        # sigmoid: the whole float range that matters, including where exp(-x) overflows
+        Operator("sigmoid", 1, sigmoid, _tuples(st.one_of(floats(-50, 50), floats(-1e4, 1e4)))),
+        Operator("relu", 1, lambda x: x if x > 0 else 0.0, _tuples(_ANY)),
+        Operator("log", 1, math.log, _tuples(floats(1e-3, 1e6))),
+        Operator("exp", 1, math.exp, _tuples(floats(-700.0, 700.0))),
+        Operator("inv", 1, lambda x: 1.0 / x, _tuples(magnitudes(1e-3, 1e4))),
+        Operator("log_back", 2, lambda x, d: d / x, _tuples(floats(1e-2, 1e4), d_outputs())),
+        Operator(
+            "inv_back", 2, lambda x, d: -d / (x * x), _tuples(magnitudes(1e-2, 1e3), d_outputs())
+        ),
+        Operator(
+            "relu_back",
+            2,
+            lambda x, d: d if x > 0 else 0.0,
+            _tuples(away_from(0.0, SWITCH_MARGIN, -1e3, 1e3), d_outputs()),
+        ),
+    ]
+}
+
+
+def operator_snippet(name: str, args: Sequence[Any]) -> list[str]:
+    return ["from minitorch import operators", f"operators.{call_text(name, args)}"]
+
+
+@dataclass(frozen=True)
+class Function:
+    """A ScalarFunction: forward closed form, derivative closed form, input domain."""
+
+    name: str
+    arity: int
+    forward: Callable[..., float]
+    grads: Callable[..., tuple[float, ...]]  # (args..., d) -> d * local derivatives
+    inputs: st.SearchStrategy[tuple[float, ...]]
+    method: str  # how a Scalar expresses it: "x + y", "x.log()", ...
+
+    def forward_tolerance(self, args: Sequence[float]) -> tuple[float, float]:
+        if self.name == "Sigmoid":
+            return sigmoid_tolerance(args[0])
+        if self.name == "Log":
+            return RTOL, ATOL + LOG_EPS / args[0]
+        return RTOL, ATOL
+
+    def backward_tolerance(self, args: Sequence[float], d: float) -> tuple[float, float]:
+        if self.name == "Sigmoid":
+            # 1 - s cancels for large x: an absolute part, scaled by |d|
+            return SIGMOID_RTOL, 1e-12 * abs(d)
+        if self.name == "Log":
+            return RTOL + LOG_EPS / args[0], ATOL
+        return RTOL, ATOL * max(1.0, abs(d))
+
+
+_SAFE = floats(-50.0, 50.0)
+FUNCTIONS: dict[str, Function] = {
+    f.name: f
+    for f in [
+        Function(
+            "Add", 2, lambda a, b: a + b, lambda a, b, d: (d, d), _tuples(_SAFE, _SAFE), "x + y"
+        ),
+        Function(
+            "Mul",
+            2,
+            lambda a, b: a * b,
+            lambda a, b, d: (d * b, d * a),
+            _tuples(_SAFE, _SAFE),
+            "x * y",
+        ),
+        Function("Neg", 1, lambda a: -a, lambda a, d: (-d,), _tuples(_SAFE), "-x"),
+        Function(
+            "Inv",
+            1,
+            lambda a: 1.0 / a,
+            lambda a, d: (-d / (a * a),),
+            _tuples(magnitudes(0.1, 50.0)),
+            "1 / x",
+        ),
+        Function("Log", 1, math.log, lambda a, d: (d / a,), _tuples(floats(0.1, 100.0)), "x.log()"),
+        Function(
+            "Exp", 1, math.exp, lambda a, d: (d * math.exp(a),), _tuples(floats(-30, 30)), "x.exp()"
+        ),
+        Function(
+            "Sigmoid",
+            1,
+            sigmoid,
+            lambda a, d: (d * sigmoid_prime(a),),
+            _tuples(_SAFE),
+            "x.sigmoid()",
+        ),
+        Function(
+            "ReLU",
+            1,
+            lambda a: a if a > 0 else 0.0,
+            lambda a, d: (d if a > 0 else 0.0,),
+            _tuples(away_from(0.0, SWITCH_MARGIN, -50.0, 50.0)),
+            "x.relu()",
+        ),
+        Function(
+            "LT",
+            2,
+            lambda a, b: 1.0 if a < b else 0.0,
+            lambda a, b, d: (0.0, 0.0),
+            switch_pairs(),
+            "x < y",
+        ),
+        Function(
+            "EQ",
+            2,
+            lambda a, b: 1.0 if a == b else 0.0,
+            lambda a, b, d: (0.0, 0.0),
+            switch_pairs(),
+            "x == y",
+        ),
+    ]
+}
+
+
+def function_snippet(name: str, args: Sequence[float], d: float | None = None) -> list[str]:
+    lines = [
+        f"from minitorch import Context, {name}",
+        f"ctx = Context(); {name}.forward(ctx, {', '.join(fmt(a) for a in args)})",
+    ]
+    if d is not None:
+        lines.append(f"{name}.backward(ctx, {fmt(d)})")
+    return lines
+
+
+def apply_snippet(name: str, args: Sequence[float], d: float) -> list[str]:
+    leaves = [f"x{i}" for i in range(len(args))]
+    return [
+        f"from minitorch import Scalar, {name}",
+        "; ".join(f"{v} = Scalar({fmt(a)})" for v, a in zip(leaves, args, strict=False)),
+        f"{name}.apply({', '.join(leaves)}).backward({fmt(d)})",
+        f"[{', '.join(v + '.derivative' for v in leaves)}]",
+    ]
+
+
+# --------------------------------------------------------------------------- central differences
+def central_points(args: Sequence[float]) -> list[list[float]]:
+    """For each argument, the points args with that argument at x + h and at x - h."""
+    points = []
+    for i, x in enumerate(args):
+        h = step_for(x)
+        for sign in (1.0, -1.0):
+            p = list(args)
+            p[i] = x + sign * h
+            points.append(p)
+    return points
+
+
+def central_estimates(args: Sequence[float], values: Sequence[float]) -> list[tuple[float, float]]:
+    """(estimate, rounding error bound) of each partial derivative from forward values.
+
+    ``values`` are the student's forward values at ``central_points(args)``. The actual step
+    is recomputed from the float points, so rounding of x + h does not bias the estimate.
+    """
+    out = []
+    for i, x in enumerate(args):
+        up, down = values[2 * i], values[2 * i + 1]
+        h = step_for(x)
+        width = (x + h) - (x - h)
+        estimate = (up - down) / width
+        rounding = 8 * 2.3e-16 * max(abs(up), abs(down), 1e-300) / width
+        out.append((estimate, rounding))
+    return out
+
+
+# --------------------------------------------------------------------------- 1.1 functions
+@dataclass(frozen=True)
+class Differentiable:
+    """A function the probe passes to central_difference, with its exact gradient here."""
+
+    name: str
+    arity: int
+    f: Callable[..., float]
+    grad: Callable[..., tuple[float, ...]]
+    source: str  # for the snippet
+
+
+DIFFERENTIABLES: dict[str, Differentiable] = {
+    d.name: d
+    for d in [
+        Differentiable("square", 1, lambda x: x * x, lambda x: (2 * x,), "lambda x: x * x"),
+        Differentiable(
+            "cubic",
+            2,
+            lambda x, y: x * x * x - 2.0 * x * y + y,
+            lambda x, y: (3 * x * x - 2 * y, 1.0 - 2 * x),
+            "lambda x, y: x * x * x - 2.0 * x * y + y",
+        ),
+        Differentiable(
+            "product3",
+            3,
+            lambda x, y, z: x * y * z,
+            lambda x, y, z: (y * z, x * z, x * y),
+            "lambda x, y, z: x * y * z",
+        ),
+        Differentiable(
+            "sin_exp",
+            2,
+            lambda x, y: math.sin(x) * math.exp(0.5 * y),
+            lambda x, y: (
+                math.cos(x) * math.exp(0.5 * y),
+                0.5 * math.sin(x) * math.exp(0.5 * y),
+            ),
+            "lambda x, y: math.sin(x) * math.exp(0.5 * y)",
+        ),
+        Differentiable(
+            "ratio",
+            2,
+            lambda x, y: x / (1.0 + y * y),
+            lambda x, y: (1.0 / (1.0 + y * y), -2.0 * x * y / (1.0 + y * y) ** 2),
+            "lambda x, y: x / (1.0 + y * y)",
+        ),
+    ]
+}
+
+
+# --------------------------------------------------------------------------- expression graphs
+UNARY = ("neg", "log", "exp", "sigmoid", "relu")
+BINARY = ("add", "sub", "mul", "div", "lt", "gt", "eq")
+_SYMBOL = {"add": "+", "sub": "-", "mul": "*", "div": "/", "lt": "<", "gt": ">", "eq": "=="}
+
+Node = list  # ["var", i] | ["num", c] | ["const", c] | [op, j] | [op, j, k]
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    value: float
+    jac: tuple[float, ...]  # d node / d var_i (exact, forward mode)
+    absjac: tuple[float, ...]  # sum over paths of |products|: the scale for rounding
+    reaches: frozenset[int]  # vars the node depends on through the graph
+    scalar: bool  # False for a plain number ("num")
+    slack: float = 0.0  # how far a correct value may be off: log(x + 1e-6) is allowed
+    gslack: tuple[float, ...] = ()  # the same for each derivative d node / d var_i
+
+    def value_ok(self, got: Any) -> bool:
+        """Whether a student's value for this node is right (allowing the log EPS)."""
+        return is_number(got) and within(got, self.value, 1e-7, 1e-9 + 2.0 * self.slack)
+
+
+def _local(op: str, a: float, b: float | None) -> tuple[float, tuple[float, ...]]:
+    """(value, local derivatives) of one op at its operand values."""
+    if op == "neg":
+        return -a, (-1.0,)
+    if op == "log":
+        return math.log(a), (1.0 / a,)
+    if op == "exp":
+        e = math.exp(a)
+        return e, (e,)
+    if op == "sigmoid":
+        return sigmoid(a), (sigmoid_prime(a),)
+    if op == "relu":
+        return (a, (1.0,)) if a > 0 else (0.0, (0.0,))
+    assert b is not None
+    if op == "add":
+        return a + b, (1.0, 1.0)
+    if op == "sub":
+        return a - b, (1.0, -1.0)
+    if op == "mul":
+        return a * b, (b, a)
+    if op == "div":
+        return a / b, (1.0 / b, -a / (b * b))
+    if op == "lt":
+        return (1.0 if a < b else 0.0), (0.0, 0.0)
+    if op == "gt":
+        return (1.0 if a > b else 0.0), (0.0, 0.0)
+    if op == "eq":
+        return (1.0 if a == b else 0.0), (0.0, 0.0)
+    raise ValueError(op)
+
+
+def node_info(node: Node, infos: Sequence[NodeInfo], values: Sequence[float]) -> NodeInfo:
+    """The trusted value and exact derivatives of one node, given the earlier nodes."""
+    n = len(values)
+    zero = (0.0,) * n
+    kind = node[0]
+    if kind == "var":
+        i = node[1]
+        jac = tuple(1.0 if k == i else 0.0 for k in range(n))
+        return NodeInfo(values[i], jac, jac, frozenset([i]), True)
+    if kind in ("num", "const"):
+        return NodeInfo(float(node[1]), zero, zero, frozenset(), kind == "const")
+    operands = [infos[j] for j in node[1:]]
+    value, local = _local(kind, operands[0].value, operands[1].value if len(operands) > 1 else None)
+    jac = [0.0] * n
+    absjac = [0.0] * n
+    gslack = [0.0] * n
+    slack = LOG_EPS / operands[0].value if kind == "log" else 0.0
+    deviations = _local_deviations(kind, operands)
+    for info, d, dev in zip(operands, local, deviations, strict=False):
+        slack += abs(d) * info.slack
+        for k in range(n):
+            jac[k] += d * info.jac[k]
+            absjac[k] += abs(d) * info.absjac[k]
+            gslack[k] += abs(d) * (info.gslack[k] if info.gslack else 0.0) + dev * info.absjac[k]
+    reaches = frozenset().union(*(o.reaches for o in operands))
+    return NodeInfo(value, tuple(jac), tuple(absjac), reaches, True, slack, tuple(gslack))
+
+
+def _local_deviations(op: str, operands: Sequence[NodeInfo]) -> tuple[float, ...]:
+    """How far each local derivative may be off when the operands are off by their slack
+    (first order), plus the log EPS in log's own derivative 1 / (x + 1e-6)."""
+    a = operands[0]
+    if op == "mul":
+        return (operands[1].slack, a.slack)
+    if op == "div":
+        b = operands[1]
+        return (
+            b.slack / b.value**2,
+            a.slack / b.value**2 + 2.0 * abs(a.value) * b.slack / abs(b.value) ** 3,
+        )
+    if op == "log":
+        return ((a.slack + LOG_EPS) / a.value**2,)
+    if op == "exp":
+        return (math.exp(a.value) * 2.0 * a.slack,)
+    if op == "sigmoid":
+        return (0.1 * a.slack,)  # |sigmoid''| <= 0.1
+    return (0.0,) * len(operands)
+
+
+def analyse(nodes: Sequence[Node], values: Sequence[float]) -> list[NodeInfo]:
+    infos: list[NodeInfo] = []
+    for node in nodes:
+        infos.append(node_info(node, infos, values))
+    return infos
+
+
+def valid_node(node: Node, infos: Sequence[NodeInfo]) -> bool:
+    """Whether a new node keeps the graph inside every op's safe domain.
+
+    Log sees >= 0.5, Exp <= 3, a divisor is >= 0.25 in size, ReLU and comparisons stay
+    SWITCH_MARGIN away from their switch point (comparing a node with itself is safe),
+    every value stays within 50 and every derivative within 1000, so perturbing an input
+    by a central-difference step never crosses a kink.
+    """
+    op = node[0]
+    a = infos[node[1]]
+    b = infos[node[2]] if len(node) > 2 else None
+    if op == "log" and a.value < 0.5:
+        return False
+    if op == "exp" and a.value > 3.0:
+        return False
+    if op == "relu" and abs(a.value) < SWITCH_MARGIN:
+        return False
+    if op == "div" and b is not None and abs(b.value) < 0.25:
+        return False
+    if op in ("lt", "gt", "eq") and b is not None and node[1] != node[2]:
+        if abs(a.value - b.value) < SWITCH_MARGIN:
+            return False
+    value, _ = _local(op, a.value, b.value if b is not None else None)
+    new = node_info(node, infos, [0.0] * len(a.jac))
+    return abs(value) <= 50.0 and all(abs(j) <= 1000.0 for j in new.absjac)
+
+
+@dataclass(frozen=True)
+class Expression:
+    """A graph of Scalar operations (the probes' node format) and its input values."""
+
+    nodes: list[Node]
+    values: list[float]
+
+    def infos(self) -> list[NodeInfo]:
+        return analyse(self.nodes, self.values)
+
+
+@st.composite
+def expressions(
+    draw: st.DrawFn,
+    ops: Sequence[str] = UNARY + BINARY,
+    max_vars: int = 3,
+    max_ops: int = 8,
+    numbers: bool = True,
+) -> Expression:
+    """A random expression graph with 1..max_vars inputs, built to stay in every domain.
+
+    Operands are drawn among all earlier nodes, so variables and intermediates get reused
+    (x * x, diamonds, a node feeding ops at different depths). Numbers and constant
+    Scalars are mixed in when ``numbers`` is set, on either side of binary operators.
+    """
+    n_vars = draw(st.integers(1, max_vars))
+    values = [draw(floats(-3.0, 3.0)) for _ in range(n_vars)]
+    nodes: list[Node] = [["var", i] for i in range(n_vars)]
+    if numbers:
+        for _ in range(draw(st.integers(0, 2))):
+            nodes.append([draw(st.sampled_from(["num", "const"])), draw(floats(-3.0, 3.0))])
+    infos = analyse(nodes, values)
+    fallback = next((op for op in ("sigmoid", "neg") if op in ops), None)
+    for _ in range(draw(st.integers(1, max_ops))):
+        scalars = [i for i, info in enumerate(infos) if info.scalar]
+        op = draw(st.sampled_from(list(ops)))
+        # Prefer recent nodes a little, so graphs get deep as well as wide.
+        a = draw(st.sampled_from(scalars[-4:] if draw(st.booleans()) else scalars))
+        if op in UNARY:
+            node = [op, a]
+        else:
+            b = draw(st.integers(0, len(nodes) - 1))
+            node = [op, a, b] if draw(st.booleans()) else [op, b, a]
+        if not valid_node(node, infos):
+            if fallback is None:
+                continue
+            node = [fallback, a]
+            if not valid_node(node, infos):
+                continue
+        nodes.append(node)
+        infos.append(node_info(node, infos, values))
+    if not infos[-1].reaches or not infos[-1].scalar:
+        # The output must depend on an input: join the last node with x0.
+        joiner = next((op for op in ("add", "mul", "sub") if op in ops), None)
+        nodes.append([joiner, len(nodes) - 1, 0] if joiner else [ops[0], 0])
+    return Expression(nodes, values)
+
+
+# Fixed one-operation checks of each Scalar operator: (graph, values, expected value, inputs
+# the result must reach). Used to find the operators whose forward works, so that graph
+# tests of task 1.4 only combine those (a forward mistake is task 1.2's).
+def _op_cases() -> dict[str, list[tuple[list[Node], list[float], float, list[int]]]]:
+    binary_points = {
+        "add": [(0.75, -1.25)],
+        "sub": [(0.75, -1.25), (2.5, 0.5)],
+        "mul": [(1.5, -0.4)],
+        "div": [(1.5, -0.4), (-0.6, 2.5)],
+        "lt": [(0.3, 0.8), (0.8, 0.3)],
+        "gt": [(0.3, 0.8), (0.8, 0.3)],
+        "eq": [(0.5, 0.7), (0.7, 0.7)],
+    }
+    unary_points = {
+        "neg": [0.6],
+        "log": [2.0, 0.4],
+        "exp": [0.5, -1.5],
+        "sigmoid": [-0.7, 1.2],
+        "relu": [-0.5, 1.5],
+    }
+    cases: dict[str, list[tuple[list[Node], list[float], float, list[int]]]] = {}
+    for op, points in binary_points.items():
+        cases[op] = []
+        for a, b in points:
+            value, _ = _local(op, a, b)
+            cases[op] += [
+                ([["var", 0], ["var", 1], [op, 0, 1]], [a, b], value, [0, 1]),
+                ([["var", 0], ["num", b], [op, 0, 1]], [a], value, [0]),
+                ([["num", a], ["var", 0], [op, 0, 1]], [b], value, [0]),
+            ]
+    for op, points in unary_points.items():
+        cases[op] = [([["var", 0], [op, 0]], [a], _local(op, a, None)[0], [0]) for a in points]
+    return cases
+
+
+OP_CASES = _op_cases()
+_HEALTHY: dict[int, tuple[str, ...]] = {}
+
+
+def healthy_ops(student: Any) -> tuple[str, ...]:
+    """The Scalar operators whose forward value and recorded inputs are right on fixed cases.
+
+    Computed once per session with one probe call. Graph tests of task 1.4 draw only these
+    operators, so a forward mistake (task 1.2) is not charged again in task 1.4.
+    """
+    key = id(student)
+    if key not in _HEALTHY:
+        flat = [(op, case) for op, cases in OP_CASES.items() for case in cases]
+        results = student.call(
+            "expression_forward_batch",
+            [[graph, values] for _, (graph, values, _, _) in flat],
+            label="Scalar operators",
+        )
+        broken = set()
+        for (op, (graph, values, _, inputs)), result in zip(flat, results, strict=False):
+            if "forward_error" in result:
+                broken.add(op)
+                continue
+            if not analyse(graph, values)[-1].value_ok(result["data"][-1]):
+                broken.add(op)
+            elif sorted(result["reaches"][-1]) != inputs:
+                broken.add(op)
+        _HEALTHY[key] = tuple(op for op in UNARY + BINARY if op not in broken)
+    return _HEALTHY[key]
+
+
+def _operand(nodes: Sequence[Node], j: int) -> str:
+    kind = nodes[j][0]
+    if kind == "var":
+        return f"x{nodes[j][1]}"
+    if kind == "num":
+        return fmt(float(nodes[j][1]))
+    if kind == "const":
+        return f"Scalar({fmt(float(nodes[j][1]))}, None)"
+    return f"t{j}"
+
+
+def expression_lines(nodes: Sequence[Node], values: Sequence[float]) -> list[str]:
+    """Python lines that build the graph with Scalars; the output is named y."""
+    lines = ["from minitorch import Scalar"]
+    lines.append("; ".join(f"x{i} = Scalar({fmt(v)})" for i, v in enumerate(values)))
+    last = len(nodes) - 1
+    for j, node in enumerate(nodes):
+        if node[0] in ("var", "num", "const"):
+            continue
+        name = "y" if j == last else f"t{j}"
+        if node[0] in UNARY:
+            a = _operand(nodes, node[1])
+            rhs = f"-{a}" if node[0] == "neg" else f"{a}.{node[0]}()"
+        else:
+            rhs = f"{_operand(nodes, node[1])} {_SYMBOL[node[0]]} {_operand(nodes, node[2])}"
+        lines.append(f"{name} = {rhs}")
+    return lines
+
+
+def expression_snippet(nodes: Sequence[Node], values: Sequence[float], d: float) -> list[str]:
+    leaves = ", ".join(f"x{i}.derivative" for i in range(len(values)))
+    return [*expression_lines(nodes, values), f"y.backward({fmt(d)}); [{leaves}]"]
+
+
+def expression_text(nodes: Sequence[Node], values: Sequence[float], limit: int = 800) -> str:
+    """A one-line description: 'x0 = Scalar(0.5); t1 = x0 + 1.5; y = t1 * t1.log()'."""
+    text = "; ".join(expression_lines(nodes, values)[1:])
+    return text if len(text) <= limit else text[:limit] + " ..."
+
+
+def check_expression_gradients(
+    expr: Expression, d: float, result: dict[str, Any], *, what: str
+) -> bool:
+    """Judge the gradients an ``expression`` probe returned.
+
+    Returns False (nothing judged) when the student's forward values or graph wiring differ
+    from the trusted ones: that is a task-1.2 mistake, graded by the forward tests, and
+    gradients of a different function say nothing about backpropagation.
+    """
+    __tracebackhide__ = True
+    if "forward_error" in result:
+        return False
+    infos = expr.infos()
+    data = result["data"]
+    for info, got in zip(infos, data, strict=False):
+        if not info.value_ok(got):
+            return False
+    for info, reach in zip(infos, result["reaches"], strict=False):
+        if set(reach) != set(info.reaches):
+            return False
+    out = infos[-1]
+    called = f"y.backward({fmt(d)}) where {expression_text(expr.nodes, expr.values)}"
+    snippet = expression_snippet(expr.nodes, expr.values, d) if len(expr.nodes) <= 40 else []
+    grads = result["grads"]
+    expected = [d * j for j in out.jac]
+    shown = "[" + ", ".join(fmt(e) for e in expected) + "]"
+    # A log(x + 1e-6) upstream may shift each derivative by up to out.gslack[i].
+    for i, (got, exact, scale) in enumerate(zip(grads, expected, out.absjac, strict=False)):
+        atol = abs(d) * (GRAPH_RTOL * scale + 2.0 * out.gslack[i]) + 1e-12
+        if got is None and (exact == 0.0 or i not in out.reaches):
+            continue  # a leaf the output does not (effectively) depend on may stay None
+        if got is None:
+            report(
+                f"{what}: x{i}.derivative is None after backward().",
+                called=called,
+                returned=grads,
+                expected=f"{shown} (each within {atol:.2g})",
+                snippet=snippet,
+                hint="every leaf the output depends on must receive a derivative",
+            )
+        if not is_number(got) or not within(got, exact, 0.0, atol):
+            report(
+                f"{what}: x{i}.derivative is wrong after backward().",
+                called=called,
+                returned=grads,
+                expected=f"{shown} (each within {atol:.2g})",
+                snippet=snippet,
+            )
+    if result.get("points") is None:
+        return True
+    # Central differences of the student's own forward, as a second opinion.
+    estimates = central_estimates(expr.values, result["points"])
+    for i, ((estimate, rounding), got) in enumerate(zip(estimates, grads, strict=False)):
+        got_value = 0.0 if got is None else got
+        atol = abs(d) * (rounding + GRAPH_RTOL * out.absjac[i] + 2.0 * out.gslack[i]) + 1e-9
+        if not within(got_value, d * estimate, 1e-3, atol):
+            report(
+                f"{what}: x{i}.derivative disagrees with central differences of y.",
+                called=called,
+                returned=grads,
+                expected=f"x{i}.derivative close to {fmt(d * estimate)} "
+                f"(central difference times d_output, within {atol:.2g} + 1e-3 * |expected|)",
+                snippet=snippet,
+            )
+    return True
+
+
+def require_judged(judged: Sequence[Any]) -> None:
+    """Fail when no example could be judged: the forward values were wrong on every graph.
+
+    Graphs whose forward values or wiring are wrong (task 1.2) are skipped one by one, but
+    backpropagation must still be shown to work on some graph.
+    """
+    __tracebackhide__ = True
+    if not judged:
+        pytest.fail(
+            "Scalar.backward could not be checked: on every graph tried, building the graph "
+            "raised or gave wrong forward values. Fix the forward tests (task 1.2) first.",
+            pytrace=False,
+        )
+
+
+def graph_ops(student: Any, needed: Sequence[str] = ()) -> tuple[str, ...] | None:
+    """The operators a graph test of task 1.4 may use (see ``healthy_ops``).
+
+    Fails the test when no operator works at all (nothing to backpropagate through).
+    Returns None when an operator in ``needed`` (a fixed graph shape) is broken: that shape
+    cannot be judged, and its operator's mistake is already charged to task 1.2.
+    """
+    __tracebackhide__ = True
+    ops = healthy_ops(student)
+    if not ops:
+        pytest.fail(
+            "Scalar.backward could not be checked: no Scalar operator gives the right "
+            "forward value with its inputs recorded. Fix the forward tests (task 1.2) first.",
+            pytrace=False,
+        )
+    if any(op not in ops for op in needed):
+        return None
+    return ops
+
+
+def shape_ops(nodes: Sequence[Node]) -> list[str]:
+    return sorted({n[0] for n in nodes if n[0] not in ("var", "num", "const")})
+
+
+def expression_points(expr: Expression) -> list[list[float]]:
+    return central_points(expr.values)
+
+
+# --------------------------------------------------------------------------- variable graphs
+VarNode = list  # ["leaf"] | ["const"] | ["node", [[j, w], ...]]
+
+
+# Edge weights of stand-in graphs: a fixed set keeps generation cheap; none is 0, and sums of
+# path products only cancel by coincidence, which the tolerance (relative to the sum of
+# |contributions|) does not mind.
+WEIGHTS = (0.5, 0.75, 1.5, 2.0, -0.5, -1.25, -2.0, 1.0, -1.0)
+
+
+@st.composite
+def variable_graphs(draw: st.DrawFn, max_inner: int = 8) -> list[VarNode]:
+    """A random DAG of stand-in variables: leaves, constants and inner nodes.
+
+    Inner nodes take 1-3 parents among all earlier nodes (repeats allowed: x used twice),
+    so diamonds, shared intermediates at different depths and unreachable nodes appear.
+    """
+    graph: list[VarNode] = [["leaf"] for _ in range(draw(st.integers(1, 3)))]
+    graph += [["const"] for _ in range(draw(st.integers(0, 2)))]
+    for _ in range(draw(st.integers(1, max_inner))):
+        lo = max(0, len(graph) - 3) if draw(st.booleans()) else 0
+        parents = [
+            [draw(st.integers(lo, len(graph) - 1)), draw(st.sampled_from(WEIGHTS))]
+            for _ in range(draw(st.integers(1, 3)))
+        ]
+        graph.append(["node", parents])
+    return graph
+
+
+def chain_graph(depth: int, weights: Sequence[float], twice: bool = False) -> list[VarNode]:
+    """A chain ``depth`` variables deep: one leaf, then depth - 1 nodes each on the last.
+
+    With ``twice`` each node uses the previous one twice (x * x style), a ladder of
+    diamonds where every variable receives two contributions.
+    """
+    graph: list[VarNode] = [["leaf"]]
+    for i in range(depth - 1):
+        w = weights[i % len(weights)]
+        parents = [[i, w], [i, -0.5 * w]] if twice else [[i, w]]
+        graph.append(["node", parents])
+    return graph
+
+
+def reachable(graph: Sequence[VarNode]) -> set[int]:
+    """Non-constant nodes reachable from the output (the last node) through parents."""
+    seen: set[int] = set()
+    stack = [len(graph) - 1]
+    while stack:
+        i = stack.pop()
+        if i in seen or graph[i][0] == "const":
+            continue
+        seen.add(i)
+        if graph[i][0] == "node":
+            stack.extend(j for j, _ in graph[i][1])
+    return seen
+
+
+def path_derivatives(graph: Sequence[VarNode], deriv: float) -> tuple[list[float], list[float]]:
+    """d(output)/d(node) * deriv for every node, and the sum of |path contributions|."""
+    n = len(graph)
+    adj = [0.0] * n
+    absadj = [0.0] * n
+    adj[-1] = deriv
+    absadj[-1] = abs(deriv)
+    for i in range(n - 1, -1, -1):  # parents always have smaller indices
+        if graph[i][0] != "node":
+            continue
+        for j, w in graph[i][1]:
+            adj[j] += w * adj[i]
+            absadj[j] += abs(w) * absadj[i]
+    return adj, absadj
+
+
+def variable_graph_lines(graph: Sequence[VarNode]) -> list[str]:
+    """The stand-in graph written with Scalars (same derivatives), for the student's shell."""
+    lines = ["from minitorch import Scalar"]
+    leaves = [i for i, n in enumerate(graph) if n[0] == "leaf"]
+    consts = [i for i, n in enumerate(graph) if n[0] == "const"]
+    lines.append("; ".join(f"v{i} = Scalar(1.0)" for i in leaves))
+    if consts:
+        lines.append("; ".join(f"v{i} = Scalar(1.0, None)" for i in consts))
+    for i, n in enumerate(graph):
+        if n[0] == "node":
+            terms = " + ".join(f"{fmt(w)} * v{j}" for j, w in n[1])
+            lines.append(f"v{i} = {terms}")
+    return lines
+
+
+def variable_graph_text(graph: Sequence[VarNode]) -> str:
+    parts = []
+    for i, n in enumerate(graph):
+        if n[0] == "node":
+            parts.append(f"v{i} = " + " + ".join(f"{fmt(w)}*v{j}" for j, w in n[1]))
+        else:
+            parts.append(f"v{i} = {n[0]}")
+    text = "; ".join(parts)
+    return text if len(text) < 600 else text[:600] + " ..."
+
+
+def check_topological_order(graph: Sequence[VarNode], order: Any, *, called: str) -> None:
+    """The order must hold every reachable non-constant variable once, output first, and
+    every variable before all of its parents."""
+    __tracebackhide__ = True
+    expected_set = reachable(graph)
+    output = len(graph) - 1
+    names = [f"v{i}" if is_number(i) and i >= 0 else "<unknown>" for i in (order or [])]
+    shown = "[" + ", ".join(names) + "]"
+    rule = (
+        f"each of {{{', '.join(f'v{i}' for i in sorted(expected_set))}}} exactly once, "
+        f"v{output} first, every variable before its parents, no constants"
+    )
+    snippet = (
+        [
+            *variable_graph_lines(graph),
+            "from minitorch import topological_sort",
+            f"[v.name for v in topological_sort(v{output})]",
+        ]
+        if len(graph) < 30
+        else []
+    )
+
+    def bad(headline: str) -> NoReturn:
+        __tracebackhide__ = True
+        report(headline, called=called, returned=shown, expected=rule, snippet=snippet)
+
+    if not isinstance(order, list) or not all(is_number(i) for i in order):
+        bad("topological_sort did not return an iterable of the graph's variables.")
+    if any(i < 0 for i in order):
+        bad("topological_sort returned an object that is not a variable of the graph.")
+    if len(order) != len(set(order)):
+        bad("topological_sort returned a variable more than once.")
+    if any(graph[i][0] == "const" for i in order):
+        bad("topological_sort returned a constant (is_constant() is True): leave them out.")
+    if set(order) != expected_set:
+        missing = sorted(expected_set - set(order))
+        extra = sorted(set(order) - expected_set)
+        what = []
+        if missing:
+            what.append("misses " + ", ".join(f"v{i}" for i in missing))
+        if extra:
+            what.append("includes unreachable " + ", ".join(f"v{i}" for i in extra))
+        bad(f"topological_sort {' and '.join(what)}.")
+    if order[0] != output:
+        bad(f"topological_sort must start with the output variable v{output}.")
+    position = {v: k for k, v in enumerate(order)}
+    for i in order:
+        if graph[i][0] != "node":
+            continue
+        for j, _ in graph[i][1]:
+            if j in position and position[j] < position[i]:
+                bad(f"topological_sort put v{j} before v{i}, but v{j} is a parent of v{i}.")
+
+
+# --------------------------------------------------------------------------- modules
+ModuleSpec = dict  # {"params": [[name, value, "attr" | "add"]], "children": [[name, spec]]}
+_PARAM_NAMES = ["p1", "p2", "weight", "bias"]
+_CHILD_NAMES = ["a", "b", "layer1", "layer2"]
+
+
+@st.composite
+def module_specs(draw: st.DrawFn, depth: int = 2) -> ModuleSpec:
+    """A random Module tree description, up to ``depth`` levels of children."""
+    params = draw(st.lists(st.sampled_from(_PARAM_NAMES), max_size=3, unique=True))
+    spec_params = [
+        [p, draw(floats(-10.0, 10.0)), draw(st.sampled_from(["attr", "attr", "add"]))]
+        for p in params
+    ]
+    children = []
+    if depth > 0:
+        names = draw(st.lists(st.sampled_from(_CHILD_NAMES), max_size=3, unique=True))
+        children = [[n, draw(module_specs(depth - 1))] for n in names]
+    return {"params": spec_params, "children": children}
+
+
+def module_paths(spec: ModuleSpec, prefix: str = "") -> dict[str, ModuleSpec]:
+    """Every module of the tree by dotted path ("" is the root)."""
+    out = {prefix: spec}
+    for name, child in spec["children"]:
+        out.update(module_paths(child, f"{prefix}.{name}" if prefix else name))
+    return out
+
+
+def parameter_paths(spec: ModuleSpec, prefix: str = "") -> dict[str, float]:
+    """Every parameter of the tree by dotted name, with its value."""
+    out = {}
+    for name, value, _ in spec["params"]:
+        out[f"{prefix}.{name}" if prefix else name] = value
+    for name, child in spec["children"]:
+        out.update(parameter_paths(child, f"{prefix}.{name}" if prefix else name))
+    return out
+
+
+def module_lines(spec: ModuleSpec) -> list[str]:
+    """Python lines that build the same tree by hand."""
+    lines = ["from minitorch import Module, Parameter"]
+    for path, sub in module_paths(spec).items():
+        var = "root" if not path else "root." + path
+        if path:
+            lines.append(f"{var} = Module()")
+        else:
+            lines.append("root = Module()")
+        for name, value, how in sub["params"]:
+            if how == "add":
+                lines.append(f"{var}.add_parameter({name!r}, {fmt(value)})")
+            else:
+                lines.append(f"{var}.{name} = Parameter({fmt(value)})")
+    return lines
+
+
+def check_backpropagate(graph: Sequence[VarNode], deriv: float, got: Any, *, called: str) -> None:
+    """Each leaf the output depends on holds the sum over paths of the products of the
+    edge weights, times ``deriv``; other leaves keep None (or 0)."""
+    __tracebackhide__ = True
+    adj, absadj = path_derivatives(graph, deriv)
+    live = reachable(graph)
+    output = len(graph) - 1
+    leaves = [i for i, n in enumerate(graph) if n[0] == "leaf"]
+    expected = {i: (adj[i] if i in live else None) for i in leaves}
+    shown = "{" + ", ".join(f"v{i}: {fmt(e)}" for i, e in expected.items()) + "}"
+    returned = "{" + ", ".join(f"v{i}: {fmt(got[i])}" for i in leaves) + "}"
+    snippet = []
+    if len(graph) < 30:
+        snippet = [
+            *variable_graph_lines(graph),
+            f"v{output}.backward({fmt(deriv)})",
+            "[" + ", ".join(f"v{i}.derivative" for i in leaves) + "]",
+        ]
+    for i in leaves:
+        g = got[i]
+        if i not in live:
+            if g is None or (is_number(g) and g == 0):
+                continue
+            headline = f"backpropagate gave v{i} a derivative, but the output does not use it."
+        elif g is None:
+            headline = f"backpropagate never gave leaf v{i} its derivative."
+        elif not is_number(g):
+            headline = f"backpropagate gave leaf v{i} a {type_name(g)} as derivative."
+        elif within(g, adj[i], 0.0, 1e-9 * absadj[i] + 1e-12):
+            continue
+        else:
+            headline = f"backpropagate gave leaf v{i} the wrong derivative."
+        report(
+            headline,
+            called=called,
+            returned=returned,
+            expected=f"{shown} (each within 1e-9 of its size)",
+            snippet=snippet,
+            hint="a variable must receive the derivatives from all of its uses before it "
+            "passes its own derivative on (process variables in topological order)",
+        )
+
+
+# --------------------------------------------------------------------------- chain_rule
+LINEAR_COEFFS = {"Lin1": [3.0], "Lin2": [2.0, -5.0], "Lin3": [2.0, -5.0, 0.5]}  # = probes.py
+
+
+def chain_rule_problem(
+    pairs: Any, coeffs: Sequence[float], constant: Sequence[bool], d: float
+) -> str | None:
+    """What is wrong with chain_rule's pairs for a probe-side linear function, or None.
+
+    Every non-constant input must appear exactly once with coefficient * d; a constant
+    input may appear (any derivative) or not; nothing else may appear.
+    """
+    if not isinstance(pairs, list):
+        return "chain_rule did not return a list of (input, derivative) pairs"
+    seen: dict[int, Any] = {}
+    for pair in pairs:
+        if not isinstance(pair, list) or len(pair) != 2:
+            return "chain_rule returned something that is not an (input, derivative) pair"
+        index, value = pair
+        if not is_number(index) or index < 0:
+            return "chain_rule paired a derivative with an object that is not an input"
+        if index in seen:
+            return f"chain_rule returned input {index} more than once"
+        seen[index] = value
+    for i, (c, const) in enumerate(zip(coeffs, constant, strict=False)):
+        if const:
+            continue
+        if i not in seen:
+            return f"chain_rule left out input {i}"
+        if not is_number(seen[i]) or not within(seen[i], c * d, RTOL, ATOL):
+            return f"chain_rule gave input {i} the derivative {fmt(seen[i])}, not {fmt(c * d)}"
+    return None
+
+
+_CHAIN_RULE_OK: dict[int, bool] = {}
+
+
+def chain_rule_works(student: Any) -> bool:
+    """Whether the student's chain_rule (task 1.3) is right on a few fixed cases.
+
+    Tests of task 1.4 that run whole backward passes through Scalars depend on chain_rule;
+    when it is wrong they judge nothing (task 1.3 already loses its points), so a chain_rule
+    mistake is not charged twice. Computed once per session.
+    """
+    key = id(student)
+    if key not in _CHAIN_RULE_OK:
+        ok = True
+        cases = [
+            ("Lin1", [0.75], [False]),
+            ("Lin2", [0.5, -1.5], [False, False]),
+            ("Lin3", [0.5, -1.5, 2.25], [False, True, False]),
+        ]
+        for name, values, constant in cases:
+            try:
+                out = student.call(
+                    "chain_rule_pairs", name, values, constant, -2.5, label="Scalar.chain_rule"
+                )
+            except (StudentError, ProbeTimeout, WorkerCrashed, BadValue):
+                ok = False
+                break
+            if chain_rule_problem(out["pairs"], LINEAR_COEFFS[name], constant, -2.5):
+                ok = False
+                break
+        _CHAIN_RULE_OK[key] = ok
+    return _CHAIN_RULE_OK[key]

@@ -1,0 +1,186 @@
+"""Task 1.1 (central_difference) and task 1.4 (topological_sort, backpropagate).
+
+topological_sort and backpropagate are tested on stand-in variables built by the probe:
+they follow the Variable protocol of autodiff.py and carry known local derivatives (edge
+weights), so these tests depend on autodiff.py alone. Graphs of real Scalars are tested in
+test_scalar.py.
+"""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from support import (
+    DIFFERENTIABLES,
+    ask,
+    chain_graph,
+    check_backpropagate,
+    check_number,
+    check_topological_order,
+    d_outputs,
+    floats,
+    fmt,
+    magnitudes,
+    variable_graph_text,
+    variable_graphs,
+)
+
+# --------------------------------------------------------------------------- task 1.1
+
+
+@st.composite
+def points(draw, name):
+    fn = DIFFERENTIABLES[name]
+    vals = [draw(floats(-2.0, 2.0)) for _ in range(fn.arity)]
+    return vals, draw(st.integers(0, fn.arity - 1))
+
+
+def _cd_snippet(name, vals, arg, epsilon=None):
+    eps = "" if epsilon is None else f", epsilon={fmt(epsilon)}"
+    return [
+        "import math; from minitorch import central_difference",
+        f"central_difference({DIFFERENTIABLES[name].source}, "
+        f"{', '.join(fmt(v) for v in vals)}, arg={arg}{eps})",
+    ]
+
+
+@pytest.mark.task("1.1")
+@pytest.mark.parametrize("name", ["square", "cubic", "product3", "sin_exp"])
+@given(data=st.data())
+def test_central_difference_matches_derivative(student, name, data):
+    """central_difference with the default epsilon is close to the exact derivative"""
+    vals, arg = data.draw(points(name), label="vals, arg")
+    fn = DIFFERENTIABLES[name]
+    snippet = _cd_snippet(name, vals, arg)
+    got = ask(
+        student,
+        "central_difference",
+        name,
+        vals,
+        arg,
+        None,
+        label="central_difference",
+        called=snippet[1],
+        snippet=snippet,
+    )
+    # Truncation error ~ eps^2 |f'''| = 1e-12 * O(10); rounding ~ 1e-16 |f| / 1e-6 = 1e-10.
+    size = abs(fn.f(*vals))
+    check_number(
+        got,
+        fn.grad(*vals)[arg],
+        what="central_difference",
+        called=snippet[1],
+        rtol=1e-6,
+        atol=1e-7 * (1.0 + size),
+        snippet=snippet,
+    )
+
+
+@pytest.mark.task("1.1")
+@pytest.mark.parametrize("name", ["square", "cubic", "ratio"])
+@given(data=st.data(), epsilon=floats(1e-3, 0.5))
+def test_central_difference_uses_epsilon(student, name, data, epsilon):
+    """central_difference uses the epsilon it is given, on both sides of the point"""
+    vals, arg = data.draw(points(name), label="vals, arg")
+    fn = DIFFERENTIABLES[name]
+    up = list(vals)
+    down = list(vals)
+    up[arg] += epsilon
+    down[arg] -= epsilon
+    f_up, f_down = fn.f(*up), fn.f(*down)
+    expected = (f_up - f_down) / (2.0 * epsilon)
+    snippet = _cd_snippet(name, vals, arg, epsilon)
+    got = ask(
+        student,
+        "central_difference",
+        name,
+        vals,
+        arg,
+        epsilon,
+        label="central_difference",
+        called=snippet[1],
+        snippet=snippet,
+    )
+    check_number(
+        got,
+        expected,
+        what="central_difference",
+        called=snippet[1],
+        rtol=1e-9,
+        atol=1e-13 * max(abs(f_up), abs(f_down), 1.0) / epsilon,
+        snippet=snippet,
+        hint="(f(x + epsilon) - f(x - epsilon)) / (2 * epsilon), along argument `arg` only",
+    )
+
+
+# --------------------------------------------------------------------------- task 1.4
+
+
+@pytest.mark.task("1.4")
+@given(graph=variable_graphs())
+def test_topological_sort_order(student, graph):
+    """topological_sort lists each variable once, output first, before all of its parents"""
+    called = f"topological_sort(v{len(graph) - 1}) where {variable_graph_text(graph)}"
+    order = ask(student, "toposort_variables", graph, label="topological_sort", called=called)
+    check_topological_order(graph, order, called=called)
+
+
+@pytest.mark.task("1.4")
+@pytest.mark.parametrize("twice", [False, True], ids=["chain", "ladder"])
+def test_topological_sort_deep_graph(student, twice):
+    """topological_sort handles a graph 200 variables deep"""
+    graph = chain_graph(200, [1.0], twice=twice)
+    called = (
+        "topological_sort(v199) on a chain of 200 variables, v_i = v_(i-1) * 1.0"
+        if not twice
+        else "topological_sort(v199) on 200 variables, each using the previous one twice"
+    )
+    order = ask(
+        student,
+        "toposort_variables",
+        graph,
+        label="topological_sort (200-deep graph)",
+        called=called,
+    )
+    check_topological_order(graph, order, called=called)
+
+
+@pytest.mark.task("1.4")
+@given(graph=variable_graphs(), deriv=d_outputs())
+def test_backpropagate_random_graphs(student, graph, deriv):
+    """backpropagate gives each leaf the sum of its contributions over all paths"""
+    called = f"backpropagate(v{len(graph) - 1}, {fmt(deriv)}) where {variable_graph_text(graph)}"
+    got = ask(
+        student, "backpropagate_variables", graph, deriv, label="backpropagate", called=called
+    )
+    check_backpropagate(graph, deriv, got, called=called)
+
+
+@st.composite
+def shared_intermediates(draw):
+    """t = f(a); y = g(t, h(t)): t feeds the output directly and through another node.
+
+    This is the shape of `t = a + 1; y = t * t.log()`: a breadth-first walk reaches t
+    before its second contribution has arrived.
+    """
+    w = [draw(magnitudes(0.5, 2.0)) for _ in range(4)]
+    longer = draw(st.integers(1, 3))  # extra nodes on the indirect path
+    graph = [["leaf"], ["node", [[0, w[0]]]]]
+    last = 1
+    for _ in range(longer):
+        graph.append(["node", [[last, w[1]]]])
+        last = len(graph) - 1
+    graph.append(["node", [[1, w[2]], [last, w[3]]]])
+    return graph
+
+
+@pytest.mark.task("1.4")
+@given(graph=shared_intermediates(), deriv=d_outputs())
+def test_backpropagate_waits_for_all_contributions(student, graph, deriv):
+    """backpropagate waits until a variable has every contribution (t = a + 1; t * log t)"""
+    called = f"backpropagate(v{len(graph) - 1}, {fmt(deriv)}) where {variable_graph_text(graph)}"
+    got = ask(
+        student, "backpropagate_variables", graph, deriv, label="backpropagate", called=called
+    )
+    check_backpropagate(graph, deriv, got, called=called)

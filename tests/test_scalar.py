@@ -1,0 +1,357 @@
+"""Tasks 1.2 (forward), 1.3 (chain_rule) and 1.4 (backward) of Scalars and ScalarFunctions.
+
+Each task is judged on its own as far as the code allows:
+- 1.2 checks forward values and that every Scalar operator records its inputs (no backward).
+- 1.3 checks chain_rule with probe-side functions whose derivatives are known constants, so
+  a wrong backward of task 1.4 cannot cost task-1.3 points.
+- 1.4 checks each backward in isolation (forward then backward on one Context; on a Context
+  holding the usual saved values when the forward is wrong), then whole backward passes
+  through Scalars. Those graphs use only the operators whose forward works, and a plain
+  chain_rule replaces the student's when theirs is wrong (already charged to 1.2 / 1.3).
+"""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from support import (
+    CD_RTOL,
+    FUNCTIONS,
+    LINEAR_COEFFS,
+    ask,
+    central_estimates,
+    central_points,
+    chain_rule_problem,
+    chain_rule_works,
+    check_expression_gradients,
+    check_number,
+    check_numbers,
+    close_pairs,
+    d_outputs,
+    expression_lines,
+    expression_points,
+    expressions,
+    floats,
+    fmt,
+    function_snippet,
+    graph_ops,
+    is_number,
+    magnitudes,
+    report,
+    require_judged,
+    tolerance_text,
+    within,
+)
+
+from grader.protocol import StudentError
+
+# --------------------------------------------------------------------------- task 1.2
+
+_FORWARD_INPUTS = {
+    "LT": close_pairs(-50.0, 50.0),
+    "EQ": close_pairs(-50.0, 50.0),
+    "ReLU": st.tuples(floats(-50.0, 50.0)),
+    # far into both tails: a sigmoid written as 1 / (1 + exp(-x)) overflows below -709
+    "Sigmoid": st.tuples(st.one_of(floats(-50.0, 50.0), floats(-1e3, 1e3))),
+}
+
+
+@pytest.mark.task("1.2")
+@pytest.mark.parametrize("name", list(FUNCTIONS))
+@given(data=st.data())
+def test_function_forward(student, name, data):
+    """ScalarFunction.forward matches the closed form"""
+    fn = FUNCTIONS[name]
+    args = list(data.draw(_FORWARD_INPUTS.get(name, fn.inputs), label="args"))
+    snippet = function_snippet(name, args)
+    got = ask(
+        student,
+        "function_forward",
+        name,
+        [args],
+        label=f"{name}.forward",
+        called=snippet[1],
+        snippet=snippet,
+    )
+    rtol, atol = fn.forward_tolerance(args)
+    check_number(
+        got[0],
+        fn.forward(*args),
+        what=f"{name}.forward",
+        called=snippet[1],
+        rtol=rtol,
+        atol=atol,
+        snippet=snippet,
+    )
+
+
+# Scalar operators: (expected value, input domain) per operator.
+_BINARY_OPS = {
+    "add": (lambda a, b: a + b, st.tuples(floats(-50, 50), floats(-50, 50))),
+    "sub": (lambda a, b: a - b, st.tuples(floats(-50, 50), floats(-50, 50))),
+    "mul": (lambda a, b: a * b, st.tuples(floats(-50, 50), floats(-50, 50))),
+    "div": (lambda a, b: a / b, st.tuples(floats(-50, 50), magnitudes(0.1, 50))),
+    "lt": (lambda a, b: 1.0 if a < b else 0.0, close_pairs(-50.0, 50.0)),
+    "gt": (lambda a, b: 1.0 if a > b else 0.0, close_pairs(-50.0, 50.0)),
+    "eq": (lambda a, b: 1.0 if a == b else 0.0, close_pairs(-50.0, 50.0)),
+}
+_UNARY_OPS = {
+    "neg": (lambda a: -a, floats(-50, 50)),
+    "log": (FUNCTIONS["Log"].forward, floats(0.01, 100.0)),
+    "exp": (FUNCTIONS["Exp"].forward, floats(-50.0, 50.0)),
+    "sigmoid": (FUNCTIONS["Sigmoid"].forward, st.one_of(floats(-50.0, 50.0), floats(-1e3, 1e3))),
+    "relu": (FUNCTIONS["ReLU"].forward, floats(-50.0, 50.0)),
+}
+_SYMBOLS = {"add": "+", "sub": "-", "mul": "*", "div": "/", "lt": "<", "gt": ">", "eq": "=="}
+
+
+@st.composite
+def operator_cases(draw, op):
+    """A one-operation graph: Scalars on both sides, or a Python number on one side."""
+    if op in _UNARY_OPS:
+        a = draw(_UNARY_OPS[op][1])
+        return [["var", 0], [op, 0]], [a], _UNARY_OPS[op][0](a), [0]
+    a, b = draw(_BINARY_OPS[op][1])
+    expected = _BINARY_OPS[op][0](a, b)
+    sides = draw(st.sampled_from(["scalars", "number right", "number left"]))
+    if sides == "scalars":
+        return [["var", 0], ["var", 1], [op, 0, 1]], [a, b], expected, [0, 1]
+    if sides == "number right":
+        return [["var", 0], ["num", b], [op, 0, 1]], [a], expected, [0]
+    return [["num", a], ["var", 0], [op, 0, 1]], [b], expected, [0]
+
+
+@pytest.mark.task("1.2")
+@pytest.mark.parametrize("op", list(_BINARY_OPS) + list(_UNARY_OPS))
+@given(data=st.data())
+def test_scalar_operator(student, op, data):
+    """Scalar operator gives the right value and records its inputs in the history"""
+    graph, values, expected, inputs = data.draw(operator_cases(op), label="case")
+    lines = expression_lines(graph, values)
+    called = "; ".join(lines[1:])
+    snippet = [*lines, "y.data"]
+    out = ask(
+        student,
+        "expression_forward",
+        graph,
+        values,
+        label=f"Scalar {op}",
+        called=called,
+        snippet=snippet,
+    )
+    name = f"Scalar {_SYMBOLS.get(op, op)}" if op in _SYMBOLS else f"Scalar.{op}"
+    rtol, atol = (1e-6, 1e-12) if op in ("log", "sigmoid") else (1e-9, 1e-12)
+    if op == "log":
+        atol += 1.1e-6 / values[0]
+    check_number(
+        out["data"][-1], expected, what=name, called=called, rtol=rtol, atol=atol, snippet=snippet
+    )
+    reached = out["reaches"][-1]
+    if sorted(reached) != inputs:
+        report(
+            f"{name} does not record its inputs: the result is not connected to them.",
+            called=called,
+            returned=f"a Scalar whose history reaches [{', '.join(f'x{i}' for i in reached)}]",
+            expected=f"a Scalar whose history reaches [{', '.join(f'x{i}' for i in inputs)}]",
+            snippet=[*lines, "y.history"],
+            hint="build the result with a ScalarFunction's apply (e.g. Add.apply(self, b)), "
+            "which records the inputs for backpropagation",
+        )
+
+
+# --------------------------------------------------------------------------- task 1.3
+
+
+@st.composite
+def chain_rule_cases(draw, name):
+    """Input values and which inputs are constants (at least one is a variable)."""
+    n = len(LINEAR_COEFFS[name])
+    values = [draw(floats(-10.0, 10.0)) for _ in range(n)]
+    constant = [draw(st.booleans()) for _ in range(n)]
+    constant[draw(st.integers(0, n - 1))] = False
+    return values, constant
+
+
+@pytest.mark.task("1.3")
+@pytest.mark.parametrize(
+    "name", list(LINEAR_COEFFS), ids=["one_input", "two_inputs", "three_inputs"]
+)
+@given(data=st.data(), d=d_outputs())
+def test_chain_rule_pairs(student, name, data, d):
+    """chain_rule pairs every input with its local derivative times d_output"""
+    values, constant = data.draw(chain_rule_cases(name), label="values, constant")
+    coeffs = LINEAR_COEFFS[name]
+    formula = " + ".join(f"{c} * x{i}" for i, c in enumerate(coeffs))
+    inputs = ", ".join(
+        f"Scalar({fmt(v)}, None)" if c else f"Scalar({fmt(v)})"
+        for v, c in zip(values, constant, strict=False)
+    )
+    called = (
+        f"y.chain_rule({fmt(d)}) where y = F.apply({inputs}) and F is a ScalarFunction "
+        f"with forward {formula} and backward returning {coeffs} times d_output"
+    )
+    out = ask(
+        student,
+        "chain_rule_pairs",
+        name,
+        values,
+        constant,
+        d,
+        label="Scalar.chain_rule",
+        called=called,
+    )
+    problem = chain_rule_problem(out["pairs"], coeffs, constant, d)
+    args = ", ".join(chr(97 + i) for i in range(len(coeffs)))
+    fwd = " + ".join(f"{c} * {chr(97 + i)}" for i, c in enumerate(coeffs))
+    bwd = ", ".join(f"{c} * d" for c in coeffs)
+    snippet = [
+        "from minitorch import Scalar, ScalarFunction",
+        f"class F(ScalarFunction): forward = staticmethod(lambda ctx, {args}: {fwd}); "
+        f"backward = staticmethod(lambda ctx, d: ({bwd},))",
+        f"F.apply({inputs}).chain_rule({fmt(d)})",
+    ]
+    if problem:
+        expected = [
+            [i, c * d] for i, (c, k) in enumerate(zip(coeffs, constant, strict=False)) if not k
+        ]
+        report(
+            f"Scalar.chain_rule is wrong: {problem}.",
+            called=called,
+            returned=f"pairs (input index, derivative): {fmt(out['pairs'])}",
+            expected=f"{fmt(expected)} (constant inputs may be left out)",
+            snippet=snippet,
+            hint="call history.last_fn._backward(history.ctx, d_output) and pair each "
+            "result with history.inputs, in order",
+        )
+
+
+# --------------------------------------------------------------------------- task 1.4
+
+
+@pytest.mark.task("1.4")
+@pytest.mark.parametrize("name", list(FUNCTIONS))
+@given(data=st.data(), d=d_outputs())
+def test_function_backward(student, name, data, d):
+    """ScalarFunction.backward matches the closed form times a random d_output"""
+    fn = FUNCTIONS[name]
+    args = list(data.draw(fn.inputs, label="args"))
+    snippet = function_snippet(name, args, d)
+    called = f"{snippet[1].split('; ')[1]}, then {name}.backward(ctx, {fmt(d)})"
+    points = central_points(args)
+    out = ask(
+        student,
+        "function_backward",
+        name,
+        args,
+        d,
+        points,
+        label=f"{name}.backward",
+        called=called,
+        snippet=snippet,
+    )
+    expected = fn.grads(*args, d)
+    rtol, atol = fn.backward_tolerance(args, d)
+    rf, af = fn.forward_tolerance(args)
+    if "forward_error" in out or not (
+        is_number(out["forward"]) and within(out["forward"], fn.forward(*args), rf, af)
+    ):
+        # The forward is wrong (task 1.2), so its ctx is too: test backward on a Context
+        # holding the usual saved values instead.
+        check_backward_with_saved_values(student, name, args, d, out)
+        return
+    check_numbers(
+        out["grads"],
+        expected,
+        what=f"{name}.backward",
+        called=called,
+        rtol=rtol,
+        atol=atol,
+        snippet=snippet,
+        hint="backward returns d_output times the local derivative, one per input",
+    )
+    if name in ("LT", "EQ"):
+        return  # exactly 0.0: checked above with the closed form (tolerance 1e-12)
+    # Central differences of the student's own forward, when that forward is right.
+    forward_ok = all(
+        is_number(v) and within(v, fn.forward(*p), rf, af)
+        for v, p in zip(out["points"], points, strict=False)
+    )
+    if not forward_ok:
+        return  # a forward mistake is task 1.2's
+    for i, (estimate, rounding) in enumerate(central_estimates(args, out["points"])):
+        check_number(
+            out["grads"][i],
+            d * estimate,
+            what=f"{name}.backward",
+            called=called,
+            rtol=CD_RTOL,
+            atol=abs(d) * rounding + 1e-12,
+            snippet=snippet,
+            hint=f"compared with the central difference of {name}.forward "
+            f"along argument {i}, times d_output",
+        )
+
+
+def check_backward_with_saved_values(student, name, args, d, out):
+    """Backward must give the closed form from a Context holding the inputs, the output,
+    or both (the usual things a forward saves)."""
+    __tracebackhide__ = True
+    fn = FUNCTIONS[name]
+    expected = fn.grads(*args, d)
+    rtol, atol = fn.backward_tolerance(args, d)
+    tried = []
+    for saved in (args, [fn.forward(*args)], [*args, fn.forward(*args)]):
+        try:
+            grads = student.call(
+                "function_backward_saved", name, saved, d, label=f"{name}.backward"
+            )
+        except StudentError as exc:
+            tried.append(f"ctx.saved_values = {fmt(tuple(saved))}: raised {exc.type_name}")
+            continue
+        if (
+            isinstance(grads, list)
+            and len(grads) == len(expected)
+            and all(
+                is_number(g) and within(g, e, rtol, atol)
+                for g, e in zip(grads, expected, strict=False)
+            )
+        ):
+            return
+        tried.append(f"ctx.saved_values = {fmt(tuple(saved))}: returned {fmt(grads)}")
+    forward = out.get("forward_error") or fmt(out.get("forward"))
+    report(
+        f"{name}.backward is wrong (and {name}.forward too, see the task 1.2 tests).",
+        called=f"{name}.backward(ctx, {fmt(d)}) for the input(s) {fmt(args)}",
+        returned="; ".join(tried),
+        expected=f"{fmt(list(expected))} ({tolerance_text(rtol, atol)})",
+        hint=f"{name}.forward gave {forward} here, so its ctx could not be used either",
+    )
+
+
+@pytest.mark.task("1.4")
+def test_expression_backward(student):
+    """backward on random expression graphs matches exact derivatives and central differences"""
+    own = chain_rule_works(student)  # if not, chain_rule (task 1.3) is replaced by a plain one
+    ops = graph_ops(student)  # operators whose forward works (else: task 1.2)
+    judged = []
+
+    @given(expr=expressions(ops=ops), d=d_outputs())
+    def check(expr, d):
+        called = "; ".join(expression_lines(expr.nodes, expr.values)[1:])
+        out = ask(
+            student,
+            "expression",
+            expr.nodes,
+            expr.values,
+            d,
+            expression_points(expr),
+            own,
+            label="Scalar.backward",
+            called=f"{called}; y.backward({fmt(d)})",
+        )
+        if check_expression_gradients(expr, d, out, what="Scalar.backward"):
+            judged.append(expr)
+
+    check()
+    require_judged(judged)
