@@ -91,35 +91,15 @@ def reduce_list(fn_name: str, start: float, ls: list[float]) -> Any:
     return ops.reduce(_BINARY_FNS[fn_name], start)(ls)
 
 
-def _folds(fn: Any, start: float, ls: list[float]) -> list[Any]:
-    """The four ways of folding ``ls`` with the student's own ``fn`` (for sum and prod)."""
-    results = []
-    for items in (ls, ls[::-1]):
-        for acc_first in (True, False):
-            acc = start
-            for x in items:
-                acc = fn(acc, x) if acc_first else fn(x, acc)
-            results.append(acc)
-    return results
-
-
 def list_helper(name: str, *lists: list[float]) -> dict[str, Any]:
     """``negList`` / ``addLists`` / ``sum`` / ``prod`` on ``lists``.
 
-    Also returns what the student's own ``neg`` / ``add`` / ``mul`` give on the same data
-    (``parts``), so the trusted side can tell a task-0.3 mistake from a task-0.1 one.
+    The student's own ``neg`` / ``add`` / ``mul`` on the same data are asked for separately,
+    through ``call_operator`` (the probe task 0.1 is judged with), so that an operator cannot
+    be wrong only while a list helper is being checked.
     """
     ops = _student("operators")
-    result = getattr(ops, name)(*lists)
-    if name == "negList":
-        parts: list[Any] = [[ops.neg(x) for x in lists[0]]]
-    elif name == "addLists":
-        parts = [[ops.add(x, y) for x, y in zip(lists[0], lists[1], strict=False)]]
-    elif name == "sum":
-        parts = _folds(ops.add, 0.0, lists[0])
-    else:
-        parts = _folds(ops.mul, 1.0, lists[0])
-    return {"result": _as_list(result), "parts": parts}
+    return {"result": _as_list(getattr(ops, name)(*lists))}
 
 
 # --------------------------------------------------------------------------- 0.4 modules

@@ -220,6 +220,24 @@ def _list_helper(student, name, *lists):
     )
 
 
+def _own(student, op, *args):
+    """The student's own operator on these values, through the very probe the 0.1 tests judge
+    it with: an operator that is wrong only while a list helper is checked still costs 0.1."""
+    return student.call("call_operator", op, *args, label=f"operators.{op}")
+
+
+def _own_folds(student, op, start, ls):
+    """The four ways of folding ``ls`` with the student's own ``op`` (for sum and prod)."""
+    results = []
+    for items in (ls, ls[::-1]):
+        for acc_first in (True, False):
+            acc = start
+            for x in items:
+                acc = _own(student, op, acc, x) if acc_first else _own(student, op, x, acc)
+            results.append(acc)
+    return results
+
+
 @pytest.mark.task("0.3")
 @given(ls=_lists)
 def test_negList(student, ls):
@@ -228,8 +246,10 @@ def test_negList(student, ls):
     # Judge the composition, not operators.neg (task 0.1): either closed form is accepted
     # when the student's own neg gives something else on these values.
     expected = [-x for x in ls]
-    if out["parts"][0] != expected and out["result"] == out["parts"][0]:
-        return
+    if out["result"] != expected:
+        own = [_own(student, "neg", x) for x in ls]
+        if own != expected and out["result"] == own:
+            return
     check_numbers(
         out["result"],
         expected,
@@ -247,8 +267,10 @@ def test_addLists(student, pairs):
     b = [p[1] for p in pairs]
     out = _list_helper(student, "addLists", a, b)
     expected = [x + y for x, y in pairs]
-    if out["parts"][0] != expected and out["result"] == out["parts"][0]:
-        return
+    if out["result"] != expected:
+        own = [_own(student, "add", x, y) for x, y in pairs]
+        if own != expected and out["result"] == own:
+            return
     check_numbers(
         out["result"],
         expected,
@@ -272,11 +294,14 @@ def test_sum_and_prod(student, name, ls):
         atol = 1e-12 * abs(expected) * (len(ls) + 1) + 1e-300
     got = out["result"]
     # If the student's own add / mul (task 0.1) is wrong, folding with it is accepted.
-    folds_ok = all(
-        is_number(p) and math.isclose(p, expected, rel_tol=RTOL, abs_tol=atol) for p in out["parts"]
-    )
-    if not folds_ok and any(got == p for p in out["parts"]):
-        return
+    if not (is_number(got) and math.isclose(got, expected, rel_tol=RTOL, abs_tol=atol)):
+        op, start = ("add", 0.0) if name == "sum" else ("mul", 1.0)
+        folds = _own_folds(student, op, start, ls)
+        folds_ok = all(
+            is_number(p) and math.isclose(p, expected, rel_tol=RTOL, abs_tol=atol) for p in folds
+        )
+        if not folds_ok and any(got == p for p in folds):
+            return
     check_number(
         got,
         expected,

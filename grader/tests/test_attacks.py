@@ -56,16 +56,7 @@ FORGED = ("FAKE-RESULTS-MARKER", "FAKE-STDOUT-MARKER")
 # Holes found by these tests and not fixed yet (see docs/security.md). Each entry makes one
 # check of one (mode, attack) an expected failure, strict: it fails loudly once the hole is
 # closed, and the entry must go.
-SCORE_HOLE = (
-    "hole in the assignment tests: {test} passes without judging when the student's own "
-    "values disagree with the trusted ones, and student code can disagree only inside the "
-    "probe that does the judging (it sees the probe's name on the stack)"
-)
-HOLES: dict[tuple[str, str, str], str] = {
-    ("score", "sandbox", "m0_probe_aware_helpers"): SCORE_HOLE.format(
-        test="tests/test_operators.py (0.3 negList/addLists/sum/prod, via list_helper's parts)"
-    ),
-}
+HOLES: dict[tuple[str, str, str], str] = {}
 
 
 def hole(check: str, mode: str, name: str) -> list[pytest.MarkDecorator]:
