@@ -219,9 +219,27 @@ class _Job:
     log: bool = False
 
 
+def _forget_test_modules() -> None:
+    """Drop modules imported from test folders by an earlier run in this process.
+
+    pytest imports test files and their helpers (``support``, ``test_scalar``) by plain
+    name; a second run with another suite (a weakened copy, or the canonical one for the
+    equivalence check) would otherwise get the first suite's cached modules.
+    """
+    import sys
+
+    keep = [sys.prefix, sys.base_prefix, str(Path(__file__).resolve().parent)]
+    for name, module in list(sys.modules.items()):
+        file = getattr(module, "__file__", None)
+        if file and not any(str(Path(file).resolve()).startswith(k) for k in keep):
+            del sys.modules[name]
+
+
 def _grade_job(job: _Job) -> dict[str, Any]:
     """In a pool process: stage the reference (or a mutant) and run one task's tests."""
     from .runner import run_tests
+
+    _forget_test_modules()
     from .scoring import outcomes_from_json_report
     from .submission import Located, stage
 

@@ -45,13 +45,16 @@ def test_mutants_compile_and_stay_inside_solution_regions(name: str) -> None:
 
 
 def _weakened_tests(dest: Path) -> Path:
-    """A copy of the suite whose upstream gradient is always 1.0 (the upstream suites' flaw)."""
-    shutil.copytree(repo_root() / "tests", dest)
-    support = dest / "support.py"
-    text = support.read_text()
-    find = "    return size if draw(st.booleans()) else -size\n"
-    assert text.count(find) == 1, "support.d_outputs changed: update this weakening"
-    support.write_text(text.replace(find, "    return 1.0\n"))
+    """A copy of the suite that no longer checks ScalarFunction.backward.
+
+    It keeps probes, support and test_autodiff.py (whose task-1.4 tests run on stand-in
+    Variables) and drops test_scalar.py and the hidden tests. Fixing the upstream gradient
+    at 1.0 alone is not enough to weaken this suite: its graph tests still feed non-unit
+    gradients into every backward (measured: the audit then kills the same mutants).
+    """
+    dest.mkdir()
+    for name in ("probes.py", "support.py", "test_autodiff.py"):
+        shutil.copy(repo_root() / "tests" / name, dest / name)
     return dest
 
 
@@ -73,6 +76,6 @@ def test_weakened_suite_scores_lower_on_backward_functions(tmp_path: Path) -> No
     assert s["kill_rate"] >= 0.95, strong
     assert w["kill_rate"] < s["kill_rate"], (s, w)
     survivors = [m for m in weak["mutants"] if not m["killed"] and not m.get("equivalent")]
-    # The classic miss: a backward that drops d_output survives a suite with d = 1.0.
+    # Without backward tests, a backward that drops d_output goes unnoticed.
     assert any(m["operator"] == "drop-call" and "d_output" in m["diff"] for m in survivors)
     assert all(m["diff"].startswith("--- reference/") for m in survivors)
