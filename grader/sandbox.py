@@ -101,12 +101,11 @@ def _drop_privileges(uid: int) -> None:
     os.setuid(uid)
 
 
-@functools.cache
-def _runs_as(python: str, uid: int) -> bool:
-    """Whether ``python`` starts when run as ``uid`` (it may live under a private /root)."""
+def _succeeds_as(cmd: list[str], uid: int) -> bool:
+    """Whether ``cmd`` exits 0 when run as ``uid`` (as the worker will be run)."""
     try:
         result = subprocess.run(
-            [python, "-s", "-S", "-c", "import json, ast, importlib.util"],
+            cmd,
             preexec_fn=(lambda: _drop_privileges(uid)) if os.geteuid() == 0 else None,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -116,6 +115,12 @@ def _runs_as(python: str, uid: int) -> bool:
     except (OSError, subprocess.TimeoutExpired):
         return False
     return result.returncode == 0
+
+
+@functools.cache
+def _runs_as(python: str, uid: int) -> bool:
+    """Whether ``python`` starts when run as ``uid`` (it may live under a private /root)."""
+    return _succeeds_as([python, "-s", "-S", "-c", "import json, ast, importlib.util"], uid)
 
 
 @functools.cache
@@ -166,18 +171,7 @@ def _bwrap_works(python: str, uid: int) -> bool:
     """Whether bubblewrap can build a private view here, run as the worker user."""
     if shutil.which("bwrap") is None or os.environ.get("GRADER_NO_BWRAP"):
         return False
-    try:
-        result = subprocess.run(
-            [*_bwrap_args(python, []), python, "-s", "-S", "-c", "pass"],
-            preexec_fn=(lambda: _drop_privileges(uid)) if os.geteuid() == 0 else None,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            timeout=20,
-            cwd="/",
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return result.returncode == 0
+    return _succeeds_as([*_bwrap_args(python, []), python, "-s", "-S", "-c", "pass"], uid)
 
 
 def memory_cgroup(uid: int, limit_mb: int) -> Path | None:
