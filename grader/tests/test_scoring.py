@@ -1,0 +1,68 @@
+"""Points from outcomes: weights, rounding, tasks without tests, and the results.json shape."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import jsonschema
+
+from grader.assignment import Task, load_assignment
+from grader.gradescope import SCHEMA_PATH, error_results, to_results, validate_results
+from grader.scoring import TestOutcome, score
+
+M0 = load_assignment("module0")
+
+
+def outcome(name: str, task: str, passed: bool, hidden: bool = False) -> TestOutcome:
+    path = "hidden/test_x_hidden.py" if hidden else "test_x.py"
+    return TestOutcome(f"{path}::{name}", task, name, "passed" if passed else "failed", "msg")
+
+
+def test_task_points_are_shared_by_weight_and_rounded_from_passed_weight() -> None:
+    tasks = (
+        Task("0.1", "ops", 40.0),
+        Task("0.3", "hof", 25.0),
+        Task("0.4", "mod", 35.0, {"big": 2}),
+    )
+    a = dataclasses.replace(M0, tasks=tasks)
+    outcomes = [outcome(f"t{i}", "0.4", i < 3) for i in range(5)] + [outcome("big", "0.4", False)]
+    outcomes += [outcome("ok", "0.1", True)]
+    scored = score(outcomes, a)
+    by_id = {t.id: t for t in scored.tasks}
+    assert by_id["0.1"].score == 40.0  # a fully passed task gets exactly its points
+    assert by_id["0.4"].score == round(35 * 3 / 7, 2) == 15.0
+    assert [t.max_score for t in scored.tests if t.outcome.task == "0.4"].count(10.0) == 1
+    assert by_id["0.3"].score == 0 and by_id["0.3"].total == 0  # no test ran: still counted
+    assert scored.max_score == 100 and scored.score == 55.0
+    assert any("task 0.3" in m and "no test ran" in m for m in scored.messages)
+
+
+def test_visibility_follows_the_file_and_overrides() -> None:
+    a = dataclasses.replace(M0, visibility_overrides={"secret": "hidden"})
+    scored = score(
+        [
+            outcome("a", "0.1", True),
+            outcome("b", "0.1", True, hidden=True),
+            outcome("secret", "0.1", True),
+        ],
+        a,
+    )
+    vis = {t.outcome.function: t.visibility for t in scored.tests}
+    assert vis == {"a": "visible", "b": "after_due_date", "secret": "hidden"}
+
+
+def test_results_documents_match_the_schema() -> None:
+    schema = json.loads(SCHEMA_PATH.read_text())
+    scored = score([outcome("a", "0.1", False)], M0)
+    for doc in (to_results(scored, execution_time=1.5), error_results(M0, "could not read")):
+        validate_results(doc)
+        jsonschema.validate(doc, schema)
+    bad = to_results(scored, execution_time=1.0)
+    bad["tests"][0]["status"] = "ok"
+    try:
+        validate_results(bad)
+    except ValueError as exc:
+        assert "status" in str(exc)
+    else:
+        raise AssertionError("an invalid status was accepted")
