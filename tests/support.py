@@ -352,6 +352,32 @@ def operator_snippet(name: str, args: Sequence[Any]) -> list[str]:
     return ["from minitorch import operators", f"operators.{call_text(name, args)}"]
 
 
+def check_operator(
+    student: Any,
+    name: str,
+    args: Sequence[float],
+    expected: float,
+    *,
+    rtol: float,
+    atol: float,
+    hint: str = "",
+) -> None:
+    """Call ``operators.<name>(*args)`` in the student's code and judge the number it returns.
+
+    Every operator test reads the same way to a student (what was called, what came back,
+    what was expected, a snippet to paste), so the wording lives here once.
+    """
+    __tracebackhide__ = True
+    args = list(args)
+    called = call_text(f"operators.{name}", args)
+    snippet = operator_snippet(name, args)
+    label = f"operators.{name}"
+    got = ask(student, "call_operator", name, *args, label=label, called=called, snippet=snippet)
+    check_number(
+        got, expected, what=label, called=called, rtol=rtol, atol=atol, snippet=snippet, hint=hint
+    )
+
+
 @dataclass(frozen=True)
 class Function:
     """A ScalarFunction: forward closed form, derivative closed form, input domain."""

@@ -13,10 +13,10 @@ from support import (
     call_text,
     check_number,
     check_numbers,
+    check_operator,
     d_outputs,
     floats,
     fmt,
-    operator_snippet,
     sigmoid,
 )
 
@@ -35,24 +35,13 @@ def test_lt_eq_max_on_adjacent_floats(student, pair):
     """lt, eq and max are exact even for adjacent floats (no tolerance)"""
     x, y = pair
     for name, expected in (("lt", 1.0 if x < y else 0.0), ("eq", 0.0), ("max", x if x > y else y)):
-        args = [x, y]
-        got = ask(
+        check_operator(
             student,
-            "call_operator",
             name,
-            *args,
-            label=f"operators.{name}",
-            called=call_text(f"operators.{name}", args),
-            snippet=operator_snippet(name, args),
-        )
-        check_number(
-            got,
+            [x, y],
             expected,
-            what=f"operators.{name}",
-            called=call_text(f"operators.{name}", args),
             rtol=0.0,
             atol=0.0,
-            snippet=operator_snippet(name, args),
             hint="compare exactly: is_close is only for hand-written tests",
         )
 
@@ -61,25 +50,8 @@ def test_lt_eq_max_on_adjacent_floats(student, pair):
 @given(x=st.one_of(floats(-1e300, -1e3), floats(1e3, 1e300), floats(-40.0, -25.0)))
 def test_sigmoid_extremes(student, x):
     """sigmoid is finite and accurate far out in both tails"""
-    got = ask(
-        student,
-        "call_operator",
-        "sigmoid",
-        x,
-        label="operators.sigmoid",
-        called=call_text("operators.sigmoid", [x]),
-        snippet=operator_snippet("sigmoid", [x]),
-    )
     rtol, atol = (1e-6, 0.0) if x >= -30.0 else (0.0, 1e-12)
-    check_number(
-        got,
-        sigmoid(x),
-        what="operators.sigmoid",
-        called=call_text("operators.sigmoid", [x]),
-        rtol=rtol,
-        atol=atol,
-        snippet=operator_snippet("sigmoid", [x]),
-    )
+    check_operator(student, "sigmoid", [x], sigmoid(x), rtol=rtol, atol=atol)
 
 
 @pytest.mark.task("0.1")
@@ -90,24 +62,7 @@ def test_relu_near_zero(student, x, d):
         ("relu", [x], x if x > 0 else 0.0),
         ("relu_back", [x, d], d if x > 0 else 0.0),
     ):
-        got = ask(
-            student,
-            "call_operator",
-            name,
-            *args,
-            label=f"operators.{name}",
-            called=call_text(f"operators.{name}", args),
-            snippet=operator_snippet(name, args),
-        )
-        check_number(
-            got,
-            expected,
-            what=f"operators.{name}",
-            called=call_text(f"operators.{name}", args),
-            rtol=0.0,
-            atol=0.0,
-            snippet=operator_snippet(name, args),
-        )
+        check_operator(student, name, args, expected, rtol=0.0, atol=0.0)
 
 
 @pytest.mark.task("0.3")
