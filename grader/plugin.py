@@ -7,6 +7,7 @@ unchanged whether the worker is in-process (students' ``make test``) or sandboxe
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -190,31 +191,31 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture(scope="session")
 def student(request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
     """The client for the student's code: ``student.call(probe, *args, label=...)``."""
+    from .assignment import Limits
     from .sandbox import SandboxConfig, StudentClient
 
     config = request.config
     if _STATE not in config.stash:
         pytest.fail("the student fixture needs --student-dir and --probes", pytrace=False)
     state = config.stash[_STATE]
-    limits: dict[str, Any] = {}
-    if state.assignment is not None:
-        lim = state.assignment.limits
-        limits = {k: getattr(lim, k) for k in lim.__dataclass_fields__}
-    for opt, key in (
-        ("probe_timeout", "probe_timeout"),
-        ("import_timeout", "import_timeout"),
-        ("grading_budget", "budget"),
-    ):
-        if config.getoption(opt) is not None:
-            limits[key] = config.getoption(opt)
+    limits = state.assignment.limits if state.assignment is not None else Limits()
+    overrides = {
+        key: config.getoption(opt)
+        for opt, key in (
+            ("probe_timeout", "probe_timeout"),
+            ("import_timeout", "import_timeout"),
+            ("grading_budget", "budget"),
+        )
+        if config.getoption(opt) is not None
+    }
     log = config.getoption("call_log")
     client = StudentClient(
         SandboxConfig(
             root=state.root,
             probes=state.probes,
             mode=state.mode,
+            limits=dataclasses.replace(limits, **overrides),
             call_log=Path(log) if log else None,
-            **limits,
         )
     )
     yield client

@@ -123,7 +123,9 @@ def exposed_secrets(assignment: Assignment) -> list[Path]:
 def _defence_notes(mode: str, assignment: Assignment, root: Path) -> dict[str, bool]:
     if mode != "sandbox":
         return {"separate_process": False}
-    return defences(SandboxConfig(root=root, probes=assignment.probes_file, mode=mode))
+    return defences(
+        SandboxConfig(root=root, probes=assignment.probes_file, mode=mode, limits=assignment.limits)
+    )
 
 
 def grade(

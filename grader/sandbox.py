@@ -30,11 +30,12 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from . import protocol, worker
+from .assignment import Limits
 from .protocol import (
     BudgetExhausted,
     Call,
@@ -65,14 +66,7 @@ class SandboxConfig:
     root: Path  # the folder holding the student's minitorch/
     probes: Path
     mode: str = "sandbox"  # "inprocess" | "sandbox"
-    probe_timeout: float = 5.0
-    import_timeout: float = 10.0
-    budget: float = 300.0
-    memory_mb: int = 1024
-    cpu_seconds: int = 600
-    processes: int = 64
-    file_size_mb: int = 16
-    open_files: int = 256
+    limits: Limits = field(default_factory=Limits)  # from assignment.toml, the one source
     uid: int = WORKER_UID
     call_log: Path | None = None  # JSON lines of every call and its answer (grader audit)
 
@@ -228,7 +222,7 @@ def defences(config: SandboxConfig) -> dict[str, bool]:
         "kill_leftover_processes": root,
         "private_filesystem": bwrap,
         "no_network": bwrap or _can_unshare_net(),
-        "memory_cgroup": memory_cgroup(_probe_uid(config), config.memory_mb) is not None,
+        "memory_cgroup": memory_cgroup(_probe_uid(config), config.limits.memory_mb) is not None,
     }
 
 
@@ -371,7 +365,7 @@ class _Subprocess:
         self.python = _worker_python(_probe_uid(config))
         self.bwrap = _bwrap_works(self.python, _probe_uid(config))
         self.netns = not self.bwrap and _can_unshare_net()
-        self.cgroup = memory_cgroup(self.uid, config.memory_mb) if self.as_root else None
+        self.cgroup = memory_cgroup(self.uid, config.limits.memory_mb) if self.as_root else None
         # The worker's own files live outside the submission, readable by the worker user.
         self.runtime = Path(tempfile.mkdtemp(prefix="grader-worker-"))
         for src in (Path(worker.__file__), Path(protocol.__file__)):
@@ -389,14 +383,14 @@ class _Subprocess:
         mb = 1024 * 1024
         c = self.config
         limits = [
-            (resource.RLIMIT_AS, c.memory_mb * mb),
-            (resource.RLIMIT_CPU, c.cpu_seconds),
-            (resource.RLIMIT_FSIZE, c.file_size_mb * mb),
-            (resource.RLIMIT_NOFILE, c.open_files),
+            (resource.RLIMIT_AS, c.limits.memory_mb * mb),
+            (resource.RLIMIT_CPU, c.limits.cpu_seconds),
+            (resource.RLIMIT_FSIZE, c.limits.file_size_mb * mb),
+            (resource.RLIMIT_NOFILE, c.limits.open_files),
             (resource.RLIMIT_CORE, 0),
         ]
         if self.as_root:
-            limits.append((resource.RLIMIT_NPROC, c.processes))
+            limits.append((resource.RLIMIT_NPROC, c.limits.processes))
         for which, value in limits:
             try:
                 resource.setrlimit(which, (value, value))
@@ -628,7 +622,7 @@ class StudentClient:
             self._importing = []
             call = Call(self._next_id(), name, [], "import")
             try:
-                self._conn.request(call, self.config.import_timeout)
+                self._conn.request(call, self.config.limits.import_timeout)
             except (_Deadline, _Died) as exc:
                 culprit = self._importing[-1] if self._importing else name
                 self._blocked[culprit] = self._import_fault(culprit, exc)
@@ -642,7 +636,7 @@ class StudentClient:
         if isinstance(exc, _Deadline):
             return (
                 f"{rel} could not be imported: it did not finish importing within "
-                f"{self.config.import_timeout:g} s (an infinite loop or a long computation "
+                f"{self.config.limits.import_timeout:g} s (an infinite loop or a long computation "
                 "at the top level of the file?)"
             )
         how = self._conn.exit_description() if isinstance(self._conn, _Subprocess) else ""
@@ -686,9 +680,9 @@ class StudentClient:
         what = label or probe
         if what in self._hung:
             raise ProbeTimeout(self._hung[what], label=label)
-        if self.elapsed > self.config.budget:
+        if self.elapsed > self.config.limits.budget:
             raise BudgetExhausted(
-                f"grading stopped after {self.config.budget:g} s: this submission used up "
+                f"grading stopped after {self.config.limits.budget:g} s: this submission used up "
                 "its time budget, so the remaining checks were not run",
                 label=label,
             )
@@ -698,15 +692,16 @@ class StudentClient:
             self._ensure_worker()
             self._importing = []
             call = Call(self._next_id(), probe, list(args))
-            reply = self._conn.request(call, self.config.probe_timeout)
+            reply = self._conn.request(call, self.config.limits.probe_timeout)
         except _Deadline:
             culprit = self._importing[-1] if self._importing else None
             self._restart_after_fault()
             if culprit is not None:
                 self._blocked[culprit] = self._import_fault(culprit, _Deadline())
                 raise StudentError("ImportError", self._blocked[culprit], label=label) from None
+            limit = self.config.limits.probe_timeout
             message = (
-                f"timed out after {self.config.probe_timeout:g} s in {what} (an infinite loop? "
+                f"timed out after {limit:g} s in {what} (an infinite loop? "
                 "the worker was stopped; later calls of it fail the same way without waiting)"
             )
             self._hung[what] = message

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from grader.assignment import Limits
 from grader.protocol import BadValue, ProbeTimeout, StudentError, WorkerCrashed
 from grader.sandbox import SandboxConfig, StudentClient, kill_uid
 
@@ -103,9 +104,7 @@ def client(package: Path, mode: str) -> StudentClient:
             root=package,
             probes=package / "probes.py",
             mode=mode,
-            probe_timeout=1.0,
-            import_timeout=1.0,
-            memory_mb=512,
+            limits=Limits(probe_timeout=1.0, import_timeout=1.0, memory_mb=512),
         )
     )
 
@@ -172,7 +171,9 @@ def test_crash_is_reported_and_worker_restarts(package: Path) -> None:
 
 
 def test_budget_stops_every_later_call(package: Path) -> None:
-    config = SandboxConfig(root=package, probes=package / "probes.py", mode="sandbox", budget=0.0)
+    config = SandboxConfig(
+        root=package, probes=package / "probes.py", mode="sandbox", limits=Limits(budget=0.0)
+    )
     with StudentClient(config) as c:
         time.sleep(0.01)
         with pytest.raises(Exception, match="used up its time budget"):
