@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from grader.assignment import load_assignment  # noqa: E402
+from grader.cli import grade_command  # noqa: E402
 from grader.submission import copy_reference_submission  # noqa: E402
 
 
@@ -52,19 +53,7 @@ def main() -> int:
         for r in range(args.rounds):
             for mode in ("inprocess", "sandbox"):
                 out = Path(tmp) / f"{mode}-{r}.json"
-                cmd = [
-                    sys.executable,
-                    "-m",
-                    "grader",
-                    "grade",
-                    str(sub),
-                    "-a",
-                    assignment.name,
-                    "--mode",
-                    mode,
-                    "--out",
-                    str(out),
-                ]
+                cmd = grade_command(sub, assignment.name, out, mode=mode)
                 wall, cpu = measure(cmd)
                 figures[mode].append((wall, cpu))
                 print(f"round {r + 1} {mode:<9} wall {wall:6.2f} s   cpu {cpu:6.2f} s", flush=True)

@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from grader.assignment import list_assignments, load_assignment  # noqa: E402
+from grader.cli import grade_command  # noqa: E402
 from grader.submission import copy_reference_submission  # noqa: E402
 
 
@@ -46,21 +47,7 @@ def main() -> int:
         def run(job: tuple[str, int, Path]) -> tuple[str, int, dict]:
             name, seed, sub = job
             out = work / f"{name}-{seed}.json"
-            cmd = [
-                sys.executable,
-                "-m",
-                "grader",
-                "grade",
-                str(sub),
-                "-a",
-                name,
-                "--mode",
-                args.mode,
-                "--seed",
-                str(seed),
-                "--out",
-                str(out),
-            ]
+            cmd = grade_command(sub, name, out, mode=args.mode, extra=["--seed", str(seed)])
             subprocess.run(cmd, capture_output=True, cwd=ROOT, check=False)
             return name, seed, json.loads(out.read_text()) if out.exists() else {}
 

@@ -64,6 +64,25 @@ def print_results(results: dict[str, Any], title: str, *, failures: bool = True)
 
 
 # --------------------------------------------------------------------------- grade
+def grade_command(
+    submission: Path | str,
+    assignment: str,
+    out: Path | str,
+    *,
+    mode: str | None = None,
+    extra: tuple[str, ...] | list[str] = (),
+) -> list[str]:
+    """The argv of one ``grader grade`` run in a fresh interpreter.
+
+    Benchmarks, the flake hunt and the grading tests run the real command line, so each
+    gets the same interpreter, flags and report file a TA's shell would.
+    """
+    argv = [sys.executable, "-m", "grader", "grade", str(submission), "-a", assignment]
+    if mode is not None:
+        argv += ["--mode", mode]
+    return [*argv, "--out", str(out), *extra]
+
+
 def _cmd_grade(args: argparse.Namespace) -> int:
     assignment = load_assignment(args.assignment)
     submission = Path(args.submission)

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from grader.cli import grade_command
 
 
 @dataclass(frozen=True)
@@ -53,20 +54,7 @@ def grade_all(jobs: list[Job], out: Path, workers: int = 2) -> dict[str, Graded]
 
     def run(job: Job) -> Graded:
         target = out / f"{job.name}.json"
-        cmd = [
-            sys.executable,
-            "-m",
-            "grader",
-            "grade",
-            str(job.submission),
-            "--assignment",
-            job.assignment,
-            "--mode",
-            job.mode,
-            "--out",
-            str(target),
-            *job.extra,
-        ]
+        cmd = grade_command(job.submission, job.assignment, target, mode=job.mode, extra=job.extra)
         start = time.monotonic()
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
         wall = time.monotonic() - start

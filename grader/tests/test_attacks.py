@@ -30,7 +30,6 @@ import os
 import re
 import socket
 import subprocess
-import sys
 import tempfile
 import threading
 from dataclasses import dataclass, field
@@ -43,6 +42,7 @@ from attacks import build
 from grading_jobs import Graded, Job, grade_all
 
 from grader.assignment import load_assignment, repo_root
+from grader.cli import grade_command
 from grader.gradescope import SCHEMA_PATH
 from grader.sandbox import UID_SLOTS, WORKER_UID
 
@@ -388,17 +388,7 @@ def test_without_bubblewrap_a_readable_checkout_is_refused(tmp_path: Path) -> No
     sub = tmp_path / "sub"
     (sub / "minitorch").mkdir(parents=True)
     env = {**os.environ, "GRADER_NO_BWRAP": "1"}
-    cmd = [
-        sys.executable,
-        "-m",
-        "grader",
-        "grade",
-        str(sub),
-        "-a",
-        "module1",
-        "--out",
-        str(tmp_path / "r.json"),
-    ]
+    cmd = grade_command(sub, "module1", tmp_path / "r.json")
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 2, proc.stderr
     assert "could read the hidden tests" in proc.stderr and "chmod -R go-rwx" in proc.stderr
