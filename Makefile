@@ -33,7 +33,7 @@ demo: $(STAMP)
 	$(PY) -m grader demo --out out/demo
 
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=20
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not docker"
