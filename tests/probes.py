@@ -44,10 +44,15 @@ def _student(name: str) -> Any:
 
 
 def _as_list(value: Any) -> Any:
-    """Lists and tuples (and other iterables) of student values as a plain list."""
-    if isinstance(value, (str, bytes, dict)) or not hasattr(value, "__iter__"):
-        return value
-    return list(value)
+    """A list (or tuple) result as a plain list; anything else as ``{"not_a_list": type}``.
+
+    The contract asks map, zipWith, negList and addLists for lists. A generator or a map
+    object looks right once and is empty the second time it is read, so the trusted side
+    must see that it was not a list rather than the items it happened to yield here.
+    """
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    return {"not_a_list": type(value).__name__}
 
 
 # --------------------------------------------------------------------------- 0.1 operators
@@ -99,7 +104,8 @@ def list_helper(name: str, *lists: list[float]) -> dict[str, Any]:
     be wrong only while a list helper is being checked.
     """
     ops = _student("operators")
-    return {"result": _as_list(getattr(ops, name)(*lists))}
+    result = getattr(ops, name)(*lists)
+    return {"result": result if name in ("sum", "prod") else _as_list(result)}
 
 
 # --------------------------------------------------------------------------- 0.4 modules
@@ -521,13 +527,16 @@ def _linear_functions() -> dict[str, Any]:
         for name, coeffs in LINEAR_COEFFS.items():
 
             def forward(ctx: Any, *xs: float, _c: list[float] = coeffs) -> float:
+                # backward reads the coefficients back from ctx, so a chain_rule that does
+                # not pass the node's own context (history.ctx) fails here, in task 1.3.
+                ctx.save_for_backward(*_c)
                 total = 0.0
                 for c, x in zip(_c, xs, strict=False):
                     total += c * x
                 return total
 
-            def backward(ctx: Any, d: float, _c: list[float] = coeffs) -> Any:
-                grads = tuple(c * d for c in _c)
+            def backward(ctx: Any, d: float) -> Any:
+                grads = tuple(c * d for c in ctx.saved_values)
                 return grads[0] if len(grads) == 1 else grads
 
             made[name] = type(
@@ -554,14 +563,26 @@ def chain_rule_pairs(
         scalar.Scalar(v, None) if c else scalar.Scalar(v)
         for v, c in zip(values, constant, strict=False)
     ]
-    out = fn.apply(*inputs)
+    out = _linear_node(fn, inputs)
     pairs = [[_index_of(var, inputs), d] for var, d in out.chain_rule(d_output)]
     return {"pairs": pairs}
+
+
+def _linear_node(fn: Any, inputs: list[Any]) -> Any:
+    """The Scalar ``fn.apply(*inputs)`` would return, built here from the contract's parts.
+
+    ``ScalarFunction.apply`` is course code a student may have edited; building the history
+    here keeps a broken ``apply`` (task 1.2's forward tests catch it) out of task 1.3.
+    """
+    scalar = _student("scalar")
+    ctx = _student("autodiff").Context(False)
+    value = fn.forward(ctx, *(float(x.data) for x in inputs))
+    return scalar.Scalar(value, scalar.ScalarHistory(fn, ctx, tuple(inputs)))
 
 
 def chain_rule_twice(x: float, d_output: float) -> dict[str, Any]:
     """``Lin2.apply(x, x).chain_rule(d_output)`` with one leaf Scalar x used twice."""
     scalar = _student("scalar")
     leaf = scalar.Scalar(x)
-    out = _linear_functions()["Lin2"].apply(leaf, leaf)
+    out = _linear_node(_linear_functions()["Lin2"], [leaf, leaf])
     return {"pairs": [[_index_of(v, [leaf]), d] for v, d in out.chain_rule(d_output)]}

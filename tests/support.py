@@ -172,6 +172,16 @@ def check_numbers(
     rtols = [rtol] * n if isinstance(rtol, (int, float)) else list(rtol)
     atols = [atol] * n if isinstance(atol, (int, float)) else list(atol)
     shown = f"[{', '.join(fmt(e) for e in expected)}]"
+    if isinstance(got, dict) and "not_a_list" in got:  # see probes._as_list
+        report(
+            f"{what} returned a {got['not_a_list']} object, not a list.",
+            called=called,
+            returned=f"<{got['not_a_list']} object>",
+            expected=f"a list: {shown}",
+            snippet=snippet,
+            hint="build the list and return it (e.g. [fn(x) for x in ls]): a generator or a "
+            "map object is empty the second time it is read",
+        )
     if not isinstance(got, (list, tuple)) or len(got) != n:
         report(
             f"{what} returned the wrong number of values.",
@@ -1267,6 +1277,28 @@ def chain_rule_problem(
     return None
 
 
+def chain_rule_twice_problem(pairs: Any, d: float) -> str | None:
+    """What is wrong with chain_rule's pairs for ``Lin2.apply(x, x)``, or None.
+
+    One Scalar used as both arguments must come back twice, once with each coefficient
+    times d: merging the two pairs (or keeping one) loses a term of the derivative.
+    """
+    coeffs = LINEAR_COEFFS["Lin2"]
+    if not (
+        isinstance(pairs, list)
+        and len(pairs) == 2
+        and all(isinstance(p, list) and len(p) == 2 and p[0] == 0 for p in pairs)
+    ):
+        return "chain_rule must return one pair per argument, both for the same input"
+    got = [p[1] for p in pairs]
+    if not all(is_number(g) for g in got):
+        return "chain_rule returned a derivative that is not a number"
+    expected = sorted(c * d for c in coeffs)
+    if not all(within(g, e, 1e-9, 1e-12) for g, e in zip(sorted(got), expected, strict=True)):
+        return "chain_rule gave the wrong derivatives"
+    return None
+
+
 _CHAIN_RULE_OK: dict[int, bool] = {}
 
 
@@ -1296,5 +1328,12 @@ def chain_rule_works(student: Any) -> bool:
             if chain_rule_problem(out["pairs"], LINEAR_COEFFS[name], constant, -2.5):
                 ok = False
                 break
+        if ok:  # an input used twice (x * x) gets two pairs, not one merged or dropped
+            try:
+                twice = student.call("chain_rule_twice", 0.5, -2.5, label="Scalar.chain_rule")
+            except (StudentError, ProbeTimeout, WorkerCrashed, BadValue):
+                ok = False
+            else:
+                ok = chain_rule_twice_problem(twice["pairs"], -2.5) is None
         _CHAIN_RULE_OK[key] = ok
     return _CHAIN_RULE_OK[key]

@@ -12,6 +12,7 @@ from support import (
     LINEAR_COEFFS,
     Expression,
     ask,
+    chain_rule_twice_problem,
     chain_rule_works,
     check_expression_gradients,
     check_number,
@@ -23,12 +24,10 @@ from support import (
     floats,
     fmt,
     graph_ops,
-    is_number,
     report,
     require_judged,
     shape_ops,
     tolerance_text,
-    within,
 )
 
 # --------------------------------------------------------------------------- task 1.2
@@ -106,18 +105,7 @@ def test_chain_rule_same_input_twice(student, x, d):
     )
     out = ask(student, "chain_rule_twice", x, d, label="Scalar.chain_rule", called=called)
     pairs = out["pairs"]
-    ok = (
-        isinstance(pairs, list)
-        and len(pairs) == 2
-        and all(isinstance(p, list) and p[0] == 0 and is_number(p[1]) for p in pairs)
-    )
-    if ok:
-        got = sorted(p[1] for p in pairs)
-        ok = all(
-            within(g, e, 1e-9, 1e-12)
-            for g, e in zip(got, sorted(c * d for c in coeffs), strict=False)
-        )
-    if not ok:
+    if chain_rule_twice_problem(pairs, d):
         report(
             "Scalar.chain_rule is wrong when an input is used twice.",
             called=called,
