@@ -61,7 +61,9 @@ def _weakened_tests(dest: Path) -> Path:
 def test_weakened_suite_scores_lower_on_backward_functions(tmp_path: Path) -> None:
     options = dict(
         tasks=["1.4"],
-        functions=["*.backward"],
+        # Five backward functions (17 mutants) show the difference as well as all ten do,
+        # in half the time: every survivor of the weak suite gets an equivalence check.
+        functions=["Mul.backward", "Log.backward", "Exp.backward", "Inv.backward", "Neg.backward"],
         equivalence_examples=60,
         max_examples=20,
         progress=False,
