@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import tempfile
@@ -387,9 +388,19 @@ def test_without_bubblewrap_a_readable_checkout_is_refused(tmp_path: Path) -> No
     """
     sub = tmp_path / "sub"
     (sub / "minitorch").mkdir(parents=True)
-    env = {**os.environ, "GRADER_NO_BWRAP": "1"}
-    cmd = grade_command(sub, "module1", tmp_path / "r.json")
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    # A world-readable copy of the course, wherever this checkout lives (a clone under a
+    # 0700 folder, such as mktemp -d gives, is already safe and would not be refused).
+    course = Path(tempfile.mkdtemp(prefix="readable-course-"))
+    try:
+        for name in ("reference", "assignments", "tests"):
+            shutil.copytree(repo_root() / name, course / name)
+        for path in [course, *course.rglob("*")]:
+            path.chmod(0o755 if path.is_dir() else 0o644)
+        env = {**os.environ, "GRADER_NO_BWRAP": "1", "GRADER_ROOT": str(course)}
+        cmd = grade_command(sub, "module1", tmp_path / "r.json")
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    finally:
+        shutil.rmtree(course, ignore_errors=True)
     assert proc.returncode == 2, proc.stderr
     assert "could read the hidden tests" in proc.stderr and "chmod -R go-rwx" in proc.stderr
 
