@@ -226,6 +226,17 @@ def defences(config: SandboxConfig) -> dict[str, bool]:
     }
 
 
+def open_to_worker(root: Path) -> None:
+    """Make the tree under ``root`` readable by the worker's uid (folders 755, files 644).
+
+    Everything the worker reads (a staged submission, its own runtime files) is written by
+    root; symbolic links are left alone, since chmod would change what they point at.
+    """
+    for path in [root, *root.rglob("*")]:
+        if not path.is_symlink():
+            path.chmod(0o755 if path.is_dir() else 0o644)
+
+
 def kill_uid(uid: int) -> int:
     """SIGKILL every process whose real uid is ``uid``; returns how many were signalled.
 
@@ -371,8 +382,7 @@ class _Subprocess:
         for src in (Path(worker.__file__), Path(protocol.__file__)):
             shutil.copyfile(src, self.runtime / src.name)
         shutil.copyfile(config.probes, self.runtime / "probes.py")
-        for path in [self.runtime, *self.runtime.iterdir()]:
-            path.chmod(0o755 if path.is_dir() else 0o644)
+        open_to_worker(self.runtime)
 
     @property
     def alive(self) -> bool:

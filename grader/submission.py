@@ -19,6 +19,7 @@ from pathlib import Path, PurePosixPath
 
 from .assignment import Assignment
 from .errors import SubmissionError
+from .sandbox import open_to_worker
 from .worker import MISSING_LIST
 
 __all__ = ["Located", "locate", "stage"]
@@ -179,8 +180,7 @@ def stage(assignment: Assignment, located: Located, dest: Path) -> Path:
         write(rel, data)
     missing = sorted(Path(rel).stem for rel in located.missing)
     (dest / MISSING_LIST).write_text("\n".join(missing) + "\n", encoding="utf-8")
-    for path in [dest, *dest.rglob("*")]:
-        path.chmod(0o755 if path.is_dir() else 0o644)
+    open_to_worker(dest)
     return dest
 
 

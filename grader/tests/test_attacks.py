@@ -45,7 +45,7 @@ from grading_jobs import Graded, Job, grade_all
 from grader.assignment import load_assignment, repo_root
 from grader.cli import grade_command
 from grader.gradescope import SCHEMA_PATH
-from grader.sandbox import UID_SLOTS, WORKER_UID
+from grader.sandbox import UID_SLOTS, WORKER_UID, open_to_worker
 
 BASELINES, ATTACKS = build.load()
 ASSIGNMENTS = {name: load_assignment(name) for name in BASELINES}
@@ -394,8 +394,7 @@ def test_without_bubblewrap_a_readable_checkout_is_refused(tmp_path: Path) -> No
     try:
         for name in ("reference", "assignments", "tests"):
             shutil.copytree(repo_root() / name, course / name)
-        for path in [course, *course.rglob("*")]:
-            path.chmod(0o755 if path.is_dir() else 0o644)
+        open_to_worker(course)
         env = {**os.environ, "GRADER_NO_BWRAP": "1", "GRADER_ROOT": str(course)}
         cmd = grade_command(sub, "module1", tmp_path / "r.json")
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)

@@ -17,7 +17,7 @@ import pytest
 
 from grader.assignment import Limits
 from grader.protocol import BadValue, ProbeTimeout, StudentError, WorkerCrashed
-from grader.sandbox import SandboxConfig, StudentClient, kill_uid
+from grader.sandbox import SandboxConfig, StudentClient, kill_uid, open_to_worker
 
 FILES = {
     "__init__.py": "from .ops import *\nfrom .broken import *\nfrom .slow import *\n",
@@ -92,8 +92,7 @@ def package():  # type: ignore[no-untyped-def]
     for name, text in FILES.items():
         (root / "minitorch" / name).write_text(textwrap.dedent(text))
     (root / "probes.py").write_text(PROBES)
-    for path in [root, *root.rglob("*")]:
-        path.chmod(0o755 if path.is_dir() else 0o644)
+    open_to_worker(root)
     yield root
     shutil.rmtree(root, ignore_errors=True)
 

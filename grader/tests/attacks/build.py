@@ -21,6 +21,7 @@ else:  # pragma: no cover - Python 3.10
 
 from grader.assignment import repo_root
 from grader.mutations import apply_mutations
+from grader.sandbox import open_to_worker
 
 ATTACKS_FILE = Path(__file__).with_name("attacks.toml")
 REFERENCE = repo_root() / "reference"
@@ -135,8 +136,7 @@ def build(
         for path in out.rglob("*"):
             if path.is_file() and key in (content := path.read_text(encoding="utf-8")):
                 path.write_text(content.replace(key, value), encoding="utf-8")
-    for path in [out, *out.rglob("*")]:  # the worker's uid reads the submission as staged
-        path.chmod(0o755 if path.is_dir() else 0o644)
+    open_to_worker(out)  # the worker's uid reads the submission as staged
     return out
 
 
