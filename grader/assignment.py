@@ -19,6 +19,10 @@ from .errors import ConfigError
 
 __all__ = ["Assignment", "Limits", "Task", "load_assignment", "repo_root", "list_assignments"]
 
+#: What student code may import besides the standard library when assignment.toml is silent:
+#: the course template itself imports both.
+DEFAULT_RUNTIME = ("numpy", "typing_extensions")
+
 VISIBILITIES = ("hidden", "after_due_date", "after_published", "visible")
 
 
@@ -67,6 +71,12 @@ class Assignment:
     solved: tuple[str, ...]
     stubbed: tuple[str, ...]
     extra: tuple[str, ...]
+    #: Files a student may bring (module 1: their module-0 operators.py and module.py). The
+    #: student's copy is graded when present and importable; otherwise the course's solved
+    #: copy takes its place and the report says so.
+    fallback: tuple[str, ...]
+    #: Third-party packages graded code may import besides the standard library.
+    runtime: tuple[str, ...]
     public_tests: tuple[str, ...]
     hidden_tests: tuple[str, ...]
     public_visibility: str
@@ -98,6 +108,11 @@ class Assignment:
             if t.id == task_id:
                 return t
         raise KeyError(task_id)
+
+    @property
+    def student_files(self) -> tuple[str, ...]:
+        """Every file taken from a submission: the editable ones, then the fallback ones."""
+        return self.editable + self.fallback
 
     def test_files(self, include_hidden: bool = True) -> list[Path]:
         names = list(self.public_tests) + (list(self.hidden_tests) if include_hidden else [])
@@ -143,6 +158,7 @@ def load_assignment(name_or_path: str | Path, root: Path | None = None) -> Assig
 
     files = data.get("files", {})
     tests = data.get("tests", {})
+    runtime = data.get("runtime", {})
     hyp = data.get("hypothesis", {})
     lim = data.get("limits", {})
 
@@ -190,6 +206,10 @@ def load_assignment(name_or_path: str | Path, root: Path | None = None) -> Assig
         solved=_strings(files, "solved", where),
         stubbed=_strings(files, "stubbed", where),
         extra=_strings(files, "extra", where),
+        fallback=_strings(files, "fallback", where),
+        runtime=(
+            _strings(runtime, "packages", where) if "packages" in runtime else DEFAULT_RUNTIME
+        ),
         public_tests=_strings(tests, "public", where),
         hidden_tests=_strings(tests, "hidden", where),
         public_visibility=pub_vis,
@@ -202,4 +222,12 @@ def load_assignment(name_or_path: str | Path, root: Path | None = None) -> Assig
     )
     if not assignment.editable:
         raise ConfigError(f"{where}: [files] editable is empty")
+    stray = set(assignment.fallback) - set(assignment.solved)
+    if stray:
+        raise ConfigError(
+            f"{where}: [files] fallback needs a course copy: list {', '.join(sorted(stray))} "
+            "in solved as well"
+        )
+    if set(assignment.fallback) & set(assignment.editable):
+        raise ConfigError(f"{where}: a file cannot be both editable and fallback")
     return assignment

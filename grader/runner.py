@@ -19,9 +19,9 @@ from typing import Any
 from . import gradescope, plugin
 from .assignment import Assignment
 from .errors import ConfigError, SubmissionError
-from .sandbox import SandboxConfig, defences
+from .sandbox import SandboxConfig, StudentClient, defences, open_to_worker, readable_by_others
 from .scoring import Scored, outcomes_from_json_report, score
-from .submission import locate, stage
+from .submission import Located, course_copy, locate, stage
 
 __all__ = ["GradeResult", "grade", "run_tests"]
 
@@ -101,23 +101,43 @@ def run_tests(
     return report_plugin.report or {}, buffer.getvalue(), int(code)
 
 
-def readable_by_others(path: Path) -> bool:
-    """Whether any user (the worker's uid too) can read ``path``: o+r, and o+x on each parent."""
-    import stat
-
-    try:
-        if not path.stat().st_mode & stat.S_IROTH:
-            return False
-        return all(p.stat().st_mode & stat.S_IXOTH for p in path.resolve().parents)
-    except OSError:
-        return False
-
-
 def exposed_secrets(assignment: Assignment) -> list[Path]:
     """Hidden tests and reference files that student code could read without bubblewrap."""
     secrets = [p for p in assignment.test_files() if p.is_file() and "hidden" in p.parts]
     secrets += sorted((assignment.reference_dir / "minitorch").glob("*.py"))
     return [p for p in secrets if readable_by_others(p)]
+
+
+def use_course_copies(assignment: Assignment, located: Located, root: Path, mode: str) -> list[str]:
+    """Put the course's copy in place of each fallback file of the student's that does not import.
+
+    Module 1 grades the student's own operators.py and module.py (their module-1 code calls
+    their own helpers there); only a copy that cannot be imported at all is replaced, so the
+    tasks that need it still have something to run against. Returns the report's notes.
+    """
+    present = [rel for rel in assignment.fallback if rel in located.files]
+    if not present:
+        return []
+    config = SandboxConfig(
+        root=root,
+        probes=assignment.probes_file,
+        mode=mode,
+        limits=assignment.limits,
+        runtime=assignment.runtime,
+    )
+    problems: dict[str, str] = {}
+    with StudentClient(config) as client:
+        for rel in present:
+            problem = client.import_problem(Path(rel).stem)
+            if problem is not None:
+                problems[rel] = problem
+    notes = []
+    for rel, problem in problems.items():
+        (root / rel).write_bytes(course_copy(assignment, rel))
+        notes.append(f"{problem}\nGraded with the course's copy of {rel} instead.")
+    if problems:
+        open_to_worker(root)
+    return notes
 
 
 def _defence_notes(mode: str, assignment: Assignment, root: Path) -> dict[str, bool]:
@@ -160,9 +180,11 @@ def grade(
                     "bubblewrap, or make them private: chmod -R go-rwx "
                     + " ".join(sorted({str(p.parent) for p in exposed}))
                 )
+        notes = list(located.notes)
+        notes += use_course_copies(assignment, located, root, mode)
         report, output, code = run_tests(assignment, root, mode=mode, extra_args=extra_args)
         outcomes = outcomes_from_json_report(report)
-        messages = list(located.notes)
+        messages = notes
         absent = [p for p in assignment.test_files() if not p.is_file()]
         if absent:
             messages.append(
@@ -185,7 +207,13 @@ def grade(
             "assignment": assignment.name,
             "mode": mode,
             "defences": defences,
-            "files": {rel: located.origins.get(rel, "missing") for rel in assignment.editable},
+            "files": {
+                **{rel: located.origins.get(rel, "missing") for rel in assignment.editable},
+                **{
+                    rel: located.origins.get(rel, "course copy")
+                    for rel in assignment.fallback
+                },
+            },
         }
         scored = score(outcomes, assignment, tuple(messages), extra)
         results = gradescope.to_results(scored, execution_time=time.monotonic() - started)

@@ -17,6 +17,7 @@ The sandboxed worker, when the grader runs as root:
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import functools
@@ -28,6 +29,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -69,6 +71,7 @@ class SandboxConfig:
     limits: Limits = field(default_factory=Limits)  # from assignment.toml, the one source
     uid: int = WORKER_UID
     call_log: Path | None = None  # JSON lines of every call and its answer (grader audit)
+    runtime: tuple[str, ...] = ("numpy", "typing_extensions")  # assignment.toml [runtime]
 
 
 # --------------------------------------------------------------------------- host facts
@@ -137,6 +140,71 @@ def _worker_python(uid: int) -> str:
         "no Python interpreter can be run by the unprivileged worker user "
         f"(uid {uid}); install python3 system-wide (e.g. apt-get install python3)"
     )
+
+
+@functools.cache
+def runtime_packages(names: tuple[str, ...]) -> tuple[Path, ...]:
+    """The installed files of the runtime packages ``names`` (numpy, typing_extensions, ...).
+
+    Each is a top-level entry of this environment's site-packages (``numpy/``,
+    ``numpy.libs/``, ``typing_extensions.py``), found through the distribution's file list,
+    so the worker can be given exactly these and nothing else of the grader's environment
+    (pytest, hypothesis and the grader stay unimportable there).
+    """
+    from importlib import metadata
+
+    found: dict[Path, None] = {}
+    for name in names:
+        try:
+            dist = metadata.distribution(name)
+        except metadata.PackageNotFoundError:
+            raise RuntimeError(
+                f"the runtime package {name!r} (assignment.toml [runtime]) is not installed "
+                f"in the grader's environment: pip install {name}"
+            ) from None
+        for file in dist.files or ():
+            top = file.parts[0] if file.parts else ""
+            if not top or top == ".." or top.endswith(".dist-info") or top == "__pycache__":
+                continue
+            path = Path(dist.locate_file(top)).resolve()
+            if path.exists():
+                found.setdefault(path, None)
+    return tuple(found)
+
+
+def runtime_site(folder: Path, names: tuple[str, ...]) -> tuple[Path, list[Path]]:
+    """A folder under ``folder`` that holds only the runtime packages, for the worker's path.
+
+    Returns the folder and what the worker must be able to read for it to work. Where the
+    installed files are readable by everyone the folder holds symbolic links to them (and
+    bubblewrap binds each target read-only); where they are not (an environment under a
+    private /root), a copy is made.
+    """
+    site = folder / "site"
+    site.mkdir(exist_ok=True)
+    targets = list(runtime_packages(names))
+    for target in targets:
+        link = site / target.name
+        if readable_by_others(target):
+            link.symlink_to(target)
+        elif target.is_dir():
+            shutil.copytree(target, link, symlinks=True)
+        else:
+            shutil.copyfile(target, link)
+    readable = [t for t in targets if readable_by_others(t)]
+    return site, readable
+
+
+def readable_by_others(path: Path) -> bool:
+    """Whether another user can read ``path``: o+r on it and o+x on every parent folder."""
+    import stat
+
+    try:
+        if not path.stat().st_mode & stat.S_IROTH:
+            return False
+        return all(p.stat().st_mode & stat.S_IXOTH for p in path.parents)
+    except OSError:
+        return False
 
 
 def _bwrap_args(python: str, binds: list[Path]) -> list[str]:
@@ -361,6 +429,44 @@ class _InProcess:
         self.kill()
 
 
+class _OutputTail:
+    """Drains the worker's stderr (student prints included), keeping only its last bytes.
+
+    A pipe read by a thread rather than a file: any amount of printing costs nothing (no
+    file-size limit to hit, no pipe to fill and block the worker), and when the worker dies
+    its last words are still here to explain why.
+    """
+
+    def __init__(self, fd: int, keep: int = 8192) -> None:
+        self._fd = fd
+        self._keep = keep
+        self._data = bytearray()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._drain, name="worker-stderr", daemon=True)
+        self._thread.start()
+
+    def _drain(self) -> None:
+        try:
+            while True:
+                chunk = os.read(self._fd, 1 << 16)
+                if not chunk:
+                    return
+                with self._lock:
+                    self._data += chunk
+                    if len(self._data) > 2 * self._keep:
+                        del self._data[: len(self._data) - self._keep]
+        except OSError:
+            return
+        finally:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+
+    def text(self, limit: int) -> str:
+        self._thread.join(timeout=0.2)  # what a dying worker wrote last, if it comes soon
+        with self._lock:
+            return bytes(self._data[-limit:]).decode("utf-8", "replace")
+
+
 class _Subprocess:
     """Runs the worker in a separate, limited process and talks length-prefixed JSON."""
 
@@ -368,7 +474,7 @@ class _Subprocess:
         self.config = config
         self.on_note: Notes = lambda event, name: None
         self.proc: subprocess.Popen[bytes] | None = None
-        self.stderr: Any = None
+        self.stderr: _OutputTail | None = None
         self.reader = protocol.FrameReader()
         self.as_root = os.geteuid() == 0
         self.lease = UidLease(config.uid) if self.as_root else None
@@ -383,6 +489,7 @@ class _Subprocess:
             shutil.copyfile(src, self.runtime / src.name)
         shutil.copyfile(config.probes, self.runtime / "probes.py")
         open_to_worker(self.runtime)
+        self.site, self.site_targets = runtime_site(self.runtime, config.runtime)
 
     @property
     def alive(self) -> bool:
@@ -430,9 +537,14 @@ class _Subprocess:
             str(root),
             "--probes",
             str(self.runtime / "probes.py"),
+            "--site",
+            str(self.site),
+            "--runtime",
+            ",".join(self.config.runtime),
         ]
         if self.bwrap:
-            cmd = [*_bwrap_args(self.python, [root, self.runtime]), "--chdir", str(root), *cmd]
+            binds = [root, self.runtime, *self.site_targets]
+            cmd = [*_bwrap_args(self.python, binds), "--chdir", str(root), *cmd]
         env = {
             "PATH": "/usr/bin:/bin",
             "LANG": "C.UTF-8",
@@ -440,23 +552,31 @@ class _Subprocess:
             "PYTHONDONTWRITEBYTECODE": "1",
             "HOME": "/tmp",
             "TMPDIR": "/tmp",
+            # numpy's BLAS would start a thread per core, each counted against the process
+            # limit and reserving address space; graded code needs none of them.
+            "OPENBLAS_NUM_THREADS": "1",
+            "OMP_NUM_THREADS": "1",
+            "MKL_NUM_THREADS": "1",
         }
         self.reader = protocol.FrameReader()
-        # stderr goes to a file this side owns: student prints cannot fill a pipe and block,
-        # and when the worker dies its last words explain why.
-        if self.stderr is not None:
-            self.stderr.close()
-        self.stderr = tempfile.TemporaryFile()
-        self.proc = subprocess.Popen(
-            cmd,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=self.stderr,
-            cwd=str(root),
-            env=env,
-            preexec_fn=self._preexec,
-            close_fds=True,
-        )
+        err_read, err_write = os.pipe()
+        try:
+            self.proc = subprocess.Popen(
+                cmd,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=err_write,
+                cwd=str(root),
+                env=env,
+                preexec_fn=self._preexec,
+                close_fds=True,
+            )
+        except BaseException:
+            os.close(err_read)
+            raise
+        finally:
+            os.close(err_write)
+        self.stderr = _OutputTail(err_read)
 
     def request(self, call: Call, timeout: float) -> Reply:
         proc = self.proc
@@ -514,13 +634,7 @@ class _Subprocess:
         """The end of the worker's stderr (student prints included), for crash reports."""
         if self.stderr is None:
             return ""
-        try:
-            self.stderr.seek(0, os.SEEK_END)
-            size = self.stderr.tell()
-            self.stderr.seek(max(0, size - limit))
-            text = self.stderr.read().decode("utf-8", "replace").strip()
-        except (OSError, ValueError):
-            return ""
+        text = self.stderr.text(limit).strip()
         return " | ".join(text.splitlines()[-3:])
 
     def kill(self) -> None:
@@ -551,9 +665,7 @@ class _Subprocess:
 
     def close(self) -> None:
         self.kill()
-        if self.stderr is not None:
-            self.stderr.close()
-            self.stderr = None
+        self.stderr = None
         shutil.rmtree(self.runtime, ignore_errors=True)
         if self.lease is not None:
             self.lease.release()
@@ -655,6 +767,20 @@ class StudentClient:
     def _restart_after_fault(self) -> None:
         self._conn.kill()
         self.restarts += 1
+
+    def import_problem(self, name: str) -> str | None:
+        """Why ``minitorch/<name>.py`` does not import in the worker, or None when it does."""
+        try:
+            self._ensure_worker()
+        except WorkerCrashed as exc:
+            return str(exc)
+        if name in self._blocked:
+            return self._blocked[name]
+        reply = self._conn.request(Call(self._next_id(), name, [], "import"), 10.0)
+        if reply.ok:
+            return None
+        error = reply.error or {}
+        return str(error.get("message") or error.get("type") or "it did not import")
 
     # -- the API the tests use
     def call(self, probe: str, *args: Any, label: str | None = None) -> Any:

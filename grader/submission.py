@@ -59,7 +59,7 @@ def _pick(assignment: Assignment, paths: list[PurePosixPath]) -> dict[str, PureP
         if not any(part in _IGNORED_DIRS or part.startswith("._") for part in p.parts)
     ]
     chosen: dict[str, PurePosixPath] = {}
-    for rel in assignment.editable:
+    for rel in assignment.student_files:
         for pattern in _candidates(rel):
             hits = sorted(p for p in usable if _match(pattern, p))
             if hits:
@@ -144,6 +144,11 @@ def locate(submission: Path, assignment: Assignment) -> Located:
     found.missing = [rel for rel in assignment.editable if rel not in found.files]
     for rel in found.missing:
         found.notes.append(f"{rel} was not found in the submission; the tasks that need it score 0")
+    for rel in assignment.fallback:
+        if rel not in found.files:
+            found.notes.append(
+                f"{rel} was not in the submission: graded with the course's copy of it"
+            )
     moved = {rel: o for rel, o in found.origins.items() if o != rel}
     if moved:
         found.notes.append(
@@ -158,7 +163,7 @@ def stage(assignment: Assignment, located: Located, dest: Path) -> Path:
     Everything is world-readable and root-owned, so the unprivileged worker can read it but
     change nothing.
     """
-    from .skeleton import make_skeleton, strip_markers
+    from .skeleton import make_skeleton
 
     pkg = dest / "minitorch"
     pkg.mkdir(parents=True, exist_ok=True)
@@ -172,7 +177,7 @@ def stage(assignment: Assignment, located: Located, dest: Path) -> Path:
     for rel in assignment.provided:
         write(rel, (ref / rel).read_bytes())
     for rel in assignment.solved:
-        write(rel, strip_markers((ref / rel).read_text(encoding="utf-8")).encode("utf-8"))
+        write(rel, course_copy(assignment, rel))
     for rel in assignment.stubbed:
         text = (ref / rel).read_text(encoding="utf-8")
         write(rel, make_skeleton(text, rel).encode("utf-8"))
@@ -184,9 +189,17 @@ def stage(assignment: Assignment, located: Located, dest: Path) -> Path:
     return dest
 
 
+def course_copy(assignment: Assignment, rel: str) -> bytes:
+    """The course's solved copy of ``rel``: the reference without its solution markers."""
+    from .skeleton import strip_markers
+
+    text = (assignment.reference_dir / rel).read_text(encoding="utf-8")
+    return strip_markers(text).encode("utf-8")
+
+
 def copy_reference_submission(assignment: Assignment, dest: Path) -> Path:
     """The reference's editable files as a submission folder (for demos and tests)."""
-    for rel in assignment.editable:
+    for rel in assignment.student_files:
         target = dest / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(assignment.reference_dir / rel, target)

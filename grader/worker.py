@@ -63,6 +63,18 @@ def _describe_exception(exc: BaseException) -> str:
     return f"raised {type(exc).__name__}: {text}" if text else f"raised {type(exc).__name__}"
 
 
+def _syntax_message(rel: str, exc: SyntaxError) -> str:
+    where = f"line {exc.lineno}" if exc.lineno else "unknown line"
+    if "encoding" in str(exc.msg) or "decode" in str(exc.msg):
+        return (
+            f"{rel} could not be imported: {exc.msg} ({where}); save it as UTF-8, or declare "
+            "its encoding in a first-line comment such as # -*- coding: latin-1 -*-"
+        )
+    text = (exc.text or "").rstrip()
+    detail = f"\n    {text.strip()}" if text else ""
+    return f"{rel} could not be imported: {type(exc).__name__}: {exc.msg} ({where}){detail}"
+
+
 class _StudentLoader(importlib.abc.Loader):
     """Executes one student file, turning every failure into a clear StudentImportError."""
 
@@ -81,34 +93,20 @@ class _StudentLoader(importlib.abc.Loader):
             raise StudentImportError(cached)
         self.package.notify("enter", self.name)
         try:
-            try:
-                # utf-8-sig: a byte-order mark (Windows editors) is not part of the code.
-                source = self.path.read_bytes().decode("utf-8-sig")
-            except UnicodeDecodeError as exc:
-                line = self.path.read_bytes()[: exc.start].count(b"\n") + 1
-                raise self.package.fail(
-                    self.name,
-                    f"{rel} could not be imported: it is not valid UTF-8 "
-                    f"(byte 0x{exc.object[exc.start]:02x} on line {line}); save it as UTF-8",
-                ) from None
-            if "\0" in source:  # compile() raises ValueError, not SyntaxError, for these
-                line = source[: source.index("\0")].count("\n") + 1
+            data = self.path.read_bytes()
+            if b"\0" in data:  # compile() raises ValueError, not SyntaxError, for these
+                line = data[: data.index(b"\0")].count(b"\n") + 1
                 raise self.package.fail(
                     self.name,
                     f"{rel} could not be imported: it contains a NUL byte (line {line}); "
                     "save it as plain UTF-8 text",
                 )
             try:
-                code = compile(source, str(self.path), "exec", dont_inherit=True)
+                # Bytes, exactly as an import reads them: UTF-8 by default, a coding cookie
+                # (``# -*- coding: latin-1 -*-``) or a byte-order mark where the file has one.
+                code = compile(data, str(self.path), "exec", dont_inherit=True)
             except SyntaxError as exc:
-                where = f"line {exc.lineno}" if exc.lineno else "unknown line"
-                text = (exc.text or "").rstrip()
-                detail = f"\n    {text.strip()}" if text else ""
-                raise self.package.fail(
-                    self.name,
-                    f"{rel} could not be imported: {type(exc).__name__}: {exc.msg} "
-                    f"({where}){detail}",
-                ) from None
+                raise self.package.fail(self.name, _syntax_message(rel, exc)) from None
             module.__file__ = str(self.path)
             try:
                 exec(code, module.__dict__)
@@ -117,6 +115,9 @@ class _StudentLoader(importlib.abc.Loader):
             except BaseException as exc:  # noqa: BLE001 - student code may raise anything
                 frames = _student_frames(exc.__traceback__, self.package.root)
                 message = f"{rel} could not be imported: it {_describe_exception(exc)}"
+                unavailable = self.package.unavailable(exc)
+                if unavailable:
+                    message = f"{rel} could not be imported: {unavailable}"
                 if frames:
                     message += "\n" + frames
                 raise self.package.fail(self.name, message) from None
@@ -134,8 +135,11 @@ class StudentPackage(importlib.abc.MetaPathFinder):
     that fail.
     """
 
-    def __init__(self, root: Path, notify: Notify | None = None) -> None:
+    def __init__(
+        self, root: Path, notify: Notify | None = None, runtime: tuple[str, ...] = ()
+    ) -> None:
         self.root = root.resolve()
+        self.runtime = runtime
         self.pkg_dir = self.root / PACKAGE
         self.notify: Notify = notify or (lambda event, name: None)
         self.failures: dict[str, str] = {}
@@ -169,6 +173,19 @@ class StudentPackage(importlib.abc.MetaPathFinder):
     def fail(self, name: str, message: str) -> StudentImportError:
         self.failures[name] = message
         return StudentImportError(message)
+
+    def unavailable(self, exc: BaseException) -> str | None:
+        """The message for an import of a package graded code cannot have, else None."""
+        if not isinstance(exc, ModuleNotFoundError) or not exc.name:
+            return None
+        top = exc.name.split(".")[0]
+        if top == PACKAGE or top in sys.stdlib_module_names:
+            return None
+        allowed = ", ".join(["the standard library", *self.runtime])
+        return (
+            f"it imports {top}, which graded code cannot use (available: {allowed}); "
+            "remove that import"
+        )
 
     def block(self, name: str, message: str) -> None:
         """Make every import of ``name`` fail at once (it hung or crashed the worker before)."""
@@ -238,8 +255,14 @@ class StudentPackage(importlib.abc.MetaPathFinder):
 class Worker:
     """Answers calls: runs probes against the student package and packs the results."""
 
-    def __init__(self, root: Path, probes_file: Path, notify: Notify | None = None) -> None:
-        self.package = StudentPackage(root, notify)
+    def __init__(
+        self,
+        root: Path,
+        probes_file: Path,
+        notify: Notify | None = None,
+        runtime: tuple[str, ...] = (),
+    ) -> None:
+        self.package = StudentPackage(root, notify, runtime)
         self.probes_file = probes_file
         self._probes: types.ModuleType | None = None
 
@@ -296,13 +319,15 @@ class Worker:
             return protocol.Reply(call.id, False, error=error)
 
 
-def serve(root: Path, probes_file: Path, in_fd: int, out_fd: int) -> None:
+def serve(
+    root: Path, probes_file: Path, in_fd: int, out_fd: int, runtime: tuple[str, ...] = ()
+) -> None:
     """The sandboxed main loop: one frame in, notes and one reply out, until end of input."""
 
     def notify(event: str, name: str) -> None:
         protocol.write_frame(out_fd, {"type": "note", "event": event, "module": name})
 
-    worker = Worker(root, probes_file, notify)
+    worker = Worker(root, probes_file, notify, runtime)
     worker.start()
     while True:
         frame = protocol.read_frame_blocking(in_fd)
@@ -323,6 +348,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="minitorch-grader worker (runs student code)")
     parser.add_argument("--root", required=True, type=Path)
     parser.add_argument("--probes", required=True, type=Path)
+    parser.add_argument("--site", type=Path, help="folder of the runtime packages (numpy, ...)")
+    parser.add_argument("--runtime", default="", help="their names, comma-separated")
     args = parser.parse_args(argv)
     # Keep the reply channel private: student prints go to stderr, not into the protocol.
     out_fd = os.dup(1)
@@ -332,7 +359,10 @@ def main(argv: list[str] | None = None) -> int:
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     sys.path[:0] = [str(args.root)]
-    serve(args.root, args.probes, in_fd, out_fd)
+    if args.site is not None:
+        sys.path.append(str(args.site))
+    runtime = tuple(n for n in args.runtime.split(",") if n)
+    serve(args.root, args.probes, in_fd, out_fd, runtime)
     return 0
 
 

@@ -80,12 +80,17 @@ def test_unreadable_inputs_raise_submission_error(tmp_path: Path) -> None:
 
 def test_stage_overlays_student_files_on_course_files(tmp_path: Path) -> None:
     sub = make(tmp_path / "sub", "minitorch/")
-    (sub / "minitorch" / "operators.py").write_text("# student's operators: ignored\n")
+    (sub / "minitorch" / "operators.py").write_text("# student's operators: graded\n")
     found = locate(sub, MODULE1)
     root = stage(MODULE1, found, tmp_path / "stage")
+    # Module 1 grades the student's own module-0 files when they bring them...
     ops = (root / "minitorch" / "operators.py").read_text()
-    assert "student's operators" not in ops  # module 1 grades with the reference operators
-    assert "BEGIN SOLUTION" not in ops and "def mul" in ops
+    assert ops == "# student's operators: graded\n"
+    # ...and the course's solved copy of the ones they do not, saying so.
+    module = (root / "minitorch" / "module.py").read_text()
+    assert "BEGIN SOLUTION" not in module and "class Module" in module
+    assert "minitorch/module.py" not in found.missing
+    assert any("graded with the course's copy" in n for n in found.notes), found.notes
     assert (root / "minitorch" / "scalar.py").read_text() == "# minitorch/scalar.py\n"
     assert (root / "minitorch" / "__init__.py").read_bytes() == (
         MODULE1.reference_dir / "minitorch" / "__init__.py"
