@@ -28,13 +28,33 @@ def _assignment_arg(parser: argparse.ArgumentParser, positional: bool = False) -
         )
 
 
+def printable(text: str) -> str:
+    """``text`` with whatever the terminal cannot encode (a lone surrogate, ...) escaped.
+
+    Messages carry whatever student code raised; printing them must never fail after the
+    report is written.
+    """
+    encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
+    try:
+        return text.encode(encoding, "backslashreplace").decode(encoding)
+    except LookupError:
+        return text.encode("ascii", "backslashreplace").decode("ascii")
+
+
+def plain(text: str) -> str:
+    """Student-written text for rich: printable, and shown as is, never read as markup."""
+    from rich.markup import escape
+
+    return escape(printable(text))
+
+
 def print_results(results: dict[str, Any], title: str, *, failures: bool = True) -> None:
     """The per-task table and, below it, the first line of each failed test."""
     from rich.console import Console
     from rich.table import Table
 
     console = Console(highlight=False)
-    table = Table(title=title, title_justify="left")
+    table = Table(title=plain(title), title_justify="left")
     table.add_column("task")
     table.add_column("title")
     table.add_column("tests passed", justify="right")
@@ -44,21 +64,23 @@ def print_results(results: dict[str, Any], title: str, *, failures: bool = True)
             "green" if t["score"] >= t["max_score"] else ("red" if t["score"] == 0 else "yellow")
         )
         table.add_row(
-            t["id"],
-            t["title"],
+            plain(t["id"]),
+            plain(t["title"]),
             f"{t['passed']}/{t['total']}",
             f"[{style}]{t['score']:g} / {t['max_score']:g}[/]",
         )
     max_score = results.get("extra_data", {}).get("max_score", 0)
     table.add_row("", "[bold]total[/]", "", f"[bold]{results['score']:g} / {max_score:g}[/]")
     console.print(table)
-    for line in results.get("output", "").splitlines()[1:]:
-        console.print(f"  [dim]{line}[/]", markup=True)
+    output = results.get("output", "").splitlines()
+    # The first line is the score; a report without tests has only its reason to show.
+    for line in output[1:] if results.get("tests") else output:
+        console.print(f"  [dim]{plain(line)}[/]")
     if failures:
         failed = [t for t in results.get("tests", []) if t["status"] != "passed"]
         for t in failed[:12]:
             first = (t["output"].strip().splitlines() or [""])[0]
-            console.print(f"  [red]x[/] {t['name']}: {first[:150]}", markup=True)
+            console.print(f"  [red]x[/] {plain(t['name'])}: {plain(first[:150])}")
         if len(failed) > 12:
             console.print(f"  ... and {len(failed) - 12} more failed tests (see the JSON)")
 
@@ -86,6 +108,9 @@ def grade_command(
 def _cmd_grade(args: argparse.Namespace) -> int:
     assignment = load_assignment(args.assignment)
     submission = Path(args.submission)
+    if not submission.exists():
+        # A typo in a TA's command line, not a student's fault: no report, a usage error.
+        raise ConfigError(f"{submission} does not exist (expected a submission folder or zip)")
     out = Path(args.out)
     if args.mode == "docker":
         from .docker_runner import grade_in_container
@@ -102,7 +127,7 @@ def _cmd_grade(args: argparse.Namespace) -> int:
         results = result.results
         write_results(results, out)
         if args.verbose:
-            print(result.pytest_output)
+            print(printable(result.pytest_output))
     if args.json:
         print(json.dumps(results, indent=2))
     else:
@@ -169,10 +194,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except ConfigError as exc:
-        print(f"grader: {exc}", file=sys.stderr)
+        print(f"grader: {printable(str(exc))}", file=sys.stderr)
         return 2
     except GraderError as exc:
-        print(f"grader: {exc}", file=sys.stderr)
+        print(f"grader: {printable(str(exc))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("grader: interrupted", file=sys.stderr)

@@ -30,6 +30,7 @@ from typing import Any
 
 from .assignment import Assignment, load_assignment, repo_root
 from .errors import DockerError, GraderError, SubmissionError
+from .files import write_atomic
 
 __all__ = [
     "DEFAULT_BASE_IMAGE",
@@ -558,17 +559,7 @@ def report_for(
 
 def write_json_atomic(path: Path, doc: dict[str, Any]) -> None:
     """Write JSON to ``path`` via a temporary file and ``os.replace``: never half-written."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(doc, fh, indent=2)
-            fh.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, json.dumps(doc, indent=2) + "\n")
 
 
 def grade_in_container(

@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +31,7 @@ from typing import Any
 
 from .assignment import Assignment
 from .errors import ConfigError
+from .files import write_atomic
 
 __all__ = [
     "ScoreRow",
@@ -120,19 +119,6 @@ def _fmt(value: float | None) -> str:
     return f"{round(value, 4):g}"
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_scores_csv(rows: Iterable[ScoreRow], assignment: Assignment, path: Path) -> Path:
     """Write scores.csv (sorted by id) atomically and return its path."""
     task_ids = [t.id for t in assignment.tasks]
@@ -155,7 +141,7 @@ def write_scores_csv(rows: Iterable[ScoreRow], assignment: Assignment, path: Pat
                 _fmt(row.seconds),
             ]
         )
-    _atomic_write_text(Path(path), buf.getvalue())
+    write_atomic(Path(path), buf.getvalue())
     return Path(path)
 
 
@@ -356,5 +342,5 @@ def canvas_import(
         elif not _is_points_row(row) and row.get("Student", "").strip():
             report.no_score.append(row.get("Student", ""))
         writer.writerow([*(row.get(c, "") for c in keep), value])
-    _atomic_write_text(Path(out), buf.getvalue())
+    write_atomic(Path(out), buf.getvalue())
     return report

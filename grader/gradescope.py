@@ -9,13 +9,12 @@ policy-free: points were decided in scoring.py.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from .assignment import Assignment
+from .files import write_atomic
 from .scoring import Scored
 
 __all__ = ["to_results", "error_results", "validate_results", "write_results", "SCHEMA_PATH"]
@@ -171,13 +170,4 @@ def validate_results(data: Any) -> None:
 def write_results(data: dict[str, Any], path: Path) -> None:
     """Validate, then write atomically (a reader never sees half a file)."""
     validate_results(data)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".results-", suffix=".json", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=2, sort_keys=False)
-            fh.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, json.dumps(data, indent=2, sort_keys=False) + "\n")

@@ -78,8 +78,13 @@ def _from_dir(folder: Path, assignment: Assignment, found: Located) -> None:
                 paths.append(PurePosixPath(Path(dirpath, f).relative_to(folder).as_posix()))
     for rel, path in _pick(assignment, paths).items():
         source = folder / path
-        if source.is_symlink():
+        mode = source.lstat().st_mode
+        if stat.S_ISLNK(mode):
             found.notes.append(f"{path} is a symbolic link; it was ignored")
+            continue
+        if not stat.S_ISREG(mode):
+            # A named pipe would block the reader forever; a device or socket is no code.
+            found.notes.append(f"{path} is not a regular file (a pipe, socket or device?); ignored")
             continue
         size = source.stat().st_size
         if size > MAX_FILE_BYTES:
@@ -89,7 +94,42 @@ def _from_dir(folder: Path, assignment: Assignment, found: Located) -> None:
         found.origins[rel] = str(path)
 
 
+def zip_entry_count(archive: Path) -> int | None:
+    """The number of entries a zip declares in its end record, read before anything else.
+
+    ``zipfile.ZipFile`` parses the whole central directory when it opens an archive: for a
+    small file listing millions of entries that alone is gigabytes and many seconds. The end
+    record (and its ZIP64 twin) states the count in a few bytes at the end of the file.
+    None when there is no end record (not a zip).
+    """
+    with open(archive, "rb") as fh:
+        fh.seek(0, os.SEEK_END)
+        size = fh.tell()
+        tail_size = min(size, 22 + 65535)  # end record + the longest archive comment
+        fh.seek(size - tail_size)
+        tail = fh.read(tail_size)
+    at = tail.rfind(b"PK\x05\x06")
+    if at < 0 or len(tail) < at + 22:
+        return None
+    count = int.from_bytes(tail[at + 10 : at + 12], "little")
+    locator = at - 20  # a ZIP64 end-record locator sits just before the end record
+    if locator >= 0 and tail[locator : locator + 4] == b"PK\x06\x07":
+        offset = int.from_bytes(tail[locator + 8 : locator + 16], "little")
+        with open(archive, "rb") as fh:
+            fh.seek(offset)
+            record = fh.read(56)
+        if record[:4] == b"PK\x06\x06" and len(record) >= 40:
+            count = max(count, int.from_bytes(record[32:40], "little"))
+    return count
+
+
 def _from_zip(archive: Path, assignment: Assignment, found: Located) -> None:
+    declared = zip_entry_count(archive)
+    if declared is not None and declared > MAX_ZIP_MEMBERS:
+        raise SubmissionError(
+            f"{archive.name} lists {declared} entries; a submission zip may hold at most "
+            f"{MAX_ZIP_MEMBERS} (zip only your minitorch/ folder)"
+        )
     try:
         with zipfile.ZipFile(archive) as zf:
             infos = zf.infolist()

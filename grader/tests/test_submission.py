@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import zipfile
 from pathlib import Path
 
@@ -96,3 +97,33 @@ def test_stage_overlays_student_files_on_course_files(tmp_path: Path) -> None:
         MODULE1.reference_dir / "minitorch" / "__init__.py"
     ).read_bytes()
     assert oct((root / "minitorch" / "scalar.py").stat().st_mode & 0o777) == "0o644"
+
+
+def test_named_pipe_is_refused_with_a_note(tmp_path: Path) -> None:
+    sub = make(tmp_path / "sub", "minitorch/")
+    (sub / "minitorch" / "scalar.py").unlink()
+    os.mkfifo(sub / "minitorch" / "scalar.py")
+    found = locate(sub, MODULE1)  # would block forever if the pipe were read
+    assert "minitorch/scalar.py" in found.missing
+    assert any("not a regular file" in n for n in found.notes), found.notes
+
+
+def test_zip_entry_count_is_read_from_the_end_record(tmp_path: Path) -> None:
+    import zipfile
+
+    from grader.submission import MAX_ZIP_MEMBERS, zip_entry_count
+
+    small = tmp_path / "small.zip"
+    with zipfile.ZipFile(small, "w") as zf:
+        for i in range(3):
+            zf.writestr(f"f{i}.py", "")
+    assert zip_entry_count(small) == 3
+    big = tmp_path / "big.zip"
+    with zipfile.ZipFile(big, "w") as zf:  # past 65535: counted by the ZIP64 end record
+        for i in range(MAX_ZIP_MEMBERS + 50_000):
+            zf.writestr(str(i), "")
+    assert zip_entry_count(big) == MAX_ZIP_MEMBERS + 50_000
+    with pytest.raises(SubmissionError, match="lists 70000 entries"):
+        locate(big, MODULE1)
+    (tmp_path / "fake.zip").write_bytes(b"no end record here")
+    assert zip_entry_count(tmp_path / "fake.zip") is None
