@@ -7,6 +7,7 @@ counts toward the maximum, so a broken collection can never inflate a percentage
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -90,13 +91,39 @@ def _round(x: float) -> float:
     return round(x + 0.0, 2)
 
 
+def apportion(points: float, weights: list[float]) -> list[int]:
+    """Split ``points`` over ``weights`` in hundredths that add up exactly (largest remainder).
+
+    Rounding each share on its own does not add up: a 25-point task of 29 tests gives
+    29 x 0.86 = 24.94. Here every share is first rounded down, and the cents left over go to
+    the shares that lost the most (ties to the earlier test), so the parts sum to the task's
+    points to the cent and any set of passed tests adds up to the score shown.
+    """
+    total = sum(weights)
+    if not weights or total <= 0:
+        return [0] * len(weights)
+    cents = round(points * 100)
+    exact = [cents * w / total for w in weights]
+    parts = [math.floor(e) for e in exact]
+    left = cents - sum(parts)
+    by_loss = sorted(range(len(parts)), key=lambda i: (-(exact[i] - parts[i]), i))
+    for i in by_loss[:left]:
+        parts[i] += 1
+    return parts
+
+
 def score(
     outcomes: list[TestOutcome],
     assignment: Assignment,
     messages: tuple[str, ...] = (),
     extra: dict[str, Any] | None = None,
 ) -> Scored:
-    """Points per test and per task. Tests of unknown tasks are ignored with a message."""
+    """Points per test and per task. Tests of unknown tasks are ignored with a message.
+
+    A test's max score is its task's points shared by weight (``apportion``); a task scores
+    the sum of its passed tests and the total the sum of the tasks, all in whole cents, so
+    every figure in the report adds up exactly.
+    """
     by_task: dict[str, list[TestOutcome]] = {t.id: [] for t in assignment.tasks}
     notes = list(messages)
     for o in sorted(outcomes, key=lambda o: o.nodeid):
@@ -107,35 +134,32 @@ def score(
 
     tests: list[ScoredTest] = []
     tasks: list[TaskScore] = []
+    total_cents = 0
     for task in assignment.tasks:
         items = by_task[task.id]
-        weights = [task.weights.get(o.function, 1.0) for o in items]
-        total_weight = sum(weights)
-        earned_weight = 0.0
-        for i, (o, w) in enumerate(zip(items, weights, strict=True), start=1):
-            max_score = _round(task.points * w / total_weight) if total_weight else 0.0
-            got = max_score if o.outcome == "passed" else 0.0
-            earned_weight += w if o.outcome == "passed" else 0.0
+        shares = apportion(task.points, [task.weights.get(o.function, 1.0) for o in items])
+        earned = 0
+        for i, (o, cents) in enumerate(zip(items, shares, strict=True), start=1):
+            got = cents if o.outcome == "passed" else 0
+            earned += got
             tests.append(
                 ScoredTest(
                     outcome=o,
                     number=f"{task.id}.{i}",
-                    score=got,
-                    max_score=max_score,
+                    score=got / 100,
+                    max_score=cents / 100,
                     visibility=assignment.visibility(o.function, o.hidden),
                 )
             )
         if not items:
             notes.append(f"task {task.id} ({task.title}): no test ran, so it scores 0")
         passed = sum(1 for o in items if o.outcome == "passed")
-        # From the passed weight, not from the tests' rounded scores: 4 of 6 tests of a
-        # 35-point task is 23.33, and a fully passed task gets exactly its points.
-        task_score = _round(task.points * earned_weight / total_weight) if total_weight else 0.0
-        tasks.append(TaskScore(task.id, task.title, task_score, task.points, passed, len(items)))
+        total_cents += earned
+        tasks.append(TaskScore(task.id, task.title, earned / 100, task.points, passed, len(items)))
     return Scored(
         tests=tuple(tests),
         tasks=tuple(tasks),
-        score=_round(sum(t.score for t in tasks)),
+        score=total_cents / 100,
         max_score=_round(assignment.max_score),
         messages=tuple(notes),
         extra=dict(extra or {}),

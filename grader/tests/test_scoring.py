@@ -19,7 +19,7 @@ def outcome(name: str, task: str, passed: bool, hidden: bool = False) -> TestOut
     return TestOutcome(f"{path}::{name}", task, name, "passed" if passed else "failed", "msg")
 
 
-def test_task_points_are_shared_by_weight_and_rounded_from_passed_weight() -> None:
+def test_task_points_are_shared_by_weight_in_cents_that_add_up() -> None:
     tasks = (
         Task("0.1", "ops", 40.0),
         Task("0.3", "hof", 25.0),
@@ -31,7 +31,7 @@ def test_task_points_are_shared_by_weight_and_rounded_from_passed_weight() -> No
     scored = score(outcomes, a)
     by_id = {t.id: t for t in scored.tasks}
     assert by_id["0.1"].score == 40.0  # a fully passed task gets exactly its points
-    assert by_id["0.4"].score == round(35 * 3 / 7, 2) == 15.0
+    assert by_id["0.4"].score == 15.0  # 3 of weight 7 (5 ones and a two) of 35 points
     assert [t.max_score for t in scored.tests if t.outcome.task == "0.4"].count(10.0) == 1
     assert by_id["0.3"].score == 0 and by_id["0.3"].total == 0  # no test ran: still counted
     assert scored.max_score == 100 and scored.score == 55.0
@@ -66,3 +66,26 @@ def test_results_documents_match_the_schema() -> None:
         assert "status" in str(exc)
     else:
         raise AssertionError("an invalid status was accepted")
+
+
+def test_per_test_points_add_up_to_each_task_and_the_total() -> None:
+    from grader.scoring import apportion
+
+    assert sum(apportion(25, [1.0] * 29)) == 2500  # rounding each gives 29 x 0.86 = 24.94
+    assert sum(apportion(35, [1.0] * 6)) == 3500 and sorted(set(apportion(35, [1.0] * 6))) == [
+        583,
+        584,
+    ]
+    tasks = (Task("0.1", "ops", 40.0), Task("0.3", "hof", 25.0), Task("0.4", "mod", 35.0))
+    a = dataclasses.replace(M0, tasks=tasks)
+    outcomes = [outcome(f"a{i}", "0.1", i % 3 != 0) for i in range(37)]
+    outcomes += [outcome(f"b{i}", "0.3", i % 2 == 0) for i in range(29)]
+    outcomes += [outcome(f"c{i}", "0.4", True) for i in range(6)]
+    scored = score(outcomes, a)
+    for task in scored.tasks:
+        mine = [t for t in scored.tests if t.outcome.task == task.id]
+        assert abs(sum(t.max_score for t in mine) - task.max_score) < 1e-9
+        assert abs(sum(t.score for t in mine) - task.score) < 1e-9
+    assert abs(sum(t.max_score for t in scored.tests) - 100) < 1e-9
+    assert abs(sum(t.score for t in scored.tests) - scored.score) < 1e-9
+    assert abs(sum(t.score for t in scored.tasks) - scored.score) < 1e-9
