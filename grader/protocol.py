@@ -31,15 +31,21 @@ __all__ = [
     "check_plain",
     "encode_frame",
     "FrameReader",
+    "OversizedFrame",
     "write_frame",
 ]
 
 PROTOCOL_VERSION = 1
-MAX_FRAME = 16 * 1024 * 1024
+#: A probe's answer is a few kilobytes; the cap only has to be far above that.
+MAX_FRAME = 4 * 1024 * 1024
 _HEADER = struct.Struct(">I")
 _PLAIN_SCALARS = (int, float, bool, str, type(None))
 _MAX_DEPTH = 32
 _MAX_ITEMS = 200_000
+#: Decoding is where a hostile frame costs the trusted side memory: a few megabytes of
+#: ``[],[],...`` become millions of Python lists. Frames with more containers or items than
+#: this are refused from their bytes alone, before ``json.loads`` builds anything.
+MAX_WIRE_ITEMS = 2 * _MAX_ITEMS
 
 
 # --------------------------------------------------------------------------- faults
@@ -274,6 +280,18 @@ def write_frame(fd: int, message: dict[str, Any]) -> None:
         data = data[n:]
 
 
+class OversizedFrame(ValueError):
+    """A frame over the byte or item limits: refused without being decoded."""
+
+
+def _check_wire_items(body: bytes) -> None:
+    # Every container opens with a bracket and every further item follows a comma, so these
+    # counts bound what decoding can build (string contents can only make them larger).
+    items = body.count(b"[") + body.count(b"{") + body.count(b",")
+    if items > MAX_WIRE_ITEMS:
+        raise OversizedFrame(f"frame holds more than {MAX_WIRE_ITEMS} items")
+
+
 class FrameReader:
     """Accumulates bytes from a pipe and yields whole decoded frames."""
 
@@ -286,11 +304,12 @@ class FrameReader:
         while len(self._buf) >= _HEADER.size:
             (size,) = _HEADER.unpack_from(self._buf)
             if size > MAX_FRAME:
-                raise ValueError(f"incoming frame of {size} bytes is over the limit")
+                raise OversizedFrame(f"incoming frame of {size} bytes is over the limit")
             if len(self._buf) < _HEADER.size + size:
                 break
             body = bytes(self._buf[_HEADER.size : _HEADER.size + size])
             del self._buf[: _HEADER.size + size]
+            _check_wire_items(body)
             decoded = json.loads(body.decode("utf-8"))
             if not isinstance(decoded, dict):
                 raise ValueError("frame is not a JSON object")

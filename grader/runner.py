@@ -19,7 +19,7 @@ from typing import Any
 from . import gradescope, plugin
 from .assignment import Assignment
 from .errors import ConfigError, SubmissionError
-from .sandbox import SandboxConfig, StudentClient, defences, open_to_worker, readable_by_others
+from .sandbox import SandboxConfig, StudentClient, defences, readable_by_others
 from .scoring import Scored, outcomes_from_json_report, score
 from .submission import Located, course_copy, locate, stage
 
@@ -135,8 +135,6 @@ def use_course_copies(assignment: Assignment, located: Located, root: Path, mode
     for rel, problem in problems.items():
         (root / rel).write_bytes(course_copy(assignment, rel))
         notes.append(f"{problem}\nGraded with the course's copy of {rel} instead.")
-    if problems:
-        open_to_worker(root)
     return notes
 
 
@@ -209,10 +207,7 @@ def grade(
             "defences": defences,
             "files": {
                 **{rel: located.origins.get(rel, "missing") for rel in assignment.editable},
-                **{
-                    rel: located.origins.get(rel, "course copy")
-                    for rel in assignment.fallback
-                },
+                **{rel: located.origins.get(rel, "course copy") for rel in assignment.fallback},
             },
         }
         scored = score(outcomes, assignment, tuple(messages), extra)

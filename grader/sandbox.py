@@ -39,6 +39,7 @@ from typing import Any
 from . import protocol, worker
 from .assignment import Limits
 from .protocol import (
+    BadValue,
     BudgetExhausted,
     Call,
     ProbeTimeout,
@@ -47,7 +48,16 @@ from .protocol import (
     WorkerCrashed,
 )
 
-__all__ = ["SandboxConfig", "StudentClient", "defences", "WORKER_UID", "kill_uid"]
+__all__ = [
+    "SandboxConfig",
+    "StudentClient",
+    "WORKER_UID",
+    "defences",
+    "keep_private",
+    "kill_uid",
+    "open_to_worker",
+    "share_with_worker",
+]
 
 #: The first of the uids the worker drops to. Dedicated (not ``nobody``) so that "kill every
 #: process of this uid" hits only the worker and what it spawned; one uid per concurrent
@@ -61,6 +71,8 @@ _CGROUP_ROOT = Path("/sys/fs/cgroup")
 _TMPFS_BYTES = 64 * 1024 * 1024
 _PR_SET_PDEATHSIG = 1
 _MAX_RESTARTS = 40
+#: The wall clock a grade may take, as a multiple of its CPU budget (for code that sleeps).
+_WALL_FACTOR = 3
 
 
 @dataclass(frozen=True)
@@ -305,6 +317,68 @@ def open_to_worker(root: Path) -> None:
             path.chmod(0o755 if path.is_dir() else 0o644)
 
 
+def keep_private(root: Path) -> None:
+    """Make the tree under ``root`` readable by this process's user only (700/600)."""
+    for path in [root, *root.rglob("*")]:
+        if not path.is_symlink():
+            path.chmod(0o700 if path.is_dir() else 0o600)
+
+
+def share_with_worker(root: Path, uid: int) -> None:
+    """Let exactly one worker read the tree under ``root``, and nobody else.
+
+    As root: owner root, group the worker's leased uid (its gid too), folders 750 and files
+    640, so a concurrent grade's worker (another uid) can read nothing of this submission,
+    and the worker itself can read but not change it. Not as root the worker runs as this
+    very user, so the tree is simply private.
+    """
+    if os.geteuid() != 0:
+        keep_private(root)
+        return
+    for path in [root, *root.rglob("*")]:
+        if path.is_symlink():
+            continue
+        os.chown(path, 0, uid)
+        path.chmod(0o750 if path.is_dir() else 0o640)
+
+
+_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds used by process ``pid`` and its descendants (their reaped children too).
+
+    What a concurrent neighbour does cannot show up here, unlike in wall-clock time, so a
+    budget counted this way is the same on an idle machine and a loaded one.
+    """
+    stats: dict[int, tuple[int, float]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as fh:
+                raw = fh.read()
+        except OSError:
+            continue
+        fields = raw[raw.rfind(")") + 2 :].split()  # the name in parentheses may hold spaces
+        try:
+            ppid = int(fields[1])
+            ticks = sum(int(x) for x in fields[11:15])  # utime stime cutime cstime
+        except (IndexError, ValueError):
+            continue
+        stats[int(entry)] = (ppid, ticks / _TICKS)
+    children: dict[int, list[int]] = {}
+    for child, (parent, _) in stats.items():
+        children.setdefault(parent, []).append(child)
+    total, todo = 0.0, [pid]
+    while todo:
+        current = todo.pop()
+        if current in stats:
+            total += stats[current][1]
+        todo.extend(children.get(current, []))
+    return total
+
+
 def kill_uid(uid: int) -> int:
     """SIGKILL every process whose real uid is ``uid``; returns how many were signalled.
 
@@ -368,6 +442,10 @@ class _Deadline(Exception):
     """A call ran out of time (raised by the connection, never seen by tests)."""
 
 
+class _Oversized(Exception):
+    """The worker sent a frame over the size limits (the stream cannot be trusted after it)."""
+
+
 class _Died(Exception):
     """The worker process went away mid-call."""
 
@@ -382,6 +460,11 @@ class _InProcess:
         self.config = config
         self.on_note: Notes = lambda event, name: None
         self.worker: worker.Worker | None = None
+        self.started_cpu = time.process_time()
+
+    def cpu_seconds(self) -> float:
+        """CPU time of this process since the client started (the tests' share included)."""
+        return time.process_time() - self.started_cpu
 
     @property
     def alive(self) -> bool:
@@ -476,6 +559,7 @@ class _Subprocess:
         self.proc: subprocess.Popen[bytes] | None = None
         self.stderr: _OutputTail | None = None
         self.reader = protocol.FrameReader()
+        self.spent = 0.0  # CPU seconds of the workers this connection has already stopped
         self.as_root = os.geteuid() == 0
         self.lease = UidLease(config.uid) if self.as_root else None
         self.uid = self.lease.uid if self.lease else os.getuid()
@@ -488,8 +572,10 @@ class _Subprocess:
         for src in (Path(worker.__file__), Path(protocol.__file__)):
             shutil.copyfile(src, self.runtime / src.name)
         shutil.copyfile(config.probes, self.runtime / "probes.py")
-        open_to_worker(self.runtime)
         self.site, self.site_targets = runtime_site(self.runtime, config.runtime)
+        # This worker, and no other grade's, may read the submission and its own files.
+        share_with_worker(self.runtime, self.uid)
+        share_with_worker(config.root.resolve(), self.uid)
 
     @property
     def alive(self) -> bool:
@@ -599,6 +685,8 @@ class _Subprocess:
                 raise _Died()
             try:
                 frames = self.reader.feed(chunk)
+            except protocol.OversizedFrame:
+                raise _Oversized() from None
             except (ValueError, UnicodeDecodeError):
                 raise _Died() from None
             for frame in frames:
@@ -637,10 +725,16 @@ class _Subprocess:
         text = self.stderr.text(limit).strip()
         return " | ".join(text.splitlines()[-3:])
 
+    def cpu_seconds(self) -> float:
+        """CPU time of every worker this connection ran, the live one included."""
+        live = tree_cpu_seconds(self.proc.pid) if self.proc is not None else 0.0
+        return self.spent + live
+
     def kill(self) -> None:
         proc = self.proc
         if proc is None:
             return
+        self.spent += tree_cpu_seconds(proc.pid)
         try:
             os.killpg(proc.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
@@ -679,7 +773,8 @@ class StudentClient:
       the same message (hypothesis would otherwise re-run a hanging call while shrinking).
     - A student module whose import hangs or kills the worker is blocked: every later
       import of it fails at once, so the tests that do not need it still run.
-    - Once the submission's wall-clock budget is spent, every call fails at once.
+    - Once the submission's budget is spent (CPU time of its workers, or a generous wall
+      clock), every call fails at once.
     """
 
     def __init__(self, config: SandboxConfig) -> None:
@@ -782,6 +877,27 @@ class StudentClient:
         error = reply.error or {}
         return str(error.get("message") or error.get("type") or "it did not import")
 
+    def _budget_exhausted(self) -> str | None:
+        """Why no more student code may run, or None.
+
+        The budget counts the CPU time of this grade's own workers, so a busy neighbour on
+        the machine cannot cost anyone points; a wall clock of several times the budget still
+        stops code that only sleeps.
+        """
+        budget = self.config.limits.budget
+        if self._conn.cpu_seconds() > budget:
+            return (
+                f"grading stopped after your code used {budget:g} s of CPU time (the "
+                "submission's budget), so the remaining checks were not run"
+            )
+        wall = _WALL_FACTOR * budget
+        if self.elapsed > wall:
+            return (
+                f"grading stopped after {wall:g} s of wall-clock time (your code waited or slept "
+                "for most of it), so the remaining checks were not run"
+            )
+        return None
+
     # -- the API the tests use
     def call(self, probe: str, *args: Any, label: str | None = None) -> Any:
         """Run one probe in the worker and return its plain-data value.
@@ -816,12 +932,9 @@ class StudentClient:
         what = label or probe
         if what in self._hung:
             raise ProbeTimeout(self._hung[what], label=label)
-        if self.elapsed > self.config.limits.budget:
-            raise BudgetExhausted(
-                f"grading stopped after {self.config.limits.budget:g} s: this submission used up "
-                "its time budget, so the remaining checks were not run",
-                label=label,
-            )
+        exhausted = self._budget_exhausted()
+        if exhausted:
+            raise BudgetExhausted(exhausted, label=label)
         protocol.check_plain(list(args), f"the arguments of probe {probe}")
         self.calls += 1
         try:
@@ -842,6 +955,13 @@ class StudentClient:
             )
             self._hung[what] = message
             raise ProbeTimeout(message, label=label) from None
+        except _Oversized:
+            self._restart_after_fault()
+            raise BadValue(
+                f"the value returned for {what} is too large to be checked (over "
+                f"{protocol.MAX_FRAME // (1024 * 1024)} MiB or {protocol.MAX_WIRE_ITEMS} items)",
+                label=label,
+            ) from None
         except _Died:
             how = self._conn.exit_description() if isinstance(self._conn, _Subprocess) else ""
             culprit = self._importing[-1] if self._importing else None

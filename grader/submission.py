@@ -19,7 +19,7 @@ from pathlib import Path, PurePosixPath
 
 from .assignment import Assignment
 from .errors import SubmissionError
-from .sandbox import open_to_worker
+from .sandbox import keep_private
 from .worker import MISSING_LIST
 
 __all__ = ["Located", "locate", "stage"]
@@ -200,8 +200,8 @@ def locate(submission: Path, assignment: Assignment) -> Located:
 def stage(assignment: Assignment, located: Located, dest: Path) -> Path:
     """Write the grading tree: student files over the course's provided/solved/stubbed ones.
 
-    Everything is world-readable and root-owned, so the unprivileged worker can read it but
-    change nothing.
+    The tree is private to this process; the sandbox shares it with the one worker that
+    grades it (``sandbox.share_with_worker``), so no other grade's worker can read it.
     """
     from .skeleton import make_skeleton
 
@@ -225,7 +225,7 @@ def stage(assignment: Assignment, located: Located, dest: Path) -> Path:
         write(rel, data)
     missing = sorted(Path(rel).stem for rel in located.missing)
     (dest / MISSING_LIST).write_text("\n".join(missing) + "\n", encoding="utf-8")
-    open_to_worker(dest)
+    keep_private(dest)
     return dest
 
 

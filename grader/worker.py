@@ -54,12 +54,19 @@ def _student_frames(tb: types.TracebackType | None, root: Path) -> str:
     return "\n".join(lines[-16:])
 
 
+def _shorten(text: str, limit: int = 2000) -> str:
+    """A student's exception message, cut to what a report can show (it may be huge)."""
+    if len(text) <= limit:
+        return text
+    return f"{text[: limit - 200]} ... [{len(text) - limit + 200} characters cut] ... {text[-150:]}"
+
+
 def _describe_exception(exc: BaseException) -> str:
     if isinstance(exc, SystemExit):
         return f"called sys.exit({exc.code!r})"
     if isinstance(exc, KeyboardInterrupt):
         return "raised KeyboardInterrupt"
-    text = str(exc)
+    text = _shorten(str(exc))
     return f"raised {type(exc).__name__}: {text}" if text else f"raised {type(exc).__name__}"
 
 
@@ -314,7 +321,7 @@ class Worker:
             if isinstance(exc, SystemExit):
                 message = f"sys.exit({exc.code!r}) was called"
             else:
-                message = str(exc)
+                message = _shorten(str(exc))
             error = protocol.StudentError(type(exc).__name__, message, frames).to_json()
             return protocol.Reply(call.id, False, error=error)
 

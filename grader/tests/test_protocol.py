@@ -78,3 +78,21 @@ def test_reply_with_wrong_version_is_rejected() -> None:
     data["v"] = 99
     with pytest.raises(ValueError):
         Reply.from_json(data)
+
+
+def test_a_frame_of_millions_of_lists_is_refused_before_decoding() -> None:
+    import tracemalloc
+
+    from grader.protocol import MAX_FRAME, FrameReader, OversizedFrame
+
+    body = b'{"type":"reply","v":1,"id":1,"ok":true,"value":[' + b"[]," * 1_000_000 + b"[]]}"
+    assert len(body) < MAX_FRAME  # within the byte limit: only the item count can refuse it
+    frame = len(body).to_bytes(4, "big") + body
+    tracemalloc.start()
+    try:
+        with pytest.raises(OversizedFrame, match="items"):
+            FrameReader().feed(frame)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 * len(frame), peak  # the bytes and a copy, not a million lists

@@ -63,6 +63,18 @@ FILES = {
 
         def hog():
             return len(bytearray(4 * 1024 * 1024 * 1024))
+
+        def burn(seconds):
+            import time
+            end = time.process_time() + seconds
+            while time.process_time() < end:
+                pass
+            return 1
+
+        def nap(seconds):
+            import time
+            time.sleep(seconds)
+            return 1
     """,
     "broken.py": "def f(:\n    pass\n",
     "slow.py": "while True:\n    pass\n",
@@ -175,8 +187,30 @@ def test_budget_stops_every_later_call(package: Path) -> None:
     )
     with StudentClient(config) as c:
         time.sleep(0.01)
-        with pytest.raises(Exception, match="used up its time budget"):
+        with pytest.raises(Exception, match="grading stopped after"):
             c.call("call", "mul", 1.0, 1.0)
+
+
+def test_budget_counts_the_workers_cpu_time_not_the_wall_clock(package: Path) -> None:
+    # Without the package's hanging import (its preload alone would burn the budget).
+    quiet = Path(tempfile.mkdtemp(prefix="grader-test-quiet-"))
+    shutil.copytree(package / "minitorch", quiet / "minitorch")
+    (quiet / "minitorch" / "__init__.py").write_text("from .ops import *\n")
+    for name in ("slow.py", "broken.py"):
+        (quiet / "minitorch" / name).unlink()
+    shutil.copyfile(package / "probes.py", quiet / "probes.py")
+    limits = Limits(budget=1.0, probe_timeout=5.0)
+    config = SandboxConfig(root=quiet, probes=quiet / "probes.py", limits=limits)
+    with StudentClient(config) as c:
+        # Waiting (a neighbour hogging the CPU looks the same from here) costs nothing...
+        assert c.call("call", "nap", 0.6) == 1
+        assert c.call("call", "nap", 0.6) == 1
+        assert c.call("call", "mul", 2.0, 2.0) == 4.0
+        # ...while the worker's own CPU time does.
+        assert c.call("call", "burn", 1.2) == 1
+        with pytest.raises(Exception, match="of CPU time"):
+            c.call("call", "mul", 1.0, 1.0)
+    shutil.rmtree(quiet, ignore_errors=True)
 
 
 def test_memory_limit_turns_a_memory_bomb_into_an_error(package: Path) -> None:
