@@ -110,6 +110,12 @@ class Assignment:
         raise KeyError(task_id)
 
     @property
+    def secret_dirs(self) -> tuple[Path, ...]:
+        """Folders student code must never read: the hidden tests' and the reference's."""
+        dirs = {(self.tests_dir / name).parent for name in self.hidden_tests}
+        return tuple(sorted(dirs | {self.reference_dir}))
+
+    @property
     def student_files(self) -> tuple[str, ...]:
         """Every file taken from a submission: the editable ones, then the fallback ones."""
         return self.editable + self.fallback

@@ -30,6 +30,25 @@ def _clip(text: str, limit: int = _MAX_OUTPUT) -> str:
     return text[:limit] + f"\n... ({len(text) - limit} more characters cut)"
 
 
+def _score_line(scored: Scored) -> str:
+    """The first line of the student-visible output.
+
+    While some tests are hidden (Gradescope keeps the total hidden then), it tells only what
+    the visible tests scored, so a student cannot learn before the due date that hidden tests
+    fail and resubmit to probe them.
+    """
+    shown = [t for t in scored.tests if t.visibility == "visible"]
+    if len(shown) == len(scored.tests):
+        return f"Score: {scored.score:g} / {scored.max_score:g}"
+    got = sum(round(t.score * 100) for t in shown) / 100
+    out_of = sum(round(t.max_score * 100) for t in shown) / 100
+    rest = round(scored.max_score - out_of, 2)
+    return (
+        f"Score: {got:g} / {out_of:g} on the tests shown now; {rest:g} more points are in "
+        "tests shown after the due date, with your total."
+    )
+
+
 def to_results(scored: Scored, *, execution_time: float, output: str = "") -> dict[str, Any]:
     tests = []
     for t in scored.tests:
@@ -49,7 +68,7 @@ def to_results(scored: Scored, *, execution_time: float, output: str = "") -> di
                 "tags": [f"task {o.task}"],
             }
         )
-    lines = [f"Score: {scored.score:g} / {scored.max_score:g}", *scored.messages]
+    lines = [_score_line(scored), *scored.messages]
     if output:
         lines.append(output)
     return {

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from .protocol import StudentError, StudentFault
+from .protocol import BudgetExhausted, ProbeTimeout, StudentError, StudentFault
 
 MODES = ("inprocess", "sandbox")
 PROFILES = ("grading", "student")
@@ -30,6 +30,8 @@ class _State:
     profile: str
     assignment: Any = None  # grader.assignment.Assignment, when --assignment-toml is given
     outcomes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    client: Any = None  # the session's StudentClient, once a test asked for it
+    shown: set[str] = field(default_factory=set)  # causes whose full message a test showed
 
 
 _STATE = pytest.StashKey[_State]()
@@ -216,8 +218,14 @@ def student(request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
             mode=state.mode,
             limits=dataclasses.replace(limits, **overrides),
             call_log=Path(log) if log else None,
+            **(
+                {"runtime": state.assignment.runtime, "hide": state.assignment.secret_dirs}
+                if state.assignment is not None
+                else {}
+            ),
         )
     )
+    state.client = client
     yield client
     client.close()
 
@@ -243,7 +251,36 @@ def _example_notes(exc: BaseException) -> list[str]:
     ]
 
 
-def render_failure(exc: BaseException) -> str | None:
+def _repeated(fault: StudentFault, shown: set[str]) -> str | None:
+    """One line for a fault whose cause an earlier test already showed in full, else None.
+
+    A file that does not import, a call that hangs or the spent budget fail every test that
+    needs them; the first shows the whole story (and the report's top names it), the rest
+    say so in a line instead of repeating it thirty times.
+    """
+    import re
+
+    if isinstance(fault, StudentError) and fault.type_name == "ImportError":
+        found = re.match(r"(minitorch/\w+\.py)\b", fault.message)
+        if not found:
+            return None
+        key, line = found.group(1), f"not run: {found.group(1)} did not import (see above)"
+    elif isinstance(fault, ProbeTimeout):
+        key, line = (
+            f"timeout:{fault.message}",
+            "not run: the same call timed out before (see above)",
+        )
+    elif isinstance(fault, BudgetExhausted):
+        key, line = "budget", "not run: the time budget was used up (see above)"
+    else:
+        return None
+    if key in shown:
+        return line
+    shown.add(key)
+    return None
+
+
+def render_failure(exc: BaseException, shown: set[str] | None = None) -> str | None:
     """A short message for a student, or None to keep pytest's own report.
 
     Student faults show what their code did (with their own frames only); explicit check
@@ -256,12 +293,21 @@ def render_failure(exc: BaseException) -> str | None:
         notes = notes or _example_notes(candidate)
     for candidate in candidates:
         if isinstance(candidate, StudentFault):
+            repeated = _repeated(candidate, shown) if shown is not None else None
+            if repeated is not None:
+                return repeated
             text = candidate.headline()
             if isinstance(candidate, StudentError) and candidate.traceback:
                 text += "\nTraceback (your code, most recent call last):\n" + candidate.traceback
             return "\n".join([text, *notes])
     for candidate in candidates:
         if isinstance(candidate, pytest.fail.Exception) and not candidate.pytrace:
+            # A check that words a student fault itself (support.ask) keeps it as context.
+            context = candidate.__cause__ or candidate.__context__
+            if isinstance(context, StudentFault) and shown is not None:
+                repeated = _repeated(context, shown)
+                if repeated is not None:
+                    return repeated
             return "\n".join([str(candidate.msg), *notes])
     return None
 
@@ -272,7 +318,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
     if _STATE not in item.config.stash:
         return report
     if call.excinfo is not None and report.failed:
-        text = render_failure(call.excinfo.value)
+        text = render_failure(call.excinfo.value, item.config.stash[_STATE].shown)
         if text is not None:
             report.longrepr = text
     return report
@@ -299,6 +345,13 @@ class _Recorder:
             entry["outcome"] = "skipped"
         for key, value in report.user_properties:
             entry[key] = value
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_json_modifyreport(self, json_report: dict[str, Any]) -> None:
+        """Hand the causes that stopped student code to the grader (pytest-json-report)."""
+        client = self.state.client
+        problems = list(client.problems.values()) if client is not None else []
+        json_report["student_problems"] = [p.to_json() for p in problems]
 
     def pytest_terminal_summary(self, terminalreporter: Any, config: pytest.Config) -> None:
         if not config.getoption("score_table"):

@@ -102,10 +102,43 @@ def run_tests(
 
 
 def exposed_secrets(assignment: Assignment) -> list[Path]:
-    """Hidden tests and reference files that student code could read without bubblewrap."""
+    """Hidden tests and reference files that student code could read without bubblewrap.
+
+    As root the worker runs as another user, so only files readable by others are exposed;
+    otherwise it runs as this very user and can read all of them.
+    """
     secrets = [p for p in assignment.test_files() if p.is_file() and "hidden" in p.parts]
     secrets += sorted((assignment.reference_dir / "minitorch").glob("*.py"))
+    if os.geteuid() != 0:
+        return secrets
     return [p for p in secrets if readable_by_others(p)]
+
+
+#: Submission-level statuses, most telling first: a submission gets the first that applies.
+STATUSES = ("bad-submission", "empty", "import-error", "crashed", "timeout", "ok")
+
+
+def submission_status(located: Located, problems: Any) -> tuple[str, list[str]]:
+    """The submission's status for a TA's table, and one message per cause for its report.
+
+    ``problems`` is what the plugin recorded (``student_problems`` in pytest's JSON report):
+    files that did not import, calls that timed out, crashes, a spent budget.
+    """
+    if not located.files:
+        return "empty", []
+    kinds: set[str] = set()
+    messages: list[str] = []
+    for problem in problems if isinstance(problems, list) else []:
+        if not isinstance(problem, dict):
+            continue
+        kind, message = str(problem.get("kind", "")), str(problem.get("message", ""))
+        if kind in STATUSES and message:
+            kinds.add(kind)
+            messages.append(message)
+    if located.missing:
+        kinds.add("import-error")
+    status = next((s for s in STATUSES if s in kinds), "ok")
+    return status, messages
 
 
 def use_course_copies(assignment: Assignment, located: Located, root: Path, mode: str) -> list[str]:
@@ -118,13 +151,7 @@ def use_course_copies(assignment: Assignment, located: Located, root: Path, mode
     present = [rel for rel in assignment.fallback if rel in located.files]
     if not present:
         return []
-    config = SandboxConfig(
-        root=root,
-        probes=assignment.probes_file,
-        mode=mode,
-        limits=assignment.limits,
-        runtime=assignment.runtime,
-    )
+    config = sandbox_config(assignment, root, mode)
     problems: dict[str, str] = {}
     with StudentClient(config) as client:
         for rel in present:
@@ -138,12 +165,22 @@ def use_course_copies(assignment: Assignment, located: Located, root: Path, mode
     return notes
 
 
+def sandbox_config(assignment: Assignment, root: Path, mode: str) -> SandboxConfig:
+    """How the worker for ``root`` runs, from the assignment (the plugin builds the same)."""
+    return SandboxConfig(
+        root=root,
+        probes=assignment.probes_file,
+        mode=mode,
+        limits=assignment.limits,
+        runtime=assignment.runtime,
+        hide=assignment.secret_dirs,
+    )
+
+
 def _defence_notes(mode: str, assignment: Assignment, root: Path) -> dict[str, bool]:
     if mode != "sandbox":
         return {"separate_process": False}
-    return defences(
-        SandboxConfig(root=root, probes=assignment.probes_file, mode=mode, limits=assignment.limits)
-    )
+    return defences(sandbox_config(assignment, root, mode))
 
 
 def grade(
@@ -162,27 +199,37 @@ def grade(
         except SubmissionError as exc:
             message = f"Your submission could not be read: {exc}"
             results = gradescope.error_results(
-                assignment, message, execution_time=time.monotonic() - started
+                assignment,
+                message,
+                execution_time=time.monotonic() - started,
+                extra={"status": "bad-submission", "problem": message},
             )
             gradescope.validate_results(results)
             return GradeResult(results, None, "")
         root = stage(assignment, located, workdir / "stage")
         workdir.chmod(0o755)
         defences = _defence_notes(mode, assignment, root)
-        if mode == "sandbox" and not defences.get("private_filesystem"):
+        if mode == "sandbox" and not defences.get("hidden_course_files"):
             exposed = exposed_secrets(assignment)
             if exposed:
-                raise ConfigError(
-                    "student code could read the hidden tests and the reference here (no "
-                    "private filesystem: bubblewrap is missing or cannot run). Install "
-                    "bubblewrap, or make them private: chmod -R go-rwx "
+                fix = (
+                    "make them private: chmod -R go-rwx "
                     + " ".join(sorted({str(p.parent) for p in exposed}))
+                    if os.geteuid() == 0
+                    else "grade as root (the worker then runs as another user)"
+                )
+                raise ConfigError(
+                    "student code could read the hidden tests and the reference here "
+                    "(bubblewrap is missing or cannot run, and this kernel allows no mount "
+                    f"namespace to hide them). Install bubblewrap, or {fix}"
                 )
         notes = list(located.notes)
         notes += use_course_copies(assignment, located, root, mode)
         report, output, code = run_tests(assignment, root, mode=mode, extra_args=extra_args)
         outcomes = outcomes_from_json_report(report)
-        messages = notes
+        status, problems = submission_status(located, report.get("student_problems"))
+        # The causes first, once: every test they stopped says only "not run: see above".
+        messages = [*problems, *notes]
         absent = [p for p in assignment.test_files() if not p.is_file()]
         if absent:
             messages.append(
@@ -203,6 +250,8 @@ def grade(
             )
         extra = {
             "assignment": assignment.name,
+            "status": status,
+            "problem": "; ".join(p.splitlines()[0] for p in problems),
             "mode": mode,
             "defences": defences,
             "files": {

@@ -49,6 +49,7 @@ from .protocol import (
 )
 
 __all__ = [
+    "Problem",
     "SandboxConfig",
     "StudentClient",
     "WORKER_UID",
@@ -84,6 +85,7 @@ class SandboxConfig:
     uid: int = WORKER_UID
     call_log: Path | None = None  # JSON lines of every call and its answer (grader audit)
     runtime: tuple[str, ...] = ("numpy", "typing_extensions")  # assignment.toml [runtime]
+    hide: tuple[Path, ...] = ()  # course folders the worker must not see (Assignment.secret_dirs)
 
 
 # --------------------------------------------------------------------------- host facts
@@ -100,6 +102,51 @@ def _can_unshare_net() -> bool:
     if pid == 0:  # pragma: no cover - child
         ok = _libc().unshare(_CLONE_NEWNET) == 0
         os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    return os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+
+
+_CLONE_NEWNS = 0x00020000
+_CLONE_NEWUSER = 0x10000000
+_MS_RDONLY, _MS_NOSUID, _MS_NODEV, _MS_REC, _MS_PRIVATE = 1, 2, 4, 1 << 14, 1 << 18
+
+
+def _hide_folders(folders: tuple[Path, ...], as_root: bool) -> None:
+    """Put this process in its own mount (and network) namespace where ``folders`` are empty.
+
+    The fallback for machines without bubblewrap: an empty read-only tmpfs is mounted over
+    each course folder, so the worker sees nothing there whatever the files' modes are. Not
+    as root this needs an unprivileged user namespace (Debian and Ubuntu allow them).
+    Raises OSError when the kernel refuses.
+    """
+    libc = _libc()
+    flags = _CLONE_NEWNS | _CLONE_NEWNET | (0 if as_root else _CLONE_NEWUSER)
+    if libc.unshare(flags) != 0:
+        raise OSError(ctypes.get_errno(), "unshare")
+    if libc.mount(None, b"/", None, _MS_REC | _MS_PRIVATE, None) != 0:
+        raise OSError(ctypes.get_errno(), "mount --make-rprivate /")
+    for folder in folders:
+        if not folder.is_dir():
+            continue
+        target = str(folder).encode()
+        flags = _MS_RDONLY | _MS_NOSUID | _MS_NODEV
+        if libc.mount(b"tmpfs", target, b"tmpfs", flags, b"size=4k") != 0:
+            raise OSError(ctypes.get_errno(), f"mount tmpfs on {folder}")
+
+
+@functools.cache
+def _can_hide(folders: tuple[Path, ...]) -> bool:
+    """Whether ``_hide_folders`` works here (tried once, in a throwaway child)."""
+    if not folders:
+        return False
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - child
+        try:
+            _hide_folders(folders, os.geteuid() == 0)
+            hidden = all(not any(f.iterdir()) for f in folders if f.is_dir())
+            os._exit(0 if hidden else 1)
+        except BaseException:
+            os._exit(1)
     _, status = os.waitpid(pid, 0)
     return os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
 
@@ -294,6 +341,7 @@ def defences(config: SandboxConfig) -> dict[str, bool]:
     root = os.geteuid() == 0
     python = _worker_python(_probe_uid(config))
     bwrap = _bwrap_works(python, _probe_uid(config))
+    hiding = not bwrap and _can_hide(config.hide)
     return {
         "separate_process": True,
         "rlimits": True,
@@ -301,7 +349,9 @@ def defences(config: SandboxConfig) -> dict[str, bool]:
         "unprivileged_uid": root,
         "kill_leftover_processes": root,
         "private_filesystem": bwrap,
-        "no_network": bwrap or _can_unshare_net(),
+        # bubblewrap shows the worker none of them; without it a mount namespace hides them
+        "hidden_course_files": bwrap or hiding,
+        "no_network": bwrap or hiding or _can_unshare_net(),
         "memory_cgroup": memory_cgroup(_probe_uid(config), config.limits.memory_mb) is not None,
     }
 
@@ -565,7 +615,8 @@ class _Subprocess:
         self.uid = self.lease.uid if self.lease else os.getuid()
         self.python = _worker_python(_probe_uid(config))
         self.bwrap = _bwrap_works(self.python, _probe_uid(config))
-        self.netns = not self.bwrap and _can_unshare_net()
+        self.hiding = not self.bwrap and _can_hide(config.hide)
+        self.netns = not self.bwrap and not self.hiding and _can_unshare_net()
         self.cgroup = memory_cgroup(self.uid, config.limits.memory_mb) if self.as_root else None
         # The worker's own files live outside the submission, readable by the worker user.
         self.runtime = Path(tempfile.mkdtemp(prefix="grader-worker-"))
@@ -605,6 +656,8 @@ class _Subprocess:
                 (self.cgroup / "cgroup.procs").write_text(str(os.getpid()))
             except OSError:
                 pass
+        if self.hiding:
+            _hide_folders(self.config.hide, self.as_root)
         if self.as_root:
             if self.netns:
                 libc.unshare(_CLONE_NEWNET)
@@ -766,6 +819,22 @@ class _Subprocess:
 
 
 # --------------------------------------------------------------------------- the client
+@dataclass(frozen=True)
+class Problem:
+    """Something that stopped student code from running, for the report's first lines.
+
+    ``kind`` is the submission-level status it leads to (``import-error``, ``timeout``,
+    ``crashed``); ``key`` names the cause (a file, a function); ``message`` says what happened.
+    """
+
+    kind: str
+    key: str
+    message: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"kind": self.kind, "key": self.key, "message": self.message}
+
+
 class StudentClient:
     """What the tests call. Owns one worker at a time and the rules for faults.
 
@@ -790,6 +859,9 @@ class StudentClient:
         self._hung: dict[str, str] = {}
         self.restarts = 0
         self.calls = 0
+        #: One entry per cause that stopped student code from running: a file that did not
+        #: import, a call that timed out, a crash, the budget. Reported once, at the top.
+        self.problems: dict[str, Problem] = {}
 
     # -- bookkeeping
     def _on_note(self, event: str, name: str) -> None:
@@ -934,6 +1006,7 @@ class StudentClient:
             raise ProbeTimeout(self._hung[what], label=label)
         exhausted = self._budget_exhausted()
         if exhausted:
+            self._note("timeout", "budget", exhausted)
             raise BudgetExhausted(exhausted, label=label)
         protocol.check_plain(list(args), f"the arguments of probe {probe}")
         self.calls += 1
@@ -947,6 +1020,7 @@ class StudentClient:
             self._restart_after_fault()
             if culprit is not None:
                 self._blocked[culprit] = self._import_fault(culprit, _Deadline())
+                self._note_import(self._blocked[culprit])
                 raise StudentError("ImportError", self._blocked[culprit], label=label) from None
             limit = self.config.limits.probe_timeout
             message = (
@@ -954,6 +1028,7 @@ class StudentClient:
                 "the worker was stopped; later calls of it fail the same way without waiting)"
             )
             self._hung[what] = message
+            self._note("timeout", what, message)
             raise ProbeTimeout(message, label=label) from None
         except _Oversized:
             self._restart_after_fault()
@@ -968,13 +1043,28 @@ class StudentClient:
             self._restart_after_fault()
             if culprit is not None:
                 self._blocked[culprit] = self._import_fault(culprit, _Died())
+                self._note_import(self._blocked[culprit])
                 raise StudentError("ImportError", self._blocked[culprit], label=label) from None
-            raise WorkerCrashed(
-                f"the process running your code died ({how}) in {what}", label=label
-            ) from None
-        if not reply.ok and reply.error is not None and label and not reply.error.get("label"):
-            reply = Reply(reply.id, False, error={**reply.error, "label": label})
+            message = f"the process running your code died ({how}) in {what}"
+            self._note("crashed", what, message)
+            raise WorkerCrashed(message, label=label) from None
+        if not reply.ok and reply.error is not None:
+            if reply.error.get("type") == "ImportError":
+                self._note_import(str(reply.error.get("message", "")))
+            if label and not reply.error.get("label"):
+                reply = Reply(reply.id, False, error={**reply.error, "label": label})
         return reply.value
+
+    def _note(self, kind: str, key: str, message: str) -> None:
+        self.problems.setdefault(f"{kind}:{key}", Problem(kind, key, message))
+
+    def _note_import(self, message: str) -> None:
+        """A student file that did not import (its message starts with the file's name)."""
+        import re
+
+        found = re.match(r"(minitorch/\w+\.py)\b", message)
+        if found:
+            self._note("import-error", found.group(1), message)
 
     def close(self) -> None:
         self._conn.close()

@@ -89,3 +89,17 @@ def test_per_test_points_add_up_to_each_task_and_the_total() -> None:
     assert abs(sum(t.max_score for t in scored.tests) - 100) < 1e-9
     assert abs(sum(t.score for t in scored.tests) - scored.score) < 1e-9
     assert abs(sum(t.score for t in scored.tasks) - scored.score) < 1e-9
+
+
+def test_visible_output_tells_only_what_visible_tests_scored() -> None:
+    tasks = (Task("0.1", "ops", 40.0), Task("0.3", "hof", 25.0), Task("0.4", "mod", 35.0))
+    a = dataclasses.replace(M0, tasks=tasks)
+    outcomes = [outcome("a", "0.1", True), outcome("b", "0.1", False, hidden=True)]
+    outcomes += [outcome("c", "0.3", True), outcome("d", "0.4", True)]
+    doc = to_results(score(outcomes, a), execution_time=1.0)
+    first = doc["output"].splitlines()[0]
+    assert doc["score"] == 80  # the true total stays in the document (Gradescope hides it)
+    assert first.startswith("Score: 80 / 80 on the tests shown now; 20 more points")
+    assert "80 / 100" not in doc["output"]
+    visible = to_results(score([outcome("a", "0.1", True)], a), execution_time=1.0)
+    assert visible["output"].splitlines()[0] == "Score: 40 / 100"
