@@ -395,6 +395,7 @@ def run_container(
     *,
     name_hint: str = "",
     labels: dict[str, str] | None = None,
+    environment: dict[str, str] | None = None,
 ) -> ContainerRun:
     """Create, feed, start, wait for and remove one grading container."""
     import docker.errors
@@ -430,7 +431,7 @@ def run_container(
                 # Without a user namespace a container's uids are the host's: give each
                 # container its own worker uid, so neither a host sandbox's "kill every
                 # process of the worker uid" nor a neighbour's RLIMIT_NPROC count reaches it.
-                environment={"GRADER_WORKER_UID": str(_worker_uid())},
+                environment={**(environment or {}), "GRADER_WORKER_UID": str(_worker_uid())},
                 labels={
                     LABEL: "grading",
                     f"{LABEL}.submission": name_hint[:200],
@@ -574,13 +575,16 @@ def grade_in_container(
     logs_dir: Path | None = None,
     labels: dict[str, str] | None = None,
     log_name: str | None = None,
+    environment: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Grade ``submission`` in a fresh container; write and return the validated results dict.
 
     Never raises for a student's fault: a hang, an exhausted memory limit, a grader crash or
     an unreadable submission all come back as a valid zero-score report that says so (with
-    ``extra_data.container.status``). Raises ``DockerError`` when the engine or image is
-    unusable, since then no submission can be graded and the TA must act.
+    ``extra_data.container.status``). ``environment`` adds variables to the container's
+    (batch passes a reduced hypothesis budget as ``PYTEST_ADDOPTS``). Raises ``DockerError``
+    when the engine or image is unusable, since then no submission can be graded and the TA
+    must act.
     """
     client = client or docker_client()
     image = image or ensure_image(assignment, client=client)
@@ -589,17 +593,20 @@ def grade_in_container(
         limits = ContainerLimits(memory_mb, limits.cpus, limits.pids, limits.timeout)
     start = time.monotonic()
     run = run_container(
-        client, image, Path(submission), limits, name_hint=str(submission), labels=labels
+        client,
+        image,
+        Path(submission),
+        limits,
+        name_hint=str(submission),
+        labels=labels,
+        environment=environment,
     )
     run.extra["image"] = image
     # create -> removed: what a submission costs a TA (``seconds`` stops when it exits)
     run.extra["total_seconds"] = round(time.monotonic() - start, 3)
     doc = report_for(run, assignment, limits)
     if logs_dir is not None and run.logs:
-        logs_dir.mkdir(parents=True, exist_ok=True)
-        (logs_dir / f"{log_name or Path(submission).stem}.log").write_text(
-            run.logs, encoding="utf-8"
-        )
+        write_atomic(logs_dir / f"{log_name or Path(submission).stem}.log", run.logs)
     if out is not None:
         write_json_atomic(Path(out), doc)
     return doc

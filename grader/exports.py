@@ -1,9 +1,14 @@
 """Files for TAs: ``scores.csv`` from a batch, and a Canvas gradebook import CSV.
 
 scores.csv has one row per submission: who (id, name, sid, email from Gradescope's export
-metadata when there is one), the points of each task, the total, a status (``ok``,
-``timeout``, ``oom``, ``error``, ...) and the error message, so a TA can sort by status and
-look only at the rows that need a human.
+metadata when there is one), the points of each task, the total, the submission's status
+and the reason, so a TA can sort by status and look only at the rows that need a human.
+Statuses: ``ok``, ``empty`` (nothing of the assignment found), ``import-error`` (a file did
+not import), ``timeout``, ``crashed`` (the grader or its container died: out of memory, no
+report), ``bad-submission`` (unreadable: not a folder or zip, a broken zip), and
+``not-graded`` (no result at all: the engine failed; the row has no total). It holds
+nothing that varies between two runs of the same grade (no timings), so two runs compare
+byte for byte.
 
 Canvas import: Canvas exports its gradebook as CSV (Student, ID, SIS User ID, SIS Login ID,
 Section, then one column per assignment named "Title (assignment id)", and a "Points
@@ -17,7 +22,7 @@ applies to that column alone. A scores.csv row is matched to a gradebook row by,
 
 Matching ignores case and surrounding spaces. A group submission (sids joined by ";") fills
 the row of every member. A key that matches two gradebook rows is ambiguous and skipped
-with a warning. Rows without a score (status ``error``) leave the gradebook cell unchanged.
+with a warning. Rows without a score (``not-graded``) leave the gradebook cell unchanged.
 """
 
 from __future__ import annotations
@@ -34,16 +39,34 @@ from .errors import ConfigError
 from .files import write_atomic
 
 __all__ = [
+    "STATUSES",
     "ScoreRow",
+    "submission_status",
     "row_from_results",
+    "score_changes",
     "write_scores_csv",
     "read_scores_csv",
     "CanvasImport",
     "canvas_import",
+    "conversion_factor",
 ]
 
 FIXED_COLUMNS = ("id", "name", "sid", "email")
-TAIL_COLUMNS = ("total", "max_score", "status", "error", "seconds")
+TAIL_COLUMNS = ("total", "max_score", "status", "error")
+#: Submission-level statuses (the grader's ``extra_data.status``), then the batch's own.
+STATUSES = ("ok", "empty", "import-error", "timeout", "crashed", "bad-submission")
+NOT_GRADED = "not-graded"
+#: ``extra_data.container.status`` (docker) / ``extra_data.process.status`` (sandbox batch)
+#: of a run that left no usable report of the grader's own -> the submission's status.
+_OUTER_STATUS = {
+    "timeout": "timeout",
+    "oom": "crashed",
+    "no-results": "crashed",
+    "invalid-results": "crashed",
+    "grader-failed": "crashed",
+    "crashed": "crashed",
+    "bad-submission": "bad-submission",
+}
 #: Gradebook columns that identify a student; everything else is a grade column.
 CANVAS_ID_COLUMNS = (
     "Student",
@@ -70,11 +93,42 @@ class ScoreRow:
     max_score: float | None = None
     status: str = "ok"
     error: str = ""
-    seconds: float | None = None
 
 
 def task_column(task_id: str) -> str:
     return f"task {task_id}"
+
+
+def submission_status(results: dict[str, Any]) -> tuple[str, str]:
+    """(status, one-line reason) of a validated results.json; the reason is "" when ok.
+
+    A run that died around the grader (container killed, no report) decides first; then the
+    grader's own ``extra_data.status`` and ``problem``. Reports of a grader older than those
+    fields: a fallback report is ``crashed``, any other error report ``bad-submission``.
+    """
+    extra = results.get("extra_data") if isinstance(results.get("extra_data"), dict) else {}
+    error = str(extra.get("error") or "")
+    for key in ("container", "process"):
+        outer = extra.get(key)
+        if isinstance(outer, dict) and outer.get("status", "ok") != "ok":
+            status = _OUTER_STATUS.get(str(outer["status"]), "crashed")
+            return status, _one_line(error or str(outer.get("problem") or "") or _output(results))
+    status = extra.get("status")
+    if isinstance(status, str) and status:
+        if status == "ok":
+            return "ok", ""
+        return status, _one_line(str(extra.get("problem") or "") or error or _output(results))
+    if extra.get("autograder_fallback"):
+        return "crashed", _one_line(error or _output(results))
+    if error:
+        return "bad-submission", _one_line(error)
+    return "ok", ""
+
+
+def _output(results: dict[str, Any]) -> str:
+    """The report's output without its first line (the score)."""
+    lines = str(results.get("output", "")).splitlines()
+    return " ".join(lines[1:] if lines and lines[0].startswith("Score:") else lines)
 
 
 def row_from_results(
@@ -89,8 +143,8 @@ def row_from_results(
         email=meta.get("email", ""),
     )
     if results is None:
-        row.status = "error"
-        row.error = meta.get("error", "not graded")
+        row.status = NOT_GRADED
+        row.error = _one_line(meta.get("error", "not graded"))
         return row
     extra = results.get("extra_data") if isinstance(results.get("extra_data"), dict) else {}
     for task in extra.get("tasks", []) or []:
@@ -99,13 +153,31 @@ def row_from_results(
     row.total = float(results.get("score", 0.0))
     if isinstance(extra.get("max_score"), (int, float)):
         row.max_score = float(extra["max_score"])
-    container = extra.get("container") if isinstance(extra.get("container"), dict) else {}
-    row.status = str(container.get("status", "ok"))
-    if container.get("seconds") is not None:
-        row.seconds = float(container["seconds"])
-    if row.status != "ok" or extra.get("error"):
-        row.error = _one_line(str(extra.get("error") or results.get("output", "")))
+    row.status, row.error = submission_status(results)
     return row
+
+
+def score_changes(
+    old: dict[str, ScoreRow], new: dict[str, ScoreRow]
+) -> list[tuple[str, list[tuple[str, float | None, float | None]]]]:
+    """Every submission whose total or a task's points differ between two runs.
+
+    Returns ``[(id, [(what, old, new), ...]), ...]`` sorted by id, ``what`` being "total"
+    or "task <id>"; a submission in one run only shows as total None on the other side.
+    """
+    changes = []
+    for ident in sorted(set(old) | set(new)):
+        a, b = old.get(ident), new.get(ident)
+        diffs: list[tuple[str, float | None, float | None]] = []
+        if a is None or b is None or a.total != b.total:
+            diffs.append(("total", a.total if a else None, b.total if b else None))
+        if a is not None and b is not None:
+            for task in sorted(set(a.tasks) | set(b.tasks)):
+                if a.tasks.get(task) != b.tasks.get(task):
+                    diffs.append((f"task {task}", a.tasks.get(task), b.tasks.get(task)))
+        if diffs:
+            changes.append((ident, diffs))
+    return changes
 
 
 def _one_line(text: str, limit: int = 300) -> str:
@@ -138,7 +210,6 @@ def write_scores_csv(rows: Iterable[ScoreRow], assignment: Assignment, path: Pat
                 _fmt(row.max_score if row.max_score is not None else assignment.max_score),
                 row.status,
                 row.error,
-                _fmt(row.seconds),
             ]
         )
     write_atomic(Path(path), buf.getvalue())
@@ -194,6 +265,55 @@ class CanvasImport:
     warnings: list[str] = field(default_factory=list)
 
 
+def grader_max(rows: Iterable[ScoreRow]) -> float | None:
+    """The grader's maximum score as scores.csv states it (None: no row says)."""
+    maxima = [r.max_score for r in rows if r.max_score]
+    return max(maxima) if maxima else None
+
+
+def conversion_factor(
+    grader_max: float | None,
+    canvas_points: float | None,
+    *,
+    scale: bool = False,
+    points: float | None = None,
+    what: str = "Canvas says the assignment",
+) -> float:
+    """What to multiply the grader's scores by to fill a Canvas column; refuses a silent mismatch.
+
+    ``canvas_points`` is what Canvas says the column is worth (None: unknown). ``points``
+    (``--points N``) says it instead, and scales to it; ``scale`` (``--scale``) scales to
+    ``canvas_points``. Equal maxima need neither; a different one needs one of them.
+    """
+    if points is not None:
+        if points <= 0:
+            raise ConfigError(f"--points must be positive, not {points:g}")
+        if canvas_points is not None and abs(canvas_points - points) > 1e-9:
+            raise ConfigError(
+                f"--points {points:g}, but {what} is worth {canvas_points:g} points; "
+                "fix one of them"
+            )
+        target = points
+    elif canvas_points is not None:
+        target = canvas_points
+    elif scale:
+        raise ConfigError(
+            f"--scale needs the points the Canvas column is worth, and {what} is worth an "
+            "unknown number of points here; give --points N instead"
+        )
+    else:
+        return 1.0
+    if grader_max is None or abs(grader_max - target) < 1e-9:
+        return 1.0
+    if scale or points is not None:
+        return target / grader_max
+    raise ConfigError(
+        f"{what} is worth {target:g} points but the grader scored out of {grader_max:g}; "
+        f"nothing was written. Pass --scale to convert (x{target / grader_max:g}), or "
+        "--points N to say what the column is worth"
+    )
+
+
 def _norm(value: str) -> str:
     return value.strip().casefold()
 
@@ -242,12 +362,16 @@ def canvas_import(
     out: Path,
     *,
     scale: bool = False,
+    points: float | None = None,
 ) -> CanvasImport:
     """Fill ``column`` of Canvas' exported gradebook from scores.csv; write the import CSV.
 
     The output keeps Canvas' identifying columns and ``column`` only, so importing it cannot
     touch any other assignment. With ``scale``, scores are scaled to the column's "Points
-    Possible" (for a Canvas assignment worth, say, 10 points while the grader scores of 100).
+    Possible" (for a Canvas assignment worth, say, 10 points while the grader scores of 100);
+    ``points`` says what the column is worth and scales to it. A mismatch without either is
+    refused (``ConfigError``), and so is a scores.csv of which no row matches a student: an
+    import that changes nothing is a mistake, never a result.
     """
     header, rows = _read_gradebook(gradebook)
     column = _find_column(header, column, gradebook)
@@ -258,21 +382,16 @@ def canvas_import(
     for row in rows:
         if _is_points_row(row):
             try:
-                points_possible = float(row.get(column, "").strip())
+                points_possible = float(row.get(column, "").strip()) or None
             except ValueError:
                 points_possible = None
-    max_scores = {r.max_score for r in score_rows if r.max_score}
-    factor = 1.0
-    if points_possible and max_scores and max_scores != {points_possible}:
-        grader_max = max(max_scores)
-        if scale:
-            factor = points_possible / grader_max
-        else:
-            report.warnings.append(
-                f"Canvas says {column!r} is worth {points_possible:g} points but the grader "
-                f"scored out of {grader_max:g}; grades are copied as they are (use --scale "
-                "to scale them)"
-            )
+    factor = conversion_factor(
+        grader_max(score_rows),
+        points_possible,
+        scale=scale,
+        points=points,
+        what=f"the gradebook says {column!r}",
+    )
 
     index: dict[str, dict[str, list[int]]] = {c: {} for c in _MATCH_COLUMNS}
     for i, row in enumerate(rows):
@@ -331,6 +450,16 @@ def canvas_import(
             filled[i] = points
             report.matched.append((srow.id, rows[i].get("Student", ""), points))
 
+    if not report.matched:
+        scored = [r for r in score_rows if r.total is not None]
+        if not scored:
+            raise ConfigError(f"{scores}: no row has a score (nothing to import)")
+        raise ConfigError(
+            f"none of the {len(scored)} scores of {scores} matched a student of {gradebook} "
+            "(tried each row's sid against SIS User ID, SIS Login ID and ID, its email against "
+            "SIS Login ID, its id against all three). Is this the right course's gradebook, "
+            "and does scores.csv have sid/email columns (Gradescope's export fills them)?"
+        )
     keep = [c for c in header if c in CANVAS_ID_COLUMNS]
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")

@@ -21,6 +21,7 @@ from .assignment import Assignment
 from .errors import ConfigError, SubmissionError
 from .sandbox import SandboxConfig, StudentClient, defences, readable_by_others
 from .scoring import Scored, outcomes_from_json_report, score
+from .secret import secret_path
 from .submission import Located, course_copy, locate, stage
 
 __all__ = ["GradeResult", "grade", "run_tests"]
@@ -109,6 +110,7 @@ def exposed_secrets(assignment: Assignment) -> list[Path]:
     """
     secrets = [p for p in assignment.test_files() if p.is_file() and "hidden" in p.parts]
     secrets += sorted((assignment.reference_dir / "minitorch").glob("*.py"))
+    secrets += [p for p in [secret_path(assignment)] if p.is_file()]
     if os.geteuid() != 0:
         return secrets
     return [p for p in secrets if readable_by_others(p)]
@@ -118,14 +120,18 @@ def exposed_secrets(assignment: Assignment) -> list[Path]:
 STATUSES = ("bad-submission", "empty", "import-error", "crashed", "timeout", "ok")
 
 
-def submission_status(located: Located, problems: Any) -> tuple[str, list[str]]:
+def grade_status(assignment: Assignment, located: Located, problems: Any) -> tuple[str, list[str]]:
     """The submission's status for a TA's table, and one message per cause for its report.
 
     ``problems`` is what the plugin recorded (``student_problems`` in pytest's JSON report):
     files that did not import, calls that timed out, crashes, a spent budget.
     """
     if not located.files:
-        return "empty", []
+        return "empty", [
+            "No editable file was found in the submission: "
+            + ", ".join(assignment.editable)
+            + " were expected (inside minitorch/ or at the top level)."
+        ]
     kinds: set[str] = set()
     messages: list[str] = []
     for problem in problems if isinstance(problems, list) else []:
@@ -227,7 +233,7 @@ def grade(
         notes += use_course_copies(assignment, located, root, mode)
         report, output, code = run_tests(assignment, root, mode=mode, extra_args=extra_args)
         outcomes = outcomes_from_json_report(report)
-        status, problems = submission_status(located, report.get("student_problems"))
+        status, problems = grade_status(assignment, located, report.get("student_problems"))
         # The causes first, once: every test they stopped says only "not run: see above".
         messages = [*problems, *notes]
         absent = [p for p in assignment.test_files() if not p.is_file()]
@@ -235,13 +241,6 @@ def grade(
             messages.append(
                 "Instructor: these test files of assignment.toml are missing and were not run: "
                 + ", ".join(str(p.relative_to(assignment.tests_dir)) for p in absent)
-            )
-        if not located.files:
-            messages.insert(
-                0,
-                "No editable file was found in the submission: "
-                + ", ".join(assignment.editable)
-                + " were expected (inside minitorch/ or at the top level).",
             )
         if code not in (0, 1) or not outcomes:
             messages.append(

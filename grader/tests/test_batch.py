@@ -59,12 +59,17 @@ def test_discover_folders_zips_and_gradescope_export(tmp_path: Path) -> None:
     (plain / "alice").mkdir(parents=True)
     with zipfile.ZipFile(plain / "bob smith.zip", "w") as zf:
         zf.writestr("minitorch/scalar.py", "x = 1\n")
+    (plain / "carl.tar.gz").write_bytes(b"not graded, but reported: bad-submission")
+    (plain / "jane.doe.zip").write_bytes(b"")
     (plain / "notes.txt").write_text("ignored")
+    (plain / "lone.py").write_text("ignored: graded with its siblings, i.e. the others' folders")
     (plain / ".DS_Store").write_text("ignored")
     items = discover(plain)
     assert [(i.id, i.path.name) for i in items] == [
         ("alice", "alice"),
         ("bob_smith", "bob smith.zip"),
+        ("carl", "carl.tar.gz"),
+        ("jane.doe", "jane.doe.zip"),
     ]
 
     export = tmp_path / "export"
@@ -102,9 +107,7 @@ def test_faults_become_reports_and_the_batch_goes_on(standin, tmp_path: Path) ->
     assert len(discover(subs)) == 30
     out = tmp_path / "out"
     start = time.monotonic()
-    summary = run_batch(
-        subs, a, out, jobs=2, image=standin, timeout=6, memory_mb=96, progress=False
-    )
+    summary = run_batch(subs, a, out, jobs=2, mode="docker", image=standin, timeout=6, memory_mb=96)
     elapsed = time.monotonic() - start
     assert summary.graded == 30 and not summary.failed
     rows = {r.id: r for r in read_scores_csv(out / "scores.csv")}
@@ -112,9 +115,11 @@ def test_faults_become_reports_and_the_batch_goes_on(standin, tmp_path: Path) ->
     assert rows["s07"].total == 7 and rows["s07"].status == "ok" and rows["s07"].tasks["1.1"] == 7
     assert rows["hangs"].status == "timeout" and rows["hangs"].total == 0
     assert "timed out after 6 s" in rows["hangs"].error
-    assert rows["memory"].status == "oom" and "out of memory" in rows["memory"].error
-    assert rows["crashes"].status == "no-results" and rows["crashes"].total == 0
-    assert rows["garbage"].status == "no-results" and "not valid JSON" in rows["garbage"].error
+    assert rows["memory"].status == "crashed" and "out of memory" in rows["memory"].error
+    assert rows["crashes"].status == "crashed" and rows["crashes"].total == 0
+    assert "wrote no results.json" in rows["crashes"].error
+    assert rows["garbage"].status == "crashed" and "not valid JSON" in rows["garbage"].error
+    assert rows["s07"].error == ""
     for path in (out / "results").glob("*.json"):
         json.loads(path.read_text())  # every file complete
     assert elapsed < 90, f"30 stand-in containers took {elapsed:.0f} s"
@@ -174,7 +179,8 @@ def test_killed_batch_resumes_with_the_rest(standin, tmp_path: Path) -> None:
     first = {p.name: p.stat().st_mtime_ns for p in results.glob("*.json")}
     assert 4 <= len(first) < n, first
     summary = run_batch(subs, a, out, jobs=2, image=standin, timeout=30, progress=False)
-    assert summary.skipped == len(first)
+    assert summary.skipped == len(first)  # their keys still match: kept
+    assert dict(summary.reasons) == {"not graded before": n - len(first)}
     assert summary.graded == n - len(first)
     assert {
         p.name: p.stat().st_mtime_ns for p in results.glob("*.json") if p.name in first

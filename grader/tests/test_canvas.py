@@ -50,7 +50,7 @@ def _scores(tmp_path: Path) -> Path:
         ScoreRow("submission_3", "Ann Poe", "", "ANN@uni.edu", total=100, max_score=100),
         ScoreRow("submission_4", "Gil+Ned", "S4; S5", "", total=66, max_score=100),
         ScoreRow("submission_5", "Zed", "S99", "", total=10, max_score=100),
-        ScoreRow("1006", "Test", "", "", total=None, status="error", error="engine died"),
+        ScoreRow("1006", "Test", "", "", total=None, status="not-graded", error="engine died"),
     ]
     return write_scores_csv(rows, a, tmp_path / "scores.csv")
 
@@ -59,12 +59,10 @@ def test_scores_csv_round_trip(tmp_path: Path) -> None:
     path = _scores(tmp_path)
     header = path.read_text(encoding="utf-8").splitlines()[0].split(",")
     assert header[:4] == ["id", "name", "sid", "email"]
-    assert "task 1.1" in header and header[-5:] == [
-        "total", "max_score", "status", "error", "seconds"
-    ]  # fmt: skip
+    assert "task 1.1" in header and header[-4:] == ["total", "max_score", "status", "error"]
     rows = {r.id: r for r in read_scores_csv(path)}
     assert rows["submission_1"].total == 87.5
-    assert rows["1006"].total is None and rows["1006"].status == "error"
+    assert rows["1006"].total is None and rows["1006"].status == "not-graded"
 
 
 def test_canvas_export_fills_one_column_by_student_id(tmp_path: Path) -> None:
@@ -85,17 +83,52 @@ def test_canvas_export_fills_one_column_by_student_id(tmp_path: Path) -> None:
     assert "Module 0 (122)" not in rows[0]  # other assignments are never touched
 
 
-def test_canvas_export_scales_to_points_possible(tmp_path: Path) -> None:
+def _filled(path: Path) -> dict[str, str]:
+    with open(path, newline="", encoding="utf-8") as fh:
+        return {r[0]: r[-1] for r in csv.reader(fh)}
+
+
+def test_canvas_export_refuses_a_points_mismatch_unless_told(tmp_path: Path) -> None:
     book = [row[:] for row in GRADEBOOK]
     book[1][6] = "10"
     gradebook = _write_csv(tmp_path / "gradebook.csv", book)
     out = tmp_path / "import.csv"
-    report = canvas_import(gradebook, _scores(tmp_path), "Module 1 (123)", out)
-    assert any("worth 10 points" in w for w in report.warnings)
+    with pytest.raises(ConfigError, match=r"worth 10 points but the grader scored out of 100"):
+        canvas_import(gradebook, _scores(tmp_path), "Module 1 (123)", out)
+    assert not out.exists()  # nothing half-right to import
     canvas_import(gradebook, _scores(tmp_path), "Module 1 (123)", out, scale=True)
-    with open(out, newline="", encoding="utf-8") as fh:
-        got = {r[0]: r[-1] for r in csv.reader(fh)}
-    assert got["Doe, Jane"] == "8.75"
+    assert _filled(out)["Doe, Jane"] == "8.75"
+    out.unlink()
+    canvas_import(gradebook, _scores(tmp_path), "Module 1 (123)", out, points=10)
+    assert _filled(out)["Doe, Jane"] == "8.75"
+    with pytest.raises(ConfigError, match=r"--points 20, but the gradebook says"):
+        canvas_import(gradebook, _scores(tmp_path), "Module 1 (123)", out, points=20)
+    # No Points Possible row: --points says it, --scale has nothing to scale to.
+    del book[1]
+    bare = _write_csv(tmp_path / "bare.csv", book)
+    canvas_import(bare, _scores(tmp_path), "Module 1 (123)", out, points=50)
+    assert _filled(out)["Doe, Jane"] == "43.75"
+    with pytest.raises(ConfigError, match="--points N instead"):
+        canvas_import(bare, _scores(tmp_path), "Module 1 (123)", out, scale=True)
+
+
+def test_canvas_export_fails_when_no_grade_matches(tmp_path: Path, capsys) -> None:
+    from grader.cli import main
+
+    gradebook = _write_csv(tmp_path / "gradebook.csv", GRADEBOOK)
+    a = load_assignment("module1")
+    strangers = write_scores_csv(
+        [ScoreRow("x1", "X", "S77", "x@else.edu", total=50, max_score=100)],
+        a,
+        tmp_path / "strangers.csv",
+    )
+    out = tmp_path / "import.csv"
+    code = main(
+        ["canvas-export", "--gradebook", str(gradebook), "--scores", str(strangers),
+         "--column", "Module 1 (123)", "--out", str(out)]
+    )  # fmt: skip
+    assert code != 0 and not out.exists()
+    assert "none of the 1 scores" in capsys.readouterr().err
 
 
 def test_canvas_export_names_the_columns_when_the_column_is_wrong(tmp_path: Path) -> None:
@@ -112,6 +145,7 @@ class _Canvas(BaseHTTPRequestHandler):
 
     requests: list[tuple[str, str, dict]] = []
     refuse_users: set[str] = set()
+    points: float = 100.0
 
     def log_message(self, *args) -> None:  # keep pytest output clean
         pass
@@ -139,7 +173,10 @@ class _Canvas(BaseHTTPRequestHandler):
         if parts[:3] == ["api", "v1", "courses"] and len(parts) == 4 and parts[3] == "7":
             return self._reply(200, {"id": 7, "name": "MiniTorch", "course_code": "MT"})
         if len(parts) == 6 and parts[3:] == ["7", "assignments", "123"]:
-            return self._reply(200, {"id": 123, "course_id": 7, "name": "Module 1"})
+            return self._reply(
+                200,
+                {"id": 123, "course_id": 7, "name": "Module 1", "points_possible": self.points},
+            )
         self._reply(404, {"errors": [{"message": "The specified resource does not exist."}]})
 
     def do_PUT(self) -> None:
@@ -165,6 +202,7 @@ class _Canvas(BaseHTTPRequestHandler):
 def canvas_server():
     _Canvas.requests = []
     _Canvas.refuse_users = {"sis_user_id:S99"}
+    _Canvas.points = 100.0
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Canvas)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -195,12 +233,46 @@ def test_canvas_upload_posts_each_grade(canvas_server, tmp_path: Path) -> None:
     assert "submission_3" in skipped and "1006" in skipped  # no sid; no score
 
 
-def test_canvas_upload_dry_run_sends_no_grade(canvas_server, tmp_path: Path) -> None:
+def test_canvas_upload_refuses_a_points_mismatch_unless_told(canvas_server, tmp_path) -> None:
+    from grader.canvas import CanvasError  # noqa: F401 - the refusal is a ConfigError
+
     url, seen = canvas_server
+    _Canvas.points = 10.0
     rows = read_scores_csv(_scores(tmp_path))
-    report = upload_grades(url, "secret-token", 7, 123, rows, match="sis_login_id", dry_run=True)
-    assert [m for m, _, _ in seen] == ["GET", "GET"]
+    with pytest.raises(ConfigError, match=r"worth 10 points but the grader scored out of 100"):
+        upload_grades(url, "secret-token", 7, 123, rows)
+    assert [m for m, _, _ in seen] == ["GET", "GET"]  # asked, posted nothing
+    report = upload_grades(url, "secret-token", 7, 123, rows, scale=True)
+    puts = {unquote(p.rsplit("/", 1)[1]): f["submission[posted_grade]"] for m, p, f in seen[4:]}
+    assert puts["sis_user_id:S1"] == ["8.75"] and report.factor == 0.1
+
+
+def test_canvas_upload_dry_run_contacts_nobody(tmp_path: Path, capsys, monkeypatch) -> None:
+    """No server, no token, no URL: the dry run prints every grade it would post."""
+    from grader.cli import main
+
+    monkeypatch.delenv("CANVAS_API_TOKEN", raising=False)
+    monkeypatch.delenv("CANVAS_API_URL", raising=False)
+    scores = _scores(tmp_path)
+    rows = read_scores_csv(scores)
+    report = upload_grades("", "", 7, 123, rows, match="sis_login_id", dry_run=True)
     assert ("sis_login_id:jane@uni.edu", "87.5") in report.posted
+    code = main(
+        ["canvas-upload", "--scores", str(scores), "--course", "7", "--assignment-id", "123",
+         "--dry-run", "--points", "10"]
+    )  # fmt: skip
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    assert "Canvas not contacted" in printed and "would post 5 grades" in printed
+    assert "8.75  sis_user_id:S1  (submission_1)" in printed
+    with pytest.raises(ConfigError, match="--points N instead"):
+        upload_grades("", "", 7, 123, rows, dry_run=True, scale=True)
+
+
+def test_canvas_upload_fails_when_nothing_can_be_posted(tmp_path: Path) -> None:
+    rows = [ScoreRow("a", total=None, status="not-graded"), ScoreRow("b", total=5, max_score=10)]
+    with pytest.raises(ConfigError, match="nothing to post"):
+        upload_grades("", "", 7, 123, rows, match="sis_user_id", dry_run=True)
 
 
 def test_canvas_upload_explains_a_bad_token(canvas_server, tmp_path: Path) -> None:
@@ -208,4 +280,4 @@ def test_canvas_upload_explains_a_bad_token(canvas_server, tmp_path: Path) -> No
 
     url, _ = canvas_server
     with pytest.raises(CanvasError, match="token"):
-        upload_grades(url, "wrong", 7, 123, [], match="sis_user_id")
+        upload_grades(url, "wrong", 7, 123, read_scores_csv(_scores(tmp_path)))
