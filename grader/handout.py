@@ -31,34 +31,28 @@ from .errors import ConfigError
 from .skeleton import make_skeleton, solution_regions, strip_markers
 
 __all__ = [
-    "HANDOUT_GRADER_MODULES",
     "MARKER_FILE",
+    "PLUGIN_MODULE",
     "PINNED_PACKAGES",
     "add_commands",
     "generate",
     "plan_handout",
 ]
 
-# What the public tests need from the grader package on a student's machine: the pytest
-# plugin, the in-process side of the worker, and for `make grade`'s preview the toml loader
-# and the pure scoring function. Nothing that writes reports, builds images or talks to
-# Gradescope. `_grader_files` checks that every grader import of these modules is in here.
-HANDOUT_GRADER_MODULES = (
-    "__init__.py",
-    "assignment.py",
-    "errors.py",
-    "plugin.py",
-    "protocol.py",
-    "sandbox.py",
-    "scoring.py",
-    "worker.py",
-)
+# The one module of test tooling a hand-out carries: grader/student_plugin.py, shipped at the
+# top of the hand-out under this name (setup.cfg loads it with `-p`). It runs the public
+# tests in the student's own process; nothing of the sandbox, protocol or worker ships.
+PLUGIN_SOURCE = "student_plugin.py"
+PLUGIN_MODULE = "pytest_minitorch"
+# The grader modules a public test may import, and what the hand-out imports instead.
+REWRITTEN_IMPORTS = {"grader.protocol": PLUGIN_MODULE}
 # Test support shipped with the public tests; the optional ones only when they exist.
 REQUIRED_TEST_SUPPORT = ("probes.py", "support.py")
 OPTIONAL_TEST_SUPPORT = ("__init__.py", "conftest.py")
-# Pinned in requirements.txt with the exact versions of the grader's pyproject.toml:
-# hypothesis derandomizes by hashing the test, so other versions draw other examples.
-PINNED_PACKAGES = ("pytest", "hypothesis", "pytest-json-report", "pytest-metadata")
+# Pinned in requirements.txt with the exact versions of the grader's pyproject.toml: the
+# runtime packages student code may import (the template imports both), and the test
+# tools (hypothesis derandomizes by hashing the test, so other versions draw other examples).
+PINNED_PACKAGES = ("numpy", "typing_extensions", "pytest", "hypothesis")
 # Copied as well when pyproject lists them (environment markers included).
 CONDITIONAL_PACKAGES = ("tomli",)
 MARKER_FILE = ".handout"
@@ -194,7 +188,7 @@ def _local_imports(path: Path, tests_dir: Path) -> set[Path]:
     return found
 
 
-def _test_files(assignment: Assignment) -> Plan:
+def _test_files(assignment: Assignment, grader_dir: Path) -> Plan:
     tests_dir = assignment.tests_dir
     hidden = set(assignment.hidden_tests)
     wanted: list[Path] = []
@@ -222,7 +216,14 @@ def _test_files(assignment: Assignment) -> Plan:
             )
         shipped.add(path)
         todo.extend(_local_imports(path, tests_dir) - shipped)
-    return {f"tests/{p.relative_to(tests_dir).as_posix()}": _file(p.read_bytes()) for p in shipped}
+    exported = _plugin_names(grader_dir / PLUGIN_SOURCE)
+    plan: Plan = {}
+    for p in shipped:
+        data = p.read_bytes()
+        if p.suffix == ".py":
+            data = _rewrite_grader_imports(p, data, exported)
+        plan[f"tests/{p.relative_to(tests_dir).as_posix()}"] = _file(data)
+    return plan
 
 
 def _test_function_names(assignment: Assignment) -> set[str]:
@@ -235,51 +236,78 @@ def _test_function_names(assignment: Assignment) -> set[str]:
     return names
 
 
-# --- grader/ -------------------------------------------------------------------------------
+# --- the plugin module -----------------------------------------------------------------------
 
 
-def _grader_imports(tree: ast.Module) -> set[str]:
-    """Grader modules imported anywhere in a module, lazily inside functions included.
+def _plugin_names(source: Path) -> set[str]:
+    """The names the plugin module exports (its ``__all__``)."""
+    for node in _parse_file(source).body:
+        if isinstance(node, ast.Assign) and any(
+            isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets
+        ):
+            return {ast.literal_eval(elt) for elt in getattr(node.value, "elts", [])}
+    return set()
 
-    A lazy import of a module the hand-out lacks would crash only on the student's machine,
-    and only on the path that needs it (``make grade``), so every import counts.
+
+def _plugin_file(grader_dir: Path) -> Plan:
+    """The hand-out's one plugin module, checked to stand alone (no grader import)."""
+    path = grader_dir / PLUGIN_SOURCE
+    if not path.is_file():
+        raise ConfigError(f"the hand-out needs grader/{PLUGIN_SOURCE}, but {path} does not exist")
+    for node in ast.walk(_parse_file(path)):
+        relative = isinstance(node, ast.ImportFrom) and node.level > 0
+        names = (
+            [node.module or ""]
+            if isinstance(node, ast.ImportFrom)
+            else [a.name for a in node.names]
+            if isinstance(node, ast.Import)
+            else []
+        )
+        if relative or any(n == "grader" or n.startswith("grader.") for n in names):
+            raise ConfigError(
+                f"grader/{PLUGIN_SOURCE} imports from the grader (line {node.lineno}); "
+                "it ships alone in the hand-out and must use only pytest, hypothesis and "
+                "the standard library"
+            )
+    return {f"{PLUGIN_MODULE}.py": _file(path.read_bytes())}
+
+
+def _rewrite_grader_imports(path: Path, data: bytes, exported: set[str]) -> bytes:
+    """``from grader.protocol import X`` becomes ``from pytest_minitorch import X``.
+
+    The public tests are the grader's own files; the hand-out has no ``grader`` package, so
+    each import of it is pointed at the plugin module, which defines the same names. Any
+    other grader import is a configuration error (it would crash on a student's machine).
     """
-    modules = set()
+    tree = _parse_file(path)
+    lines = data.decode("utf-8").splitlines(keepends=True)
     for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom):
-            if node.level == 1 and node.module:
-                modules.add(node.module.split(".")[0])
-            elif node.level == 1:
-                modules.update(alias.name for alias in node.names)
-            elif node.level == 0 and (node.module or "").startswith("grader."):
-                modules.add((node.module or "").split(".")[1])
-        elif isinstance(node, ast.Import):
-            for alias in node.names:
-                if alias.name.startswith("grader."):
-                    modules.add(alias.name.split(".")[1])
-    return modules
-
-
-def _grader_files(grader_dir: Path) -> Plan:
-    shipped = {name.removesuffix(".py") for name in HANDOUT_GRADER_MODULES}
-    plan: Plan = {}
-    for name in HANDOUT_GRADER_MODULES:
-        path = grader_dir / name
-        if not path.is_file():
+        if isinstance(node, ast.Import):
+            bad = [a.name for a in node.names if a.name.split(".")[0] == "grader"]
+            if bad:
+                raise ConfigError(
+                    f"{path}:{node.lineno}: `import {bad[0]}` cannot work in the hand-out "
+                    f"(no grader package there); import from {', '.join(REWRITTEN_IMPORTS)}"
+                )
+        if not isinstance(node, ast.ImportFrom) or node.level != 0:
+            continue
+        module = node.module or ""
+        if module.split(".")[0] != "grader":
+            continue
+        target = REWRITTEN_IMPORTS.get(module)
+        missing = sorted({a.name for a in node.names} - exported)
+        if target is None or missing:
+            what = f"{module} is not available" if target is None else f"{missing} are missing"
             raise ConfigError(
-                f"the hand-out needs grader/{name} (for the public tests), "
-                f"but {path} does not exist"
+                f"{path}:{node.lineno}: the hand-out cannot satisfy `from {module} import ...`: "
+                f"{what} in the hand-out's plugin module ({PLUGIN_MODULE})"
             )
-        data = path.read_bytes()
-        missing = _grader_imports(_parse_file(path)) - shipped
-        if missing:
-            raise ConfigError(
-                f"grader/{name} imports grader.{', grader.'.join(sorted(missing))}, which the "
-                "hand-out does not ship (its tests would crash on the students' machines): "
-                "add it to HANDOUT_GRADER_MODULES in grader/handout.py"
-            )
-        plan[f"grader/{name}"] = _file(data)
-    return plan
+        i = node.lineno - 1
+        pattern = re.compile(rf"\bfrom\s+{re.escape(module)}\s+import\b")
+        if not pattern.search(lines[i]):
+            raise ConfigError(f"{path}:{node.lineno}: cannot rewrite the import of {module}")
+        lines[i] = pattern.sub(f"from {target} import", lines[i], count=1)
+    return "".join(lines).encode("utf-8")
 
 
 # --- root files ----------------------------------------------------------------------------
@@ -297,12 +325,13 @@ def _requirements(root: Path) -> str:
         if match:
             by_name[re.sub(r"[-_.]+", "-", match[1]).lower()] = spec.strip()
     lines = [
-        "# The test tools of this hand-out, pinned to the versions the grader uses:",
-        "# hypothesis draws different examples in different versions, so the same versions",
-        "# make `make grade` here agree with the grade on Gradescope.",
+        "# The packages of this hand-out, pinned to the versions the grader uses: numpy and",
+        "# typing_extensions are what your minitorch code may import besides the standard",
+        "# library; pytest and hypothesis run the tests (hypothesis draws different examples",
+        "# in different versions, so the same versions make `make grade` agree with Gradescope).",
     ]
     for name in PINNED_PACKAGES:
-        spec = by_name.get(name)
+        spec = by_name.get(re.sub(r"[-_.]+", "-", name).lower())
         if spec is None or not re.fullmatch(r"[A-Za-z0-9._-]+==[^;,\s]+", spec):
             raise ConfigError(
                 f"{pyproject}: [project] dependencies must pin {name} with '==' "
@@ -384,23 +413,31 @@ def _handout_toml(assignment: Assignment) -> str:
     return "\n".join(out) + "\n"
 
 
-PYTEST_INI = """\
-# Generated by `grader handout`. These options load the course's test plugin from grader/
-# and run your code in this process, so tracebacks point into your own files.
-[pytest]
+SETUP_CFG = """\
+# Generated by `grader handout`. pytest reads its settings from here: the tests in tests/,
+# the assignment's test plugin (pytest_minitorch.py, next to this file), and one marker per
+# task, so `pytest -m task1_4` runs the tests of task 1.4 as in the course.
+[metadata]
+name = minitorch
+version = 0.1
+
+[files]
+packages =
+    minitorch
+
+[tool:pytest]
 testpaths = tests
 pythonpath = . tests
-addopts = -p no:minitorch_grader -p grader.plugin --student-dir=. --probes=tests/probes.py
-    --student-mode=inprocess -p no:cacheprovider
-assignment_toml = assignment.toml
+addopts = -p no:minitorch_grader -p pytest_minitorch -p no:cacheprovider
 markers =
     task(id): the assignment task a test belongs to, e.g. @pytest.mark.task("1.4")
+@MARKERS@
 """
 
 MAKEFILE = """\
 # @TITLE@: the student's commands. Generated by `grader handout`.
 #
-#   make install        create .venv and install the pinned test tools
+#   make install        create .venv and install the pinned packages
 #   make test           run the public tests (make test TASK=@TASK@ for one task)
 #   make grade          run the public tests as the grader does, with a score preview
 #   make submit         zip minitorch/ into submission.zip
@@ -420,7 +457,7 @@ GRADING_EXAMPLES := @GRADING_EXAMPLES@
 .PHONY: help install test grade submit clean
 
 help:
-\t@echo "make install          create .venv and install the pinned test tools"
+\t@echo "make install          create .venv and install the pinned packages"
 \t@echo "make test             run the public tests"
 \t@echo "make test TASK=@TASK@    run the tests of one task"
 \t@echo "make grade            run the public tests as the grader does, with a score preview"
@@ -437,7 +474,7 @@ test:
 # A preview: one line per failed test and the task table (`make test` shows the details).
 grade:
 \t$(PY) -m pytest --grading-profile=grading --max-examples=$(GRADING_EXAMPLES) \\
-\t\t--assignment-toml=assignment.toml --score-table -q --tb=no $(TASK_OPTION) $(ARGS)
+\t\t--score-table -q --tb=no $(TASK_OPTION) $(ARGS)
 
 submit:
 \trm -rf minitorch/__pycache__ submission.zip
@@ -468,6 +505,14 @@ def _makefile(assignment: Assignment) -> str:
     )
 
 
+def _setup_cfg(assignment: Assignment) -> str:
+    markers = "\n".join(
+        f"    task{task.id.replace('.', '_')}: the tests of task {task.id} ({task.title})"
+        for task in assignment.tasks
+    )
+    return SETUP_CFG.replace("@MARKERS@", markers)
+
+
 def _marker(assignment: Assignment) -> str:
     return (
         f"Generated by `grader handout {assignment.name}`.\n"
@@ -481,7 +526,7 @@ def _root_files(assignment: Assignment) -> Plan:
     return {
         "README.md": _file(_read_text(readme, "assignment README").encode("utf-8")),
         "Makefile": _text_file(_makefile(assignment)),
-        "pytest.ini": _text_file(PYTEST_INI),
+        "setup.cfg": _text_file(_setup_cfg(assignment)),
         "requirements.txt": _text_file(_requirements(assignment.root)),
         "assignment.toml": _text_file(_handout_toml(assignment)),
         ".gitignore": _text_file(GITIGNORE),
@@ -495,14 +540,15 @@ def _root_files(assignment: Assignment) -> Plan:
 def plan_handout(assignment: Assignment, grader_dir: Path | None = None) -> Plan:
     """Every file of the hand-out, by its posix path, without writing anything.
 
-    ``grader_dir`` is where the grader modules for the hand-out come from: this package
-    unless a test points elsewhere.
+    ``grader_dir`` is where the hand-out's plugin module (``student_plugin.py``) comes from:
+    this package unless a test points elsewhere.
     """
+    grader_dir = grader_dir or Path(__file__).resolve().parent
     plan: Plan = {}
     for part in (
         _package_files(assignment),
-        _test_files(assignment),
-        _grader_files(grader_dir or Path(__file__).resolve().parent),
+        _plugin_file(grader_dir),  # before the tests: their imports are checked against it
+        _test_files(assignment, grader_dir),
         _root_files(assignment),
     ):
         clash = plan.keys() & part.keys()

@@ -13,6 +13,8 @@ longer fits the reference fails loudly instead of silently grading the reference
     why = "..."
 
 An entry may instead hold ``edits = [{file, find, replace}, ...]`` for several changes.
+An edit may also carry ``encoding = "latin-1"``: its file is then written in that encoding
+instead of UTF-8 (a student file saved by an editor that honours a coding cookie).
 """
 
 from __future__ import annotations
@@ -59,6 +61,9 @@ def apply_mutations(reference_dir: Path, edits: list[dict[str, Any]], out: Path)
     """Copy the five editable files of ``reference_dir/minitorch`` to ``out/minitorch`` and
     apply ``edits`` in order. Returns ``out``.
 
+    Files are written as UTF-8, except a file named by an edit with an ``encoding`` key,
+    which is written in that encoding (the last such edit of the file decides).
+
     ``reference_dir`` is the folder holding ``minitorch/`` (e.g. the repository's
     ``reference``). Raises ValueError if an edit names a file that is not editable or a
     ``find`` string does not occur exactly once.
@@ -66,6 +71,7 @@ def apply_mutations(reference_dir: Path, edits: list[dict[str, Any]], out: Path)
     reference_dir = Path(reference_dir)
     out = Path(out)
     texts: dict[str, str] = {}
+    encodings: dict[str, str] = {}
     for rel in EDITABLE:
         texts[rel] = (reference_dir / rel).read_text(encoding="utf-8")
     for i, edit in enumerate(edits):
@@ -80,12 +86,14 @@ def apply_mutations(reference_dir: Path, edits: list[dict[str, Any]], out: Path)
                 f"{find[:80]!r}"
             )
         texts[rel] = texts[rel].replace(find, replace)
+        if edit.get("encoding"):
+            encodings[rel] = str(edit["encoding"])
     pkg = out / "minitorch"
     if pkg.exists():
         shutil.rmtree(pkg)
     pkg.mkdir(parents=True)
     for rel, text in texts.items():
-        (out / rel).write_text(text, encoding="utf-8")
+        (out / rel).write_bytes(text.encode(encodings.get(rel, "utf-8")))
     return out
 
 
@@ -103,9 +111,18 @@ def load_corpus(path: Path) -> list[Entry]:
             edits = [dict(e) for e in raw["edits"]]
         else:
             edits = [{"file": raw["file"], "find": raw["find"], "replace": raw["replace"]}]
+            if "encoding" in raw:
+                edits[0]["encoding"] = raw["encoding"]
         for e in edits:
             missing = {"file", "find", "replace"} - set(e)
             if missing:
                 raise ValueError(f"{path}: entry {name!r} has an edit without {sorted(missing)}")
+            if "encoding" in e:
+                try:
+                    "".encode(str(e["encoding"]))
+                except LookupError:
+                    raise ValueError(
+                        f"{path}: entry {name!r} names an unknown encoding {e['encoding']!r}"
+                    ) from None
         entries.append(Entry(name, str(raw.get("task", "")), edits, str(raw.get("why", ""))))
     return entries

@@ -54,12 +54,15 @@ TEST_FILES = {
 BUGGY = load_corpus(CORPUS / "buggy.toml")
 CORRECT = load_corpus(CORPUS / "correct.toml")
 EDITABLE = {m: set(load_assignment(m).editable) for m in TEST_FILES}
+# Module 1 grades the student's own operators.py and module.py when present (a module-1
+# repository carries its module-0 files), so edits of those count for module 1 too.
+EDITABLE["module1"] |= EDITABLE["module0"]
 
 
 def modules_touched(entry: Entry) -> list[str]:
     """The modules whose graded files the entry edits.
 
-    A module is graded on its own editable files only (module 1 uses the instructor's
+    A module is graded on its editable files only (module 1 also on the student's own
     operators.py and module.py), so an entry that leaves them alone cannot change its grade.
     """
     files = {edit["file"] for edit in entry.edits}

@@ -2,7 +2,7 @@
 
 Two courses go through the same checks: a small fake one written here (so every rule is
 pinned, whatever state the real course is in) and the real module0/module1 from
-reference/ + assignments/ + tests/ (skipped, with the reason, while parts are missing).
+reference/ + assignments/ + tests/ (failing, with the reason, while parts are missing).
 
 The checks: no solution line reaches a student file, hidden tests stay out, two runs give
 identical bytes and modes, `import minitorch` works in the hand-out, and every function a
@@ -17,7 +17,6 @@ import configparser
 import json
 import os
 import re
-import shutil
 import stat
 import subprocess
 import sys
@@ -30,7 +29,7 @@ import pytest
 from grader import handout
 from grader.assignment import Assignment, load_assignment
 from grader.errors import ConfigError
-from grader.handout import HANDOUT_GRADER_MODULES, MARKER_FILE, generate
+from grader.handout import MARKER_FILE, PLUGIN_MODULE, PLUGIN_SOURCE, generate
 from grader.skeleton import display_name, solution_regions
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -63,7 +62,7 @@ def check_no_solution_lines(assignment: Assignment, out: Path) -> int:
         p
         for p in out.rglob("*")
         if p.is_file()
-        and p.relative_to(out).parts[0] not in ("tests", "grader")
+        and p.relative_to(out).parts[0] != "tests"
         and p.relative_to(out).as_posix() not in assignment.solved
         and p.suffix != ".zip"
     ]
@@ -268,7 +267,8 @@ dependencies = [
     "pytest==1.2.3",
     "hypothesis==4.5.6",
     "pytest-json-report==7.8.9",
-    "pytest-metadata==0.1.2",
+    "numpy==2.0.1",
+    "typing-extensions==4.0.0",
     "rich==9.9.9",
     "tomli>=2.0; python_version < '3.11'",
 ]
@@ -401,7 +401,8 @@ FAKE_FILES = {
         points = 12.5
     """,
     "tests/test_ops.py": (
-        "import pytest\nfrom support import close\nfrom strategies import floats\n\n\n"
+        "import pytest\nfrom support import close\nfrom strategies import floats\n"
+        "from grader.protocol import StudentError\n\n\n"
         '@pytest.mark.task("0.1")\ndef test_public_mul(student):\n    pass\n'
     ),
     "tests/strategies.py": "floats = None\n",
@@ -413,7 +414,10 @@ FAKE_FILES = {
     "tests/conftest.py": "",
     "tests/hidden/test_ops_hidden.py": "def test_secret_hidden_check(student):\n    pass\n",
 }
-FAKE_GRADER_MODULE = '"""A stand-in for grader/{name}."""\n'
+FAKE_PLUGIN = (
+    '"""A stand-in for grader/student_plugin.py."""\n\nimport pytest\n\n'
+    '__all__ = ["StudentError"]\n'
+)
 
 
 @pytest.fixture
@@ -426,9 +430,7 @@ def fake(tmp_path: Path) -> tuple[Assignment, Path]:
         path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
     grader_dir = tmp_path / "grader"
     grader_dir.mkdir()
-    for name in HANDOUT_GRADER_MODULES:
-        (grader_dir / name).write_text(FAKE_GRADER_MODULE.format(name=name))
-    (grader_dir / "plugin.py").write_text("def f():\n    from .protocol import Call\n")
+    (grader_dir / PLUGIN_SOURCE).write_text(FAKE_PLUGIN)
     return load_assignment("fake", root=root), grader_dir
 
 
@@ -448,8 +450,9 @@ def test_fake_handout_layout(fake: tuple[Assignment, Path], tmp_path: Path) -> N
         "Makefile",
         "README.md",
         "assignment.toml",
-        "pytest.ini",
+        "setup.cfg",
         "requirements.txt",
+        f"{PLUGIN_MODULE}.py",
         "minitorch/__init__.py",
         "minitorch/helpers.py",
         "minitorch/operators.py",
@@ -461,8 +464,12 @@ def test_fake_handout_layout(fake: tuple[Assignment, Path], tmp_path: Path) -> N
         "tests/strategies.py",  # imported by a public test, so shipped
         "tests/support.py",
         "tests/test_ops.py",
-        *(f"grader/{name}" for name in HANDOUT_GRADER_MODULES),
     }
+    # The public test's grader import points at the plugin module: there is no grader/.
+    shipped_test = (out / "tests/test_ops.py").read_text()
+    assert "from pytest_minitorch import StudentError\n" in shipped_test
+    assert "grader" not in shipped_test
+    assert (out / f"{PLUGIN_MODULE}.py").read_text() == FAKE_PLUGIN
     ref = assignment.reference_dir
     assert (out / "minitorch/optim.py").read_bytes() == (ref / "minitorch/optim.py").read_bytes()
     assert (out / "minitorch/helpers.py").read_text() == "def double(x):\n    return 2.0 * x\n"
@@ -511,10 +518,10 @@ def test_requirements_pin_the_pyproject_versions(
     out = generate(assignment, tmp_path / "out", grader_dir=grader_dir)
     lines = [ln for ln in (out / "requirements.txt").read_text().splitlines() if ln[:1] != "#"]
     assert lines == [
+        "numpy==2.0.1",
+        "typing-extensions==4.0.0",
         "pytest==1.2.3",
         "hypothesis==4.5.6",
-        "pytest-json-report==7.8.9",
-        "pytest-metadata==0.1.2",
         "tomli>=2.0; python_version < '3.11'",
     ]
 
@@ -547,28 +554,24 @@ def test_handout_toml_keeps_points_and_drops_hidden_names(
     assert shipped.editable == assignment.editable
 
 
-def test_pytest_ini_and_gitignore(fake: tuple[Assignment, Path], tmp_path: Path) -> None:
+def test_setup_cfg_and_gitignore(fake: tuple[Assignment, Path], tmp_path: Path) -> None:
+    """pytest's settings live in setup.cfg as in the course, with one marker per task."""
     assignment, grader_dir = fake
     out = generate(assignment, tmp_path / "out", grader_dir=grader_dir)
+    assert not (out / "pytest.ini").exists()
     ini = configparser.ConfigParser()
-    ini.read(out / "pytest.ini")
-    section = ini["pytest"]
+    ini.read(out / "setup.cfg")
+    section = ini["tool:pytest"]
     assert section["testpaths"].split() == ["tests"]
     assert section["pythonpath"].split() == [".", "tests"]
     addopts = section["addopts"].split()
-    for option in (
-        "grader.plugin",
-        "--student-dir=.",
-        "--probes=tests/probes.py",
-        "--student-mode=inprocess",
-        "no:cacheprovider",
-    ):
-        assert option in addopts
-    assert "task(id)" in section["markers"]
+    assert addopts[addopts.index(PLUGIN_MODULE) - 1] == "-p"
+    assert "no:minitorch_grader" in addopts
+    markers = [line.split(":")[0] for line in section["markers"].strip().splitlines()]
+    assert markers == ["task(id)", *(f"task{t.id.replace('.', '_')}" for t in assignment.tasks)]
     assert ".venv/" in (out / ".gitignore").read_text().splitlines()
 
 
-@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
 def test_makefile_commands(fake: tuple[Assignment, Path], tmp_path: Path) -> None:
     assignment, grader_dir = fake
     out = generate(assignment, tmp_path / "out", grader_dir=grader_dir)
@@ -590,7 +593,6 @@ def test_makefile_commands(fake: tuple[Assignment, Path], tmp_path: Path) -> Non
     grade = dry_run("grade")
     for part in ("--grading-profile=grading", "--max-examples=7", "--score-table"):
         assert part in grade
-    assert "--assignment-toml=assignment.toml" in grade
     assert "-m venv .venv" in dry_run("install")
     assert "-r requirements.txt" in dry_run("install")
 
@@ -635,8 +637,8 @@ def test_a_config_error_leaves_the_previous_handout_alone(
     assignment, grader_dir = fake
     out = generate(assignment, tmp_path / "out", grader_dir=grader_dir)
     before = snapshot(out)
-    (grader_dir / "worker.py").unlink()
-    with pytest.raises(ConfigError, match=r"needs grader/worker\.py"):
+    (grader_dir / PLUGIN_SOURCE).unlink()
+    with pytest.raises(ConfigError, match=r"needs grader/student_plugin\.py"):
         generate(assignment, out, grader_dir=grader_dir)
     assert snapshot(out) == before
 
@@ -648,9 +650,19 @@ TOML = "course/assignments/fake/assignment.toml"
     ("edits", "message"),
     [
         pytest.param(
-            [("grader/plugin.py", "from .protocol import Call", "from .gradescope import x")],
-            r"grader/plugin\.py imports grader\.gradescope, which the hand-out does not ship",
-            id="grader-imports-unshipped-module",
+            [("grader/student_plugin.py", "import pytest", "from .protocol import Call")],
+            r"grader/student_plugin\.py imports from the grader \(line 3\)",
+            id="plugin-imports-the-grader",
+        ),
+        pytest.param(
+            [("course/tests/test_ops.py", "grader.protocol", "grader.sandbox")],
+            r"test_ops\.py:\d+: the hand-out cannot satisfy `from grader\.sandbox import",
+            id="public-test-imports-unshipped-grader-module",
+        ),
+        pytest.param(
+            [("course/tests/test_ops.py", "import StudentError", "import BadValue")],
+            r"\['BadValue'\] are missing in the hand-out's plugin module",
+            id="public-test-imports-a-name-the-plugin-lacks",
         ),
         pytest.param(
             [("course/tests/test_ops.py", "from strategies", "from hidden.test_ops_hidden")],
@@ -771,8 +783,21 @@ def missing_inputs(assignment: Assignment, hidden: bool = False) -> list[str]:
     ]
     wanted += assignment.test_files(include_hidden=False)
     wanted += [assignment.tests_dir / n for n in handout.REQUIRED_TEST_SUPPORT]
-    wanted += [ROOT / "grader" / n for n in HANDOUT_GRADER_MODULES]
-    return [str(p.relative_to(ROOT)) for p in wanted if not p.exists()]
+    wanted += [ROOT / "grader" / PLUGIN_SOURCE]
+    missing = [str(p.relative_to(ROOT)) for p in wanted if not p.exists()]
+    listed = {
+        rel
+        for role in ("editable", "provided", "solved", "stubbed", "extra")
+        for rel in getattr(assignment, role)
+    }
+    package = assignment.reference_dir / "minitorch"
+    missing += [
+        f"{p.relative_to(assignment.reference_dir).as_posix()} (in no [files] list of "
+        f"assignments/{assignment.name}/assignment.toml yet)"
+        for p in sorted(package.glob("*.py"))
+        if p.relative_to(assignment.reference_dir).as_posix() not in listed
+    ]
+    return missing
 
 
 @pytest.fixture(scope="module", params=REAL)
@@ -781,7 +806,7 @@ def real(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
     assignment = load_assignment(request.param, root=ROOT)
     missing = missing_inputs(assignment)
     if missing:
-        pytest.skip(f"inputs of the {request.param} hand-out not written yet: {missing}")
+        pytest.fail(f"inputs of the {request.param} hand-out are missing: {missing}")
     out = generate(assignment, tmp_path_factory.mktemp(request.param) / "handout")
     return assignment, out
 
@@ -795,7 +820,7 @@ def test_real_handout_has_no_hidden_tests(real: tuple[Assignment, Path]) -> None
     assignment, out = real
     missing = missing_inputs(assignment, hidden=True)
     if missing:
-        pytest.skip(f"hidden tests not written yet: {missing}")
+        pytest.fail(f"hidden tests are missing: {missing}")
     check_hidden_absent(assignment, out)
     shipped = {p.relative_to(out / "tests").as_posix() for p in (out / "tests").rglob("*.py")}
     assert set(assignment.public_tests) <= shipped
@@ -836,7 +861,7 @@ def test_real_regions_use_the_assignment_tasks(real: tuple[Assignment, Path]) ->
 
 
 @pytest.mark.slow
-def test_real_handout_collects_with_its_own_pytest_ini(real: tuple[Assignment, Path]) -> None:
+def test_real_handout_collects_with_its_own_setup_cfg(real: tuple[Assignment, Path]) -> None:
     """The hand-out's tests load the shipped plugin and collect, as `make test` would."""
     assignment, out = real
     proc = subprocess.run(
@@ -866,3 +891,85 @@ def test_real_handout_reports_the_task_of_a_missing_function(real: tuple[Assignm
     )
     assert proc.returncode == 1, proc.stdout + proc.stderr  # tests ran and failed
     assert f"NotImplementedError: Task {first}: implement " in proc.stdout
+
+
+def _collected(out: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`pytest --collect-only -q ARGS` in the hand-out, with the bare `pytest` command."""
+    return subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, pytest; sys.exit(pytest.console_main())",
+            "--collect-only",
+            "-q",
+            *args,
+        ],
+        cwd=out,
+        capture_output=True,
+        text=True,
+        env=clean_env(),
+        timeout=300,
+    )
+
+
+def _public_ids_of_task(assignment: Assignment, out: Path, task: str) -> set[str]:
+    """Node ids of the public tests marked @pytest.mark.task(task), from an unfiltered run."""
+    proc = _collected(out)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    ids = set()
+    for path in assignment.test_files(include_hidden=False):
+        tree = ast.parse(path.read_text("utf-8"))
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.FunctionDef) or not node.name.startswith("test"):
+                continue
+            for deco in node.decorator_list:
+                if (
+                    isinstance(deco, ast.Call)
+                    and ast.unparse(deco.func) == "pytest.mark.task"
+                    and deco.args
+                    and ast.literal_eval(deco.args[0]) == task
+                ):
+                    prefix = f"tests/{path.relative_to(assignment.tests_dir).as_posix()}"
+                    ids |= {
+                        line.strip()
+                        for line in proc.stdout.splitlines()
+                        if line.strip().startswith(f"{prefix}::{node.name}")
+                        and line.strip()[len(f"{prefix}::{node.name}") :][:1] in ("", "[")
+                    }
+    return ids
+
+
+@pytest.mark.slow
+def test_real_handout_marker_selects_exactly_the_public_tests_of_a_task(
+    real: tuple[Assignment, Path],
+) -> None:
+    """`pytest -m task1_4` in the hand-out runs the public 1.4 tests, and nothing else."""
+    assignment, out = real
+    for task in assignment.tasks:
+        marker = "task" + task.id.replace(".", "_")
+        proc = _collected(out, "-m", marker)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        selected = {ln.strip() for ln in proc.stdout.splitlines() if "::" in ln}
+        expected = _public_ids_of_task(assignment, out, task.id)
+        assert expected, f"no public test of task {task.id}"
+        assert selected == expected, f"-m {marker}"
+        by_option = _collected(out, "--task", task.id)
+        assert {ln.strip() for ln in by_option.stdout.splitlines() if "::" in ln} == expected
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", ["option", "make"])
+def test_real_handout_refuses_an_unknown_task(real: tuple[Assignment, Path], how: str) -> None:
+    """`--task 1.7` (or `make test TASK=1.7`) is an error that lists the real task ids."""
+    assignment, out = real
+    cmd = (
+        [sys.executable, "-m", "pytest", "--task", "9.7"]
+        if how == "option"
+        else ["make", "test", "TASK=9.7", f"PYTHON={sys.executable}"]
+    )
+    proc = subprocess.run(
+        cmd, cwd=out, capture_output=True, text=True, env=clean_env(), timeout=300
+    )
+    assert proc.returncode != 0
+    listed = ", ".join(t.id for t in assignment.tasks)
+    assert f"unknown task 9.7: the tasks of this assignment are {listed}" in proc.stderr

@@ -1,35 +1,37 @@
 """Numerical derivatives (task 1.1) and backpropagation over a graph (task 1.4).
 
 Nothing here knows about Scalars: the functions work on anything that follows the
-`Variable` protocol, so module 2 reuses them for tensors unchanged.
+`Variable` protocol, so later modules reuse them for tensors unchanged.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
-__all__ = ["Context", "Variable", "backpropagate", "central_difference", "topological_sort"]
+from typing_extensions import Protocol
+
+# ## Task 1.1
+# Derivatives estimated from function values alone.
 
 
-def central_difference(
-    f: Callable[..., float], *vals: float, arg: int = 0, epsilon: float = 1e-6
-) -> float:
-    """Estimate the partial derivative of `f` along one argument numerically.
+def central_difference(f: Any, *vals: Any, arg: int = 0, epsilon: float = 1e-6) -> Any:
+    r"""Estimate the partial derivative of `f` along one of its arguments.
 
-    Uses the central difference (f(..., x + epsilon, ...) - f(..., x - epsilon, ...)) / (2 epsilon),
-    which is more accurate than the one-sided difference and is how we check every
-    derivative the autodiff computes.
+    Moves argument number `arg` a little up and a little down, keeping the others
+    fixed, and divides the change in `f` by the distance between the two points:
+    $(f(\ldots, x + \epsilon, \ldots) - f(\ldots, x - \epsilon, \ldots)) / (2\epsilon)$.
+    (Stepping $\epsilon / 2$ each way and dividing by $\epsilon$ is the same idea.)
 
     Args:
-        f: a function of n floats returning a float.
-        *vals: the n floats at which to differentiate.
-        arg: the index of the argument to differentiate along.
-        epsilon: the step.
+        f: a function of n arguments returning one value.
+        *vals: the n values $x_0 \ldots x_{n-1}$ to differentiate at.
+        arg: the index $i$ of the argument to differentiate along.
+        epsilon: the size of the step.
 
     Returns:
-        The estimate of df/dx_arg at `vals`.
+        An estimate of $\partial f / \partial x_i$ at $x_0 \ldots x_{n-1}$.
     """
     # BEGIN SOLUTION task=1.1
     up = list(vals)
@@ -40,16 +42,23 @@ def central_difference(
     # END SOLUTION
 
 
+variable_count = 1
+
+
 class Variable(Protocol):
-    """What autodiff needs from a node of the computation graph."""
+    """What backpropagation needs from a node of the computation graph."""
+
+    def accumulate_derivative(self, x: Any) -> None:
+        """Add `x` to the derivative stored on this (leaf) variable."""
+        ...
 
     @property
     def unique_id(self) -> int:
-        """An int that identifies this variable (stable for its lifetime)."""
+        """An int that tells this variable apart from every other one."""
         ...
 
     def is_leaf(self) -> bool:
-        """True for a variable created by the user rather than by a function."""
+        """True for a variable the user created, not one computed by a function."""
         ...
 
     def is_constant(self) -> bool:
@@ -58,29 +67,23 @@ class Variable(Protocol):
 
     @property
     def parents(self) -> Iterable[Variable]:
-        """The inputs of the function that produced this variable."""
+        """The inputs of the function that computed this variable."""
         ...
 
     def chain_rule(self, d_output: Any) -> Iterable[tuple[Variable, Any]]:
-        """Given d(out)/d(self), return (input, d(out)/d(input)) for each input."""
-        ...
-
-    def accumulate_derivative(self, x: Any) -> None:
-        """Add `x` to the derivative stored on this leaf."""
+        """Given d(out)/d(self), give (input, d(out)/d(input)) for each input."""
         ...
 
 
-def topological_sort(variable: Variable) -> list[Variable]:
-    """Order the graph that ends in `variable` for backpropagation.
+def topological_sort(variable: Variable) -> Iterable[Variable]:
+    """Put the graph that ends in `variable` in an order fit for backpropagation.
 
     Args:
-        variable: the output of the graph.
+        variable: the last (right-most) variable of the graph.
 
     Returns:
-        Every non-constant variable reachable from `variable` through `parents`, each
-        once, with `variable` first and every variable before all of its parents.
-        Visit parents in their input order so the result is deterministic, and
-        recognise a variable seen before by its `unique_id`.
+        The non-constant variables reachable from `variable`, each once, starting
+        with `variable` itself, every variable coming before all of its parents.
     """
     # BEGIN SOLUTION task=1.4
     order: list[Variable] = []
@@ -103,16 +106,14 @@ def topological_sort(variable: Variable) -> list[Variable]:
 
 
 def backpropagate(variable: Variable, deriv: Any) -> None:
-    """Run the chain rule from `variable` back to the leaves.
+    """Run the chain rule from `variable` back to the leaves of its graph.
 
     Args:
-        variable: the output of the graph.
-        deriv: the derivative of the final result with respect to `variable` (the
-            seed; `Scalar.backward()` passes 1.0).
+        variable: the last (right-most) variable of the graph.
+        deriv: the derivative of the final output with respect to `variable`.
 
-    Returns:
-        None. Each leaf receives its derivative through `accumulate_derivative`; a
-        variable used several times receives the sum of its contributions.
+    Nothing is returned: every leaf receives its derivative through
+    `accumulate_derivative`.
     """
     # BEGIN SOLUTION task=1.4
     # Phase 1: topological order, so a variable's derivative is complete (every use of
@@ -139,23 +140,18 @@ def backpropagate(variable: Variable, deriv: Any) -> None:
 
 @dataclass
 class Context:
-    """What a function's forward pass leaves for its backward pass.
-
-    Attributes:
-        no_grad: True when no input needs a derivative; nothing is saved then.
-        saved_values: the values given to `save_for_backward`.
-    """
+    """What a function's forward pass leaves behind for its backward pass."""
 
     no_grad: bool = False
     saved_values: tuple[Any, ...] = ()
 
     def save_for_backward(self, *values: Any) -> None:
-        """Keep `values` for the backward pass (unless no_grad)."""
+        """Keep `values` for the backward pass, unless no derivative is wanted."""
         if self.no_grad:
             return
         self.saved_values = values
 
     @property
     def saved_tensors(self) -> tuple[Any, ...]:
-        """The saved values (the name module 2 uses for tensors)."""
+        """The saved values, under the name later modules use for tensors."""
         return self.saved_values
