@@ -11,8 +11,9 @@ Graph descriptions shared with tests/support.py:
 
 Expression graphs (real Scalars), a list of nodes; a node refers to earlier nodes by index:
     ["var", i]          the i-th input value, as a leaf ``Scalar``
-    ["num", c]          the Python float c (the operator sees a plain number)
-    ["const", c]        a constant Scalar (``Scalar(c, None)``: no history)
+    ["num", c]          the Python float c beside a Scalar (``x + 1.5``, ``2.0 * x``); the
+                        template's ``apply`` passes it to ``forward`` as it is and records
+                        it as a leaf ``Scalar(c)``
     [op, j]             op in UNARY: ``-a``, ``a.log()``, ``a.exp()``, ``a.sigmoid()``, ``a.relu()``
     [op, j, k]          op in BINARY: ``a + b``, ``a - b``, ``a * b``, ``a / b``, ``a < b``,
                         ``a > b``, ``a == b``
@@ -20,7 +21,9 @@ The last node is the output.
 
 Variable graphs (stand-in Variables, for topological_sort / backpropagate in isolation):
     ["leaf"]                         a leaf variable
-    ["const"]                        a constant variable
+    ["const"]                        a constant variable (only in the one test of
+                                     "non-constant Variables": template code never
+                                     makes constants)
     ["node", [[j, w], [k, v], ...]]  a variable computed from nodes j, k, ...; its
                                      chain_rule(d) gives (node j, w * d), (node k, v * d), ...
 The last node is the output.
@@ -43,69 +46,33 @@ def _student(name: str) -> Any:
     return importlib.import_module(f"minitorch.{name}")
 
 
-def _as_list(value: Any) -> Any:
-    """A list (or tuple) result as a plain list; anything else as ``{"not_a_list": type}``.
-
-    The contract asks map, zipWith, negList and addLists for lists. A generator or a map
-    object looks right once and is empty the second time it is read, so the trusted side
-    must see that it was not a list rather than the items it happened to yield here.
-    """
-    if isinstance(value, (list, tuple)):
-        return list(value)
-    return {"not_a_list": type(value).__name__}
-
-
 # --------------------------------------------------------------------------- 0.1 operators
 def call_operator(name: str, *args: Any) -> Any:
     """``operators.<name>(*args)``."""
     return getattr(_student("operators"), name)(*args)
 
 
-# --------------------------------------------------------------------------- 0.3 higher-order
-# map / zipWith / reduce are tested with these probe-side functions (passed by name), so a
-# mistake in the student's operators (task 0.1) cannot cost points in task 0.3.
-_UNARY_FNS = {
-    "neg": lambda x: -x,
-    "double": lambda x: 2.0 * x,
-    "square": lambda x: x * x,
-    "shift": lambda x: x + 1.5,
-}
-_BINARY_FNS = {
-    "add": lambda x, y: x + y,
-    "mul": lambda x, y: x * y,
-    "max": lambda x, y: x if x > y else y,
-    "sub": lambda x, y: x - y,  # zipWith only: shows the argument order
-}
-
-
-def map_list(fn_name: str, ls: list[float]) -> Any:
-    """``operators.map(fn)(ls)`` with a probe-side ``fn``."""
-    ops = _student("operators")
-    return _as_list(ops.map(_UNARY_FNS[fn_name])(ls))
-
-
-def zipwith_lists(fn_name: str, ls1: list[float], ls2: list[float]) -> Any:
-    """``operators.zipWith(fn)(ls1, ls2)`` with a probe-side ``fn``."""
-    ops = _student("operators")
-    return _as_list(ops.zipWith(_BINARY_FNS[fn_name])(ls1, ls2))
-
-
-def reduce_list(fn_name: str, start: float, ls: list[float]) -> Any:
-    """``operators.reduce(fn, start)(ls)`` with a probe-side ``fn``."""
-    ops = _student("operators")
-    return ops.reduce(_BINARY_FNS[fn_name], start)(ls)
-
-
+# --------------------------------------------------------------------------- 0.3 list helpers
+# map / zipWith / reduce have no fixed signature (curried or not, any argument order), so
+# they are graded only through negList, addLists, sum and prod.
 def list_helper(name: str, *lists: list[float]) -> dict[str, Any]:
     """``negList`` / ``addLists`` / ``sum`` / ``prod`` on ``lists``.
 
-    The student's own ``neg`` / ``add`` / ``mul`` on the same data are asked for separately,
-    through ``call_operator`` (the probe task 0.1 is judged with), so that an operator cannot
-    be wrong only while a list helper is being checked.
+    negList and addLists may return any iterable (list, tuple, generator, map object): it is
+    read exactly once, here, into a list; anything that cannot be iterated comes back as
+    ``{"not_iterable": type name}``. The student's own ``neg`` / ``add`` / ``mul`` on the
+    same data are asked for separately, through ``call_operator`` (the probe task 0.1 is
+    judged with), so that an operator cannot be wrong only while a list helper is checked.
     """
     ops = _student("operators")
     result = getattr(ops, name)(*lists)
-    return {"result": result if name in ("sum", "prod") else _as_list(result)}
+    if name in ("sum", "prod"):
+        return {"result": result}
+    try:
+        items = iter(result)
+    except TypeError:
+        return {"result": {"not_iterable": type(result).__name__}}
+    return {"result": list(items)}
 
 
 # --------------------------------------------------------------------------- 0.4 modules
@@ -329,17 +296,6 @@ def function_backward_saved(fn_name: str, saved: list[float], d_output: float) -
     return list(grads) if isinstance(grads, (tuple, list)) else [grads]
 
 
-def apply_numbers(fn_name: str, args: list[Any]) -> dict[str, Any]:
-    """``Fn.apply(*args)`` on plain Python numbers: the result's data and type names."""
-    scalar = _student("scalar")
-    out = _function(fn_name).apply(*args)
-    return {
-        "data": out.data,
-        "data_type": type(out.data).__name__,
-        "is_scalar": isinstance(out, scalar.Scalar),
-    }
-
-
 def _reaches(node: Any, leaves: list[Any], limit: int = 5000) -> list[int]:
     """Indices of ``leaves`` reachable from ``node`` through ``history.inputs``."""
     found: set[int] = set()
@@ -390,8 +346,6 @@ def _build_expression(graph: list[list[Any]], values: list[float]) -> tuple[list
             nodes.append(leaves[spec[1]])
         elif kind == "num":
             nodes.append(spec[1])
-        elif kind == "const":
-            nodes.append(scalar.Scalar(spec[1], None))
         else:
             nodes.append(_apply_op(kind, *[nodes[j] for j in spec[1:]]))
     return leaves, nodes
@@ -405,7 +359,10 @@ def _chain_rule(self: Any, d_output: Any) -> list[tuple[Any, Any]]:
     """A plain chain_rule (the API's contract), patched in by ``expression(own_chain_rule=
     False)`` so that backpropagation is tested even when the student's chain_rule is wrong."""
     history = self.history
-    local = history.last_fn._backward(history.ctx, d_output)
+    # What the given ``_backward`` does, done here: some students rename or drop it.
+    local = history.last_fn.backward(history.ctx, d_output)
+    if not isinstance(local, (tuple, list)):
+        local = (local,)
     return [(v, d) for v, d in zip(history.inputs, local, strict=False) if not v.is_constant()]
 
 
@@ -520,10 +477,28 @@ LINEAR_COEFFS = {"Lin1": [3.0], "Lin2": [2.0, -5.0], "Lin3": [2.0, -5.0, 0.5]}
 _LINEAR_CACHE: dict[Any, dict[str, Any]] = {}
 
 
+def _one_input_returns_tuple(functions: Any) -> bool:
+    """Whether the student's code has one-input backward functions return 1-tuples.
+
+    The template's given ``Log.backward`` returns a bare float and ``_backward`` wraps it.
+    Some students instead make every backward return a tuple (rewriting Log too) and call
+    ``backward`` directly from chain_rule; their code is consistent, so the probe's own
+    one-input function follows the convention the student's given Log follows.
+    """
+    try:
+        ctx = _student("autodiff").Context(False)
+        ctx.save_for_backward(2.0)
+        return isinstance(functions.Log.backward(ctx, 1.0), tuple)
+    except Exception:  # noqa: BLE001 - student code may raise anything
+        return False
+
+
 def _linear_functions() -> dict[str, Any]:
-    base = _student("scalar_functions").ScalarFunction
+    functions = _student("scalar_functions")
+    base = functions.ScalarFunction
     if base not in _LINEAR_CACHE:
         made = {}
+        as_tuple = _one_input_returns_tuple(functions)
         for name, coeffs in LINEAR_COEFFS.items():
 
             def forward(ctx: Any, *xs: float, _c: list[float] = coeffs) -> float:
@@ -537,7 +512,7 @@ def _linear_functions() -> dict[str, Any]:
 
             def backward(ctx: Any, d: float) -> Any:
                 grads = tuple(c * d for c in ctx.saved_values)
-                return grads[0] if len(grads) == 1 else grads
+                return grads[0] if len(grads) == 1 and not as_tuple else grads
 
             made[name] = type(
                 name,
@@ -549,20 +524,15 @@ def _linear_functions() -> dict[str, Any]:
     return _LINEAR_CACHE[base]
 
 
-def chain_rule_pairs(
-    fn_name: str, values: list[float], constant: list[bool], d_output: float
-) -> dict[str, Any]:
+def chain_rule_pairs(fn_name: str, values: list[float], d_output: float) -> dict[str, Any]:
     """``Fn.apply(*inputs).chain_rule(d_output)`` for a probe-side linear function.
 
-    Inputs are leaf Scalars, or constant Scalars (``Scalar(v, None)``) where ``constant``
-    says so. Returns the pairs as [input index (-1: not one of the inputs), derivative].
+    Inputs are leaf Scalars (template code never makes constant Scalars). Returns the
+    pairs as [input index (-1: not one of the inputs), derivative].
     """
     scalar = _student("scalar")
     fn = _linear_functions()[fn_name]
-    inputs = [
-        scalar.Scalar(v, None) if c else scalar.Scalar(v)
-        for v, c in zip(values, constant, strict=False)
-    ]
+    inputs = [scalar.Scalar(v) for v in values]
     out = _linear_node(fn, inputs)
     pairs = [[_index_of(var, inputs), d] for var, d in out.chain_rule(d_output)]
     return {"pairs": pairs}

@@ -26,25 +26,28 @@ from hypothesis import strategies as st
 from grader.protocol import BadValue, ProbeTimeout, StudentError, WorkerCrashed
 
 # --------------------------------------------------------------------------- tolerances
-# Measured on the reference by grader/tests/measure_tolerances.py (20 000 random points per
-# function from the domains below):
+# Every numeric check accepts |got - expected| <= atol + rtol * |expected|, both terms
+# always present (minitorch-api.md). Measured by grader/tests/measure_tolerances.py (20 000
+# random points per function from the domains below) and by hand on other correct styles:
 # - forward of every operator vs the closed forms here: 0, except inv_back (3.3e-16 rel);
+#   math.e ** x 3.7e-14 relative; x ** -1 2e-16;
+# - sigmoid: the two-branch form 2.8e-16 relative; 0.5 * (1 + tanh(x / 2)) and
+#   1 - 1 / (1 + e^x) up to 1.6e-16 *absolute* (2.4e-14 and 1.1e-13 relative where
+#   sigmoid > 1e-3; e.g. 9e-18 off at x = -26 where sigmoid is 5e-12), hence SIGMOID_ATOL;
+# - log(x + 1e-6), the module-1 template's log, differs from log(x) by <= 1e-6 / x, and
+#   log_back written d / (x + 1e-6) from d / x by <= 1e-6 / x relative (LOG_EPS);
 # - backward of every ScalarFunction vs the closed forms: <= 3e-16 relative, except Sigmoid
-#   (s * (1 - s) from the saved output): up to 100% *relative* where sigmoid' < 1e-16, but
-#   <= 1.7e-16 * |d_output| absolute, hence its absolute part 1e-12 * |d_output|;
-# - backward vs central differences with step_for(x): the worst error is 0.14 of the
-#   allowed CD_RTOL + rounding bound (Sigmoid in the flat tails), <= 3.3e-4 of it otherwise.
-# Other correct styles: tanh-based sigmoid 2.5e-4 relative at x = -30 (outside the API's
-# 1e-6, so it fails, as the API says it must); exp(-|x|) sigmoid 0; exp(-x) / (1 + exp(-x))**2
-# for sigmoid' 6e-16; x ** -1 2e-16; math.e ** x 3.7e-14 relative; log(x + 1e-6) differs
-# from log(x) by <= 1e-6 / x (covered by LOG_EPS). Every tolerance below leaves a margin of
-# 7x or more over these and is 1e4x or more below the smallest error of a real mistake
-# (a missing d_output factor is off by >= 20%, a wrong sign by 200%).
+#   (s * (1 - s)): up to 100% *relative* where sigmoid' < 1e-16, but <= 1.7e-16 * |d_output|
+#   absolute, hence its absolute part 1e-12 * |d_output|;
+# - graph gradients vs exact derivatives: <= 1e-13 of the sum of |path contributions|.
+# Every tolerance below leaves a margin of 7x or more over these and is 1e4x or more below
+# the smallest error of a real mistake (a missing d_output factor is off by >= 20%, a wrong
+# sign by 200%, a one-sided difference by epsilon * |f''| / 2).
 RTOL = 1e-9  # closed forms: plain float formulas
 ATOL = 1e-12
-LOG_EPS = 1.1e-6  # the API allows log(x + 1e-6); its effect is <= 1.1e-6 / x absolute
-SIGMOID_RTOL = 1e-6  # minitorch-api.md: 1e-6 relative for x >= -30 ...
-SIGMOID_ATOL_BELOW = 1e-12  # ... and 1e-12 absolute below
+LOG_EPS = 1.1e-6  # the template's log(x + 1e-6); its effect is <= 1.1e-6 / x absolute
+SIGMOID_RTOL = 1e-9
+SIGMOID_ATOL = 1e-12  # tanh and 1 - 1/(1 + e^x) styles: ~1.6e-16 absolute in the tails
 CD_RTOL = 1e-5  # backward vs central differences of the student's forward
 GRAPH_RTOL = 1e-5  # graph gradients, relative to the sum of |path contributions|
 SWITCH_MARGIN = 0.05  # inputs stay this far from ReLU's kink and LT/EQ's switch points
@@ -130,9 +133,15 @@ def check_number(
     atol: float = ATOL,
     snippet: Sequence[str] = (),
     hint: str = "",
+    allow_bool: bool = False,
 ) -> None:
-    """``got`` must be a plain int or float within the tolerance of ``expected``."""
+    """``got`` must be a plain int or float within the tolerance of ``expected``.
+
+    With ``allow_bool`` a bool is read as 1.0 / 0.0 (operators.lt and eq may return one).
+    """
     __tracebackhide__ = True
+    if allow_bool and isinstance(got, bool):
+        got = 1.0 if got else 0.0
     if not is_number(got):
         report(
             f"{what} returned a {type_name(got)}, not a number.",
@@ -172,15 +181,14 @@ def check_numbers(
     rtols = [rtol] * n if isinstance(rtol, (int, float)) else list(rtol)
     atols = [atol] * n if isinstance(atol, (int, float)) else list(atol)
     shown = f"[{', '.join(fmt(e) for e in expected)}]"
-    if isinstance(got, dict) and "not_a_list" in got:  # see probes._as_list
+    if isinstance(got, dict) and "not_iterable" in got:  # see probes.list_helper
         report(
-            f"{what} returned a {got['not_a_list']} object, not a list.",
+            f"{what} returned a {got['not_iterable']} object, which cannot be iterated.",
             called=called,
-            returned=f"<{got['not_a_list']} object>",
-            expected=f"a list: {shown}",
+            returned=f"<{got['not_iterable']} object>",
+            expected=f"an iterable of floats: {shown}",
             snippet=snippet,
-            hint="build the list and return it (e.g. [fn(x) for x in ls]): a generator or a "
-            "map object is empty the second time it is read",
+            hint=hint,
         )
     if not isinstance(got, (list, tuple)) or len(got) != n:
         report(
@@ -299,8 +307,9 @@ def sigmoid_prime(x: float) -> float:
 
 
 def sigmoid_tolerance(x: float) -> tuple[float, float]:
-    """(rtol, atol) for sigmoid(x), as minitorch-api.md states it."""
-    return (SIGMOID_RTOL, 0.0) if x >= -30.0 else (0.0, SIGMOID_ATOL_BELOW)
+    """(rtol, atol) for sigmoid(x): every correct style (two-branch, tanh, 1 - 1/(1 + e^x))
+    is within 1.6e-16 absolute, far inside this."""
+    return SIGMOID_RTOL, SIGMOID_ATOL
 
 
 @dataclass(frozen=True)
@@ -311,6 +320,7 @@ class Operator:
     arity: int
     exact: Callable[..., float]
     inputs: st.SearchStrategy[tuple[float, ...]]
+    allow_bool: bool = False  # lt / eq may return True / False (True == 1.0)
 
     def tolerance(self, args: Sequence[float]) -> tuple[float, float]:
         if self.name == "sigmoid":
@@ -336,15 +346,16 @@ OPERATORS: dict[str, Operator] = {
         Operator("neg", 1, lambda x: -x, _tuples(_ANY)),
         Operator("id", 1, lambda x: x, _tuples(_ANY)),
         Operator("max", 2, lambda x, y: x if x > y else y, close_pairs()),
-        Operator("lt", 2, lambda x, y: 1.0 if x < y else 0.0, close_pairs()),
-        Operator("eq", 2, lambda x, y: 1.0 if x == y else 0.0, close_pairs()),
+        Operator("lt", 2, lambda x, y: 1.0 if x < y else 0.0, close_pairs(), allow_bool=True),
+        Operator("eq", 2, lambda x, y: 1.0 if x == y else 0.0, close_pairs(), allow_bool=True),
         # sigmoid: the whole float range that matters, including where exp(-x) overflows
         Operator("sigmoid", 1, sigmoid, _tuples(st.one_of(floats(-50, 50), floats(-1e4, 1e4)))),
         Operator("relu", 1, lambda x: x if x > 0 else 0.0, _tuples(_ANY)),
-        Operator("log", 1, math.log, _tuples(floats(1e-3, 1e6))),
+        # log and log_back away from 0: the template's log(x + 1e-6) is off by 1e-6 / x
+        Operator("log", 1, math.log, _tuples(floats(0.05, 1e6))),
         Operator("exp", 1, math.exp, _tuples(floats(-700.0, 700.0))),
         Operator("inv", 1, lambda x: 1.0 / x, _tuples(magnitudes(1e-3, 1e4))),
-        Operator("log_back", 2, lambda x, d: d / x, _tuples(floats(1e-2, 1e4), d_outputs())),
+        Operator("log_back", 2, lambda x, d: d / x, _tuples(floats(0.05, 1e4), d_outputs())),
         Operator(
             "inv_back", 2, lambda x, d: -d / (x * x), _tuples(magnitudes(1e-2, 1e3), d_outputs())
         ),
@@ -371,6 +382,7 @@ def check_operator(
     rtol: float,
     atol: float,
     hint: str = "",
+    allow_bool: bool | None = None,
 ) -> None:
     """Call ``operators.<name>(*args)`` in the student's code and judge the number it returns.
 
@@ -383,8 +395,18 @@ def check_operator(
     snippet = operator_snippet(name, args)
     label = f"operators.{name}"
     got = ask(student, "call_operator", name, *args, label=label, called=called, snippet=snippet)
+    if allow_bool is None:
+        allow_bool = name in OPERATORS and OPERATORS[name].allow_bool
     check_number(
-        got, expected, what=label, called=called, rtol=rtol, atol=atol, snippet=snippet, hint=hint
+        got,
+        expected,
+        what=label,
+        called=called,
+        rtol=rtol,
+        atol=atol,
+        snippet=snippet,
+        hint=hint,
+        allow_bool=allow_bool,
     )
 
 
@@ -479,6 +501,11 @@ FUNCTIONS: dict[str, Function] = {
 }
 
 
+# The functions whose forward and backward are the student's work (task 1.2 / 1.4). Add and
+# Log come with the template (forward and backward): graphs still use them.
+STUDENT_FUNCTIONS = ["Mul", "Inv", "Neg", "Sigmoid", "ReLU", "Exp", "LT", "EQ"]
+
+
 def function_snippet(name: str, args: Sequence[float], d: float | None = None) -> list[str]:
     lines = [
         f"from minitorch import Context, {name}",
@@ -527,6 +554,101 @@ def central_estimates(args: Sequence[float], values: Sequence[float]) -> list[tu
         rounding = 8 * 2.3e-16 * max(abs(up), abs(down), 1e-300) / width
         out.append((estimate, rounding))
     return out
+
+
+# --------------------------------------------------------------------------- 0.3 list helpers
+def sum_tolerance(values: list[float]) -> tuple[float, float]:
+    """(rtol, atol) for a sum: another order of additions changes it by rounding only,
+    about 1e-16 * sum(|v|) per addition."""
+    return RTOL, ATOL + 1e-12 * math.fsum(abs(v) for v in values) * (len(values) + 1)
+
+
+def prod_tolerance(values: list[float]) -> tuple[float, float]:
+    """(rtol, atol) for a product: each multiplication rounds by 1e-16 relative."""
+    return RTOL + 1e-12 * (len(values) + 1), ATOL
+
+
+def list_helper(student, name, *lists):
+    """``operators.<name>(*lists)`` through the list_helper probe: its result."""
+    called = call_text(f"operators.{name}", lists)
+    out = ask(
+        student,
+        "list_helper",
+        name,
+        *lists,
+        label=f"operators.{name}",
+        called=called,
+        snippet=["from minitorch import operators", called],
+    )
+    if not isinstance(out, dict) or "result" not in out:
+        pytest.fail(f"operators.{name} could not be checked: the probe's reply was malformed.")
+    return out["result"]
+
+
+def own(student, op, *args):
+    """The student's own operator on these values, through the very probe the 0.1 tests judge
+    it with: an operator that is wrong only while a list helper is checked still costs 0.1."""
+    return student.call("call_operator", op, *args, label=f"operators.{op}")
+
+
+def _own_folds(student, op, start, ls):
+    """The four ways of folding ``ls`` with the student's own ``op`` (for sum and prod)."""
+    results = []
+    for items in (ls, ls[::-1]):
+        for acc_first in (True, False):
+            acc = start
+            for x in items:
+                acc = own(student, op, acc, x) if acc_first else own(student, op, x, acc)
+            results.append(acc)
+    return results
+
+
+def check_elementwise(student, name, lists, got, expected, op, op_args):
+    """negList / addLists: ``got`` must be ``expected``; when the student's own ``op`` is
+    wrong on these values (task 0.1's mistake), the values of their ``op`` are accepted
+    instead."""
+    __tracebackhide__ = True
+    called = call_text(f"operators.{name}", lists)
+    if got != expected and isinstance(got, list) and len(got) == len(expected):
+        theirs = [own(student, op, *a) for a in op_args]
+        if theirs != expected and got == theirs:
+            return
+    check_numbers(
+        got,
+        expected,
+        what=f"operators.{name}",
+        called=called,
+        snippet=["from minitorch import operators", f"list({called})"],
+        hint=f"{name} may return a list, a tuple or any iterable of floats",
+    )
+
+
+def check_fold(student, name, ls, got):
+    """sum / prod: ``got`` must be the sum / product of ``ls``; when the student's own
+    add / mul is wrong (task 0.1's mistake), folding with it is accepted instead."""
+    __tracebackhide__ = True
+    if name == "sum":
+        expected = math.fsum(ls)
+        rtol, atol = sum_tolerance(ls)
+        op, start = "add", 0.0
+    else:
+        expected = math.prod(ls)
+        rtol, atol = prod_tolerance(ls)
+        op, start = "mul", 1.0
+    if not (is_number(got) and within(got, expected, rtol, atol)):
+        folds = _own_folds(student, op, start, ls)
+        folds_ok = all(is_number(p) and within(p, expected, rtol, atol) for p in folds)
+        if not folds_ok and any(is_number(p) and got == p for p in folds):
+            return
+    check_number(
+        got,
+        expected,
+        what=f"operators.{name}",
+        called=call_text(f"operators.{name}", [ls]),
+        rtol=rtol,
+        atol=atol,
+        snippet=["from minitorch import operators", call_text(f"operators.{name}", [ls])],
+    )
 
 
 # --------------------------------------------------------------------------- 1.1 functions
@@ -580,12 +702,102 @@ DIFFERENTIABLES: dict[str, Differentiable] = {
 }
 
 
+def _shifted(vals: Sequence[float], arg: int, delta: float) -> list[float]:
+    out = list(vals)
+    out[arg] = out[arg] + delta
+    return out
+
+
+def central_forms(
+    fn: Differentiable, vals: Sequence[float], arg: int, epsilon: float
+) -> tuple[float, float]:
+    """The two correct central differences of ``fn`` at ``vals`` along ``arg``:
+    (f(x + e) - f(x - e)) / (2 e), the course's definition, and the half-step form
+    (f(x + e/2) - f(x - e/2)) / e the template's docstring points at."""
+    full = (fn.f(*_shifted(vals, arg, epsilon)) - fn.f(*_shifted(vals, arg, -epsilon))) / (
+        2.0 * epsilon
+    )
+    half = (fn.f(*_shifted(vals, arg, epsilon / 2)) - fn.f(*_shifted(vals, arg, -epsilon / 2))) / (
+        epsilon
+    )
+    return full, half
+
+
+def central_tolerance(
+    fn: Differentiable, vals: Sequence[float], arg: int, epsilon: float
+) -> tuple[float, float]:
+    """(rtol, atol) for a central difference with step ``epsilon``: rounding of the two
+    values of f (about 1e-16 * |f| each) divided by the step, with a wide margin."""
+    size = max(abs(fn.f(*_shifted(vals, arg, s * epsilon))) for s in (-1.0, -0.5, 0.0, 0.5, 1.0))
+    return 1e-9, 1e-12 * max(size, 1.0) / epsilon
+
+
+def central_wrong_forms(
+    fn: Differentiable, vals: Sequence[float], arg: int, epsilon: float
+) -> list[float]:
+    """What common mistakes give: one-sided differences (with step e and e/2, either side)
+    and an ignored epsilon (the exact derivative, what a tiny fixed step approaches)."""
+    f0 = fn.f(*vals)
+    out = [fn.grad(*vals)[arg]]
+    for step in (epsilon, epsilon / 2):
+        out.append((fn.f(*_shifted(vals, arg, step)) - f0) / step)
+        out.append((f0 - fn.f(*_shifted(vals, arg, -step))) / step)
+    return out
+
+
+def central_separated(fn: Differentiable, vals: Sequence[float], arg: int, epsilon: float) -> bool:
+    """Whether every mistake of ``central_wrong_forms`` is off from both correct forms by
+    100 times the tolerance or more (not so where f is locally linear or cubic-free)."""
+    forms = central_forms(fn, vals, arg, epsilon)
+    rtol, atol = central_tolerance(fn, vals, arg, epsilon)
+    return all(
+        abs(wrong - form) > 100.0 * (atol + rtol * abs(form))
+        for wrong in central_wrong_forms(fn, vals, arg, epsilon)
+        for form in forms
+    )
+
+
+def check_central_difference(
+    got: Any,
+    fn: Differentiable,
+    vals: Sequence[float],
+    arg: int,
+    epsilon: float,
+    *,
+    called: str,
+    snippet: Sequence[str] = (),
+) -> None:
+    """``got`` must match one of the two correct central differences (``central_forms``)."""
+    __tracebackhide__ = True
+    full, half = central_forms(fn, vals, arg, epsilon)
+    rtol, atol = central_tolerance(fn, vals, arg, epsilon)
+    if is_number(got) and (within(got, full, rtol, atol) or within(got, half, rtol, atol)):
+        return
+    report(
+        "central_difference returned the wrong value."
+        if is_number(got)
+        else f"central_difference returned a {type_name(got)}, not a number.",
+        called=called,
+        returned=got,
+        expected=f"{fmt(full)} = (f(x + e) - f(x - e)) / (2 e), or {fmt(half)} = "
+        f"(f(x + e/2) - f(x - e/2)) / e, with e = epsilon = {fmt(epsilon)} "
+        f"({tolerance_text(rtol, atol)})",
+        snippet=snippet,
+        hint="step epsilon along argument `arg` only, on both sides of the point",
+    )
+
+
 # --------------------------------------------------------------------------- expression graphs
 UNARY = ("neg", "log", "exp", "sigmoid", "relu")
 BINARY = ("add", "sub", "mul", "div", "lt", "gt", "eq")
 _SYMBOL = {"add": "+", "sub": "-", "mul": "*", "div": "/", "lt": "<", "gt": ">", "eq": "=="}
 
-Node = list  # ["var", i] | ["num", c] | ["const", c] | [op, j] | [op, j, k]
+Node = list  # ["var", i] | ["num", c] | [op, j] | [op, j, k]
+
+# Binary operators that may have a Python number on the left: the template gives Scalar
+# __radd__, __rmul__ and __rtruediv__, but no __rsub__ (and tests never put a number on
+# the left of a comparison).
+NUMBER_LEFT = ("add", "mul", "div")
 
 
 @dataclass(frozen=True)
@@ -643,8 +855,8 @@ def node_info(node: Node, infos: Sequence[NodeInfo], values: Sequence[float]) ->
         i = node[1]
         jac = tuple(1.0 if k == i else 0.0 for k in range(n))
         return NodeInfo(values[i], jac, jac, frozenset([i]), True)
-    if kind in ("num", "const"):
-        return NodeInfo(float(node[1]), zero, zero, frozenset(), kind == "const")
+    if kind == "num":
+        return NodeInfo(float(node[1]), zero, zero, frozenset(), False)
     operands = [infos[j] for j in node[1:]]
     value, local = _local(kind, operands[0].value, operands[1].value if len(operands) > 1 else None)
     jac = [0.0] * n
@@ -739,15 +951,16 @@ def expressions(
     """A random expression graph with 1..max_vars inputs, built to stay in every domain.
 
     Operands are drawn among all earlier nodes, so variables and intermediates get reused
-    (x * x, diamonds, a node feeding ops at different depths). Numbers and constant
-    Scalars are mixed in when ``numbers`` is set, on either side of binary operators.
+    (x * x, diamonds, a node feeding ops at different depths). Python floats are mixed in
+    when ``numbers`` is set: on the right of any binary operator, on the left only of
+    + * / (NUMBER_LEFT). No constant Scalars: template code never makes them.
     """
     n_vars = draw(st.integers(1, max_vars))
     values = [draw(floats(-3.0, 3.0)) for _ in range(n_vars)]
     nodes: list[Node] = [["var", i] for i in range(n_vars)]
     if numbers:
         for _ in range(draw(st.integers(0, 2))):
-            nodes.append([draw(st.sampled_from(["num", "const"])), draw(floats(-3.0, 3.0))])
+            nodes.append(["num", draw(floats(-3.0, 3.0))])
     infos = analyse(nodes, values)
     fallback = next((op for op in ("sigmoid", "neg") if op in ops), None)
     for _ in range(draw(st.integers(1, max_ops))):
@@ -759,7 +972,8 @@ def expressions(
             node = [op, a]
         else:
             b = draw(st.integers(0, len(nodes) - 1))
-            node = [op, a, b] if draw(st.booleans()) else [op, b, a]
+            left_ok = infos[b].scalar or op in NUMBER_LEFT
+            node = [op, b, a] if left_ok and draw(st.booleans()) else [op, a, b]
         if not valid_node(node, infos):
             if fallback is None:
                 continue
@@ -770,8 +984,16 @@ def expressions(
         infos.append(node_info(node, infos, values))
     if not infos[-1].reaches or not infos[-1].scalar:
         # The output must depend on an input: join the last node with x0.
+        last = len(nodes) - 1
         joiner = next((op for op in ("add", "mul", "sub") if op in ops), None)
-        nodes.append([joiner, len(nodes) - 1, 0] if joiner else [ops[0], 0])
+        unary = next((op for op in ops if op in UNARY and op not in ("log", "relu")), None)
+        if joiner is not None:
+            left_ok = infos[-1].scalar or joiner in NUMBER_LEFT
+            nodes.append([joiner, last, 0] if left_ok else [joiner, 0, last])
+        elif unary is not None:
+            nodes.append([unary, 0])
+        else:
+            nodes.append([ops[0], 0] if ops[0] in UNARY else [ops[0], 0, 0])
     return Expression(nodes, values)
 
 
@@ -803,8 +1025,9 @@ def _op_cases() -> dict[str, list[tuple[list[Node], list[float], float, list[int
             cases[op] += [
                 ([["var", 0], ["var", 1], [op, 0, 1]], [a, b], value, [0, 1]),
                 ([["var", 0], ["num", b], [op, 0, 1]], [a], value, [0]),
-                ([["num", a], ["var", 0], [op, 0, 1]], [b], value, [0]),
             ]
+            if op in NUMBER_LEFT:
+                cases[op].append(([["num", a], ["var", 0], [op, 0, 1]], [b], value, [0]))
     for op, points in unary_points.items():
         cases[op] = [([["var", 0], [op, 0]], [a], _local(op, a, None)[0], [0]) for a in points]
     return cases
@@ -847,8 +1070,6 @@ def _operand(nodes: Sequence[Node], j: int) -> str:
         return f"x{nodes[j][1]}"
     if kind == "num":
         return fmt(float(nodes[j][1]))
-    if kind == "const":
-        return f"Scalar({fmt(float(nodes[j][1]))}, None)"
     return f"t{j}"
 
 
@@ -858,7 +1079,7 @@ def expression_lines(nodes: Sequence[Node], values: Sequence[float]) -> list[str
     lines.append("; ".join(f"x{i} = Scalar({fmt(v)})" for i, v in enumerate(values)))
     last = len(nodes) - 1
     for j, node in enumerate(nodes):
-        if node[0] in ("var", "num", "const"):
+        if node[0] in ("var", "num"):
             continue
         name = "y" if j == last else f"t{j}"
         if node[0] in UNARY:
@@ -921,7 +1142,7 @@ def check_expression_gradients(
                 snippet=snippet,
                 hint="every leaf the output depends on must receive a derivative",
             )
-        if not is_number(got) or not within(got, exact, 0.0, atol):
+        if not is_number(got) or not within(got, exact, RTOL, atol):
             report(
                 f"{what}: x{i}.derivative is wrong after backward().",
                 called=called,
@@ -984,7 +1205,7 @@ def graph_ops(student: Any, needed: Sequence[str] = ()) -> tuple[str, ...] | Non
 
 
 def shape_ops(nodes: Sequence[Node]) -> list[str]:
-    return sorted({n[0] for n in nodes if n[0] not in ("var", "num", "const")})
+    return sorted({n[0] for n in nodes if n[0] not in ("var", "num")})
 
 
 def expression_points(expr: Expression) -> list[list[float]]:
@@ -1002,14 +1223,18 @@ WEIGHTS = (0.5, 0.75, 1.5, 2.0, -0.5, -1.25, -2.0, 1.0, -1.0)
 
 
 @st.composite
-def variable_graphs(draw: st.DrawFn, max_inner: int = 8) -> list[VarNode]:
-    """A random DAG of stand-in variables: leaves, constants and inner nodes.
+def variable_graphs(draw: st.DrawFn, max_inner: int = 8, constants: bool = False) -> list[VarNode]:
+    """A random DAG of stand-in variables: leaves and inner nodes (and, with ``constants``,
+    one or two constant inputs: only for the one test of "non-constant Variables").
 
     Inner nodes take 1-3 parents among all earlier nodes (repeats allowed: x used twice),
     so diamonds, shared intermediates at different depths and unreachable nodes appear.
     """
     graph: list[VarNode] = [["leaf"] for _ in range(draw(st.integers(1, 3)))]
-    graph += [["const"] for _ in range(draw(st.integers(0, 2)))]
+    if constants:
+        graph += [["const"] for _ in range(draw(st.integers(1, 2)))]
+    if constants:  # the first inner node uses a leaf and a constant
+        graph.append(["node", [[0, draw(st.sampled_from(WEIGHTS))], [len(graph) - 1, 1.5]]])
     for _ in range(draw(st.integers(1, max_inner))):
         lo = max(0, len(graph) - 3) if draw(st.booleans()) else 0
         parents = [
@@ -1228,7 +1453,7 @@ def check_backpropagate(graph: Sequence[VarNode], deriv: float, got: Any, *, cal
             headline = f"backpropagate never gave leaf v{i} its derivative."
         elif not is_number(g):
             headline = f"backpropagate gave leaf v{i} a {type_name(g)} as derivative."
-        elif within(g, adj[i], 0.0, 1e-9 * absadj[i] + 1e-12):
+        elif within(g, adj[i], RTOL, 1e-9 * absadj[i] + 1e-12):
             continue
         else:
             headline = f"backpropagate gave leaf v{i} the wrong derivative."
@@ -1247,13 +1472,11 @@ def check_backpropagate(graph: Sequence[VarNode], deriv: float, got: Any, *, cal
 LINEAR_COEFFS = {"Lin1": [3.0], "Lin2": [2.0, -5.0], "Lin3": [2.0, -5.0, 0.5]}  # = probes.py
 
 
-def chain_rule_problem(
-    pairs: Any, coeffs: Sequence[float], constant: Sequence[bool], d: float
-) -> str | None:
+def chain_rule_problem(pairs: Any, coeffs: Sequence[float], d: float) -> str | None:
     """What is wrong with chain_rule's pairs for a probe-side linear function, or None.
 
-    Every non-constant input must appear exactly once with coefficient * d; a constant
-    input may appear (any derivative) or not; nothing else may appear.
+    Every input (all leaf Scalars) must appear exactly once with coefficient * d; nothing
+    else may appear.
     """
     if not isinstance(pairs, list):
         return "chain_rule did not return a list of (input, derivative) pairs"
@@ -1267,9 +1490,7 @@ def chain_rule_problem(
         if index in seen:
             return f"chain_rule returned input {index} more than once"
         seen[index] = value
-    for i, (c, const) in enumerate(zip(coeffs, constant, strict=False)):
-        if const:
-            continue
+    for i, c in enumerate(coeffs):
         if i not in seen:
             return f"chain_rule left out input {i}"
         if not is_number(seen[i]) or not within(seen[i], c * d, RTOL, ATOL):
@@ -1312,20 +1533,16 @@ def chain_rule_works(student: Any) -> bool:
     key = id(student)
     if key not in _CHAIN_RULE_OK:
         ok = True
-        cases = [
-            ("Lin1", [0.75], [False]),
-            ("Lin2", [0.5, -1.5], [False, False]),
-            ("Lin3", [0.5, -1.5, 2.25], [False, True, False]),
-        ]
-        for name, values, constant in cases:
+        cases = [("Lin1", [0.75]), ("Lin2", [0.5, -1.5]), ("Lin3", [0.5, -1.5, 2.25])]
+        for name, values in cases:
             try:
                 out = student.call(
-                    "chain_rule_pairs", name, values, constant, -2.5, label="Scalar.chain_rule"
+                    "chain_rule_pairs", name, values, -2.5, label="Scalar.chain_rule"
                 )
             except (StudentError, ProbeTimeout, WorkerCrashed, BadValue):
                 ok = False
                 break
-            if chain_rule_problem(out["pairs"], LINEAR_COEFFS[name], constant, -2.5):
+            if chain_rule_problem(out["pairs"], LINEAR_COEFFS[name], -2.5):
                 ok = False
                 break
         if ok:  # an input used twice (x * x) gets two pairs, not one merged or dropped

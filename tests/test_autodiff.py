@@ -4,18 +4,23 @@ topological_sort and backpropagate are tested on stand-in variables built by the
 they follow the Variable protocol of autodiff.py and carry known local derivatives (edge
 weights), so these tests depend on autodiff.py alone. Graphs of real Scalars are tested in
 test_scalar.py.
+
+central_difference may use the course's (f(x + e) - f(x - e)) / (2 e) or the half-step
+(f(x + e/2) - f(x - e/2)) / e the template's docstring points at: both are accepted.
 """
 
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 from support import (
     DIFFERENTIABLES,
     ask,
+    central_separated,
     chain_graph,
     check_backpropagate,
+    check_central_difference,
     check_number,
     check_topological_order,
     d_outputs,
@@ -30,10 +35,10 @@ from support import (
 
 
 @st.composite
-def points(draw, name):
+def points(draw, name, args=None):
     fn = DIFFERENTIABLES[name]
     vals = [draw(floats(-2.0, 2.0)) for _ in range(fn.arity)]
-    return vals, draw(st.integers(0, fn.arity - 1))
+    return vals, draw(st.sampled_from(list(args if args is not None else range(fn.arity))))
 
 
 def _cd_snippet(name, vals, arg, epsilon=None):
@@ -77,19 +82,27 @@ def test_central_difference_matches_derivative(student, name, data):
     )
 
 
-@pytest.mark.task("1.1")
-@pytest.mark.parametrize("name", ["square", "cubic", "ratio"])
-@given(data=st.data(), epsilon=floats(1e-3, 0.5))
-def test_central_difference_uses_epsilon(student, name, data, epsilon):
-    """central_difference uses the epsilon it is given, on both sides of the point"""
-    vals, arg = data.draw(points(name), label="vals, arg")
+# Arguments along which each function is curved (not linear), so that a one-sided
+# difference and an ignored epsilon both differ from the two correct forms.
+_CURVED_ARGS = {"cubic": [0], "sin_exp": [0, 1], "ratio": [1]}
+
+
+@st.composite
+def separated_cases(draw, name):
+    """(vals, arg, epsilon) where every common mistake is far from both correct forms."""
     fn = DIFFERENTIABLES[name]
-    up = list(vals)
-    down = list(vals)
-    up[arg] += epsilon
-    down[arg] -= epsilon
-    f_up, f_down = fn.f(*up), fn.f(*down)
-    expected = (f_up - f_down) / (2.0 * epsilon)
+    vals, arg = draw(points(name, _CURVED_ARGS[name]))
+    epsilon = draw(floats(0.01, 0.5))
+    assume(central_separated(fn, vals, arg, epsilon))
+    return vals, arg, epsilon
+
+
+@pytest.mark.task("1.1")
+@pytest.mark.parametrize("name", list(_CURVED_ARGS))
+@given(data=st.data())
+def test_central_difference_uses_epsilon(student, name, data):
+    """central_difference steps by the epsilon it is given, on both sides of the point"""
+    vals, arg, epsilon = data.draw(separated_cases(name), label="vals, arg, epsilon")
     snippet = _cd_snippet(name, vals, arg, epsilon)
     got = ask(
         student,
@@ -102,15 +115,8 @@ def test_central_difference_uses_epsilon(student, name, data, epsilon):
         called=snippet[1],
         snippet=snippet,
     )
-    check_number(
-        got,
-        expected,
-        what="central_difference",
-        called=snippet[1],
-        rtol=1e-9,
-        atol=1e-13 * max(abs(f_up), abs(f_down), 1.0) / epsilon,
-        snippet=snippet,
-        hint="(f(x + epsilon) - f(x - epsilon)) / (2 * epsilon), along argument `arg` only",
+    check_central_difference(
+        got, DIFFERENTIABLES[name], vals, arg, epsilon, called=snippet[1], snippet=snippet
     )
 
 
@@ -121,6 +127,15 @@ def test_central_difference_uses_epsilon(student, name, data, epsilon):
 @given(graph=variable_graphs())
 def test_topological_sort_order(student, graph):
     """topological_sort lists each variable once, output first, before all of its parents"""
+    called = f"topological_sort(v{len(graph) - 1}) where {variable_graph_text(graph)}"
+    order = ask(student, "toposort_variables", graph, label="topological_sort", called=called)
+    check_topological_order(graph, order, called=called)
+
+
+@pytest.mark.task("1.4")
+@given(graph=variable_graphs(max_inner=4, constants=True))
+def test_topological_sort_leaves_out_constants(student, graph):
+    """topological_sort returns non-constant variables only (the one test with constants)"""
     called = f"topological_sort(v{len(graph) - 1}) where {variable_graph_text(graph)}"
     order = ask(student, "toposort_variables", graph, label="topological_sort", called=called)
     check_topological_order(graph, order, called=called)

@@ -8,6 +8,11 @@ Each task is judged on its own as far as the code allows:
   holding the usual saved values when the forward is wrong), then whole backward passes
   through Scalars. Those graphs use only the operators whose forward works, and a plain
   chain_rule replaces the student's when theirs is wrong (already charged to 1.2 / 1.3).
+
+Scalars are used as the template allows: forward and apply get floats, a Python float only
+beside a Scalar, on the left only of + * / (the template has no __rsub__), and no constant
+Scalars (template code never makes one). Add and Log (forward and backward) come with the
+template, so they are not tested on their own; graphs still use them.
 """
 
 from __future__ import annotations
@@ -16,12 +21,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from support import (
-    CD_RTOL,
+    ATOL,
     FUNCTIONS,
     LINEAR_COEFFS,
+    NUMBER_LEFT,
+    RTOL,
+    STUDENT_FUNCTIONS,
     ask,
-    central_estimates,
-    central_points,
     chain_rule_problem,
     chain_rule_works,
     check_expression_gradients,
@@ -58,7 +64,7 @@ _FORWARD_INPUTS = {
 
 
 @pytest.mark.task("1.2")
-@pytest.mark.parametrize("name", list(FUNCTIONS))
+@pytest.mark.parametrize("name", STUDENT_FUNCTIONS)
 @given(data=st.data())
 def test_function_forward(student, name, data):
     """ScalarFunction.forward matches the closed form"""
@@ -98,7 +104,7 @@ _BINARY_OPS = {
 }
 _UNARY_OPS = {
     "neg": (lambda a: -a, floats(-50, 50)),
-    "log": (FUNCTIONS["Log"].forward, floats(0.01, 100.0)),
+    "log": (FUNCTIONS["Log"].forward, floats(0.05, 100.0)),
     "exp": (FUNCTIONS["Exp"].forward, floats(-50.0, 50.0)),
     "sigmoid": (FUNCTIONS["Sigmoid"].forward, st.one_of(floats(-50.0, 50.0), floats(-1e3, 1e3))),
     "relu": (FUNCTIONS["ReLU"].forward, floats(-50.0, 50.0)),
@@ -108,13 +114,15 @@ _SYMBOLS = {"add": "+", "sub": "-", "mul": "*", "div": "/", "lt": "<", "gt": ">"
 
 @st.composite
 def operator_cases(draw, op):
-    """A one-operation graph: Scalars on both sides, or a Python number on one side."""
+    """A one-operation graph: Scalars on both sides, or a Python float on one side (on the
+    left only for + * /: the template has no __rsub__)."""
     if op in _UNARY_OPS:
         a = draw(_UNARY_OPS[op][1])
         return [["var", 0], [op, 0]], [a], _UNARY_OPS[op][0](a), [0]
     a, b = draw(_BINARY_OPS[op][1])
     expected = _BINARY_OPS[op][0](a, b)
-    sides = draw(st.sampled_from(["scalars", "number right", "number left"]))
+    sides = ["scalars", "number right"] + (["number left"] if op in NUMBER_LEFT else [])
+    sides = draw(st.sampled_from(sides))
     if sides == "scalars":
         return [["var", 0], ["var", 1], [op, 0, 1]], [a, b], expected, [0, 1]
     if sides == "number right":
@@ -141,9 +149,10 @@ def test_scalar_operator(student, op, data):
         snippet=snippet,
     )
     name = f"Scalar {_SYMBOLS.get(op, op)}" if op in _SYMBOLS else f"Scalar.{op}"
-    rtol, atol = (1e-6, 1e-12) if op in ("log", "sigmoid") else (1e-9, 1e-12)
-    if op == "log":
-        atol += 1.1e-6 / values[0]
+    if op in ("log", "sigmoid"):
+        rtol, atol = FUNCTIONS[op.capitalize()].forward_tolerance(values)
+    else:
+        rtol, atol = RTOL, ATOL
     check_number(
         out["data"][-1], expected, what=name, called=called, rtol=rtol, atol=atol, snippet=snippet
     )
@@ -163,16 +172,6 @@ def test_scalar_operator(student, op, data):
 # --------------------------------------------------------------------------- task 1.3
 
 
-@st.composite
-def chain_rule_cases(draw, name):
-    """Input values and which inputs are constants (at least one is a variable)."""
-    n = len(LINEAR_COEFFS[name])
-    values = [draw(floats(-10.0, 10.0)) for _ in range(n)]
-    constant = [draw(st.booleans()) for _ in range(n)]
-    constant[draw(st.integers(0, n - 1))] = False
-    return values, constant
-
-
 @pytest.mark.task("1.3")
 @pytest.mark.parametrize(
     "name", list(LINEAR_COEFFS), ids=["one_input", "two_inputs", "three_inputs"]
@@ -180,13 +179,10 @@ def chain_rule_cases(draw, name):
 @given(data=st.data(), d=d_outputs())
 def test_chain_rule_pairs(student, name, data, d):
     """chain_rule pairs every input with its local derivative times d_output"""
-    values, constant = data.draw(chain_rule_cases(name), label="values, constant")
     coeffs = LINEAR_COEFFS[name]
+    values = [data.draw(floats(-10.0, 10.0), label=f"x{i}") for i in range(len(coeffs))]
     formula = " + ".join(f"{c} * x{i}" for i, c in enumerate(coeffs))
-    inputs = ", ".join(
-        f"Scalar({fmt(v)}, None)" if c else f"Scalar({fmt(v)})"
-        for v, c in zip(values, constant, strict=False)
-    )
+    inputs = ", ".join(f"Scalar({fmt(v)})" for v in values)
     called = (
         f"y.chain_rule({fmt(d)}) where y = F.apply({inputs}) and F is a ScalarFunction "
         f"with forward {formula} and backward returning {coeffs} times d_output"
@@ -196,12 +192,11 @@ def test_chain_rule_pairs(student, name, data, d):
         "chain_rule_pairs",
         name,
         values,
-        constant,
         d,
         label="Scalar.chain_rule",
         called=called,
     )
-    problem = chain_rule_problem(out["pairs"], coeffs, constant, d)
+    problem = chain_rule_problem(out["pairs"], coeffs, d)
     args = ", ".join(chr(97 + i) for i in range(len(coeffs)))
     fwd = " + ".join(f"{c} * {chr(97 + i)}" for i, c in enumerate(coeffs))
     bwd = ", ".join(f"{c} * d" for c in coeffs)
@@ -209,17 +204,15 @@ def test_chain_rule_pairs(student, name, data, d):
         "from minitorch import Scalar, ScalarFunction",
         f"class F(ScalarFunction): forward = staticmethod(lambda ctx, {args}: {fwd}); "
         f"backward = staticmethod(lambda ctx, d: ({bwd},))",
-        f"F.apply({inputs}).chain_rule({fmt(d)})",
+        f"list(F.apply({inputs}).chain_rule({fmt(d)}))",
     ]
     if problem:
-        expected = [
-            [i, c * d] for i, (c, k) in enumerate(zip(coeffs, constant, strict=False)) if not k
-        ]
+        expected = [[i, c * d] for i, c in enumerate(coeffs)]
         report(
             f"Scalar.chain_rule is wrong: {problem}.",
             called=called,
             returned=f"pairs (input index, derivative): {fmt(out['pairs'])}",
-            expected=f"{fmt(expected)} (constant inputs may be left out)",
+            expected=f"{fmt(expected)} (in any order)",
             snippet=snippet,
             hint="call history.last_fn._backward(history.ctx, d_output) and pair each "
             "result with history.inputs, in order",
@@ -230,7 +223,7 @@ def test_chain_rule_pairs(student, name, data, d):
 
 
 @pytest.mark.task("1.4")
-@pytest.mark.parametrize("name", list(FUNCTIONS))
+@pytest.mark.parametrize("name", STUDENT_FUNCTIONS)
 @given(data=st.data(), d=d_outputs())
 def test_function_backward(student, name, data, d):
     """ScalarFunction.backward matches the closed form times a random d_output"""
@@ -238,14 +231,13 @@ def test_function_backward(student, name, data, d):
     args = list(data.draw(fn.inputs, label="args"))
     snippet = function_snippet(name, args, d)
     called = f"{snippet[1].split('; ')[1]}, then {name}.backward(ctx, {fmt(d)})"
-    points = central_points(args)
     out = ask(
         student,
         "function_backward",
         name,
         args,
         d,
-        points,
+        [],
         label=f"{name}.backward",
         called=called,
         snippet=snippet,
@@ -270,27 +262,6 @@ def test_function_backward(student, name, data, d):
         snippet=snippet,
         hint="backward returns d_output times the local derivative, one per input",
     )
-    if name in ("LT", "EQ"):
-        return  # exactly 0.0: checked above with the closed form (tolerance 1e-12)
-    # Central differences of the student's own forward, when that forward is right.
-    forward_ok = all(
-        is_number(v) and within(v, fn.forward(*p), rf, af)
-        for v, p in zip(out["points"], points, strict=False)
-    )
-    if not forward_ok:
-        return  # a forward mistake is task 1.2's
-    for i, (estimate, rounding) in enumerate(central_estimates(args, out["points"])):
-        check_number(
-            out["grads"][i],
-            d * estimate,
-            what=f"{name}.backward",
-            called=called,
-            rtol=CD_RTOL,
-            atol=abs(d) * rounding + 1e-12,
-            snippet=snippet,
-            hint=f"compared with the central difference of {name}.forward "
-            f"along argument {i}, times d_output",
-        )
 
 
 def check_backward_with_saved_values(student, name, args, d, out):
