@@ -26,7 +26,7 @@ help:
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev,cluster]'
 	@touch $(STAMP)
 
 demo: $(STAMP)
@@ -54,6 +54,7 @@ base-image:
 bench: $(STAMP)
 	$(PY) bench/bench_modes.py
 	$(PY) bench/bench_containers.py
+	$(PY) bench/bench_cluster.py
 
 flake-hunt: $(STAMP)
 	$(PY) bench/flake_hunt.py --seeds $(SEEDS)

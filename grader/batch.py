@@ -242,6 +242,7 @@ _NOT_GRADING = frozenset(
         "student_plugin.py",
         "bundle.py",
         "demo.py",
+        "cluster.py",
     }
 )
 
@@ -500,6 +501,10 @@ class SandboxError(GraderError):
     """``grader grade --mode sandbox`` cannot run here at all (the same for every submission)."""
 
 
+class ClusterError(GraderError):
+    """The Dask cluster cannot grade (no scheduler, no worker fit to grade, scheduler lost)."""
+
+
 def _owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
@@ -642,8 +647,12 @@ class _SandboxRunner:
         *,
         timeout: float | None,
         max_examples: int | None,
+        die_with_parent: bool = False,
     ) -> None:
         self.assignment, self.out = assignment, out
+        # On a Dask worker: a grade must not outlive the worker that runs it (SIGKILLed, its
+        # task rescheduled elsewhere), or an orphan would grade on for nobody.
+        self.die_with_parent = die_with_parent
         self.timeout = timeout if timeout is not None else assignment.limits.budget + 120.0
         self.extra = ["--max-examples", str(max_examples)] if max_examples else []
         self.runner = f"sandbox python {platform.python_version()}"
@@ -678,6 +687,7 @@ class _SandboxRunner:
                 stderr=subprocess.STDOUT,
                 env=env,
                 start_new_session=True,  # a terminal's Ctrl-C reaches the batch, not the grade
+                preexec_fn=_die_with_parent() if self.die_with_parent else None,
             )
             with self._lock:
                 self._procs[item.id] = proc
@@ -738,6 +748,22 @@ class _SandboxRunner:
             _stop_process(proc, grace=5.0)
 
 
+def _die_with_parent() -> Callable[[], None]:
+    """A ``preexec_fn`` that has the kernel SIGKILL the child when the thread that started
+    it dies (the thread waits for the child, so only the death of its process ends it)."""
+    import ctypes
+
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    parent = os.getpid()
+
+    def preexec() -> None:
+        prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+        if os.getppid() != parent:  # the parent died before the line above
+            os._exit(1)
+
+    return preexec
+
+
 def _stop_process(proc: subprocess.Popen, grace: float = 10.0) -> None:
     """SIGINT to the grade's process group (its sandbox cleans up), then SIGKILL."""
     for sig, wait_for in ((signal.SIGINT, grace), (signal.SIGKILL, 30.0)):
@@ -779,41 +805,58 @@ def _resolve_mode(mode: str, image: str | None, console) -> str:
 
 # --------------------------------------------------------------------------- running
 
-MachineError = (DockerError, SandboxError)
+MachineError = (DockerError, SandboxError, ClusterError)
 
 
-def run_batch(
-    submissions: Path,
+class LocalExecutor:
+    """Grades on this machine: ``runner.grade`` in ``jobs`` threads.
+
+    One of the two executors of a batch (the other is ``grader.cluster.ClusterExecutor``).
+    An executor names the runner that goes into the results' key (``runner``), says where
+    grading happens (``describe``), how many grades may be in flight now (``slots``), and
+    turns a submission into a ``concurrent.futures.Future`` of its validated results dict
+    (``submit``); ``interrupt`` stops what runs (Ctrl-C) and ``close`` waits for the rest.
+    Everything else (keys, resume, writing results, progress, scores.csv, the summary) is
+    ``run_batch``'s, the same for both.
+    """
+
+    def __init__(self, runner: _DockerRunner | _SandboxRunner, jobs: int, logs_dir: Path) -> None:
+        self._runner, self.jobs, self.logs_dir = runner, max(1, jobs), logs_dir
+        self.runner = runner.runner
+        self.mode = runner.mode
+        self._pool = ThreadPoolExecutor(max_workers=self.jobs)
+
+    def describe(self) -> str:
+        return f"{self._runner.describe()}, {self.jobs} at a time"
+
+    def slots(self) -> int:
+        return self.jobs
+
+    def submit(self, item: BatchItem) -> Future:
+        return self._pool.submit(self._runner.grade, item, self.logs_dir)
+
+    def interrupt(self) -> None:
+        self._runner.interrupt()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+
+
+def _local_executor(
     assignment: Assignment,
     out: Path,
     *,
-    jobs: int = 1,
-    force: bool = False,
-    mode: str = "auto",
-    image: str | None = None,
-    timeout: float | None = None,
-    memory_mb: int | None = None,
-    max_examples: int | None = None,
-    diff: Path | None = None,
-    console=None,
-    progress: bool = True,
-) -> BatchSummary:
-    """Grade every submission in ``submissions`` into ``out``; see the module docstring."""
-    from rich.console import Console
-
-    from .docker_runner import write_json_atomic
-    from .exports import read_scores_csv, row_from_results, score_changes, write_scores_csv
-
-    console = console or Console(stderr=True, highlight=False, soft_wrap=True)
-    out = Path(out)
-    results_dir = out / "results"
-    logs_dir = out / "logs"
-    results_dir.mkdir(parents=True, exist_ok=True)
-    items = discover(submissions)
+    mode: str,
+    jobs: int,
+    image: str | None,
+    timeout: float | None,
+    memory_mb: int | None,
+    max_examples: int | None,
+    console,
+) -> LocalExecutor:
+    """Docker containers or sandbox processes on this machine, ``-j`` at a time."""
     asked = mode
     mode = _resolve_mode(mode, image, console)
-    start = time.monotonic()
-
     runner: _DockerRunner | _SandboxRunner | None = None
     if mode == "docker":
         try:
@@ -829,88 +872,112 @@ def run_batch(
             if asked != "auto" or image:
                 raise
             console.print(f"mode: sandbox after all (no grading image: {str(exc)[:160]})")
-            mode = "sandbox"
     if runner is None:
         runner = _SandboxRunner(assignment, out, timeout=timeout, max_examples=max_examples)
-    summary = BatchSummary(total=len(items), mode=mode)
     jobs = max(1, jobs)
-    if mode == "sandbox" and jobs > cpu_cores():
+    if runner.mode == "sandbox" and jobs > cpu_cores():
         console.print(f"-j {jobs} capped at {cpu_cores()}: one sandbox per CPU core")
         jobs = cpu_cores()
+    return LocalExecutor(runner, jobs, out / "logs")
 
-    course, grader = course_parts(assignment), grader_version()
-    options = {"max_examples": max_examples}
-    parts: dict[str, dict[str, str]] = {}
-    previous: dict[str, dict[str, Any]] = {}  # what OUT held before, for the changes
-    todo: list[tuple[BatchItem, str]] = []
-    for item in items:
-        parts[item.id] = key_parts(
-            item.path, assignment, runner.runner, options, course=course, grader=grader
+
+def run_batch(
+    submissions: Path,
+    assignment: Assignment,
+    out: Path,
+    *,
+    jobs: int = 1,
+    force: bool = False,
+    mode: str = "auto",
+    image: str | None = None,
+    timeout: float | None = None,
+    memory_mb: int | None = None,
+    max_examples: int | None = None,
+    diff: Path | None = None,
+    scheduler: str | None = None,
+    console=None,
+    progress: bool = True,
+) -> BatchSummary:
+    """Grade every submission in ``submissions`` into ``out``; see the module docstring.
+
+    With ``scheduler`` (a Dask scheduler's address) the grades run on that cluster's workers
+    (``grader.cluster``) instead of this machine; the rest is the same.
+    """
+    from rich.console import Console
+
+    from .docker_runner import write_json_atomic
+    from .exports import read_scores_csv, row_from_results, score_changes, write_scores_csv
+
+    console = console or Console(stderr=True, highlight=False, soft_wrap=True)
+    out = Path(out)
+    results_dir = out / "results"
+    logs_dir = out / "logs"
+    results_dir.mkdir(parents=True, exist_ok=True)
+    items = discover(submissions)
+    start = time.monotonic()
+
+    if mode not in MODES:
+        raise ConfigError(f"--mode must be one of {', '.join(MODES)}, not {mode!r}")
+    executor: Any
+    if scheduler is not None:
+        from .cluster import ClusterExecutor
+
+        executor = ClusterExecutor(
+            scheduler,
+            assignment,
+            mode=mode,
+            image=image,
+            timeout=timeout,
+            max_examples=max_examples,
+            logs_dir=logs_dir,
+            console=console,
         )
-        stored = load_valid_result(results_dir / f"{item.id}.json")
-        if stored is not None:
-            previous[item.id] = stored
-        reason = regrade_reason(stored, parts[item.id], force)
-        if reason is None:
-            summary.skipped += 1
-            summary.results[item.id] = stored
-        else:
-            summary.reasons[reason] += 1
-            todo.append((item, reason))
-    console.print(f"{len(items)} submissions in {submissions}: " + _plan(summary))
+    else:
+        executor = _local_executor(
+            assignment,
+            out,
+            mode=mode,
+            jobs=jobs,
+            image=image,
+            timeout=timeout,
+            memory_mb=memory_mb,
+            max_examples=max_examples,
+            console=console,
+        )
+    try:
+        summary = BatchSummary(total=len(items), mode=executor.mode)
 
-    if todo:
-        console.print(f"grading {len(todo)} {runner.describe()}, {jobs} at a time")
-        stream = console.file
-        bar = ProgressLine(len(todo), jobs, stream) if progress else None
+        course, grader = course_parts(assignment), grader_version()
+        options = {"max_examples": max_examples}
+        parts: dict[str, dict[str, str]] = {}
+        previous: dict[str, dict[str, Any]] = {}  # what OUT held before, for the changes
+        todo: list[tuple[BatchItem, str]] = []
+        for item in items:
+            parts[item.id] = key_parts(
+                item.path, assignment, executor.runner, options, course=course, grader=grader
+            )
+            stored = load_valid_result(results_dir / f"{item.id}.json")
+            if stored is not None:
+                previous[item.id] = stored
+            reason = regrade_reason(stored, parts[item.id], force)
+            if reason is None:
+                summary.skipped += 1
+                summary.results[item.id] = stored
+            else:
+                summary.reasons[reason] += 1
+                todo.append((item, reason))
+        console.print(f"{len(items)} submissions in {submissions}: " + _plan(summary))
 
-        def grade_one(item: BatchItem) -> dict[str, Any]:
-            doc = runner.grade(item, logs_dir)
+        def save(item: BatchItem, doc: dict[str, Any]) -> None:
             extra = doc["extra_data"]
             extra["batch"] = {"key": result_key(parts[item.id]), "parts": parts[item.id]}
             write_json_atomic(results_dir / f"{item.id}.json", doc)
-            return doc
 
-        machine_down: GraderError | None = None
-        try:
-            with ThreadPoolExecutor(max_workers=jobs) as pool:
-                pending: dict[Future, BatchItem] = {}
-                queue = [item for item, _ in todo]
-                try:
-                    while queue or pending:
-                        while queue and len(pending) < jobs and machine_down is None:
-                            item = queue.pop(0)
-                            if bar is not None:
-                                bar.started(item.id)
-                            pending[pool.submit(grade_one, item)] = item
-                        if not pending:
-                            break
-                        done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                        for fut in done:
-                            item = pending.pop(fut)
-                            last = _record(fut, item, summary)
-                            if isinstance(last, MachineError):
-                                machine_down = machine_down or last
-                                last = f"{item.id}: not graded ({last.__class__.__name__})"
-                            if bar is not None:
-                                bar.finished(item.id, last)
-                except KeyboardInterrupt:
-                    runner.interrupt()
-                    for fut in pending:
-                        fut.cancel()
-                    console.print(
-                        "[yellow]interrupted: finished results are saved; rerun the same "
-                        "command to grade the rest[/]"
-                    )
-                    raise
-        finally:
-            if bar is not None:
-                bar.close()
-        if machine_down is not None:
-            left = [i.id for i, _ in todo if summary.results.get(i.id) is None]
-            why = f"not graded: {machine_down}"
-            summary.failed.extend((i, why) for i in left if i not in dict(summary.failed))
-            console.print(f"[red]stopped: {machine_down}[/]")
+        if todo:
+            console.print(f"grading {len(todo)} {executor.describe()}")
+            _grade_all(executor, [item for item, _ in todo], summary, save, console, progress)
+    finally:
+        executor.close()
 
     rows = []
     for item in items:
@@ -941,16 +1008,76 @@ def run_batch(
     return summary
 
 
+def _grade_all(
+    executor,
+    queue: list[BatchItem],
+    summary: BatchSummary,
+    save: Callable[[BatchItem, dict[str, Any]], None],
+    console,
+    progress: bool,
+) -> None:
+    """Feed ``executor`` as it has room, record and save each result as it finishes."""
+    bar = ProgressLine(len(queue), executor.slots(), console.file) if progress else None
+    queue = list(queue)
+    machine_down: GraderError | None = None
+    pending: dict[Future, BatchItem] = {}
+    try:
+        while queue or pending:
+            room = executor.slots() - len(pending)
+            while queue and room > 0 and machine_down is None:
+                item = queue.pop(0)
+                if bar is not None:
+                    bar.started(item.id)
+                pending[executor.submit(item)] = item
+                room -= 1
+            if not pending:
+                break
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in done:
+                item = pending.pop(fut)
+                last = _record(fut, item, summary, save)
+                if isinstance(last, MachineError):
+                    machine_down = machine_down or last
+                    last = f"{item.id}: not graded ({last.__class__.__name__})"
+                if bar is not None:
+                    bar.finished(item.id, last)
+    except KeyboardInterrupt:
+        executor.interrupt()
+        for fut in pending:
+            fut.cancel()
+        console.print(
+            "[yellow]interrupted: finished results are saved; rerun the same "
+            "command to grade the rest[/]"
+        )
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
+    if machine_down is not None:
+        left = [i for i in summary.results if summary.results[i] is None]
+        left += [i.id for i in queue]
+        why = f"not graded: {machine_down}"
+        summary.failed.extend((i, why) for i in left if i not in dict(summary.failed))
+        console.print(f"[red]stopped: {machine_down}[/]")
+
+
 def _plan(summary: BatchSummary) -> str:
     return describe_reasons(summary.reasons, summary.skipped).replace(" graded", " to grade", 1)
 
 
-def _record(fut: Future, item: BatchItem, summary: BatchSummary) -> str | GraderError:
-    """Store one finished future in the summary; returns a short line for the progress."""
+def _record(
+    fut: Future,
+    item: BatchItem,
+    summary: BatchSummary,
+    save: Callable[[BatchItem, dict[str, Any]], None],
+) -> str | GraderError:
+    """Save one finished future's result and store it in the summary; returns a short line
+    for the progress."""
     from .exports import submission_status
 
     try:
         doc = fut.result()
+        save(item, doc)
     except MachineError as exc:
         summary.failed.append((item.id, f"{exc}"))
         summary.results[item.id] = None
@@ -1043,6 +1170,7 @@ def _cmd_batch(args) -> int:
         timeout=args.timeout,
         max_examples=args.max_examples,
         diff=Path(args.diff) if args.diff else None,
+        scheduler=args.scheduler,
         progress=not args.no_progress,
     )
     return 1 if summary.failed else 0
@@ -1111,6 +1239,13 @@ def add_commands(subparsers) -> None:
         "--diff",
         metavar="OLD_OUT",
         help="at the end, list every student whose score changed against OLD_OUT/scores.csv",
+    )
+    p.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="grade on the workers of this Dask scheduler (tcp://HOST:8786) instead of this "
+        "machine; each worker grades in sandbox or docker mode (--mode) and must have the "
+        "same grader and course files (docs/cluster.md; needs minitorch-grader[cluster])",
     )
     p.add_argument("--no-progress", action="store_true", help="no per-submission progress lines")
     p.set_defaults(func=_cmd_batch)
