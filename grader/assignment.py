@@ -111,9 +111,10 @@ class Assignment:
 
     @property
     def secret_dirs(self) -> tuple[Path, ...]:
-        """Folders student code must never read: the hidden tests' and the reference's."""
+        """Folders student code must never read: hidden tests, the reference, the secret."""
         dirs = {(self.tests_dir / name).parent for name in self.hidden_tests}
-        return tuple(sorted(dirs | {self.reference_dir}))
+        # The assignment's folder holds the course secret (grader/secret.py).
+        return tuple(sorted(dirs | {self.reference_dir, self.folder}))
 
     @property
     def student_files(self) -> tuple[str, ...]:

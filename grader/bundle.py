@@ -33,6 +33,7 @@ from pathlib import Path
 from .assignment import Assignment, load_assignment, repo_root
 from .errors import ConfigError, GraderError
 from .sandbox import WORKER_UID  # the uid the in-container sandbox drops to
+from .secret import ensure_course_secret
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -352,6 +353,8 @@ def build_bundle(
     """
     if isinstance(assignment, str):
         assignment = load_assignment(assignment)
+    # The course's grading examples depend on it; the bundle carries it root-only.
+    ensure_course_secret(assignment)
     root = assignment.root
     cache = cache or (root / "build")
     wheelhouse = wheelhouse or build_wheelhouse(

@@ -125,6 +125,13 @@ def _load_hypothesis_profile(config: pytest.Config, state: _State) -> None:
     if examples is None:
         examples = 50 if grading else 100
     seed = config.getoption("grading_seed")
+    if seed is None and grading and state.assignment is not None:
+        # Repeatable for the course, unpredictable to students (grader/secret.py).
+        from .secret import course_secret, grading_seed
+
+        secret = course_secret(state.assignment)
+        if secret is not None:
+            seed = grading_seed(secret, state.assignment.name)
     common = dict(
         deadline=None,
         max_examples=examples,
@@ -142,12 +149,28 @@ def _load_hypothesis_profile(config: pytest.Config, state: _State) -> None:
     )
     settings.register_profile("student", derandomize=False, **common)  # type: ignore[arg-type]
     settings.load_profile(state.profile)
+    _no_local_constants()
     if seed is not None:
         import hypothesis.core
 
         # The public route is pytest's --hypothesis-seed, which needs hypothesis' own plugin;
         # trusted runs disable plugin autoloading, so set the same switch it sets.
         hypothesis.core.global_force_seed = seed  # type: ignore[attr-defined]
+
+
+def _no_local_constants() -> None:
+    """Draw from hypothesis' global constants only, never from the modules loaded here.
+
+    Hypothesis mixes into its draws the literals of every "local" module it finds loaded
+    (anything outside site-packages), and caches them under ``.hypothesis/constants`` in
+    the working folder. What is local depends on where the grader is installed (a checkout
+    or a bundle's venv), so the same test drew different examples in sandbox and docker
+    modes. hypothesis is pinned, so this private hook is stable.
+    """
+    from hypothesis.internal.conjecture import providers
+
+    empty = providers.Constants()
+    providers._get_local_constants = lambda: empty  # type: ignore[attr-defined]
 
 
 # --------------------------------------------------------------------------- collection
@@ -283,9 +306,10 @@ def _repeated(fault: StudentFault, shown: set[str]) -> str | None:
 def render_failure(exc: BaseException, shown: set[str] | None = None) -> str | None:
     """A short message for a student, or None to keep pytest's own report.
 
-    Student faults show what their code did (with their own frames only); explicit check
-    failures (``pytest.fail(msg, pytrace=False)``) show the check's message. Both keep
-    hypothesis' falsifying example, and drop the rest of its output.
+    Student faults show what their code did (with their own frames only) and hypothesis'
+    falsifying example, their only record of the inputs; explicit check failures
+    (``pytest.fail(msg, pytrace=False)``) already name what was called, with what, and how to
+    reproduce it, so they show the check's message alone, without hypothesis' output.
     """
     candidates = _flatten(exc)
     notes = _example_notes(exc)
@@ -308,8 +332,15 @@ def render_failure(exc: BaseException, shown: set[str] | None = None) -> str | N
                 repeated = _repeated(context, shown)
                 if repeated is not None:
                     return repeated
-            return "\n".join([str(candidate.msg), *notes])
+            return str(candidate.msg)
     return None
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_call(item: pytest.Item) -> None:
+    """Tell the client which test runs now (its memory of hung calls is per test)."""
+    if _STATE in item.config.stash and item.config.stash[_STATE].client is not None:
+        item.config.stash[_STATE].client.scope = item.nodeid
 
 
 @pytest.hookimpl(wrapper=True)

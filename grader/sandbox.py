@@ -856,7 +856,11 @@ class StudentClient:
         self._ids = 0
         self._importing: list[str] = []
         self._blocked: dict[str, str] = {}
-        self._hung: dict[str, str] = {}
+        self._hung: dict[tuple[str, str], str] = {}
+        #: The test now running (set by the plugin). A call that hung fails at once when the
+        #: same test calls it again (hypothesis would re-run it while shrinking), but another
+        #: test still gets to run it: one hang must not cost every test that shares a label.
+        self.scope = ""
         self.restarts = 0
         self.calls = 0
         #: One entry per cause that stopped student code from running: a file that did not
@@ -1002,8 +1006,8 @@ class StudentClient:
 
     def _call(self, probe: str, args: tuple[Any, ...], label: str | None) -> Any:
         what = label or probe
-        if what in self._hung:
-            raise ProbeTimeout(self._hung[what], label=label)
+        if (self.scope, what) in self._hung:
+            raise ProbeTimeout(self._hung[self.scope, what], label=label)
         exhausted = self._budget_exhausted()
         if exhausted:
             self._note("timeout", "budget", exhausted)
@@ -1027,7 +1031,7 @@ class StudentClient:
                 f"timed out after {limit:g} s in {what} (an infinite loop? "
                 "the worker was stopped; later calls of it fail the same way without waiting)"
             )
-            self._hung[what] = message
+            self._hung[self.scope, what] = message
             self._note("timeout", what, message)
             raise ProbeTimeout(message, label=label) from None
         except _Oversized:

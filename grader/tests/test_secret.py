@@ -1,0 +1,95 @@
+"""The course secret: regrades repeat exactly, other secrets (and students) draw other examples.
+
+Grading derandomizes hypothesis, so without a secret anyone holding the public tests could
+replay the grading examples. These tests grade a submission whose Mul.backward is wrong (so
+each failure names the inputs hypothesis drew) in a copy of the course with a secret.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from grader.assignment import load_assignment, repo_root
+from grader.cli import grade_command
+from grader.mutations import apply_mutations
+from grader.secret import SECRET_FILE, grading_seed
+
+ROOT = repo_root()
+WRONG_MUL_BACKWARD = {
+    "file": "minitorch/scalar_functions.py",
+    "find": "        return operators.mul(b, d_output), operators.mul(a, d_output)\n",
+    "replace": "        return operators.mul(b, d_output), operators.mul(b, d_output)\n",
+}
+
+
+def _course(dest: Path, secret: str | None) -> Path:
+    for name in ("reference", "tests", "assignments"):
+        shutil.copytree(ROOT / name, dest / name, ignore=shutil.ignore_patterns(SECRET_FILE))
+    if secret is not None:
+        (dest / "assignments" / "module1" / SECRET_FILE).write_text(secret + "\n")
+    return dest
+
+
+def _failures(course: Path, submission: Path, out: Path) -> list[str]:
+    cmd = grade_command(submission, "module1", out, extra=("--max-examples", "8"))
+    env = {**os.environ, "GRADER_ROOT": str(course)}
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=out.parent)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    doc = json.loads(out.read_text())
+    failed = [t["output"] for t in doc["tests"] if t["status"] == "failed"]
+    assert failed, "the wrong Mul.backward was not caught: nothing to compare"
+    return failed
+
+
+@pytest.fixture(scope="module")
+def submission(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    reference = load_assignment("module1").reference_dir
+    return apply_mutations(reference, [WRONG_MUL_BACKWARD], tmp_path_factory.mktemp("sub"))
+
+
+def test_same_secret_same_examples_other_secret_other_examples(
+    submission: Path, tmp_path: Path
+) -> None:
+    one = _course(tmp_path / "one", "a" * 32)
+    same = _course(tmp_path / "same", "a" * 32)
+    other = _course(tmp_path / "other", "b" * 32)
+    first = _failures(one, submission, tmp_path / "first.json")
+    assert _failures(same, submission, tmp_path / "again.json") == first
+    assert _failures(other, submission, tmp_path / "other.json") != first
+    # Nothing hypothesis keeps lands in the folder grading ran from.
+    assert not (tmp_path / ".hypothesis").exists()
+
+
+def test_the_secret_and_its_seed_never_reach_the_handout(tmp_path: Path) -> None:
+    from grader.handout import generate
+
+    secret = "c0ffee" * 8
+    course = _course(tmp_path / "course", secret)
+    assignment = load_assignment("module1", root=course)
+    out = generate(assignment, tmp_path / "handout")
+    seed = str(grading_seed(secret.encode(), "module1"))
+    for path in out.rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            assert secret.encode() not in data and seed.encode() not in data, path
+    assert not list(out.rglob(SECRET_FILE))
+
+
+def test_bundle_builds_keep_one_secret(tmp_path: Path) -> None:
+    from grader.secret import course_secret, ensure_course_secret
+
+    course = _course(tmp_path / "course", None)
+    assignment = load_assignment("module1", root=course)
+    assert course_secret(assignment) is None
+    path = ensure_course_secret(assignment)
+    first = course_secret(assignment)
+    assert first is not None and len(first) >= 32
+    assert oct(path.stat().st_mode & 0o777) == "0o600"
+    ensure_course_secret(assignment)  # a second build keeps the course's secret
+    assert course_secret(assignment) == first
