@@ -221,9 +221,49 @@ def _test_files(assignment: Assignment, grader_dir: Path) -> Plan:
     for p in shipped:
         data = p.read_bytes()
         if p.suffix == ".py":
+            data = _strip_grader_only(p, data)
             data = _rewrite_grader_imports(p, data, exported)
         plan[f"tests/{p.relative_to(tests_dir).as_posix()}"] = _file(data)
     return plan
+
+
+GRADER_ONLY_BEGIN = "# BEGIN GRADER-ONLY"
+GRADER_ONLY_END = "# END GRADER-ONLY"
+
+
+def _strip_grader_only(path: Path, data: bytes) -> bytes:
+    """Drop every ``# BEGIN GRADER-ONLY`` ... ``# END GRADER-ONLY`` block of a shipped test
+    file: stand-ins and closed forms of tasks the student writes (a working chain_rule, the
+    central difference) stay with the grader. Each block becomes one comment line, so line
+    numbers of the rest shift but the file stays valid Python (checked)."""
+    lines = data.decode("utf-8").splitlines(keepends=True)
+    out: list[str] = []
+    inside = False
+    for n, line in enumerate(lines, start=1):
+        stripped = line.strip()
+        if stripped == GRADER_ONLY_BEGIN:
+            if inside:
+                raise ConfigError(f"{path}:{n}: {GRADER_ONLY_BEGIN} inside a grader-only block")
+            inside = True
+            indent = line[: len(line) - len(line.lstrip())]
+            out.append(f"{indent}# (grader-only code: not in the hand-out)\n")
+        elif stripped == GRADER_ONLY_END:
+            if not inside:
+                raise ConfigError(f"{path}:{n}: {GRADER_ONLY_END} without a BEGIN")
+            inside = False
+        elif not inside:
+            out.append(line)
+    if inside:
+        raise ConfigError(f"{path}: {GRADER_ONLY_BEGIN} is never closed")
+    text = "".join(out)
+    try:
+        ast.parse(text, filename=str(path))
+    except SyntaxError as exc:
+        raise ConfigError(
+            f"{path}: without its grader-only blocks the file is not valid Python "
+            f"(line {exc.lineno}: {exc.msg})"
+        ) from exc
+    return text.encode("utf-8")
 
 
 def _test_function_names(assignment: Assignment) -> set[str]:

@@ -355,6 +355,7 @@ def _data(node: Any) -> Any:
     return node if isinstance(node, (int, float)) else node.data
 
 
+# BEGIN GRADER-ONLY
 def _chain_rule(self: Any, d_output: Any) -> list[tuple[Any, Any]]:
     """A plain chain_rule (the API's contract), patched in by ``expression(own_chain_rule=
     False)`` so that backpropagation is tested even when the student's chain_rule is wrong."""
@@ -366,10 +367,16 @@ def _chain_rule(self: Any, d_output: Any) -> list[tuple[Any, Any]]:
     return [(v, d) for v, d in zip(history.inputs, local, strict=False) if not v.is_constant()]
 
 
+# END GRADER-ONLY
+
+
 @contextlib.contextmanager
 def _chain_rule_patched(patch: bool) -> Iterator[None]:
-    """With ``patch``, Scalar.chain_rule is the plain one above while the block runs."""
-    if not patch:
+    """With ``patch``, Scalar.chain_rule is the plain one above while the block runs.
+
+    The plain chain_rule is task 1.3's solution: it stays with the grader, and the hand-out's
+    copy of this file always runs the student's own chain_rule."""
+    if not patch or "_chain_rule" not in globals():
         yield
         return
     cls = _student("scalar").Scalar

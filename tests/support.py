@@ -212,6 +212,68 @@ def check_numbers(
             )
 
 
+# --------------------------------------------------------------------------- reply shapes
+# Everything a probe returns is student-controlled (student code runs in the same process as
+# the probe and can walk the stack into its lists), so every reply is checked against the
+# shape its probe promises before any value is read. A shape is:
+#   ANY                     anything (values are judged later, one by one)
+#   NUMBER                  an int or float (never a bool)
+#   list / dict / str / bool / int   that exact container or type
+#   ("list", item, n)       a list of exactly n items (n None: any length), each of shape item
+#   {"key": shape, ...}     a dict holding at least these keys, each of its shape
+# A reply of the wrong shape fails the test: it never passes by having nothing to compare.
+ANY = object()
+NUMBER = object()
+
+
+def _shape_problem(value: Any, shape: Any, where: str) -> str | None:
+    if shape is ANY:
+        return None
+    if shape is NUMBER:
+        return None if is_number(value) else f"{where} is a {type_name(value)}, not a number"
+    if isinstance(shape, type):
+        ok = type(value) is shape or (shape is int and type(value) is int)
+        return None if ok else f"{where} is a {type_name(value)}, not a {shape.__name__}"
+    if isinstance(shape, tuple) and shape[0] == "list":
+        _, item, length = shape
+        if type(value) is not list:
+            return f"{where} is a {type_name(value)}, not a list"
+        if length is not None and len(value) != length:
+            return f"{where} holds {len(value)} items where {length} were expected"
+        for i, v in enumerate(value):
+            problem = _shape_problem(v, item, f"{where}[{i}]")
+            if problem:
+                return problem
+        return None
+    if isinstance(shape, dict):
+        if type(value) is not dict:
+            return f"{where} is a {type_name(value)}, not a dict"
+        for key, sub in shape.items():
+            if key not in value:
+                return f"{where} has no {key!r}"
+            problem = _shape_problem(value[key], sub, f"{where}[{key!r}]")
+            if problem:
+                return problem
+        return None
+    raise TypeError(f"unknown shape {shape!r}")
+
+
+def expect(reply: Any, shape: Any, *, probe: str, what: str) -> Any:
+    """``reply`` if it has ``shape``; otherwise fail: ``what`` could not be checked.
+
+    Used on every probe reply before any value of it is read, so a reply emptied or cut
+    short by student code fails (the test cannot judge) instead of passing on nothing."""
+    __tracebackhide__ = True
+    problem = _shape_problem(reply, shape, "the reply")
+    if problem:
+        pytest.fail(
+            f"{what} could not be checked: the probe {probe} returned a reply where "
+            f"{problem}. Student code must not change what the test's probe collects.",
+            pytrace=False,
+        )
+    return reply
+
+
 def ask(
     student: Any,
     probe: str,
@@ -294,11 +356,17 @@ def switch_pairs(draw: st.DrawFn) -> tuple[float, float]:
 
 # --------------------------------------------------------------------------- closed forms
 def sigmoid(x: float) -> float:
-    """The logistic function, stable for every finite x."""
+    """The logistic function, stable for every finite x.
+
+    The hand-out computes it with tanh (within 1.6e-16 absolute, see SIGMOID_ATOL): the
+    two-branch form is task 0.1's solution and stays with the grader."""
+    # BEGIN GRADER-ONLY
     if x >= 0:
         return 1.0 / (1.0 + math.exp(-x))
     e = math.exp(x)
     return e / (1.0 + e)
+    # END GRADER-ONLY
+    return 0.5 * (1.0 + math.tanh(0.5 * x))
 
 
 def sigmoid_prime(x: float) -> float:
@@ -580,8 +648,7 @@ def list_helper(student, name, *lists):
         called=called,
         snippet=["from minitorch import operators", called],
     )
-    if not isinstance(out, dict) or "result" not in out:
-        pytest.fail(f"operators.{name} could not be checked: the probe's reply was malformed.")
+    expect(out, {"result": ANY}, probe="list_helper", what=f"operators.{name}")
     return out["result"]
 
 
@@ -1040,26 +1107,35 @@ _HEALTHY: dict[int, tuple[str, ...]] = {}
 def healthy_ops(student: Any) -> tuple[str, ...]:
     """The Scalar operators whose forward value and recorded inputs are right on fixed cases.
 
-    Computed once per session with one probe call. Graph tests of task 1.4 draw only these
-    operators, so a forward mistake (task 1.2) is not charged again in task 1.4.
+    Asked through ``expression_forward``, the very probe the task-1.2 operator tests are
+    judged with, once per session. Graph tests of task 1.4 draw only these operators (and
+    the fixed shapes swap a broken one for a working one, see ``substitute_ops``), so a
+    forward mistake (task 1.2) is not charged again in task 1.4. The verdict only chooses
+    which operators a graph uses: it never lets a test pass without judging, so being wrong
+    only while it runs gains nothing.
     """
     key = id(student)
     if key not in _HEALTHY:
-        flat = [(op, case) for op, cases in OP_CASES.items() for case in cases]
-        results = student.call(
-            "expression_forward_batch",
-            [[graph, values] for _, (graph, values, _, _) in flat],
-            label="Scalar operators",
-        )
         broken = set()
-        for (op, (graph, values, _, inputs)), result in zip(flat, results, strict=False):
-            if "forward_error" in result:
-                broken.add(op)
-                continue
-            if not analyse(graph, values)[-1].value_ok(result["data"][-1]):
-                broken.add(op)
-            elif sorted(result["reaches"][-1]) != inputs:
-                broken.add(op)
+        for op, cases in OP_CASES.items():
+            for graph, values, _, inputs in cases:
+                try:
+                    result = student.call("expression_forward", graph, values, label=f"Scalar {op}")
+                except StudentError:
+                    broken.add(op)
+                    break
+                expect(
+                    result,
+                    {"data": ("list", ANY, len(graph)), "reaches": ("list", ANY, len(graph))},
+                    probe="expression_forward",
+                    what=f"Scalar {op}",
+                )
+                reach = result["reaches"][-1]
+                if not analyse(graph, values)[-1].value_ok(result["data"][-1]) or not (
+                    isinstance(reach, list) and sorted(map(str, reach)) == list(map(str, inputs))
+                ):
+                    broken.add(op)
+                    break
         _HEALTHY[key] = tuple(op for op in UNARY + BINARY if op not in broken)
     return _HEALTHY[key]
 
@@ -1102,24 +1178,50 @@ def expression_text(nodes: Sequence[Node], values: Sequence[float], limit: int =
     return text if len(text) <= limit else text[:limit] + " ..."
 
 
+def expression_reply_shape(expr: Expression, points: bool) -> dict[str, Any]:
+    """What an ``expression`` reply (or one graph of ``expression_pair``) must look like."""
+    n_nodes, n_vars = len(expr.nodes), len(expr.values)
+    shape: dict[str, Any] = {
+        "data": ("list", ANY, n_nodes),
+        "reaches": ("list", ("list", int, None), n_nodes),
+        "grads": ("list", ANY, n_vars),
+    }
+    if points:
+        shape["points"] = ("list", ANY, 2 * n_vars)
+    return shape
+
+
 def check_expression_gradients(
-    expr: Expression, d: float, result: dict[str, Any], *, what: str
+    expr: Expression,
+    d: float,
+    result: Any,
+    *,
+    what: str,
+    points: bool = True,
+    probe: str = "expression",
 ) -> bool:
     """Judge the gradients an ``expression`` probe returned.
 
+    The reply is checked against its promised shape first (every list as long as the graph
+    says), so a reply cut short fails instead of leaving nothing to compare. ``points``: the
+    test asked for the forward values at central-difference points (then they must be there).
+
     Returns False (nothing judged) when the student's forward values or graph wiring differ
     from the trusted ones: that is a task-1.2 mistake, graded by the forward tests, and
-    gradients of a different function say nothing about backpropagation.
+    gradients of a different function say nothing about backpropagation. The caller must
+    fail when no example at all was judged (``require_judged``).
     """
     __tracebackhide__ = True
-    if "forward_error" in result:
+    if isinstance(result, dict) and "forward_error" in result:
+        expect(result, {"forward_error": str}, probe=probe, what=what)
         return False
+    expect(result, expression_reply_shape(expr, points), probe=probe, what=what)
     infos = expr.infos()
     data = result["data"]
-    for info, got in zip(infos, data, strict=False):
+    for info, got in zip(infos, data, strict=True):
         if not info.value_ok(got):
             return False
-    for info, reach in zip(infos, result["reaches"], strict=False):
+    for info, reach in zip(infos, result["reaches"], strict=True):
         if set(reach) != set(info.reaches):
             return False
     out = infos[-1]
@@ -1129,7 +1231,7 @@ def check_expression_gradients(
     expected = [d * j for j in out.jac]
     shown = "[" + ", ".join(fmt(e) for e in expected) + "]"
     # A log(x + 1e-6) upstream may shift each derivative by up to out.gslack[i].
-    for i, (got, exact, scale) in enumerate(zip(grads, expected, out.absjac, strict=False)):
+    for i, (got, exact, scale) in enumerate(zip(grads, expected, out.absjac, strict=True)):
         atol = abs(d) * (GRAPH_RTOL * scale + 2.0 * out.gslack[i]) + 1e-12
         if got is None and (exact == 0.0 or i not in out.reaches):
             continue  # a leaf the output does not (effectively) depend on may stay None
@@ -1150,11 +1252,21 @@ def check_expression_gradients(
                 expected=f"{shown} (each within {atol:.2g})",
                 snippet=snippet,
             )
-    if result.get("points") is None:
+    if not points:
         return True
     # Central differences of the student's own forward, as a second opinion.
-    estimates = central_estimates(expr.values, result["points"])
-    for i, ((estimate, rounding), got) in enumerate(zip(estimates, grads, strict=False)):
+    at_points = result["points"]
+    if not all(is_number(v) for v in at_points):
+        report(
+            f"{what}: y is not a number at points near the inputs, so the derivatives could "
+            "not be compared with central differences.",
+            called=called,
+            returned=f"y.data at {fmt(expression_points(expr))}: {fmt(at_points)}",
+            expected="a number at each point",
+            snippet=snippet,
+        )
+    estimates = central_estimates(expr.values, at_points)
+    for i, ((estimate, rounding), got) in enumerate(zip(estimates, grads, strict=True)):
         got_value = 0.0 if got is None else got
         atol = abs(d) * (rounding + GRAPH_RTOL * out.absjac[i] + 2.0 * out.gslack[i]) + 1e-9
         if not within(got_value, d * estimate, 1e-3, atol):
@@ -1184,12 +1296,11 @@ def require_judged(judged: Sequence[Any]) -> None:
         )
 
 
-def graph_ops(student: Any, needed: Sequence[str] = ()) -> tuple[str, ...] | None:
+def graph_ops(student: Any) -> tuple[str, ...]:
     """The operators a graph test of task 1.4 may use (see ``healthy_ops``).
 
-    Fails the test when no operator works at all (nothing to backpropagate through).
-    Returns None when an operator in ``needed`` (a fixed graph shape) is broken: that shape
-    cannot be judged, and its operator's mistake is already charged to task 1.2.
+    Fails the test when no operator works at all: there is nothing to backpropagate
+    through, and a test that cannot judge never passes.
     """
     __tracebackhide__ = True
     ops = healthy_ops(student)
@@ -1199,9 +1310,48 @@ def graph_ops(student: Any, needed: Sequence[str] = ()) -> tuple[str, ...] | Non
             "forward value with its inputs recorded. Fix the forward tests (task 1.2) first.",
             pytrace=False,
         )
-    if any(op not in ops for op in needed):
-        return None
     return ops
+
+
+# Replacements for an operator whose forward is wrong, in order of preference: each keeps the
+# fixed shapes inside every op's domain (inputs in [0.2, 2], values in the shapes below 50).
+_SUBSTITUTES = {
+    "add": ("mul", "sub"),
+    "sub": ("add", "mul"),
+    "mul": ("add", "sub"),
+    "div": ("mul", "add", "sub"),
+    "lt": ("gt", "mul", "add"),
+    "gt": ("lt", "mul", "add"),
+    "eq": ("lt", "gt", "mul", "add"),
+    "neg": ("sigmoid", "exp"),
+    "log": ("sigmoid", "neg"),
+    "exp": ("sigmoid", "neg"),
+    "sigmoid": ("neg", "exp"),
+    "relu": ("sigmoid", "neg"),
+}
+
+
+def substitute_ops(nodes: Sequence[Node], ops: Sequence[str]) -> list[Node]:
+    """``nodes`` with every operator outside ``ops`` swapped for a working one of the same
+    arity, so a fixed graph shape is still judged when one of its operators' forward is
+    wrong (task 1.2's mistake). Fails when an operator has no working replacement."""
+    __tracebackhide__ = True
+    out: list[Node] = []
+    for node in nodes:
+        op = node[0]
+        if op in ("var", "num") or op in ops:
+            out.append(list(node))
+            continue
+        swap = next((s for s in _SUBSTITUTES[op] if s in ops), None)
+        if swap is None:
+            pytest.fail(
+                f"Scalar.backward could not be checked on this graph shape: Scalar {op} and "
+                f"every operator that could stand in for it ({', '.join(_SUBSTITUTES[op])}) "
+                "give wrong forward values. Fix the forward tests (task 1.2) first.",
+                pytrace=False,
+            )
+        out.append([swap, *node[1:]])
+    return out
 
 
 def shape_ops(nodes: Sequence[Node]) -> list[str]:
@@ -1429,6 +1579,7 @@ def check_backpropagate(graph: Sequence[VarNode], deriv: float, got: Any, *, cal
     """Each leaf the output depends on holds the sum over paths of the products of the
     edge weights, times ``deriv``; other leaves keep None (or 0)."""
     __tracebackhide__ = True
+    expect(got, ("list", ANY, len(graph)), probe="backpropagate_variables", what="backpropagate")
     adj, absadj = path_derivatives(graph, deriv)
     live = reachable(graph)
     output = len(graph) - 1
@@ -1542,6 +1693,7 @@ def chain_rule_works(student: Any) -> bool:
             except (StudentError, ProbeTimeout, WorkerCrashed, BadValue):
                 ok = False
                 break
+            expect(out, {"pairs": ANY}, probe="chain_rule_pairs", what="Scalar.chain_rule")
             if chain_rule_problem(out["pairs"], LINEAR_COEFFS[name], -2.5):
                 ok = False
                 break
@@ -1551,6 +1703,7 @@ def chain_rule_works(student: Any) -> bool:
             except (StudentError, ProbeTimeout, WorkerCrashed, BadValue):
                 ok = False
             else:
+                expect(twice, {"pairs": ANY}, probe="chain_rule_twice", what="Scalar.chain_rule")
                 ok = chain_rule_twice_problem(twice["pairs"], -2.5) is None
         _CHAIN_RULE_OK[key] = ok
     return _CHAIN_RULE_OK[key]

@@ -21,6 +21,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from support import (
+    ANY,
     ATOL,
     FUNCTIONS,
     LINEAR_COEFFS,
@@ -35,6 +36,7 @@ from support import (
     check_numbers,
     close_pairs,
     d_outputs,
+    expect,
     expression_lines,
     expression_points,
     expressions,
@@ -80,6 +82,7 @@ def test_function_forward(student, name, data):
         called=snippet[1],
         snippet=snippet,
     )
+    expect(got, ("list", ANY, 1), probe="function_forward", what=f"{name}.forward")
     rtol, atol = fn.forward_tolerance(args)
     check_number(
         got[0],
@@ -149,6 +152,12 @@ def test_scalar_operator(student, op, data):
         snippet=snippet,
     )
     name = f"Scalar {_SYMBOLS.get(op, op)}" if op in _SYMBOLS else f"Scalar.{op}"
+    expect(
+        out,
+        {"data": ("list", ANY, len(graph)), "reaches": ("list", ANY, len(graph))},
+        probe="expression_forward",
+        what=name,
+    )
     if op in ("log", "sigmoid"):
         rtol, atol = FUNCTIONS[op.capitalize()].forward_tolerance(values)
     else:
@@ -196,6 +205,7 @@ def test_chain_rule_pairs(student, name, data, d):
         label="Scalar.chain_rule",
         called=called,
     )
+    expect(out, {"pairs": ANY}, probe="chain_rule_pairs", what="Scalar.chain_rule")
     problem = chain_rule_problem(out["pairs"], coeffs, d)
     args = ", ".join(chr(97 + i) for i in range(len(coeffs)))
     fwd = " + ".join(f"{c} * {chr(97 + i)}" for i, c in enumerate(coeffs))
@@ -242,6 +252,15 @@ def test_function_backward(student, name, data, d):
         called=called,
         snippet=snippet,
     )
+    if isinstance(out, dict) and "forward_error" in out:
+        expect(out, {"forward_error": str}, probe="function_backward", what=f"{name}.backward")
+    else:
+        expect(
+            out,
+            {"forward": ANY, "grads": list, "points": ("list", ANY, 0)},
+            probe="function_backward",
+            what=f"{name}.backward",
+        )
     expected = fn.grads(*args, d)
     rtol, atol = fn.backward_tolerance(args, d)
     rf, af = fn.forward_tolerance(args)

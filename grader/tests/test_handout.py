@@ -66,7 +66,11 @@ def check_no_solution_lines(assignment: Assignment, out: Path) -> int:
         and p.relative_to(out).as_posix() not in assignment.solved
         and p.suffix != ".zip"
     ]
-    checked = 0
+    test_files = [
+        p for p in out.rglob("*") if p.is_file() and p.relative_to(out).parts[0] == "tests"
+    ]
+    assert test_files, "the hand-out has no tests folder: nothing to compare"
+    checked = compared_in_tests = 0
     for rel in (*assignment.editable, *assignment.stubbed):
         lines = solution_only_lines((assignment.reference_dir / rel).read_text("utf-8"), rel)
         shipped = {ln.strip() for ln in (out / rel).read_text("utf-8").splitlines()}
@@ -77,7 +81,17 @@ def check_no_solution_lines(assignment: Assignment, out: Path) -> int:
             text = {ln.strip() for ln in other.read_text("utf-8", "replace").splitlines()}
             leaked = sorted(distinctive & text)
             assert not leaked, f"{other.relative_to(out)} contains solution lines of {rel}"
+        # Tests, probes and helpers too: a stand-in or closed form of a task the student
+        # still writes (e.g. a working chain_rule in probes.py) is a solution in the hand-out.
+        # Trivial lines (``return x``, ``pass``) say nothing; every other line counts.
+        meaningful = {ln for ln in lines if len(ln) >= 12 and not ln.startswith("#")}
+        for other in test_files:
+            text = {ln.strip() for ln in other.read_text("utf-8", "replace").splitlines()}
+            leaked = sorted(meaningful & text)
+            assert not leaked, f"{other.relative_to(out)} has solution lines of {rel}: {leaked}"
+            compared_in_tests += len(meaningful)
         checked += len(lines)
+    assert compared_in_tests > 0, "no solution line was compared with the hand-out's tests"
     return checked
 
 

@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from support import (
+    ANY,
     LINEAR_COEFFS,
     Expression,
     ask,
@@ -14,6 +15,7 @@ from support import (
     chain_rule_works,
     check_expression_gradients,
     d_outputs,
+    expect,
     expression_lines,
     expression_points,
     expression_text,
@@ -23,7 +25,7 @@ from support import (
     graph_ops,
     report,
     require_judged,
-    shape_ops,
+    substitute_ops,
     tolerance_text,
 )
 
@@ -44,6 +46,12 @@ def test_composed_forward(student, expr):
         label="Scalar operators",
         called=called,
         snippet=[*lines, "y.data"],
+    )
+    expect(
+        out,
+        {"data": ("list", ANY, len(expr.nodes))},
+        probe="expression_forward",
+        what="Scalar operators",
     )
     for j, info in enumerate(expr.infos()):
         got = out["data"][j]
@@ -72,6 +80,7 @@ def test_chain_rule_same_input_twice(student, x, d):
         f"backward returns {coeffs} times d_output"
     )
     out = ask(student, "chain_rule_twice", x, d, label="Scalar.chain_rule", called=called)
+    expect(out, {"pairs": ANY}, probe="chain_rule_twice", what="Scalar.chain_rule")
     pairs = out["pairs"]
     if chain_rule_twice_problem(pairs, d):
         report(
@@ -114,8 +123,8 @@ SHAPES = {
 
 
 @st.composite
-def shaped(draw, name):
-    nodes = SHAPES[name]
+def shaped(draw, name, ops):
+    nodes = substitute_ops(SHAPES[name], ops)
     n_vars = 1 + max(n[1] for n in nodes if n[0] == "var")
     if name == "gated":
         x = draw(floats(-3.0, 3.0))
@@ -126,12 +135,11 @@ def shaped(draw, name):
     return Expression(nodes, values)
 
 
-def _check_graphs(student, make_strategy, needed=(), max_examples=None, label="Scalar.backward"):
+def _check_graphs(student, make_strategy, max_examples=None, label="Scalar.backward"):
     """Check gradients on graphs from ``make_strategy(ops)``, ops being the operators whose
-    forward works (see support.healthy_ops)."""
-    ops = graph_ops(student, needed)
-    if ops is None:
-        return  # this shape uses an operator whose forward is wrong: task 1.2's
+    forward works (see support.healthy_ops); fixed shapes swap a broken operator for a
+    working one (support.substitute_ops), so every test judges something or fails."""
+    ops = graph_ops(student)
     strategy = make_strategy(ops)
     own = chain_rule_works(student)
     judged = []
@@ -163,7 +171,7 @@ def _check_graphs(student, make_strategy, needed=(), max_examples=None, label="S
 @pytest.mark.parametrize("shape", list(SHAPES))
 def test_classic_graph_shapes(student, shape):
     """backward on a shared intermediate, a diamond, a reused input with numbers, a gate"""
-    _check_graphs(student, lambda ops: shaped(shape), needed=shape_ops(SHAPES[shape]))
+    _check_graphs(student, lambda ops: shaped(shape, ops))
 
 
 @pytest.mark.task("1.4")
@@ -173,8 +181,9 @@ def test_bigger_expression_graphs(student):
 
 
 @st.composite
-def deep_chains(draw):
-    """y = x; then 100 times y = y * w + c: 200 operations deep."""
+def deep_chains(draw, ops):
+    """y = x; then 100 times y = y * w + c: 200 operations deep (another + or * when one of
+    them has a wrong forward, see support.substitute_ops)."""
     nodes = [["var", 0]]
     w = draw(magnitudes_near_one())
     c = draw(floats(-0.5, 0.5))
@@ -184,7 +193,7 @@ def deep_chains(draw):
         nodes.append(["mul", last, 1])
         nodes.append(["add", len(nodes) - 1, 2])
         last = len(nodes) - 1
-    return Expression(nodes, [draw(floats(-2.0, 2.0))])
+    return Expression(substitute_ops(nodes, ops), [draw(floats(-2.0, 2.0))])
 
 
 def magnitudes_near_one():
@@ -196,8 +205,7 @@ def test_deep_scalar_chain(student):
     """backward through 200 Scalar operations in a row"""
     _check_graphs(
         student,
-        lambda ops: deep_chains(),
-        needed=["add", "mul"],
+        lambda ops: deep_chains(ops),
         max_examples=5,
         label="Scalar.backward (200 operations deep)",
     )
@@ -230,10 +238,19 @@ def test_backward_on_two_graphs(student):
             label="Scalar.backward",
             called=called,
         )
-        if "forward_error" in out:
-            return  # a forward mistake is task 1.2's
+        if isinstance(out, dict) and "forward_error" in out:
+            expect(out, {"forward_error": str}, probe="expression_pair", what="Scalar.backward")
+            return  # not judged (a forward mistake is task 1.2's); require_judged below
+        expect(
+            out,
+            {"graphs": ("list", dict, 2)},
+            probe="expression_pair",
+            what="Scalar.backward",
+        )
         results = [
-            check_expression_gradients(expr, dd, {**graph, "points": None}, what=what)
+            check_expression_gradients(
+                expr, dd, graph, what=what, points=False, probe="expression_pair"
+            )
             for expr, dd, graph, what in (
                 (first, d, out["graphs"][0], "backward on the first graph"),
                 (second, 1.0, out["graphs"][1], "backward on a second, separate graph"),
