@@ -488,14 +488,14 @@ def _one_input_returns_tuple(functions: Any) -> bool:
     """Whether the student's code has one-input backward functions return 1-tuples.
 
     The template's given ``Log.backward`` returns a bare float and ``_backward`` wraps it.
-    Some students instead make every backward return a tuple (rewriting Log too) and call
+    Some students instead make every backward return a tuple or a list (rewriting Log too) and call
     ``backward`` directly from chain_rule; their code is consistent, so the probe's own
     one-input function follows the convention the student's given Log follows.
     """
     try:
         ctx = _student("autodiff").Context(False)
         ctx.save_for_backward(2.0)
-        return isinstance(functions.Log.backward(ctx, 1.0), tuple)
+        return isinstance(functions.Log.backward(ctx, 1.0), (tuple, list))
     except Exception:  # noqa: BLE001 - student code may raise anything
         return False
 
