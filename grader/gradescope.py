@@ -184,6 +184,23 @@ def validate_results(data: Any) -> None:
     _check(data, _schema(), "")
     if any(t["score"] > t["max_score"] + 1e-9 for t in data["tests"]):
         raise ValueError("a test scores above its max_score")
+    # Per-test points are shared out in cents (scoring.apportion): every task with tests has
+    # tests whose max scores add up to its points, and scores add up to the score shown.
+    tasks = data.get("extra_data", {}).get("tasks", [])
+    for task in tasks if isinstance(tasks, list) else []:
+        mine = [t for t in data["tests"] if f"task {task.get('id')}" in t.get("tags", [])]
+        if not mine:
+            continue
+        shares = sum(t["max_score"] for t in mine)
+        if abs(shares - task["max_score"]) > 1e-9:
+            raise ValueError(
+                f"task {task['id']}: its tests' max scores add up to {shares}, "
+                f"not {task['max_score']}"
+            )
+        if abs(sum(t["score"] for t in mine) - task["score"]) > 1e-9:
+            raise ValueError(f"task {task['id']}: its tests' scores do not add up to its score")
+    if tasks and abs(sum(t["score"] for t in tasks) - data["score"]) > 1e-9:
+        raise ValueError("the tasks' scores do not add up to the score")
 
 
 def write_results(data: dict[str, Any], path: Path) -> None:

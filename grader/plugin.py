@@ -350,6 +350,13 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
         return report
     if call.excinfo is not None and report.failed:
         text = render_failure(call.excinfo.value, item.config.stash[_STATE].shown)
+        if text is None and "hidden" in item.path.parts:
+            # pytest's own report would quote the hidden test's source lines.
+            exc = call.excinfo.value
+            text = (
+                f"this check stopped with {type(exc).__name__} before it could judge; "
+                "please tell your instructor (the test's code is not shown: it is hidden)"
+            )
         if text is not None:
             report.longrepr = text
     return report

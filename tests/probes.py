@@ -484,29 +484,18 @@ LINEAR_COEFFS = {"Lin1": [3.0], "Lin2": [2.0, -5.0], "Lin3": [2.0, -5.0, 0.5]}
 _LINEAR_CACHE: dict[Any, dict[str, Any]] = {}
 
 
-def _one_input_returns_tuple(functions: Any) -> bool:
-    """Whether the student's code has one-input backward functions return 1-tuples.
-
-    The template's given ``Log.backward`` returns a bare float and ``_backward`` wraps it.
-    Some students instead make every backward return a tuple or a list (rewriting Log too) and call
-    ``backward`` directly from chain_rule; their code is consistent, so the probe's own
-    one-input function follows the convention the student's given Log follows.
-    """
-    try:
-        ctx = _student("autodiff").Context(False)
-        ctx.save_for_backward(2.0)
-        return isinstance(functions.Log.backward(ctx, 1.0), (tuple, list))
-    except Exception:  # noqa: BLE001 - student code may raise anything
-        return False
-
-
 def _linear_functions() -> dict[str, Any]:
     functions = _student("scalar_functions")
     base = functions.ScalarFunction
     if base not in _LINEAR_CACHE:
         made = {}
-        as_tuple = _one_input_returns_tuple(functions)
-        for name, coeffs in LINEAR_COEFFS.items():
+        # Each function twice: its one-input backward returning a bare float (the template's
+        # convention, which the given _backward wraps) and a 1-tuple ("...Tuple"), for the
+        # students who make every backward return a tuple and call backward directly.
+        for name, coeffs, as_tuple in [
+            *((n, c, False) for n, c in LINEAR_COEFFS.items()),
+            *((f"{n}Tuple", c, True) for n, c in LINEAR_COEFFS.items()),
+        ]:
 
             def forward(ctx: Any, *xs: float, _c: list[float] = coeffs) -> float:
                 # backward reads the coefficients back from ctx, so a chain_rule that does
@@ -517,9 +506,9 @@ def _linear_functions() -> dict[str, Any]:
                     total += c * x
                 return total
 
-            def backward(ctx: Any, d: float) -> Any:
+            def backward(ctx: Any, d: float, _tuple: bool = as_tuple) -> Any:
                 grads = tuple(c * d for c in ctx.saved_values)
-                return grads[0] if len(grads) == 1 and not as_tuple else grads
+                return grads[0] if len(grads) == 1 and not _tuple else grads
 
             made[name] = type(
                 name,
@@ -538,10 +527,26 @@ def chain_rule_pairs(fn_name: str, values: list[float], d_output: float) -> dict
     pairs as [input index (-1: not one of the inputs), derivative].
     """
     scalar = _student("scalar")
-    fn = _linear_functions()[fn_name]
+    functions = _linear_functions()
     inputs = [scalar.Scalar(v) for v in values]
-    out = _linear_node(fn, inputs)
-    pairs = [[_index_of(var, inputs), d] for var, d in out.chain_rule(d_output)]
+    try:
+        found = list(_linear_node(functions[fn_name], inputs).chain_rule(d_output))
+    except TypeError:
+        # A chain_rule that calls backward directly cannot take a bare float: the template's
+        # convention. Where the student's own functions all return tuples, that is their
+        # consistent convention, so the same check runs again in it before failing.
+        if len(values) != 1:
+            raise
+        try:
+            twin = _linear_node(functions[f"{fn_name}Tuple"], inputs)
+            found = list(twin.chain_rule(d_output))
+        except Exception:  # noqa: BLE001 - the first error is the one to report
+            raise_first = True
+        else:
+            raise_first = False
+        if raise_first:
+            raise
+    pairs = [[_index_of(var, inputs), d] for var, d in found]
     return {"pairs": pairs}
 
 

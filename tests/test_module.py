@@ -85,23 +85,8 @@ def test_parameters(student, spec):
         )
 
 
-@pytest.mark.task("0.4")
-@given(spec=module_specs())
-def test_modules_are_direct_children(student, spec):
-    """modules gives the direct children of a module, not grandchildren"""
-    out = tree(student, spec, ["modules"], label="Module.modules")
-    for path, sub in module_paths(spec).items():
-        expected = sorted(f"{path}.{n}" if path else n for n, _ in sub["children"])
-        got = out["modules"][path]
-        if _sorted(got) != expected:
-            var = "root" + (f".{path}" if path else "")
-            report(
-                "Module.modules returned the wrong children.",
-                called=f"{var}.modules() on the tree below",
-                returned=f"the modules registered as {fmt(_sorted(got))}",
-                expected=f"the modules registered as {fmt(expected)} (in any order)",
-                snippet=[*module_lines(spec), f"len({var}.modules())"],
-            )
+# Module.modules() is given by the template (it returns the registered children): it is not
+# the student's work, so no test scores it.
 
 
 @st.composite

@@ -379,29 +379,36 @@ def test_hidden_tests_and_reference_stay_unreadable(
     assert found == []
 
 
-def test_without_bubblewrap_a_readable_checkout_is_refused(tmp_path: Path) -> None:
-    """No private filesystem and world-readable hidden tests: grading stops, saying how to fix.
+def test_without_bubblewrap_a_readable_checkout_stays_hidden(tmp_path: Path) -> None:
+    """No bubblewrap and a world-readable course: the course folders are still hidden.
 
-    Inside Gradescope or our image the course files are root-only (setup.sh), so this
-    check passes there; on a TA's machine without bubblewrap it refuses rather than let
-    student code read the hidden tests.
+    On a TA's machine without bubblewrap the worker gets a mount namespace with an empty
+    tmpfs over the hidden tests, the reference and the assignment folder (the course
+    secret), so the reading attack finds nothing, and the report says which defence it was.
     """
-    sub = tmp_path / "sub"
-    (sub / "minitorch").mkdir(parents=True)
-    # A world-readable copy of the course, wherever this checkout lives (a clone under a
-    # 0700 folder, such as mktemp -d gives, is already safe and would not be refused).
+    bases, attacks = build.load()
+    attack = next(a for a in attacks if a.name == "read_hidden_tests_and_reference")
+    sub = build.build(bases[attack.assignment], attack, tmp_path / "sub")
+    # A world-readable copy of the course, wherever this checkout lives.
     course = Path(tempfile.mkdtemp(prefix="readable-course-"))
     try:
         for name in ("reference", "assignments", "tests"):
             shutil.copytree(repo_root() / name, course / name)
         open_to_worker(course)
         env = {**os.environ, "GRADER_NO_BWRAP": "1", "GRADER_ROOT": str(course)}
-        cmd = grade_command(sub, "module1", tmp_path / "r.json")
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+        out = tmp_path / "r.json"
+        cmd = grade_command(sub, "module1", out, extra=("--max-examples", "10"))
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+        doc = json.loads(out.read_text())
     finally:
         shutil.rmtree(course, ignore_errors=True)
-    assert proc.returncode == 2, proc.stderr
-    assert "could read the hidden tests" in proc.stderr and "chmod -R go-rwx" in proc.stderr
+    defences = doc["extra_data"]["defences"]
+    assert defences["private_filesystem"] is False and defences["hidden_course_files"] is True
+    text = "\n".join(t["output"] for t in doc["tests"]) + doc["output"]
+    assert "ATTACK-REPORT read" in text  # the attack ran
+    assert "LEAKED " + str(course) not in text
+    assert not [line for line in text.splitlines() if "LEAKED" in line and "hidden" in line]
 
 
 @pytest.mark.parametrize(("mode", "name"), kind_cases("background_process"))

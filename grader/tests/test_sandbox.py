@@ -71,6 +71,14 @@ FILES = {
                 pass
             return 1
 
+        def numpy_value():
+            import numpy
+            return [numpy.exp(0.0), numpy.int64(3), numpy.bool_(True)]
+
+        def importable(name):
+            import importlib.util
+            return importlib.util.find_spec(name) is not None
+
         def nap(seconds):
             import time
             time.sleep(seconds)
@@ -248,3 +256,12 @@ def test_no_network_and_no_leftover_processes(package: Path) -> None:
         uid = c.worker_uid
         assert uid is not None
     assert kill_uid(uid) == 0  # close() already removed every process of the worker's uid
+
+
+def test_runtime_packages_import_and_nothing_else_of_the_grader(package: Path) -> None:
+    with client(package, "sandbox") as c:
+        # numpy is the course's: importable, and its scalars cross as plain values
+        assert c.call("call", "numpy_value") == [1.0, 3, True]
+        assert c.call("call", "importable", "typing_extensions") is True
+        for name in ("pytest", "hypothesis", "grader", "rich"):
+            assert c.call("call", "importable", name) is False, name

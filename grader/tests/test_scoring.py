@@ -103,3 +103,16 @@ def test_visible_output_tells_only_what_visible_tests_scored() -> None:
     assert "80 / 100" not in doc["output"]
     visible = to_results(score([outcome("a", "0.1", True)], a), execution_time=1.0)
     assert visible["output"].splitlines()[0] == "Score: 40 / 100"
+
+
+def test_a_report_whose_points_do_not_add_up_is_refused() -> None:
+    outcomes = [outcome(f"t{i}", "0.1", i % 2 == 0) for i in range(7)]
+    doc = to_results(score(outcomes, M0), execution_time=1.0)
+    validate_results(doc)
+    doc["tests"][0]["max_score"] = round(doc["tests"][0]["max_score"] + 0.01, 2)
+    try:
+        validate_results(doc)
+    except ValueError as exc:
+        assert "add up" in str(exc)
+    else:
+        raise AssertionError("a report whose test points exceed the task was accepted")

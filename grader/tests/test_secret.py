@@ -31,6 +31,7 @@ WRONG_MUL_BACKWARD = {
 def _course(dest: Path, secret: str | None) -> Path:
     for name in ("reference", "tests", "assignments"):
         shutil.copytree(ROOT / name, dest / name, ignore=shutil.ignore_patterns(SECRET_FILE))
+    shutil.copyfile(ROOT / "pyproject.toml", dest / "pyproject.toml")  # the hand-out's pins
     if secret is not None:
         (dest / "assignments" / "module1" / SECRET_FILE).write_text(secret + "\n")
     return dest
