@@ -433,20 +433,6 @@ def expression_forward(graph: list[list[Any]], values: list[float]) -> dict[str,
     }
 
 
-def expression_forward_batch(cases: list[list[Any]]) -> list[dict[str, Any]]:
-    """``expression_forward`` for each [graph, values]; a case that raises gives
-    {"forward_error": ...} (reported as data, so one broken operator does not hide the rest).
-    """
-    _student("scalar")  # an import error is not a forward mistake: let it propagate
-    out = []
-    for graph, values in cases:
-        try:
-            out.append(expression_forward(graph, values))
-        except Exception as exc:  # noqa: BLE001 - student code may raise anything
-            out.append(_forward_failure(exc))
-    return out
-
-
 def expression_pair(
     first: list[list[Any]],
     first_values: list[float],
