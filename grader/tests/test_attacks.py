@@ -407,8 +407,16 @@ def test_without_bubblewrap_a_readable_checkout_stays_hidden(tmp_path: Path) -> 
     assert defences["private_filesystem"] is False and defences["hidden_course_files"] is True
     text = "\n".join(t["output"] for t in doc["tests"]) + doc["output"]
     assert "ATTACK-REPORT read" in text  # the attack ran
-    assert "LEAKED " + str(course) not in text
-    assert not [line for line in text.splitlines() if "LEAKED" in line and "hidden" in line]
+    # In scope: the course being graded and the grader's own checkout. Another copy of the
+    # course elsewhere on the machine (a second checkout) is readable by design without
+    # bubblewrap; docs/security.md says so under "What is not defended".
+    in_scope = (str(course), str(repo_root()))
+    leaked = [
+        line
+        for line in text.splitlines()
+        if "LEAKED " in line and any(root in line for root in in_scope)
+    ]
+    assert leaked == []
 
 
 @pytest.mark.parametrize(("mode", "name"), kind_cases("background_process"))
