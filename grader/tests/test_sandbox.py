@@ -221,6 +221,32 @@ def test_budget_counts_the_workers_cpu_time_not_the_wall_clock(package: Path) ->
     shutil.rmtree(quiet, ignore_errors=True)
 
 
+def test_tree_cpu_counts_grandchildren_alive_and_reaped() -> None:
+    """A worker's CPU time includes what its children burn, running or already waited for."""
+    import subprocess
+    import sys
+
+    from grader.sandbox import tree_cpu_seconds
+
+    burn = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.6: pass\n"
+    # The shell waits for one burner (reaped: its time moves to the shell's cutime) and
+    # leaves a second one burning then sleeping (alive: counted from its own stat).
+    script = (
+        f"{sys.executable} -c '{burn}'; "
+        f"{sys.executable} -c '{burn}import time; time.sleep(30)' & sleep 30"
+    )
+    proc = subprocess.Popen(["sh", "-c", script], start_new_session=True)
+    try:
+        deadline = time.monotonic() + 20
+        while tree_cpu_seconds(proc.pid) < 1.1 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert tree_cpu_seconds(proc.pid) >= 1.1
+        assert tree_cpu_seconds(proc.pid) < 5.0
+    finally:
+        os.killpg(proc.pid, 9)
+        proc.wait()
+
+
 def test_memory_limit_turns_a_memory_bomb_into_an_error(package: Path) -> None:
     with client(package, "sandbox") as c:
         with pytest.raises((StudentError, WorkerCrashed)) as info:
