@@ -84,6 +84,8 @@ class Assignment:
     visibility_overrides: dict[str, str]
     max_examples: int
     local_max_examples: int
+    #: Test calls one failing test may spend shrinking its example (see plugin).
+    shrink_calls: int
     limits: Limits
     tasks: tuple[Task, ...]
 
@@ -228,6 +230,7 @@ def load_assignment(name_or_path: str | Path, root: Path | None = None) -> Assig
         visibility_overrides=overrides,
         max_examples=int(hyp.get("max_examples", 60)),
         local_max_examples=int(hyp.get("local_max_examples", 100)),
+        shrink_calls=int(hyp.get("shrink_calls", 200)),
         limits=limits,
         tasks=tuple(tasks),
     )

@@ -150,6 +150,8 @@ def _load_hypothesis_profile(config: pytest.Config, state: _State) -> None:
     settings.register_profile("student", derandomize=False, **common)  # type: ignore[arg-type]
     settings.load_profile(state.profile)
     _no_local_constants()
+    if grading and state.assignment is not None:
+        _bound_shrinking(state.assignment.shrink_calls)
     if seed is not None:
         import hypothesis.core
 
@@ -171,6 +173,44 @@ def _no_local_constants() -> None:
 
     empty = providers.Constants()
     providers._get_local_constants = lambda: empty  # type: ignore[attr-defined]
+
+
+def _bound_shrinking(calls: int, stall: int = 50) -> None:
+    """Let each failing test spend at most ``calls`` test calls shrinking its example, and
+    stop after ``stall`` calls in a row that found nothing smaller.
+
+    Shrinking is where a buggy submission spent its time (a wrong backpropagate: 634 calls,
+    5 s, for one test): most of it in the last few steps, from a graph of four variables
+    to one of three. Counted in calls, not seconds, so the same submission still gets the
+    same example and message on a busy machine. hypothesis is pinned; its shrinker checks
+    ``check_calls`` before every call and stops on ``StopShrinking``.
+    """
+    from hypothesis.internal.conjecture import engine
+    from hypothesis.internal.conjecture.shrinker import StopShrinking
+
+    if getattr(engine.ConjectureRunner.new_shrinker, "_grader_bounded", None) == (calls, stall):
+        return
+    unbounded = getattr(engine.ConjectureRunner.new_shrinker, "_grader_unbounded", None)
+    unbounded = unbounded or engine.ConjectureRunner.new_shrinker
+
+    def new_shrinker(self: Any, *args: Any, **kwargs: Any) -> Any:
+        shrinker = unbounded(self, *args, **kwargs)
+        shrinker.max_stall = stall
+        start = shrinker.calls
+
+        def check_calls() -> None:
+            if (
+                shrinker.calls - shrinker.calls_at_last_shrink >= shrinker.max_stall
+                or shrinker.calls - start >= calls
+            ):
+                raise StopShrinking
+
+        shrinker.check_calls = check_calls
+        return shrinker
+
+    new_shrinker._grader_bounded = (calls, stall)  # type: ignore[attr-defined]
+    new_shrinker._grader_unbounded = unbounded  # type: ignore[attr-defined]
+    engine.ConjectureRunner.new_shrinker = new_shrinker  # type: ignore[method-assign]
 
 
 # --------------------------------------------------------------------------- collection

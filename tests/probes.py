@@ -153,6 +153,11 @@ def central_difference(fn_name: str, vals: list[float], arg: int, epsilon: Any) 
     return autodiff.central_difference(fn, *vals, arg=arg, epsilon=epsilon)
 
 
+def central_difference_many(fn_name: str, cases: list[list[Any]]) -> list[Any]:
+    """``central_difference`` for each ``[vals, arg, epsilon]`` of ``cases``, in one call."""
+    return [central_difference(fn_name, vals, arg, epsilon) for vals, arg, epsilon in cases]
+
+
 # --------------------------------------------------------------------------- 1.4 in isolation
 class _History:
     def __init__(self, inputs: list[Any]) -> None:
@@ -282,6 +287,11 @@ def function_backward(
         "grads": grads,
         "points": at_points,
     }
+
+
+def function_backward_many(fn_name: str, cases: list[list[Any]]) -> list[dict[str, Any]]:
+    """``function_backward`` for each ``[args, d_output]`` of ``cases``, in one call."""
+    return [function_backward(fn_name, args, d_output, []) for args, d_output in cases]
 
 
 def function_backward_saved(fn_name: str, saved: list[float], d_output: float) -> list[Any]:
@@ -422,6 +432,19 @@ def expression(
         "reaches": reaches,
         "points": at_points,
     }
+
+
+def expression_forward_many(cases: list[list[Any]]) -> list[dict[str, Any]]:
+    """``expression_forward`` for each ``[graph, values]`` of ``cases``, in one call."""
+    return [expression_forward(graph, values) for graph, values in cases]
+
+
+def expression_order(graph: list[list[Any]], values: list[float]) -> list[int]:
+    """``topological_sort`` of the expression's output, built with Scalars, as node indices
+    (-1: a Scalar that is not a node of the graph, such as a number wrapped by apply)."""
+    autodiff = _student("autodiff")
+    _, nodes = _build_expression(graph, values)
+    return [_index_of(v, nodes) for v in autodiff.topological_sort(nodes[-1])]
 
 
 def expression_forward(graph: list[list[Any]], values: list[float]) -> dict[str, Any]:

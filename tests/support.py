@@ -15,6 +15,7 @@ mistake (a missing factor, a wrong sign, swapped arguments) is off by far more.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -90,10 +91,66 @@ def report(
     ]
     if hint:
         lines.append(f"  hint:     {hint}")
-    if snippet:
-        lines.append("Reproduce it in a Python shell:")
-        lines.extend(f"  >>> {line}" for line in snippet)
+    lines += shell_lines(snippet)
     pytest.fail("\n".join(lines), pytrace=False)
+
+
+def shell_lines(snippet: Sequence[str]) -> list[str]:
+    """The reproducer as a Python shell shows it: ``>>>`` prompts, ``...`` inside a block
+    (lines that start with a space), and the empty line that ends a block."""
+    if not snippet:
+        return []
+    lines = ["Reproduce it in a Python shell:"]
+    for k, line in enumerate(snippet):
+        inside = line.startswith(" ")
+        lines.append(f"  ... {line}" if inside else f"  >>> {line}")
+        ends_block = k + 1 == len(snippet) or not snippet[k + 1].startswith(" ")
+        if inside and ends_block:
+            lines.append("  ...")
+    return lines
+
+
+def brief(names: Sequence[str], head: int = 6, tail: int = 3) -> str:
+    """A list for a message: whole when short; else its first and last items and a count."""
+    if len(names) <= head + tail + 2:
+        return "[" + ", ".join(names) + "]"
+    shown = [*names[:head], "...", *names[-tail:]]
+    return "[" + ", ".join(shown) + f"] ({len(names)} items)"
+
+
+def _with_line(message: str, line: str) -> str:
+    """``message`` with ``line`` added before its reproducer or traceback (else at the end)."""
+    lines = message.splitlines()
+    for k, text in enumerate(lines):
+        if text.startswith(("Reproduce it in a Python shell", "Traceback (your code")):
+            return "\n".join([*lines[:k], line, *lines[k:]])
+    return "\n".join([*lines, line])
+
+
+class pointing:  # noqa: N801 - used as a context manager, like pytest.raises
+    """On a failure inside the block, add the cross-task pointer that ``explain`` finds.
+
+    ``explain`` runs only when the block fails; it may call probes and returns "" when it
+    has nothing to say. Timeouts and crashes pass through untouched: the plugin words them.
+    """
+
+    def __init__(self, explain: Callable[[], str]) -> None:
+        self.explain = explain
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: Any, exc: Any, tb: Any) -> bool:
+        if kind is None or not issubclass(kind, pytest.fail.Exception):
+            return False
+        try:
+            extra = self.explain()
+        except Exception:  # noqa: BLE001 - a pointer is a courtesy, never a second failure
+            extra = ""
+        if not extra:
+            return False
+        __tracebackhide__ = True
+        pytest.fail(_with_line(str(exc.msg), f"  see also: {extra}"), pytrace=False)
 
 
 def tolerance_text(rtol: float, atol: float) -> str:
@@ -297,10 +354,32 @@ def ask(
         if exc.traceback:
             lines.append("Traceback (your code, most recent call last):")
             lines.append(exc.traceback)
-        if snippet:
-            lines.append("Reproduce it in a Python shell:")
-            lines.extend(f"  >>> {line}" for line in snippet)
+        lines += shell_lines(snippet)
         pytest.fail("\n".join(lines), pytrace=False)
+
+
+def ask_batch(
+    student: Any,
+    probe: str,
+    args: Sequence[Any],
+    *,
+    label: str,
+    one_by_one: Sequence[tuple[str, Sequence[Any], str, Sequence[str]]],
+) -> Any:
+    """One call for several cases (fewer round trips to the worker, fewer examples).
+
+    When student code raises, the cases are asked again one at a time, as ``one_by_one``
+    lists them (probe, args, called, snippet), so the report names the input that raised.
+    """
+    __tracebackhide__ = True
+    try:
+        return student.call(probe, *args, label=label)
+    except StudentError:
+        for single, single_args, called, snippet in one_by_one:
+            ask(student, single, *single_args, label=label, called=called, snippet=snippet)
+        # Raised together but not one by one (state carried between calls): say so.
+        called = "; ".join(c for _, _, c, _ in one_by_one)
+        return ask(student, probe, *args, label=label, called=f"one after another: {called}")
 
 
 def call_text(name: str, args: Sequence[Any]) -> str:
@@ -1172,10 +1251,14 @@ def expression_snippet(nodes: Sequence[Node], values: Sequence[float], d: float)
     return [*expression_lines(nodes, values), f"y.backward({fmt(d)}); [{leaves}]"]
 
 
-def expression_text(nodes: Sequence[Node], values: Sequence[float], limit: int = 800) -> str:
-    """A one-line description: 'x0 = Scalar(0.5); t1 = x0 + 1.5; y = t1 * t1.log()'."""
-    text = "; ".join(expression_lines(nodes, values)[1:])
-    return text if len(text) <= limit else text[:limit] + " ..."
+def expression_text(nodes: Sequence[Node], values: Sequence[float]) -> str:
+    """A one-line description: 'x0 = Scalar(0.5); t1 = x0 + 1.5; y = t1 * t1.log()'; a long
+    graph keeps its first and last statements and says how many it leaves out."""
+    statements = "; ".join(expression_lines(nodes, values)[1:]).split("; ")
+    if len(statements) > 14:
+        left_out = len(statements) - 10
+        statements = [*statements[:7], f"... ({left_out} more statements) ...", *statements[-3:]]
+    return "; ".join(statements)
 
 
 def expression_reply_shape(expr: Expression, points: bool) -> dict[str, Any]:
@@ -1392,7 +1475,38 @@ def variable_graphs(draw: st.DrawFn, max_inner: int = 8, constants: bool = False
             for _ in range(draw(st.integers(1, 3)))
         ]
         graph.append(["node", parents])
-    return graph
+    return compact(graph)
+
+
+def compact(graph: Sequence[VarNode]) -> list[VarNode]:
+    """``graph`` without the nodes its output cannot reach, renumbered in order.
+
+    Student code only ever sees the output and, through ``parents``, what it reaches, so the
+    other nodes change nothing; leaving them out keeps shrunk examples free of dead nodes.
+    """
+    keep = sorted(_ancestors(graph))
+    new_index = {old: new for new, old in enumerate(keep)}
+    out: list[VarNode] = []
+    for old in keep:
+        node = graph[old]
+        if node[0] == "node":
+            out.append(["node", [[new_index[j], w] for j, w in node[1]]])
+        else:
+            out.append([node[0]])
+    return out
+
+
+def _ancestors(graph: Sequence[VarNode]) -> set[int]:
+    """The output and every node it reaches through parents (constants included)."""
+    seen: set[int] = set()
+    stack = [len(graph) - 1]
+    while stack:
+        i = stack.pop()
+        if i not in seen:
+            seen.add(i)
+            if graph[i][0] == "node":
+                stack.extend(j for j, _ in graph[i][1])
+    return seen
 
 
 def chain_graph(depth: int, weights: Sequence[float], twice: bool = False) -> list[VarNode]:
@@ -1439,18 +1553,33 @@ def path_derivatives(graph: Sequence[VarNode], deriv: float) -> tuple[list[float
     return adj, absadj
 
 
+# A reproducer's graph node: one ScalarFunction whose output is the weighted sum of its
+# inputs, so the shell builds exactly the test's graph (``0.5 * v0`` would add a Scalar(0.5)
+# leaf and an extra node). Named like the test's variables.
+NODE_HELPER = [
+    "from minitorch import Scalar, ScalarFunction",
+    "def node(name, weights, *parents):",
+    "    class Node(ScalarFunction):",
+    "        forward = staticmethod(lambda ctx, *xs: sum(w * x for w, x in zip(weights, xs)))",
+    "        backward = staticmethod(lambda ctx, d: tuple(w * d for w in weights))",
+    "    v = Node.apply(*parents); v.name = name; return v",
+]
+
+
 def variable_graph_lines(graph: Sequence[VarNode]) -> list[str]:
-    """The stand-in graph written with Scalars (same derivatives), for the student's shell."""
-    lines = ["from minitorch import Scalar"]
+    """The stand-in graph built with Scalars for the student's shell: the same variables
+    (v0, v1, ... by name), the same edges and weights, constants as ``Scalar(x, None)``."""
+    lines = list(NODE_HELPER)
     leaves = [i for i, n in enumerate(graph) if n[0] == "leaf"]
     consts = [i for i, n in enumerate(graph) if n[0] == "const"]
-    lines.append("; ".join(f"v{i} = Scalar(1.0)" for i in leaves))
+    lines.append("; ".join(f'v{i} = Scalar(1.0, name="v{i}")' for i in leaves))
     if consts:
-        lines.append("; ".join(f"v{i} = Scalar(1.0, None)" for i in consts))
+        lines.append("; ".join(f'v{i} = Scalar(1.0, None, name="v{i}")' for i in consts))
     for i, n in enumerate(graph):
         if n[0] == "node":
-            terms = " + ".join(f"{fmt(w)} * v{j}" for j, w in n[1])
-            lines.append(f"v{i} = {terms}")
+            weights = fmt([float(w) for _, w in n[1]])
+            parents = ", ".join(f"v{j}" for j, _ in n[1])
+            lines.append(f'v{i} = node("v{i}", {weights}, {parents})')
     return lines
 
 
@@ -1472,9 +1601,10 @@ def check_topological_order(graph: Sequence[VarNode], order: Any, *, called: str
     expected_set = reachable(graph)
     output = len(graph) - 1
     names = [f"v{i}" if is_number(i) and i >= 0 else "<unknown>" for i in (order or [])]
-    shown = "[" + ", ".join(names) + "]"
+    shown = brief(names)
+    members = brief([f"v{i}" for i in sorted(expected_set)])[1:].replace("]", "}", 1)
     rule = (
-        f"each of {{{', '.join(f'v{i}' for i in sorted(expected_set))}}} exactly once, "
+        f"each of {{{members} exactly once, "
         f"v{output} first, every variable before its parents, no constants"
     )
     snippet = (
@@ -1516,7 +1646,10 @@ def check_topological_order(graph: Sequence[VarNode], order: Any, *, called: str
             continue
         for j, _ in graph[i][1]:
             if j in position and position[j] < position[i]:
-                bad(f"topological_sort put v{j} before v{i}, but v{j} is a parent of v{i}.")
+                bad(
+                    f"topological_sort put v{j} (position {position[j]}) before v{i} "
+                    f"(position {position[i]}), but v{j} is a parent of v{i}."
+                )
 
 
 # --------------------------------------------------------------------------- modules
@@ -1617,6 +1750,88 @@ def check_backpropagate(graph: Sequence[VarNode], deriv: float, got: Any, *, cal
             hint="a variable must receive the derivatives from all of its uses before it "
             "passes its own derivative on (process variables in topological order)",
         )
+
+
+# --------------------------------------------------------------------------- pointers
+# When a backpropagation test fails because of topological_sort, say so where the student
+# is looking. Computed only for failing examples (pointing), from one more probe call.
+def _order_problem(order: Any, output: int, expected: set[int], name: Callable[[int], str]) -> str:
+    """What is wrong with a topological order that matters to backpropagation, or ""."""
+    if not isinstance(order, list) or not order or not all(is_number(i) for i in order):
+        return ""
+    shown = brief([name(i) if i >= 0 else "<other>" for i in order])
+    if order[0] != output and order[-1] == output:
+        return (
+            f"your topological_sort returns the leaves first ({shown}); backpropagate needs "
+            f"the output {name(output)} first (see the topological_sort tests)"
+        )
+    missing = sorted(expected - set(order))
+    if missing:
+        return (
+            f"your topological_sort({name(output)}) leaves out "
+            f"{', '.join(name(i) for i in missing)} here (it returned {shown})"
+        )
+    return ""
+
+
+def toposort_pointer(student: Any, graph: Sequence[VarNode]) -> str:
+    """A pointer at topological_sort when it is wrong on a failing backpropagate graph."""
+    try:
+        order = student.call("toposort_variables", list(graph), label="topological_sort")
+    except StudentError as exc:
+        return f"topological_sort raised {exc.type_name} on this graph (see its tests)"
+    return _order_problem(order, len(graph) - 1, reachable(graph), lambda i: f"v{i}")
+
+
+def _expression_name(nodes: Sequence[Node], j: int) -> str:
+    return "y" if j == len(nodes) - 1 else _operand(nodes, j)
+
+
+def scalar_order_pointer(student: Any, expr: Expression) -> str:
+    """A pointer at topological_sort when it is wrong on a failing Scalar graph, with the
+    usual cause when it leaves out Scalars that the stand-in tests cannot catch: a
+    membership test that goes through ``Scalar.__eq__``."""
+    nodes = expr.nodes
+    var_node = {}
+    for j, node in enumerate(nodes):
+        if node[0] == "var":
+            var_node.setdefault(node[1], j)
+    expected: set[int] = set()
+    stack = [len(nodes) - 1]
+    while stack:
+        j = stack.pop()
+        node = nodes[j]
+        if node[0] == "num" or j in expected:
+            continue
+        if node[0] == "var":
+            expected.add(var_node[node[1]])
+            continue
+        expected.add(j)
+        stack.extend(node[1:])
+    try:
+        order = student.call("expression_order", nodes, expr.values, label="topological_sort")
+    except StudentError as exc:
+        return f"topological_sort(y) raised {exc.type_name} on this graph (see its tests)"
+    name = functools.partial(_expression_name, nodes)
+    problem = _order_problem(order, len(nodes) - 1, expected, name)
+    if "leaves out" in problem:
+        problem += (
+            "; if it passes the topological_sort tests, look for a membership test such as "
+            "`v in visited`: `in` compares Scalars with ==, and Scalar == builds an EQ "
+            "Scalar that is true whenever two values are equal. Keep unique_ids in a set"
+        )
+    return problem
+
+
+def backpropagate_checked(
+    student: Any, graph: Sequence[VarNode], deriv: float, *, called: str, label: str
+) -> None:
+    """Run backpropagate on the stand-in graph and judge it; when it fails, point at
+    topological_sort if that is what went wrong."""
+    __tracebackhide__ = True
+    with pointing(lambda: toposort_pointer(student, graph)):
+        got = ask(student, "backpropagate_variables", graph, deriv, label=label, called=called)
+        check_backpropagate(graph, deriv, got, called=called)
 
 
 # --------------------------------------------------------------------------- chain_rule

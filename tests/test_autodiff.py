@@ -12,18 +12,21 @@ central_difference may use the course's (f(x + e) - f(x - e)) / (2 e) or the hal
 from __future__ import annotations
 
 import pytest
-from hypothesis import assume, given
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from support import (
+    ANY,
     DIFFERENTIABLES,
     ask,
+    ask_batch,
+    backpropagate_checked,
     central_separated,
     chain_graph,
-    check_backpropagate,
     check_central_difference,
     check_number,
     check_topological_order,
     d_outputs,
+    expect,
     floats,
     fmt,
     magnitudes,
@@ -50,36 +53,52 @@ def _cd_snippet(name, vals, arg, epsilon=None):
     ]
 
 
+# Each example checks BATCH points in one call to the worker (as the one-function tests of
+# test_scalar.py do): the points of the full budget for a fifth of the round trips.
+BATCH = 5
+BATCHED = settings(max_examples=10)
+
+
+def ask_central(student, name, cases):
+    """The student's central_difference at each (vals, arg, epsilon) of ``cases``."""
+    snippets = [_cd_snippet(name, vals, arg, eps) for vals, arg, eps in cases]
+    got = ask_batch(
+        student,
+        "central_difference_many",
+        [name, [list(c) for c in cases]],
+        label="central_difference",
+        one_by_one=[
+            ("central_difference", [name, vals, arg, eps], sn[1], sn)
+            for (vals, arg, eps), sn in zip(cases, snippets, strict=True)
+        ],
+    )
+    what = "central_difference"
+    expect(got, ("list", ANY, len(cases)), probe="central_difference_many", what=what)
+    return got, snippets
+
+
 @pytest.mark.task("1.1")
 @pytest.mark.parametrize("name", ["square", "cubic", "product3", "sin_exp"])
+@BATCHED
 @given(data=st.data())
 def test_central_difference_matches_derivative(student, name, data):
     """central_difference with the default epsilon is close to the exact derivative"""
-    vals, arg = data.draw(points(name), label="vals, arg")
+    drawn = data.draw(st.lists(points(name), min_size=BATCH, max_size=BATCH), label="vals, arg")
+    cases = [(vals, arg, None) for vals, arg in drawn]
     fn = DIFFERENTIABLES[name]
-    snippet = _cd_snippet(name, vals, arg)
-    got = ask(
-        student,
-        "central_difference",
-        name,
-        vals,
-        arg,
-        None,
-        label="central_difference",
-        called=snippet[1],
-        snippet=snippet,
-    )
-    # Truncation error ~ eps^2 |f'''| = 1e-12 * O(10); rounding ~ 1e-16 |f| / 1e-6 = 1e-10.
-    size = abs(fn.f(*vals))
-    check_number(
-        got,
-        fn.grad(*vals)[arg],
-        what="central_difference",
-        called=snippet[1],
-        rtol=1e-6,
-        atol=1e-7 * (1.0 + size),
-        snippet=snippet,
-    )
+    got, snippets = ask_central(student, name, cases)
+    for (vals, arg, _), value, snippet in zip(cases, got, snippets, strict=True):
+        # Truncation error ~ eps^2 |f'''| = 1e-12 * O(10); rounding ~ 1e-16 |f| / 1e-6 = 1e-10.
+        size = abs(fn.f(*vals))
+        check_number(
+            value,
+            fn.grad(*vals)[arg],
+            what="central_difference",
+            called=snippet[1],
+            rtol=1e-6,
+            atol=1e-7 * (1.0 + size),
+            snippet=snippet,
+        )
 
 
 # Arguments along which each function is curved (not linear), so that a one-sided
@@ -91,33 +110,29 @@ _CURVED_ARGS = {"cubic": [0], "sin_exp": [0, 1], "ratio": [1]}
 def separated_cases(draw, name):
     """(vals, arg, epsilon) where every common mistake is far from both correct forms."""
     fn = DIFFERENTIABLES[name]
-    vals, arg = draw(points(name, _CURVED_ARGS[name]))
-    epsilon = draw(floats(0.01, 0.5))
-    assume(central_separated(fn, vals, arg, epsilon))
-    return vals, arg, epsilon
+    for _ in range(8):  # a few tries here, so that a batch is seldom thrown away whole
+        vals, arg = draw(points(name, _CURVED_ARGS[name]))
+        epsilon = draw(floats(0.01, 0.5))
+        if central_separated(fn, vals, arg, epsilon):
+            return vals, arg, epsilon
+    assume(False)
 
 
 @pytest.mark.task("1.1")
 @pytest.mark.parametrize("name", list(_CURVED_ARGS))
+@BATCHED
 @given(data=st.data())
 def test_central_difference_uses_epsilon(student, name, data):
     """central_difference steps by the epsilon it is given, on both sides of the point"""
-    vals, arg, epsilon = data.draw(separated_cases(name), label="vals, arg, epsilon")
-    snippet = _cd_snippet(name, vals, arg, epsilon)
-    got = ask(
-        student,
-        "central_difference",
-        name,
-        vals,
-        arg,
-        epsilon,
-        label="central_difference",
-        called=snippet[1],
-        snippet=snippet,
+    cases = data.draw(
+        st.lists(separated_cases(name), min_size=BATCH, max_size=BATCH),
+        label="vals, arg, epsilon",
     )
-    check_central_difference(
-        got, DIFFERENTIABLES[name], vals, arg, epsilon, called=snippet[1], snippet=snippet
-    )
+    got, snippets = ask_central(student, name, cases)
+    for (vals, arg, epsilon), value, snippet in zip(cases, got, snippets, strict=True):
+        check_central_difference(
+            value, DIFFERENTIABLES[name], vals, arg, epsilon, called=snippet[1], snippet=snippet
+        )
 
 
 # --------------------------------------------------------------------------- task 1.4
@@ -166,10 +181,7 @@ def test_topological_sort_deep_graph(student, twice):
 def test_backpropagate_random_graphs(student, graph, deriv):
     """backpropagate gives each leaf the sum of its contributions over all paths"""
     called = f"backpropagate(v{len(graph) - 1}, {fmt(deriv)}) where {variable_graph_text(graph)}"
-    got = ask(
-        student, "backpropagate_variables", graph, deriv, label="backpropagate", called=called
-    )
-    check_backpropagate(graph, deriv, got, called=called)
+    backpropagate_checked(student, graph, deriv, called=called, label="backpropagate")
 
 
 @st.composite
@@ -195,7 +207,4 @@ def shared_intermediates(draw):
 def test_backpropagate_waits_for_all_contributions(student, graph, deriv):
     """backpropagate waits until a variable has every contribution (t = a + 1; t * log t)"""
     called = f"backpropagate(v{len(graph) - 1}, {fmt(deriv)}) where {variable_graph_text(graph)}"
-    got = ask(
-        student, "backpropagate_variables", graph, deriv, label="backpropagate", called=called
-    )
-    check_backpropagate(graph, deriv, got, called=called)
+    backpropagate_checked(student, graph, deriv, called=called, label="backpropagate")

@@ -46,6 +46,7 @@ from grader.assignment import load_assignment, repo_root
 from grader.cli import grade_command
 from grader.gradescope import SCHEMA_PATH
 from grader.sandbox import UID_SLOTS, WORKER_UID, open_to_worker
+from grader.submission import copy_reference_submission
 
 BASELINES, ATTACKS = build.load()
 ASSIGNMENTS = {name: load_assignment(name) for name in BASELINES}
@@ -174,6 +175,11 @@ def run_arena(mode: str, base: Path, names: list[str], baselines: bool = True) -
             )
             submissions[attack.name] = path
             jobs.append(Job(attack.name, path, attack.assignment, mode, extra))
+            if attack.name == BURNER and mode == "sandbox":
+                # Graded next to the burner (two grades at a time, in this order).
+                ref = copy_reference_submission(ASSIGNMENTS["module1"], base / NEIGHBOUR)
+                open_to_worker(ref)
+                jobs.append(Job(NEIGHBOUR, ref, "module1", mode, extra))
     try:
         graded = grade_all(jobs, base / "results")
     finally:
@@ -193,9 +199,10 @@ def run_arena(mode: str, base: Path, names: list[str], baselines: bool = True) -
 MODES = ["sandbox", pytest.param("docker", marks=[pytest.mark.docker, pytest.mark.slow])]
 SANDBOX_ATTACKS = [a.name for a in ATTACKS]
 DOCKER_ATTACKS = [a.name for a in ATTACKS if a.docker]
-#: In docker mode these run inside one submission (a container grade costs ~50 s).
-COMBINED = "everything_at_once"
-COMBINED_PARTS = next(a.combine for a in ATTACKS if a.name == COMBINED)
+#: In docker mode these run inside combined submissions (a container grade costs ~50 s).
+COMBINED_IN = {part: a.name for a in ATTACKS if a.docker for part in a.combine}
+BURNER = "m8_cpu_burner"
+NEIGHBOUR = "reference-next-to-the-burner"
 
 
 @pytest.fixture(scope="module")
@@ -239,7 +246,7 @@ def kind_cases(kind: str, check: str = "") -> list[Any]:
     """The sandbox grade of attack ``kind``, and its docker grade (alone or combined)."""
     marks = hole(check, "sandbox", kind)
     params = [pytest.param("sandbox", kind, marks=marks, id=f"sandbox-{kind}")]
-    docker_name = COMBINED if kind in COMBINED_PARTS else kind if kind in DOCKER_ATTACKS else None
+    docker_name = COMBINED_IN.get(kind, kind if kind in DOCKER_ATTACKS else None)
     if docker_name is not None:
         marks = [*hole(check, "docker", kind), pytest.mark.docker, pytest.mark.slow]
         params.append(pytest.param("docker", docker_name, marks=marks, id=f"docker-{kind}"))
@@ -487,6 +494,74 @@ def test_disk_filling_is_bounded_and_cleaned_up(
 )
 def test_student_is_told_what_happened(sandbox: Arena, name: str, needle: str) -> None:
     assert needle in reports(sandbox.attack(name))
+
+
+# ------------------------------------------------- fail-closed mechanisms (issue 12)
+@pytest.mark.parametrize(
+    ("mode", "name", "needle"),
+    [
+        (*case.values, needle)
+        for kind, needle in (
+            ("m1_empty_the_probe_results", "could not be checked"),
+            ("m5_reply_of_a_million_lists", "too large to be checked"),
+            ("m6_unprintable_message", "[bold red]MARKUP-MARKER[/bold red]"),
+            ("m7_named_pipe", "is not a regular file"),
+            ("m9_zip_of_many_entries", "a submission zip may hold at most"),
+        )
+        for case in kind_cases(kind)
+    ],
+)
+def test_fail_closed_mechanism_is_refused_with_a_message(
+    request: pytest.FixtureRequest, mode: str, name: str, needle: str
+) -> None:
+    """Each mechanism ends in a message that says what happened (markup kept as text),
+    besides the score check every attack gets."""
+    g = arena(request, mode).attack(name)
+    assert g.exit_code == 0, g.stderr[-2000:]
+    assert needle in reports(g)
+
+
+@pytest.mark.parametrize(("mode", "name"), kind_cases("m2_wrong_only_in_the_health_check"))
+def test_gaming_the_health_check_costs_the_forward_points(
+    request: pytest.FixtureRequest, mode: str, name: str
+) -> None:
+    """Wrong only while the health check's probe runs: that probe is the one the forward
+    tests judge, so task 1.2 loses points and task 1.4 gains none."""
+    a = arena(request, mode)
+    g, base = a.attack(name), a.baseline("module1")
+    assert g.task("1.2")["score"] < base.task("1.2")["score"]
+    assert g.task("1.4")["score"] <= base.task("1.4")["score"]
+
+
+@pytest.mark.parametrize(("mode", "name"), kind_cases("m4_read_other_stages"))
+def test_other_grades_stages_stay_unreadable(
+    request: pytest.FixtureRequest, mode: str, name: str
+) -> None:
+    text = reports(arena(request, mode).attack(name))
+    assert "ATTACK-REPORT stages" in text  # it ran
+    assert [line for line in text.splitlines() if line.strip().startswith("LEAKED ")] == []
+
+
+def test_a_correct_neighbour_of_a_cpu_burner_keeps_full_marks(sandbox: Arena) -> None:
+    g = sandbox.graded[NEIGHBOUR]
+    assert g.results["score"] == 100.0, g.outputs()[:2000]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_visible_output_keeps_the_hidden_total_hidden(
+    request: pytest.FixtureRequest, mode: str
+) -> None:
+    """Mechanism 11 on every grade of the arena: while tests are hidden, the first line of
+    the output gives the visible tests' score only, never the total."""
+    for name, g in sorted(arena(request, mode).graded.items()):
+        tests = g.results["tests"]
+        if not any(t.get("visibility") in ("hidden", "after_due_date") for t in tests):
+            continue
+        visible = [t for t in tests if t.get("visibility", "visible") == "visible"]
+        got = sum(round(t["score"] * 100) for t in visible) / 100
+        top = sum(round(t["max_score"] * 100) for t in visible) / 100
+        first = g.results["output"].splitlines()[0]
+        assert first.startswith(f"Score: {got:g} / {top:g} on the tests shown now"), (name, first)
 
 
 def test_baselines_are_honest_and_partly_right(sandbox: Arena) -> None:

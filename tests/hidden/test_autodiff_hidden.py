@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 from support import (
     DIFFERENTIABLES,
     ask,
+    backpropagate_checked,
     chain_graph,
-    check_backpropagate,
     check_central_difference,
     check_topological_order,
     d_outputs,
@@ -72,10 +72,7 @@ def test_topological_sort_bigger_graphs(student, graph):
 def test_backpropagate_bigger_graphs(student, graph, deriv):
     """backpropagate is right on bigger random graphs (up to 25 inner variables)"""
     called = f"backpropagate(v{len(graph) - 1}, {fmt(deriv)}) where {variable_graph_text(graph)}"
-    got = ask(
-        student, "backpropagate_variables", graph, deriv, label="backpropagate", called=called
-    )
-    check_backpropagate(graph, deriv, got, called=called)
+    backpropagate_checked(student, graph, deriv, called=called, label="backpropagate")
 
 
 @pytest.mark.task("1.4")
@@ -90,12 +87,5 @@ def test_backpropagate_deep_graph(student, twice, weights, deriv):
         + ("using the previous one twice" if twice else "using the previous one")
         + f", weights cycling through {fmt(weights)}"
     )
-    got = ask(
-        student,
-        "backpropagate_variables",
-        graph,
-        deriv,
-        label="backpropagate (200-deep graph)",
-        called=called,
-    )
-    check_backpropagate(graph, deriv, got, called=called)
+    label = "backpropagate (200-deep graph)"
+    backpropagate_checked(student, graph, deriv, called=called, label=label)

@@ -23,8 +23,10 @@ from support import (
     floats,
     fmt,
     graph_ops,
+    pointing,
     report,
     require_judged,
+    scalar_order_pointer,
     substitute_ops,
     tolerance_text,
 )
@@ -147,18 +149,20 @@ def _check_graphs(student, make_strategy, max_examples=None, label="Scalar.backw
     @given(expr=strategy, d=d_outputs())
     def check(expr, d):
         called = expression_text(expr.nodes, expr.values)
-        out = ask(
-            student,
-            "expression",
-            expr.nodes,
-            expr.values,
-            d,
-            expression_points(expr),
-            own,
-            label=label,
-            called=f"{called}; y.backward({fmt(d)})",
-        )
-        if check_expression_gradients(expr, d, out, what="Scalar.backward"):
+        with pointing(lambda: scalar_order_pointer(student, expr)):
+            out = ask(
+                student,
+                "expression",
+                expr.nodes,
+                expr.values,
+                d,
+                expression_points(expr),
+                own,
+                label=label,
+                called=f"{called}; y.backward({fmt(d)})",
+            )
+            judged_here = check_expression_gradients(expr, d, out, what="Scalar.backward")
+        if judged_here:
             judged.append(expr)
 
     if max_examples is not None:  # expensive graphs: fewer examples
@@ -226,36 +230,39 @@ def test_backward_on_two_graphs(student):
             f"first graph: {expression_text(first.nodes, first.values)}; y.backward({fmt(d)}); "
             f"then a second graph: {expression_text(second.nodes, second.values)}; y.backward()"
         )
-        out = ask(
-            student,
-            "expression_pair",
-            first.nodes,
-            first.values,
-            second.nodes,
-            second.values,
-            d,
-            own,
-            label="Scalar.backward",
-            called=called,
-        )
-        if isinstance(out, dict) and "forward_error" in out:
-            expect(out, {"forward_error": str}, probe="expression_pair", what="Scalar.backward")
-            return  # not judged (a forward mistake is task 1.2's); require_judged below
-        expect(
-            out,
-            {"graphs": ("list", dict, 2)},
-            probe="expression_pair",
-            what="Scalar.backward",
-        )
-        results = [
-            check_expression_gradients(
-                expr, dd, graph, what=what, points=False, probe="expression_pair"
+        with pointing(
+            lambda: scalar_order_pointer(student, first) or scalar_order_pointer(student, second)
+        ):
+            out = ask(
+                student,
+                "expression_pair",
+                first.nodes,
+                first.values,
+                second.nodes,
+                second.values,
+                d,
+                own,
+                label="Scalar.backward",
+                called=called,
             )
-            for expr, dd, graph, what in (
-                (first, d, out["graphs"][0], "backward on the first graph"),
-                (second, 1.0, out["graphs"][1], "backward on a second, separate graph"),
+            if isinstance(out, dict) and "forward_error" in out:
+                expect(out, {"forward_error": str}, probe="expression_pair", what="Scalar.backward")
+                return  # not judged (a forward mistake is task 1.2's); require_judged below
+            expect(
+                out,
+                {"graphs": ("list", dict, 2)},
+                probe="expression_pair",
+                what="Scalar.backward",
             )
-        ]
+            results = [
+                check_expression_gradients(
+                    expr, dd, graph, what=what, points=False, probe="expression_pair"
+                )
+                for expr, dd, graph, what in (
+                    (first, d, out["graphs"][0], "backward on the first graph"),
+                    (second, 1.0, out["graphs"][1], "backward on a second, separate graph"),
+                )
+            ]
         if all(results):
             judged.append(first)
 

@@ -8,8 +8,10 @@ writes OUT/<baseline or attack name>/ so a TA can grade one by hand:
 
 from __future__ import annotations
 
+import os
 import sys
 import textwrap
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,6 +49,8 @@ class Attack:
     files: dict[str, str] = field(default_factory=dict)
     combine: tuple[str, ...] = ()
     docker: bool = False
+    fifos: tuple[str, ...] = ()  # paths made named pipes (replacing the file)
+    zip_entries: int = 0  # > 0: the submission is a zip of this many (empty) extra entries
 
 
 def load(path: Path = ATTACKS_FILE) -> tuple[dict[str, Baseline], list[Attack]]:
@@ -67,6 +71,8 @@ def load(path: Path = ATTACKS_FILE) -> tuple[dict[str, Baseline], list[Attack]]:
             files=dict(raw.get("files", {})),
             combine=tuple(raw.get("combine", ())),
             docker=bool(raw.get("docker", False)),
+            fifos=tuple(raw.get("fifos", ())),
+            zip_entries=int(raw.get("zip_entries", 0)),
         )
         if attack.assignment not in baselines:
             raise ValueError(f"attack {attack.name}: no baseline for {attack.assignment}")
@@ -136,8 +142,26 @@ def build(
         for path in out.rglob("*"):
             if path.is_file() and key in (content := path.read_text(encoding="utf-8")):
                 path.write_text(content.replace(key, value), encoding="utf-8")
+    for rel in attack.fifos:
+        (out / rel).unlink(missing_ok=True)
+        os.mkfifo(out / rel)
     open_to_worker(out)  # the worker's uid reads the submission as staged
+    if attack.zip_entries:
+        return _zipped(out, attack.zip_entries)
     return out
+
+
+def _zipped(folder: Path, extra_entries: int) -> Path:
+    """``folder`` as ``folder.zip``: its files, then ``extra_entries`` empty members."""
+    archive = folder.with_suffix(".zip")
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_STORED) as zf:
+        for path in sorted(folder.rglob("*")):
+            if path.is_file():
+                zf.write(path, path.relative_to(folder).as_posix())
+        for i in range(extra_entries):
+            zf.writestr(f"padding/{i}", b"")
+    archive.chmod(0o644)
+    return archive
 
 
 if __name__ == "__main__":  # pragma: no cover - manual use

@@ -1,0 +1,128 @@
+"""Every kind of reproducer a report prints runs in a real Python shell on the reference.
+
+A reproducer is only worth printing if a student can paste it and see the same graph, the
+same inputs and the answer the test expected. Each case makes a check of tests/support.py
+fail (a wrong answer on purpose), takes the ``>>>`` / ``...`` lines from its message, feeds
+them line by line to ``code.InteractiveConsole`` in a fresh interpreter that imports the
+reference solution, and compares what the shell printed with what the test expected.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests"))
+
+import support as S  # noqa: E402
+
+SHELL = r"""
+import code, json, sys
+shown = []
+sys.displayhook = lambda value: shown.append(repr(value)) if value is not None else None
+console = code.InteractiveConsole()
+more = False
+for line in json.loads(sys.stdin.read()):
+    more = console.push(line)
+    if not more and console.locals.get("_failed"):
+        break
+print(json.dumps({"shown": shown, "incomplete": more}))
+"""
+
+
+def message_of(check: Any, *args: Any, **kwargs: Any) -> str:
+    with pytest.raises(pytest.fail.Exception) as failed:
+        check(*args, **kwargs)
+    return str(failed.value.msg)
+
+
+def shell_input(message: str) -> list[str]:
+    """The lines a student types: the text after each ``>>> `` or ``... `` prompt."""
+    lines = []
+    for line in message.splitlines():
+        text = line.strip()
+        if text.startswith((">>> ", "... ")) or text in (">>>", "..."):
+            lines.append(text[4:])
+    assert lines, f"no reproducer in:\n{message}"
+    return lines
+
+
+def run_in_shell(lines: list[str]) -> Any:
+    """What the last expression of ``lines`` showed, run on the reference in a shell."""
+    proc = subprocess.run(
+        [sys.executable, "-c", SHELL],
+        input=json.dumps(lines),
+        capture_output=True,
+        text=True,
+        cwd=ROOT / "reference",
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr, proc.stderr
+    out = json.loads(proc.stdout)
+    assert not out["incomplete"], f"the shell still waits for input after {lines}"
+    assert out["shown"], f"the reproducer showed nothing: {lines}"
+    return ast.literal_eval(out["shown"][-1])
+
+
+GRAPH = [  # a diamond with a reused input and a weight, a constant, and a leaf left unused
+    ["leaf"],
+    ["leaf"],
+    ["const"],
+    ["node", [[0, 0.5], [2, 1.5]]],
+    ["node", [[0, 2.0], [0, -1.0]]],
+    ["node", [[3, 1.0], [4, 0.25], [1, 3.0]]],
+]
+
+
+def test_topological_sort_reproducer_builds_the_tests_graph() -> None:
+    message = message_of(S.check_topological_order, GRAPH, [0, 1, 3, 4, 5], called="")
+    names = run_in_shell(shell_input(message))
+    # The same variables by name, and a correct order of them: the reference is right.
+    order = [int(name[1:]) for name in names]
+    S.check_topological_order(GRAPH, order, called="")
+
+
+def test_backpropagate_reproducer_gives_the_expected_derivatives() -> None:
+    deriv = -0.5
+    got = [None] * len(GRAPH)
+    message = message_of(S.check_backpropagate, GRAPH, deriv, got, called="")
+    derivatives = run_in_shell(shell_input(message))
+    expected, _ = S.path_derivatives(GRAPH, deriv)
+    leaves = [i for i, n in enumerate(GRAPH) if n[0] == "leaf"]
+    assert derivatives == pytest.approx([expected[i] for i in leaves], rel=1e-12)
+
+
+def test_expression_reproducer_gives_the_expected_derivatives() -> None:
+    nodes = [["var", 0], ["var", 1], ["num", 1.5], ["add", 0, 2], ["log", 3], ["mul", 4, 1]]
+    expr = S.Expression(nodes, [0.5, -2.0])
+    out = expr.infos()[-1]
+    d = 0.75
+    reply = {
+        "data": [info.value for info in expr.infos()],
+        "grads": [0.0, 0.0],
+        "reaches": [sorted(info.reaches) for info in expr.infos()],
+        "points": [],
+    }
+    message = message_of(S.check_expression_gradients, expr, d, reply, what="w", points=False)
+    assert run_in_shell(shell_input(message)) == pytest.approx([d * j for j in out.jac])
+
+
+def test_scalar_function_reproducers_give_the_closed_forms() -> None:
+    for snippet, expected in (
+        (S.function_snippet("Log", [2.0]), S.FUNCTIONS["Log"].forward(2.0)),
+        (S.function_snippet("Mul", [2.0, 3.0], 0.5), S.FUNCTIONS["Mul"].grads(2.0, 3.0, 0.5)),
+        (S.apply_snippet("Inv", [4.0], 2.0), S.FUNCTIONS["Inv"].grads(4.0, 2.0)),
+    ):
+        message = "Reproduce it in a Python shell:\n" + "\n".join(S.shell_lines(snippet)[1:])
+        shown = run_in_shell(shell_input(message))
+        shown = list(shown) if isinstance(shown, (tuple, list)) else [shown]
+        want = list(expected) if isinstance(expected, (tuple, list)) else [expected]
+        assert shown == pytest.approx(want, rel=1e-6)  # the template's log(x + 1e-6)
