@@ -15,6 +15,7 @@ mistake (a missing factor, a wrong sign, swapped arguments) is off by far more.
 
 from __future__ import annotations
 
+import cmath
 import functools
 import math
 from collections.abc import Callable, Sequence
@@ -448,15 +449,106 @@ def sigmoid(x: float) -> float:
     return 0.5 * (1.0 + math.tanh(0.5 * x))
 
 
-def sigmoid_prime(x: float) -> float:
-    """sigmoid'(x) = sigmoid(x) * sigmoid(-x), without cancellation."""
-    return sigmoid(x) * sigmoid(-x)
-
-
 def sigmoid_tolerance(x: float) -> tuple[float, float]:
     """(rtol, atol) for sigmoid(x): every correct style (two-branch, tanh, 1 - 1/(1 + e^x))
     is within 1.6e-16 absolute, far inside this."""
     return SIGMOID_RTOL, SIGMOID_ATOL
+
+
+# --------------------------------------------------------------------------- derivatives
+# The value of each operation, as the tests compute it (closed forms of the forward).
+OP_VALUES: dict[str, Callable[..., float]] = {
+    "neg": lambda a: -a,
+    "log": math.log,
+    "exp": math.exp,
+    "sigmoid": lambda a: sigmoid(a),
+    "relu": lambda a: a if a > 0 else 0.0,
+    "inv": lambda a: 1.0 / a,
+    "add": lambda a, b: a + b,
+    "sub": lambda a, b: a - b,
+    "mul": lambda a, b: a * b,
+    "div": lambda a, b: a / b,
+    "lt": lambda a, b: 1.0 if a < b else 0.0,
+    "gt": lambda a, b: 1.0 if a > b else 0.0,
+    "eq": lambda a, b: 1.0 if a == b else 0.0,
+}
+
+# The same values for complex arguments (near the real line), for measured derivatives.
+_COMPLEX_VALUES: dict[str, Callable[..., complex]] = {
+    "neg": lambda a: -a,
+    "log": cmath.log,
+    "exp": cmath.exp,
+    "sigmoid": lambda a: 1.0 / (1.0 + cmath.exp(-a)),
+    "relu": lambda a: a if a.real > 0 else 0.0,
+    "inv": lambda a: 1.0 / a,
+    "add": lambda a, b: a + b,
+    "sub": lambda a, b: a - b,
+    "mul": lambda a, b: a * b,
+    "div": lambda a, b: a / b,
+    "lt": lambda a, b: 1.0 if a.real < b.real else 0.0,
+    "gt": lambda a, b: 1.0 if a.real > b.real else 0.0,
+    "eq": lambda a, b: 1.0 if a.real == b.real else 0.0,
+}
+
+# The grader judges derivatives against closed forms. A hand-out holds no closed form of a
+# derivative its student must write (the *_back operators of task 0.1, every backward of
+# task 1.4): there the table below is empty and each derivative is measured with a complex
+# step, d f / d x = Im f(x + i h) / h for a tiny h (no subtraction, so as exact as the
+# closed form; the tests' domains keep 0.05 or more from every kink), and derivative
+# tolerances widen by DERIV_RTOL, a formality.
+EXACT_DERIVATIVES: dict[str, Callable[..., tuple[float, ...]]] = {}
+DERIV_RTOL = 1e-12
+# BEGIN GRADER-ONLY
+EXACT_DERIVATIVES.update(
+    {
+        "neg": lambda a: (-1.0,),
+        "log": lambda a: (1.0 / a,),
+        "exp": lambda a: (math.exp(a),),
+        "sigmoid": lambda a: (sigmoid(a) * sigmoid(-a),),
+        "relu": lambda a: (1.0 if a > 0 else 0.0,),
+        "inv": lambda a: (-1.0 / (a * a),),
+        "add": lambda a, b: (1.0, 1.0),
+        "sub": lambda a, b: (1.0, -1.0),
+        "mul": lambda a, b: (b, a),
+        "div": lambda a, b: (1.0 / b, -a / (b * b)),
+        "lt": lambda a, b: (0.0, 0.0),
+        "gt": lambda a, b: (0.0, 0.0),
+        "eq": lambda a, b: (0.0, 0.0),
+    }
+)
+DERIV_RTOL = 0.0
+# END GRADER-ONLY
+
+_STEP = 1e-20
+
+
+def measured_derivatives(op: str, *args: float) -> tuple[float, ...]:
+    """The derivative of ``op`` along each argument, by the complex step."""
+    out = []
+    for i in range(len(args)):
+        moved = [complex(a) for a in args]
+        moved[i] += complex(0.0, _STEP)
+        value = _COMPLEX_VALUES[op](*moved)
+        out.append(complex(value).imag / _STEP)
+    return tuple(out)
+
+
+def local_derivatives(op: str, *args: float) -> tuple[float, ...]:
+    """The derivative of operation ``op`` along each of its arguments, at ``args``."""
+    exact = EXACT_DERIVATIVES.get(op)
+    return exact(*args) if exact is not None else measured_derivatives(op, *args)
+
+
+def _times_d(op: str) -> Callable[..., tuple[float, ...]]:
+    """(args..., d) -> d times each local derivative of ``op`` (what backward returns)."""
+    return lambda *args_and_d: tuple(
+        args_and_d[-1] * g for g in local_derivatives(op, *args_and_d[:-1])
+    )
+
+
+def _back(op: str) -> Callable[[float, float], float]:
+    """(x, d) -> d times the derivative of ``op`` at x (an operators.py *_back function)."""
+    return lambda x, d: d * local_derivatives(op, x)[0]
 
 
 @dataclass(frozen=True)
@@ -476,7 +568,9 @@ class Operator:
             return RTOL, ATOL + LOG_EPS / args[0]
         if self.name == "log_back":
             # d / (x + 1e-6) vs d / x: relative difference <= 1.1e-6 / x
-            return RTOL + LOG_EPS / args[0], ATOL
+            return RTOL + LOG_EPS / args[0] + DERIV_RTOL, ATOL
+        if self.name.endswith("_back"):
+            return RTOL + DERIV_RTOL, ATOL
         return RTOL, ATOL
 
 
@@ -502,14 +596,12 @@ OPERATORS: dict[str, Operator] = {
         Operator("log", 1, math.log, _tuples(floats(0.05, 1e6))),
         Operator("exp", 1, math.exp, _tuples(floats(-700.0, 700.0))),
         Operator("inv", 1, lambda x: 1.0 / x, _tuples(magnitudes(1e-3, 1e4))),
-        Operator("log_back", 2, lambda x, d: d / x, _tuples(floats(0.05, 1e4), d_outputs())),
-        Operator(
-            "inv_back", 2, lambda x, d: -d / (x * x), _tuples(magnitudes(1e-2, 1e3), d_outputs())
-        ),
+        Operator("log_back", 2, _back("log"), _tuples(floats(0.05, 1e4), d_outputs())),
+        Operator("inv_back", 2, _back("inv"), _tuples(magnitudes(1e-2, 1e3), d_outputs())),
         Operator(
             "relu_back",
             2,
-            lambda x, d: d if x > 0 else 0.0,
+            _back("relu"),
             _tuples(away_from(0.0, SWITCH_MARGIN, -1e3, 1e3), d_outputs()),
         ),
     ]
@@ -578,45 +670,41 @@ class Function:
     def backward_tolerance(self, args: Sequence[float], d: float) -> tuple[float, float]:
         if self.name == "Sigmoid":
             # 1 - s cancels for large x: an absolute part, scaled by |d|
-            return SIGMOID_RTOL, 1e-12 * abs(d)
+            return SIGMOID_RTOL + DERIV_RTOL, 1e-12 * abs(d)
         if self.name == "Log":
-            return RTOL + LOG_EPS / args[0], ATOL
-        return RTOL, ATOL * max(1.0, abs(d))
+            return RTOL + LOG_EPS / args[0] + DERIV_RTOL, ATOL
+        return RTOL + DERIV_RTOL, ATOL * max(1.0, abs(d))
 
 
 _SAFE = floats(-50.0, 50.0)
 FUNCTIONS: dict[str, Function] = {
     f.name: f
     for f in [
-        Function(
-            "Add", 2, lambda a, b: a + b, lambda a, b, d: (d, d), _tuples(_SAFE, _SAFE), "x + y"
-        ),
+        Function("Add", 2, lambda a, b: a + b, _times_d("add"), _tuples(_SAFE, _SAFE), "x + y"),
         Function(
             "Mul",
             2,
             lambda a, b: a * b,
-            lambda a, b, d: (d * b, d * a),
+            _times_d("mul"),
             _tuples(_SAFE, _SAFE),
             "x * y",
         ),
-        Function("Neg", 1, lambda a: -a, lambda a, d: (-d,), _tuples(_SAFE), "-x"),
+        Function("Neg", 1, lambda a: -a, _times_d("neg"), _tuples(_SAFE), "-x"),
         Function(
             "Inv",
             1,
             lambda a: 1.0 / a,
-            lambda a, d: (-d / (a * a),),
+            _times_d("inv"),
             _tuples(magnitudes(0.1, 50.0)),
             "1 / x",
         ),
-        Function("Log", 1, math.log, lambda a, d: (d / a,), _tuples(floats(0.1, 100.0)), "x.log()"),
-        Function(
-            "Exp", 1, math.exp, lambda a, d: (d * math.exp(a),), _tuples(floats(-30, 30)), "x.exp()"
-        ),
+        Function("Log", 1, math.log, _times_d("log"), _tuples(floats(0.1, 100.0)), "x.log()"),
+        Function("Exp", 1, math.exp, _times_d("exp"), _tuples(floats(-30, 30)), "x.exp()"),
         Function(
             "Sigmoid",
             1,
             sigmoid,
-            lambda a, d: (d * sigmoid_prime(a),),
+            _times_d("sigmoid"),
             _tuples(_SAFE),
             "x.sigmoid()",
         ),
@@ -624,7 +712,7 @@ FUNCTIONS: dict[str, Function] = {
             "ReLU",
             1,
             lambda a: a if a > 0 else 0.0,
-            lambda a, d: (d if a > 0 else 0.0,),
+            _times_d("relu"),
             _tuples(away_from(0.0, SWITCH_MARGIN, -50.0, 50.0)),
             "x.relu()",
         ),
@@ -632,7 +720,7 @@ FUNCTIONS: dict[str, Function] = {
             "LT",
             2,
             lambda a, b: 1.0 if a < b else 0.0,
-            lambda a, b, d: (0.0, 0.0),
+            _times_d("lt"),
             switch_pairs(),
             "x < y",
         ),
@@ -640,7 +728,7 @@ FUNCTIONS: dict[str, Function] = {
             "EQ",
             2,
             lambda a, b: 1.0 if a == b else 0.0,
-            lambda a, b, d: (0.0, 0.0),
+            _times_d("eq"),
             switch_pairs(),
             "x == y",
         ),
@@ -807,18 +895,30 @@ class Differentiable:
     f: Callable[..., float]
     grad: Callable[..., tuple[float, ...]]
     source: str  # for the snippet
+    # (f(.., x + h, ..) - f(.., x - h, ..)) / (2 h) along each argument, worked out by hand
+    # for this f: (args..., h) -> one value per argument. The general formula is task 1.1's
+    # solution; these closed forms are not (grader/tests/test_closed_forms.py checks them).
+    symmetric: Callable[..., tuple[float, ...]]
 
 
 DIFFERENTIABLES: dict[str, Differentiable] = {
     d.name: d
     for d in [
-        Differentiable("square", 1, lambda x: x * x, lambda x: (2 * x,), "lambda x: x * x"),
+        Differentiable(
+            "square",
+            1,
+            lambda x: x * x,
+            lambda x: (2 * x,),
+            "lambda x: x * x",
+            lambda x, h: (2 * x,),
+        ),
         Differentiable(
             "cubic",
             2,
             lambda x, y: x * x * x - 2.0 * x * y + y,
             lambda x, y: (3 * x * x - 2 * y, 1.0 - 2 * x),
             "lambda x, y: x * x * x - 2.0 * x * y + y",
+            lambda x, y, h: (3 * x * x + h * h - 2 * y, 1.0 - 2 * x),
         ),
         Differentiable(
             "product3",
@@ -826,6 +926,7 @@ DIFFERENTIABLES: dict[str, Differentiable] = {
             lambda x, y, z: x * y * z,
             lambda x, y, z: (y * z, x * z, x * y),
             "lambda x, y, z: x * y * z",
+            lambda x, y, z, h: (y * z, x * z, x * y),
         ),
         Differentiable(
             "sin_exp",
@@ -836,6 +937,10 @@ DIFFERENTIABLES: dict[str, Differentiable] = {
                 0.5 * math.sin(x) * math.exp(0.5 * y),
             ),
             "lambda x, y: math.sin(x) * math.exp(0.5 * y)",
+            lambda x, y, h: (
+                math.cos(x) * math.exp(0.5 * y) * math.sin(h) / h,
+                math.sin(x) * math.exp(0.5 * y) * math.sinh(0.5 * h) / h,
+            ),
         ),
         Differentiable(
             "ratio",
@@ -843,6 +948,10 @@ DIFFERENTIABLES: dict[str, Differentiable] = {
             lambda x, y: x / (1.0 + y * y),
             lambda x, y: (1.0 / (1.0 + y * y), -2.0 * x * y / (1.0 + y * y) ** 2),
             "lambda x, y: x / (1.0 + y * y)",
+            lambda x, y, h: (
+                1.0 / (1.0 + y * y),
+                -2.0 * x * y / ((1.0 + (y + h) ** 2) * (1.0 + (y - h) ** 2)),
+            ),
         ),
     ]
 }
@@ -857,15 +966,11 @@ def _shifted(vals: Sequence[float], arg: int, delta: float) -> list[float]:
 def central_forms(
     fn: Differentiable, vals: Sequence[float], arg: int, epsilon: float
 ) -> tuple[float, float]:
-    """The two correct central differences of ``fn`` at ``vals`` along ``arg``:
-    (f(x + e) - f(x - e)) / (2 e), the course's definition, and the half-step form
-    (f(x + e/2) - f(x - e/2)) / e the template's docstring points at."""
-    full = (fn.f(*_shifted(vals, arg, epsilon)) - fn.f(*_shifted(vals, arg, -epsilon))) / (
-        2.0 * epsilon
-    )
-    half = (fn.f(*_shifted(vals, arg, epsilon / 2)) - fn.f(*_shifted(vals, arg, -epsilon / 2))) / (
-        epsilon
-    )
+    """The two correct central differences of ``fn`` at ``vals`` along ``arg``: with step
+    epsilon on each side (the course's definition, divided by 2 epsilon), and with step
+    epsilon / 2 on each side (divided by epsilon; the template's docstring points at it)."""
+    full = fn.symmetric(*vals, epsilon)[arg]
+    half = fn.symmetric(*vals, epsilon / 2)[arg]
     return full, half
 
 
@@ -963,33 +1068,8 @@ class NodeInfo:
 
 def _local(op: str, a: float, b: float | None) -> tuple[float, tuple[float, ...]]:
     """(value, local derivatives) of one op at its operand values."""
-    if op == "neg":
-        return -a, (-1.0,)
-    if op == "log":
-        return math.log(a), (1.0 / a,)
-    if op == "exp":
-        e = math.exp(a)
-        return e, (e,)
-    if op == "sigmoid":
-        return sigmoid(a), (sigmoid_prime(a),)
-    if op == "relu":
-        return (a, (1.0,)) if a > 0 else (0.0, (0.0,))
-    assert b is not None
-    if op == "add":
-        return a + b, (1.0, 1.0)
-    if op == "sub":
-        return a - b, (1.0, -1.0)
-    if op == "mul":
-        return a * b, (b, a)
-    if op == "div":
-        return a / b, (1.0 / b, -a / (b * b))
-    if op == "lt":
-        return (1.0 if a < b else 0.0), (0.0, 0.0)
-    if op == "gt":
-        return (1.0 if a > b else 0.0), (0.0, 0.0)
-    if op == "eq":
-        return (1.0 if a == b else 0.0), (0.0, 0.0)
-    raise ValueError(op)
+    args = (a,) if b is None else (a, b)
+    return OP_VALUES[op](*args), local_derivatives(op, *args)
 
 
 def node_info(node: Node, infos: Sequence[NodeInfo], values: Sequence[float]) -> NodeInfo:

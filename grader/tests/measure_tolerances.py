@@ -124,7 +124,7 @@ def main() -> None:
         ),
         "sigmoid' as exp(-x) / (1 + exp(-x)) ** 2": (
             lambda x: math.exp(-x) / (1 + math.exp(-x)) ** 2,
-            S.sigmoid_prime,
+            lambda x: S.local_derivatives("sigmoid", x)[0],
             lambda: rnd.uniform(-50, 50),
         ),
         "inv as x ** -1": (lambda x: x**-1, lambda x: 1 / x, lambda: 10 ** rnd.uniform(-3, 4)),

@@ -17,6 +17,7 @@ import configparser
 import json
 import os
 import re
+import shutil
 import stat
 import subprocess
 import sys
@@ -987,3 +988,42 @@ def test_real_handout_refuses_an_unknown_task(real: tuple[Assignment, Path], how
     assert proc.returncode != 0
     listed = ", ".join(t.id for t in assignment.tasks)
     assert f"unknown task 9.7: the tasks of this assignment are {listed}" in proc.stderr
+
+
+def _local_run(
+    assignment: Assignment, out: Path, solution: Path
+) -> subprocess.CompletedProcess[str]:
+    """A student's `pytest` in a copy of the hand-out whose editable files are ``solution``'s."""
+    work = out.parent / f"run-{solution.name}"
+    shutil.rmtree(work, ignore_errors=True)
+    shutil.copytree(out, work)
+    for rel in assignment.editable:
+        shutil.copyfile(solution / rel, work / rel)
+    return subprocess.run(
+        [sys.executable, "-c", "import sys, pytest; sys.exit(pytest.console_main())", "-q", "-x"],
+        cwd=work,
+        capture_output=True,
+        text=True,
+        env=clean_env(),
+        timeout=900,
+    )
+
+
+@pytest.mark.slow
+def test_real_handout_passes_a_correct_solution_and_fails_a_wrong_derivative(
+    real: tuple[Assignment, Path], tmp_path: Path
+) -> None:
+    """A student's own `make test` judges like the grader: the reference passes every public
+    test, although the hand-out measures derivatives instead of holding their closed forms,
+    and a backward (module 1) or *_back (module 0) mistake still fails."""
+    from grader.mutations import apply_mutations, load_corpus
+
+    assignment, out = real
+    right = _local_run(assignment, out, assignment.reference_dir)
+    assert right.returncode == 0, right.stdout[-3000:] + right.stderr[-2000:]
+    corpus = {e.name: e for e in load_corpus(ROOT / "grader/tests/corpus/buggy.toml")}
+    name = "mul_backward_swapped" if assignment.name == "module1" else "log_back_forgets_d"
+    wrong = apply_mutations(assignment.reference_dir, corpus[name].edits, tmp_path / name)
+    proc = _local_run(assignment, out, wrong)
+    assert proc.returncode == 1, proc.stdout[-3000:]
+    assert "backward" in proc.stdout or "_back" in proc.stdout
