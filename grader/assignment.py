@@ -84,8 +84,10 @@ class Assignment:
     visibility_overrides: dict[str, str]
     max_examples: int
     local_max_examples: int
-    #: Test calls one failing test may spend shrinking its example (see plugin).
+    #: Test calls one failing test may spend shrinking its example, and seconds a whole
+    #: run may spend shrinking (see plugin._bound_shrinking).
     shrink_calls: int
+    shrink_seconds: float
     limits: Limits
     tasks: tuple[Task, ...]
 
@@ -231,6 +233,7 @@ def load_assignment(name_or_path: str | Path, root: Path | None = None) -> Assig
         max_examples=int(hyp.get("max_examples", 60)),
         local_max_examples=int(hyp.get("local_max_examples", 100)),
         shrink_calls=int(hyp.get("shrink_calls", 200)),
+        shrink_seconds=float(hyp.get("shrink_seconds", 60.0)),
         limits=limits,
         tasks=tuple(tasks),
     )

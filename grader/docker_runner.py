@@ -31,6 +31,7 @@ from typing import Any
 from .assignment import Assignment, load_assignment, repo_root
 from .errors import DockerError, GraderError, SubmissionError
 from .files import write_atomic
+from .submission import refuse_crowded_zip
 
 __all__ = [
     "DEFAULT_BASE_IMAGE",
@@ -307,6 +308,7 @@ def submission_tar(submission: Path) -> bytes:
                     account(st.st_size, rel)
                     _add_bytes(tar, rel, path.read_bytes(), 0o644)
         elif submission.is_file() and zipfile.is_zipfile(submission):
+            refuse_crowded_zip(submission)
             try:
                 with zipfile.ZipFile(submission) as zf:
                     for info in zf.infolist():

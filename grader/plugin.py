@@ -8,6 +8,7 @@ unchanged whether the worker is in-process (students' ``make test``) or sandboxe
 from __future__ import annotations
 
 import dataclasses
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -151,7 +152,7 @@ def _load_hypothesis_profile(config: pytest.Config, state: _State) -> None:
     settings.load_profile(state.profile)
     _no_local_constants()
     if grading and state.assignment is not None:
-        _bound_shrinking(state.assignment.shrink_calls)
+        _bound_shrinking(state.assignment.shrink_calls, state.assignment.shrink_seconds)
     if seed is not None:
         import hypothesis.core
 
@@ -175,40 +176,54 @@ def _no_local_constants() -> None:
     providers._get_local_constants = lambda: empty  # type: ignore[attr-defined]
 
 
-def _bound_shrinking(calls: int, stall: int = 50) -> None:
-    """Let each failing test spend at most ``calls`` test calls shrinking its example, and
-    stop after ``stall`` calls in a row that found nothing smaller.
+def _bound_shrinking(calls: int, seconds: float, stall: int = 50) -> None:
+    """Let each failing test spend at most ``calls`` test calls shrinking its example (and
+    stop after ``stall`` calls in a row that found nothing smaller); let the whole run
+    spend at most ``seconds`` shrinking, one test at most a sixth of that.
 
     Shrinking is where a buggy submission spent its time (a wrong backpropagate: 634 calls,
     5 s, for one test): most of it in the last few steps, from a graph of four variables
-    to one of three. Counted in calls, not seconds, so the same submission still gets the
-    same example and message on a busy machine. hypothesis is pinned; its shrinker checks
-    ``check_calls`` before every call and stops on ``StopShrinking``.
+    to one of three. The call count keeps the example and the message the same on a busy
+    machine; the clock only bounds code whose every call is slow (seconds each): then a
+    test shows a less shrunk example, and its score is the same either way. hypothesis is
+    pinned; its shrinker checks ``check_calls`` before every call and stops on
+    ``StopShrinking``.
     """
     from hypothesis.internal.conjecture import engine
     from hypothesis.internal.conjecture.shrinker import StopShrinking
 
-    if getattr(engine.ConjectureRunner.new_shrinker, "_grader_bounded", None) == (calls, stall):
-        return
     unbounded = getattr(engine.ConjectureRunner.new_shrinker, "_grader_unbounded", None)
     unbounded = unbounded or engine.ConjectureRunner.new_shrinker
+    spent = [0.0]  # seconds of shrinking so far in this run
+    per_test = seconds / 6
 
     def new_shrinker(self: Any, *args: Any, **kwargs: Any) -> Any:
         shrinker = unbounded(self, *args, **kwargs)
         shrinker.max_stall = stall
-        start = shrinker.calls
+        start_calls, started = shrinker.calls, time.monotonic()
+        allowed = min(per_test, seconds - spent[0])
 
         def check_calls() -> None:
+            took = time.monotonic() - started
             if (
                 shrinker.calls - shrinker.calls_at_last_shrink >= shrinker.max_stall
-                or shrinker.calls - start >= calls
+                or shrinker.calls - start_calls >= calls
+                or took > allowed
             ):
                 raise StopShrinking
 
+        def shrink() -> None:
+            try:
+                if allowed > 0:
+                    run_shrink()
+            finally:
+                spent[0] += time.monotonic() - started
+
+        run_shrink = shrinker.shrink
         shrinker.check_calls = check_calls
+        shrinker.shrink = shrink
         return shrinker
 
-    new_shrinker._grader_bounded = (calls, stall)  # type: ignore[attr-defined]
     new_shrinker._grader_unbounded = unbounded  # type: ignore[attr-defined]
     engine.ConjectureRunner.new_shrinker = new_shrinker  # type: ignore[method-assign]
 

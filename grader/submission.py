@@ -123,13 +123,19 @@ def zip_entry_count(archive: Path) -> int | None:
     return count
 
 
-def _from_zip(archive: Path, assignment: Assignment, found: Located) -> None:
+def refuse_crowded_zip(archive: Path) -> None:
+    """Refuse a zip whose end record lists more than MAX_ZIP_MEMBERS entries, before
+    anything parses its central directory (a million entries cost seconds and 500 MB)."""
     declared = zip_entry_count(archive)
     if declared is not None and declared > MAX_ZIP_MEMBERS:
         raise SubmissionError(
             f"{archive.name} lists {declared} entries; a submission zip may hold at most "
             f"{MAX_ZIP_MEMBERS} (zip only your minitorch/ folder)"
         )
+
+
+def _from_zip(archive: Path, assignment: Assignment, found: Located) -> None:
+    refuse_crowded_zip(archive)
     try:
         with zipfile.ZipFile(archive) as zf:
             infos = zf.infolist()

@@ -348,15 +348,21 @@ def ask(
     try:
         return student.call(probe, *args, label=label)
     except StudentError as exc:
-        lines = [
-            f"{label} raised {exc.type_name}: {exc.message}".rstrip(": "),
-            f"  called:   {called}",
-        ]
-        if exc.traceback:
-            lines.append("Traceback (your code, most recent call last):")
-            lines.append(exc.traceback)
-        lines += shell_lines(snippet)
-        pytest.fail("\n".join(lines), pytrace=False)
+        raised(exc, label=label, called=called, snippet=snippet)
+
+
+def raised(exc: StudentError, *, label: str, called: str, snippet: Sequence[str] = ()) -> NoReturn:
+    """Fail with what student code raised, where, and on which inputs."""
+    __tracebackhide__ = True
+    lines = [
+        f"{label} raised {exc.type_name}: {exc.message}".rstrip(": "),
+        f"  called:   {called}",
+    ]
+    if exc.traceback:
+        lines.append("Traceback (your code, most recent call last):")
+        lines.append(exc.traceback)
+    lines += shell_lines(snippet)
+    pytest.fail("\n".join(lines), pytrace=False)
 
 
 def ask_batch(
@@ -375,12 +381,13 @@ def ask_batch(
     __tracebackhide__ = True
     try:
         return student.call(probe, *args, label=label)
-    except StudentError:
+    except StudentError as together:
         for single, single_args, called, snippet in one_by_one:
             ask(student, single, *single_args, label=label, called=called, snippet=snippet)
-        # Raised together but not one by one (state carried between calls): say so.
-        called = "; ".join(c for _, _, c, _ in one_by_one)
-        return ask(student, probe, *args, label=label, called=f"one after another: {called}")
+        # Raised together but not one at a time (state carried from call to call): the
+        # first error stands, with every input of the batch.
+        called = "one after another: " + "; ".join(c for _, _, c, _ in one_by_one)
+        raised(together, label=label, called=called)
 
 
 def call_text(name: str, args: Sequence[Any]) -> str:

@@ -414,14 +414,18 @@ def test_without_bubblewrap_a_readable_checkout_stays_hidden(tmp_path: Path) -> 
     assert defences["private_filesystem"] is False and defences["hidden_course_files"] is True
     text = "\n".join(t["output"] for t in doc["tests"]) + doc["output"]
     assert "ATTACK-REPORT read" in text  # the attack ran
-    # In scope: the course being graded and the grader's own checkout. Another copy of the
-    # course elsewhere on the machine (a second checkout) is readable by design without
-    # bubblewrap; docs/security.md says so under "What is not defended".
-    in_scope = (str(course), str(repo_root()))
+    # In scope: the secret folders of the course being graded and of the grader's own
+    # checkout (its public tests are no secret). Another copy of the course elsewhere on
+    # the machine is readable without bubblewrap; docs/security.md says so.
+    secret = [
+        f"{root}/{folder}/"
+        for root in (course, repo_root())
+        for folder in ("tests/hidden", "reference", "assignments")
+    ]
     leaked = [
         line
         for line in text.splitlines()
-        if "LEAKED " in line and any(root in line for root in in_scope)
+        if "LEAKED " in line and any(folder in line for folder in secret)
     ]
     assert leaked == []
 
@@ -500,12 +504,13 @@ def test_student_is_told_what_happened(sandbox: Arena, name: str, needle: str) -
 @pytest.mark.parametrize(
     ("mode", "name", "needle"),
     [
-        (*case.values, needle)
+        pytest.param(*case.values, needle, marks=case.marks, id=case.id)
         for kind, needle in (
             ("m1_empty_the_probe_results", "could not be checked"),
-            ("m5_reply_of_a_million_lists", "too large to be checked"),
+            ("m5_reply_of_a_million_lists", "is too large"),
             ("m6_unprintable_message", "[bold red]MARKUP-MARKER[/bold red]"),
-            ("m7_named_pipe", "is not a regular file"),
+            # docker mode copies regular files only into the container: the pipe is missing
+            ("m7_named_pipe", "is not a regular file|autodiff.py was not found"),
             ("m9_zip_of_many_entries", "a submission zip may hold at most"),
         )
         for case in kind_cases(kind)
@@ -518,7 +523,7 @@ def test_fail_closed_mechanism_is_refused_with_a_message(
     besides the score check every attack gets."""
     g = arena(request, mode).attack(name)
     assert g.exit_code == 0, g.stderr[-2000:]
-    assert needle in reports(g)
+    assert any(alternative in reports(g) for alternative in needle.split("|")), needle
 
 
 @pytest.mark.parametrize(("mode", "name"), kind_cases("m2_wrong_only_in_the_health_check"))
@@ -576,15 +581,3 @@ def test_defences_are_reported(request: pytest.FixtureRequest, mode: str) -> Non
     defences = arena(request, mode).baseline("module1").results["extra_data"]["defences"]
     print(f"{mode}: {json.dumps(defences)}")
     assert defences["separate_process"] and defences["rlimits"]
-
-
-@pytest.mark.parametrize("mode", MODES)
-def test_print_the_attack_table(request: pytest.FixtureRequest, mode: str) -> None:
-    """Not a check: the table for docs/security.md (shown with -rA or -s)."""
-    a = arena(request, mode)
-    for name, g in sorted(a.graded.items()):
-        base = a.baseline(g.job.assignment).results.get("score")
-        print(
-            f"{mode:8} {name:45} {g.results.get('score')!s:>9} / baseline {base!s:>9}"
-            f"  {g.wall:6.1f} s"
-        )

@@ -203,6 +203,16 @@ def test_syntax_error_costs_only_tasks_that_need_the_file(graded: dict[str, Grad
     assert g.task("1.2")["score"] == 0
     assert "minitorch/scalar_functions.py could not be imported: SyntaxError" in g.outputs()
     assert "(line 1)" in g.outputs()
+    # One report per cause: the problem once, at the top; each test it stopped says so in
+    # a line or two, with no reproducer and no hypothesis noise.
+    top = g.results["output"]
+    assert top.count("could not be imported") == 1
+    stopped = [t for t in g.results["tests"] if t["score"] < t["max_score"]]
+    assert len(stopped) > 10
+    for t in stopped:
+        assert len(t["output"].splitlines()) <= 3, t["output"]
+        assert "could not be imported" not in t["output"]
+        assert "Falsifying example" not in t["output"] and ">>>" not in t["output"]
 
 
 @pytest.mark.parametrize(
