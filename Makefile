@@ -33,7 +33,7 @@ demo: $(STAMP)
 	$(PY) -m grader demo --out out/demo
 
 test: $(STAMP)
-	$(PY) -m pytest -q --durations=20
+	$(PY) grader/tests/run_parallel.py -q --durations=10
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not docker"

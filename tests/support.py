@@ -352,8 +352,13 @@ def ask(
 
 
 def raised(exc: StudentError, *, label: str, called: str, snippet: Sequence[str] = ()) -> NoReturn:
-    """Fail with what student code raised, where, and on which inputs."""
+    """Fail with what student code raised, where, and on which inputs.
+
+    A student file that does not import is no fault of this call: it propagates, and the
+    report says it once at the top (each test it stops says so in one line)."""
     __tracebackhide__ = True
+    if exc.type_name == "ImportError" and " could not be imported: " in exc.message:
+        raise exc
     lines = [
         f"{label} raised {exc.type_name}: {exc.message}".rstrip(": "),
         f"  called:   {called}",

@@ -1,0 +1,85 @@
+"""Run the project's test files in two pytest processes at once (what `make test` does).
+
+pytest-xdist is not a dependency; the suite's heavy fixtures already grade two submissions
+at a time, but they leave the second core idle between them (collection, image builds,
+single-process checks). Two processes over disjoint files keep both cores busy.
+
+Files that build or run containers stay in one process, so no two processes build the same
+image at once; the other files go to whichever process has less work, by the seconds each
+file took in a full run on this machine (a new file counts as 10 s).
+
+    python grader/tests/run_parallel.py [pytest options ...]
+
+Exit status: 0 when both processes passed, else the first non-zero status.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+TESTS = Path(__file__).resolve().parent
+ROOT = TESTS.parent.parent
+
+#: Seconds each file took in a full serial run (2 cores, 2026-11-27); a guide for balance.
+SECONDS = {
+    "test_corpus_inprocess.py": 230,
+    "test_attacks.py": 210,
+    "test_batch_sandbox.py": 125,
+    "test_cluster.py": 100,
+    "test_malformed.py": 65,
+    "test_handout.py": 60,
+    "test_grading.py": 55,
+    "test_audit.py": 50,
+    "test_styles.py": 40,
+    "test_docker.py": 35,
+    "test_batch.py": 20,
+    "test_bundle.py": 20,
+    "test_secret.py": 15,
+}
+#: Files that use the Docker engine: all in the first process.
+DOCKER = {
+    "test_attacks.py",
+    "test_batch_sandbox.py",
+    "test_docker.py",
+    "test_styles.py",
+    "test_batch.py",
+}
+
+
+def groups() -> list[list[str]]:
+    files = sorted(p.name for p in TESTS.glob("test_*.py"))
+    out: list[list[str]] = [[], []]
+    load = [0, 0]
+    for name in sorted(files, key=lambda n: -SECONDS.get(n, 10)):
+        k = 0 if name in DOCKER else min((1, 0), key=lambda i: load[i])
+        out[k].append(name)
+        load[k] += SECONDS.get(name, 10)
+    return out
+
+
+def main(argv: list[str]) -> int:
+    start = time.monotonic()
+    procs = []
+    logs = []
+    for files in groups():
+        log = tempfile.TemporaryFile(mode="w+")
+        cmd = [sys.executable, "-m", "pytest", *argv, *(str(TESTS / f) for f in files)]
+        procs.append(subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT))
+        logs.append((files, log))
+    codes = [p.wait() for p in procs]
+    for (files, log), code in zip(logs, codes, strict=True):
+        log.seek(0)
+        print(f"==== pytest over {len(files)} files: {' '.join(files)}")
+        print(log.read(), end="")
+        print(f"==== exit status {code}\n")
+    took = time.monotonic() - start
+    print(f"two pytest processes, exit statuses {codes}, {took:.0f} s in all")
+    return next((c for c in codes if c != 0), 0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
