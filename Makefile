@@ -19,7 +19,7 @@ help:
 	@echo "make handout     generate the student repositories under build/handout/"
 	@echo "make gradescope  build the Gradescope autograder zips under dist/"
 	@echo "make base-image  build the offline Debian base image (no registry needed)"
-	@echo "make bench       benchmarks: sandbox vs in-process, CPU per submission"
+	@echo "make bench       benchmarks: sandbox vs in-process, CPU per correct and buggy grade"
 	@echo "make flake-hunt  grade the reference under SEEDS=$(SEEDS) hypothesis seeds"
 	@echo "make lint        ruff"
 
@@ -53,6 +53,7 @@ base-image:
 
 bench: $(STAMP)
 	$(PY) bench/bench_modes.py
+	$(PY) bench/bench_feedback.py
 	$(PY) bench/bench_containers.py
 	$(PY) bench/bench_cluster.py
 

@@ -1915,6 +1915,28 @@ def scalar_order_pointer(student: Any, expr: Expression) -> str:
     return problem
 
 
+def expression_checked(
+    student: Any, expr: Expression, d: float, own_chain_rule: bool, *, label: str, called: str
+) -> bool:
+    """Build ``expr`` with Scalars, call backward(d) and judge the gradients, pointing at
+    topological_sort when it is what went wrong. False when nothing could be judged (a
+    forward mistake, task 1.2's; see ``check_expression_gradients``)."""
+    __tracebackhide__ = True
+    with pointing(lambda: scalar_order_pointer(student, expr)):
+        out = ask(
+            student,
+            "expression",
+            expr.nodes,
+            expr.values,
+            d,
+            expression_points(expr),
+            own_chain_rule,
+            label=label,
+            called=f"{called}; y.backward({fmt(d)})",
+        )
+        return check_expression_gradients(expr, d, out, what="Scalar.backward")
+
+
 def backpropagate_checked(
     student: Any, graph: Sequence[VarNode], deriv: float, *, called: str, label: str
 ) -> None:

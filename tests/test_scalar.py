@@ -32,14 +32,13 @@ from support import (
     ask_batch,
     chain_rule_problem,
     chain_rule_works,
-    check_expression_gradients,
     check_number,
     check_numbers,
     close_pairs,
     d_outputs,
     expect,
+    expression_checked,
     expression_lines,
-    expression_points,
     expressions,
     floats,
     fmt,
@@ -47,10 +46,8 @@ from support import (
     graph_ops,
     is_number,
     magnitudes,
-    pointing,
     report,
     require_judged,
-    scalar_order_pointer,
     tolerance_text,
     within,
 )
@@ -369,19 +366,9 @@ def test_expression_backward(student):
     @given(expr=expressions(ops=ops), d=d_outputs())
     def check(expr, d):
         called = "; ".join(expression_lines(expr.nodes, expr.values)[1:])
-        with pointing(lambda: scalar_order_pointer(student, expr)):
-            out = ask(
-                student,
-                "expression",
-                expr.nodes,
-                expr.values,
-                d,
-                expression_points(expr),
-                own,
-                label="Scalar.backward",
-                called=f"{called}; y.backward({fmt(d)})",
-            )
-            judged_here = check_expression_gradients(expr, d, out, what="Scalar.backward")
+        judged_here = expression_checked(
+            student, expr, d, own, label="Scalar.backward", called=called
+        )
         if judged_here:
             judged.append(expr)
 

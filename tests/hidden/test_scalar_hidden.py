@@ -16,8 +16,8 @@ from support import (
     check_expression_gradients,
     d_outputs,
     expect,
+    expression_checked,
     expression_lines,
-    expression_points,
     expression_text,
     expressions,
     floats,
@@ -149,19 +149,7 @@ def _check_graphs(student, make_strategy, max_examples=None, label="Scalar.backw
     @given(expr=strategy, d=d_outputs())
     def check(expr, d):
         called = expression_text(expr.nodes, expr.values)
-        with pointing(lambda: scalar_order_pointer(student, expr)):
-            out = ask(
-                student,
-                "expression",
-                expr.nodes,
-                expr.values,
-                d,
-                expression_points(expr),
-                own,
-                label=label,
-                called=f"{called}; y.backward({fmt(d)})",
-            )
-            judged_here = check_expression_gradients(expr, d, out, what="Scalar.backward")
+        judged_here = expression_checked(student, expr, d, own, label=label, called=called)
         if judged_here:
             judged.append(expr)
 
