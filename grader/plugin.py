@@ -330,11 +330,12 @@ def _example_notes(exc: BaseException) -> list[str]:
 
 
 def _repeated(fault: StudentFault, shown: set[str]) -> str | None:
-    """One line for a fault whose cause an earlier test already showed in full, else None.
+    """One line for a fault whose cause the report already tells, else None.
 
     A file that does not import, a call that hangs or the spent budget fail every test that
-    needs them; the first shows the whole story (and the report's top names it), the rest
-    say so in a line instead of repeating it thirty times.
+    needs them. The report's top names each of them; a file that did not import is then one
+    line in every test, while the first test stopped by a hang or the budget shows the whole
+    story and the rest say so in a line instead of repeating it thirty times.
     """
     import re
 

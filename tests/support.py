@@ -1617,16 +1617,7 @@ def chain_graph(depth: int, weights: Sequence[float], twice: bool = False) -> li
 
 def reachable(graph: Sequence[VarNode]) -> set[int]:
     """Non-constant nodes reachable from the output (the last node) through parents."""
-    seen: set[int] = set()
-    stack = [len(graph) - 1]
-    while stack:
-        i = stack.pop()
-        if i in seen or graph[i][0] == "const":
-            continue
-        seen.add(i)
-        if graph[i][0] == "node":
-            stack.extend(j for j, _ in graph[i][1])
-    return seen
+    return {i for i in _ancestors(graph) if graph[i][0] != "const"}
 
 
 def path_derivatives(graph: Sequence[VarNode], deriv: float) -> tuple[list[float], list[float]]:
@@ -1847,7 +1838,13 @@ def check_backpropagate(graph: Sequence[VarNode], deriv: float, got: Any, *, cal
 # --------------------------------------------------------------------------- pointers
 # When a backpropagation test fails because of topological_sort, say so where the student
 # is looking. Computed only for failing examples (pointing), from one more probe call.
-def _order_problem(order: Any, output: int, expected: set[int], name: Callable[[int], str]) -> str:
+def _order_problem(
+    order: Any,
+    output: int,
+    expected: set[int],
+    name: Callable[[int], str],
+    usual_cause_of_missing: str = "",
+) -> str:
     """What is wrong with a topological order that matters to backpropagation, or ""."""
     if not isinstance(order, list) or not order or not all(is_number(i) for i in order):
         return ""
@@ -1862,6 +1859,7 @@ def _order_problem(order: Any, output: int, expected: set[int], name: Callable[[
         return (
             f"your topological_sort({name(output)}) leaves out "
             f"{', '.join(name(i) for i in missing)} here (it returned {shown})"
+            + usual_cause_of_missing
         )
     return ""
 
@@ -1905,14 +1903,12 @@ def scalar_order_pointer(student: Any, expr: Expression) -> str:
     except StudentError as exc:
         return f"topological_sort(y) raised {exc.type_name} on this graph (see its tests)"
     name = functools.partial(_expression_name, nodes)
-    problem = _order_problem(order, len(nodes) - 1, expected, name)
-    if "leaves out" in problem:
-        problem += (
-            "; if it passes the topological_sort tests, look for a membership test such as "
-            "`v in visited`: `in` compares Scalars with ==, and Scalar == builds an EQ "
-            "Scalar that is true whenever two values are equal. Keep unique_ids in a set"
-        )
-    return problem
+    membership = (
+        "; if it passes the topological_sort tests, look for a membership test such as "
+        "`v in visited`: `in` compares Scalars with ==, and Scalar == builds an EQ "
+        "Scalar that is true whenever two values are equal. Keep unique_ids in a set"
+    )
+    return _order_problem(order, len(nodes) - 1, expected, name, membership)
 
 
 def expression_checked(

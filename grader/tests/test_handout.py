@@ -908,23 +908,21 @@ def test_real_handout_reports_the_task_of_a_missing_function(real: tuple[Assignm
     assert f"NotImplementedError: Task {first}: implement " in proc.stdout
 
 
-def _collected(out: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """`pytest --collect-only -q ARGS` in the hand-out, with the bare `pytest` command."""
+def _pytest_in(folder: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """The bare `pytest ARGS` command in ``folder``, from a student's shell."""
     return subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "import sys, pytest; sys.exit(pytest.console_main())",
-            "--collect-only",
-            "-q",
-            *args,
-        ],
-        cwd=out,
+        [sys.executable, "-c", "import sys, pytest; sys.exit(pytest.console_main())", *args],
+        cwd=folder,
         capture_output=True,
         text=True,
         env=clean_env(),
-        timeout=300,
+        timeout=timeout,
     )
+
+
+def _collected(out: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`pytest --collect-only -q ARGS` in the hand-out."""
+    return _pytest_in(out, "--collect-only", "-q", *args)
 
 
 def _public_ids_of_task(assignment: Assignment, out: Path, task: str) -> set[str]:
@@ -999,14 +997,7 @@ def _local_run(
     shutil.copytree(out, work)
     for rel in assignment.editable:
         shutil.copyfile(solution / rel, work / rel)
-    return subprocess.run(
-        [sys.executable, "-c", "import sys, pytest; sys.exit(pytest.console_main())", "-q", "-x"],
-        cwd=work,
-        capture_output=True,
-        text=True,
-        env=clean_env(),
-        timeout=900,
-    )
+    return _pytest_in(work, "-q", "-x", timeout=900)
 
 
 @pytest.mark.slow
