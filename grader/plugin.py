@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -152,7 +153,11 @@ def _load_hypothesis_profile(config: pytest.Config, state: _State) -> None:
     settings.load_profile(state.profile)
     _no_local_constants()
     if grading and state.assignment is not None:
-        _bound_shrinking(state.assignment.shrink_calls, state.assignment.shrink_seconds)
+        _bound_shrinking(
+            state.assignment.shrink_calls,
+            state.assignment.shrink_seconds,
+            lambda: state.client is not None and state.client.fault_stands,
+        )
     if seed is not None:
         import hypothesis.core
 
@@ -176,10 +181,14 @@ def _no_local_constants() -> None:
     providers._get_local_constants = lambda: empty  # type: ignore[attr-defined]
 
 
-def _bound_shrinking(calls: int, seconds: float, stall: int = 50) -> None:
+def _bound_shrinking(
+    calls: int, seconds: float, fault_stands: Callable[[], bool], stall: int = 50
+) -> None:
     """Let each failing test spend at most ``calls`` test calls shrinking its example (and
     stop after ``stall`` calls in a row that found nothing smaller); let the whole run
-    spend at most ``seconds`` shrinking, one test at most a sixth of that.
+    spend at most ``seconds`` shrinking, one test at most a sixth of that. A failure that
+    no input changes (``fault_stands()`` right after it: a file that does not import, a
+    hung call) is not shrunk at all: the example that found it is the one to show.
 
     Shrinking is where a buggy submission spent its time (a wrong backpropagate: 634 calls,
     5 s, for one test): most of it in the last few steps, from a graph of four variables
@@ -201,7 +210,7 @@ def _bound_shrinking(calls: int, seconds: float, stall: int = 50) -> None:
         shrinker = unbounded(self, *args, **kwargs)
         shrinker.max_stall = stall
         start_calls, started = shrinker.calls, time.monotonic()
-        allowed = min(per_test, seconds - spent[0])
+        allowed = 0.0 if fault_stands() else min(per_test, seconds - spent[0])
 
         def check_calls() -> None:
             took = time.monotonic() - started
@@ -384,8 +393,11 @@ def render_failure(exc: BaseException, shown: set[str] | None = None) -> str | N
             return "\n".join([text, *notes])
     for candidate in candidates:
         if isinstance(candidate, pytest.fail.Exception) and not candidate.pytrace:
-            # A check that words a student fault itself (support.ask) keeps it as context.
+            # A check that words a student fault itself (support.ask) keeps it as context,
+            # perhaps behind a check that added a line to it (support.pointing).
             context = candidate.__cause__ or candidate.__context__
+            while isinstance(context, pytest.fail.Exception):
+                context = context.__cause__ or context.__context__
             if isinstance(context, StudentFault) and shown is not None:
                 repeated = _repeated(context, shown)
                 if repeated is not None:
@@ -398,7 +410,9 @@ def render_failure(exc: BaseException, shown: set[str] | None = None) -> str | N
 def pytest_runtest_call(item: pytest.Item) -> None:
     """Tell the client which test runs now (its memory of hung calls is per test)."""
     if _STATE in item.config.stash and item.config.stash[_STATE].client is not None:
-        item.config.stash[_STATE].client.scope = item.nodeid
+        client = item.config.stash[_STATE].client
+        client.scope = item.nodeid
+        client.fault_stands = False
 
 
 @pytest.hookimpl(wrapper=True)

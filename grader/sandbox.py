@@ -34,7 +34,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from . import protocol, worker
 from .assignment import Limits
@@ -72,6 +72,7 @@ _CGROUP_ROOT = Path("/sys/fs/cgroup")
 _TMPFS_BYTES = 64 * 1024 * 1024
 _PR_SET_PDEATHSIG = 1
 _MAX_RESTARTS = 40
+_GAVE_UP = "grading stopped running your code"
 #: The wall clock a grade may take, as a multiple of its CPU budget (for code that sleeps).
 _WALL_FACTOR = 3
 
@@ -881,6 +882,15 @@ class Problem:
         return {"kind": self.kind, "key": self.key, "message": self.message}
 
 
+def _stands(fault: protocol.StudentFault) -> bool:
+    """Whether ``fault`` fails every later call of its test alike, whatever the input."""
+    if isinstance(fault, (ProbeTimeout, BudgetExhausted)):
+        return True
+    if isinstance(fault, StudentError):
+        return fault.type_name == "ImportError"
+    return isinstance(fault, WorkerCrashed) and fault.message.startswith(_GAVE_UP)
+
+
 class StudentClient:
     """What the tests call. Owns one worker at a time and the rules for faults.
 
@@ -909,6 +919,11 @@ class StudentClient:
         self.scope = ""
         self.restarts = 0
         self.calls = 0
+        #: Whether the last call failed in a way that no other input changes: a file that does
+        #: not import, a hung call (repeats fail at once), the budget, too many restarts. The
+        #: plugin skips shrinking then: every smaller example would fail the same way, so
+        #: shrinking could only spend time and end on an example that is not the trigger.
+        self.fault_stands = False
         #: One entry per cause that stopped student code from running: a file that did not
         #: import, a call that timed out, a crash, the budget. Reported once, at the top.
         self.problems: dict[str, Problem] = {}
@@ -943,7 +958,7 @@ class StudentClient:
             return
         if self.restarts >= _MAX_RESTARTS:
             raise WorkerCrashed(
-                f"grading stopped running your code: the worker process was restarted "
+                f"{_GAVE_UP}: the worker process was restarted "
                 f"{_MAX_RESTARTS} times after hangs or crashes"
             )
         self._conn.start()
@@ -1026,21 +1041,23 @@ class StudentClient:
 
         Raises a ``StudentFault`` subclass when student code fails, hangs or crashes.
         """
-        if self.config.call_log is None:
-            return self._call(probe, args, label)
         try:
             value = self._call(probe, args, label)
         except protocol.StudentFault as exc:
-            self._log(
-                {
-                    "probe": probe,
-                    "args": list(args),
-                    "fault": type(exc).__name__,
-                    "type": getattr(exc, "type_name", None),
-                }
-            )
+            self.fault_stands = _stands(exc)
+            if self.config.call_log is not None:
+                self._log(
+                    {
+                        "probe": probe,
+                        "args": list(args),
+                        "fault": type(exc).__name__,
+                        "type": getattr(exc, "type_name", None),
+                    }
+                )
             raise
-        self._log({"probe": probe, "args": list(args), "value": value})
+        self.fault_stands = False
+        if self.config.call_log is not None:
+            self._log({"probe": probe, "args": list(args), "value": value})
         return value
 
     def _log(self, entry: dict[str, Any]) -> None:
@@ -1053,13 +1070,14 @@ class StudentClient:
     def _call(self, probe: str, args: tuple[Any, ...], label: str | None) -> Any:
         what = label or probe
         if (self.scope, what) in self._hung:
-            raise ProbeTimeout(self._hung[self.scope, what], label=label)
+            self._hang_again(what, label)
         exhausted = self._budget_exhausted()
         if exhausted:
             self._note("timeout", "budget", exhausted)
             raise BudgetExhausted(exhausted, label=label)
         protocol.check_plain(list(args), f"the arguments of probe {probe}")
         self.calls += 1
+        reply: Reply | None
         try:
             self._ensure_worker()
             self._importing = []
@@ -1079,7 +1097,7 @@ class StudentClient:
             )
             self._hung[self.scope, what] = message
             self._note("timeout", what, message)
-            raise ProbeTimeout(message, label=label) from None
+            reply = None
         except _Oversized:
             self._restart_after_fault()
             raise BadValue(
@@ -1098,12 +1116,22 @@ class StudentClient:
             message = f"the process running your code died ({how}) in {what}"
             self._note("crashed", what, message)
             raise WorkerCrashed(message, label=label) from None
+        if reply is None:
+            self._hang_again(what, label)  # outside the except block: see _hang_again
         if not reply.ok and reply.error is not None:
             if reply.error.get("type") == "ImportError":
                 self._note_import(str(reply.error.get("message", "")))
             if label and not reply.error.get("label"):
                 reply = Reply(reply.id, False, error={**reply.error, "label": label})
         return reply.value
+
+    def _hang_again(self, what: str, label: str | None) -> NoReturn:
+        """Raise the timeout of ``what`` in this test, the first time and on every repeat alike.
+
+        hypothesis tells failures apart by where they were raised and what they were raised
+        during; the repeat of a hang (no call made) must look like the hang itself, or the
+        replay of a failing example counts as another failure ("flaky")."""
+        raise ProbeTimeout(self._hung[self.scope, what], label=label)
 
     def _note(self, kind: str, key: str, message: str) -> None:
         self.problems.setdefault(f"{kind}:{key}", Problem(kind, key, message))

@@ -340,15 +340,27 @@ def ask(
     called: str,
     snippet: Sequence[str] = (),
 ) -> Any:
-    """``student.call(probe, *args)``; when student code raises, fail with the inputs.
+    """``student.call(probe, *args)``; when student code raises or hangs, fail with the inputs.
 
-    Timeouts, crashes and bad values propagate unchanged (the plugin words them).
+    Crashes and bad values propagate unchanged (the plugin words them).
     """
     __tracebackhide__ = True
     try:
         return student.call(probe, *args, label=label)
     except StudentError as exc:
         raised(exc, label=label, called=called, snippet=snippet)
+    except ProbeTimeout as exc:
+        timed_out(exc, called=called, snippet=snippet)
+
+
+def timed_out(exc: ProbeTimeout, *, called: str, snippet: Sequence[str] = ()) -> NoReturn:
+    """Fail with the call that hung and its inputs (the example is not shrunk: once a call
+    hangs, its repeats in the same test fail at once, so smaller inputs would all "fail" too).
+    The plugin shows a later test stopped by the same hang as one line."""
+    __tracebackhide__ = True
+    pytest.fail(
+        "\n".join([exc.message, f"  called:   {called}", *shell_lines(snippet)]), pytrace=False
+    )
 
 
 def raised(exc: StudentError, *, label: str, called: str, snippet: Sequence[str] = ()) -> NoReturn:
@@ -386,6 +398,9 @@ def ask_batch(
     __tracebackhide__ = True
     try:
         return student.call(probe, *args, label=label)
+    except ProbeTimeout as exc:
+        # Asking again one at a time would not tell which case hung: its repeats fail at once.
+        timed_out(exc, called="one of: " + "; ".join(c for _, _, c, _ in one_by_one))
     except StudentError as together:
         for single, single_args, called, snippet in one_by_one:
             ask(student, single, *single_args, label=label, called=called, snippet=snippet)
@@ -1292,7 +1307,9 @@ def healthy_ops(student: Any) -> tuple[str, ...]:
             for graph, values, _, inputs in cases:
                 try:
                     result = student.call("expression_forward", graph, values, label=f"Scalar {op}")
-                except StudentError:
+                except StudentError as error:
+                    if error.type_name == "ImportError":
+                        raise  # a file that does not import: the report says so, once
                     broken.add(op)
                     break
                 expect(

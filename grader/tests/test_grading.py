@@ -7,6 +7,7 @@ real CLI in the sandbox at the assignment's grading budget.
 from __future__ import annotations
 
 import json
+import re
 import zipfile
 from pathlib import Path
 
@@ -76,9 +77,9 @@ def graded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Graded]:
         (skel / rel).write_text(make_skeleton((REF / rel).read_text(), rel))
     jobs += [Job("skel1", skel, "module1"), Job("skel0", skel, "module0")]
 
-    loop = sub(
-        "loop", [_edit("operators.py", "return reduce(mul, 1.0)(ls)", "while True:\n        pass")]
-    )
+    # prod hangs on lists of four items or more, and only there.
+    hang = "ls = list(ls)\n    while len(ls) >= 4:\n        pass\n    return reduce(mul, 1.0)(ls)"
+    loop = sub("loop", [_edit("operators.py", "return reduce(mul, 1.0)(ls)", hang)])
     jobs.append(Job("loop0", loop, "module0"))
 
     rigged = sub(
@@ -180,6 +181,21 @@ def test_infinite_loop_costs_only_its_own_task(graded: dict[str, Graded]) -> Non
     assert 0 < g.task("0.3")["score"] < g.task("0.3")["max_score"]
     assert "timed out after 5 s in" in g.outputs()
     assert g.wall < M0.limits.budget
+
+
+def test_a_hang_is_shown_with_the_input_that_hung(graded: dict[str, Graded]) -> None:
+    """Not shrunk: once a call hangs, its repeats in the test fail at once, so every smaller
+    list would "fail" too and the report would end on one that works."""
+    g = graded["loop0"]
+    [first] = [
+        t for t in g.results["tests"] if "timed out after 5 s in operators.prod" in t["output"]
+    ]
+    called = re.search(r"called: +operators\.prod\((\[.*\])\)", first["output"])
+    assert called, first["output"]
+    assert len(json.loads(called.group(1))) >= 4, first["output"]
+    assert ">>> operators.prod(" in first["output"]
+    others = [t for t in g.results["tests"] if t is not first and "prod" in t["output"]]
+    assert all(len(t["output"].splitlines()) == 1 for t in others), others
 
 
 def test_float_subclass_with_rigged_eq_scores_zero_there(graded: dict[str, Graded]) -> None:
