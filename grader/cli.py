@@ -112,6 +112,11 @@ def _cmd_grade(args: argparse.Namespace) -> int:
         # A typo in a TA's command line, not a student's fault: no report, a usage error.
         raise ConfigError(f"{submission} does not exist (expected a submission folder or zip)")
     out = Path(args.out)
+    if args.mode == "docker" and (args.seed is not None or args.max_examples or args.no_shrink):
+        raise ConfigError(
+            "--seed, --max-examples and --no-shrink are for the sandbox and inprocess modes; "
+            "docker mode grades exactly as the Gradescope bundle does"
+        )
     if args.mode == "docker":
         from .docker_runner import grade_in_container
 
@@ -123,6 +128,8 @@ def _cmd_grade(args: argparse.Namespace) -> int:
         extra = ["--grading-seed", str(args.seed)] if args.seed is not None else []
         if args.max_examples is not None:
             extra += ["--max-examples", str(args.max_examples)]
+        if args.no_shrink:
+            extra.append("--no-shrink")
         result = grade(submission, assignment, mode=args.mode, extra_args=extra)
         results = result.results
         write_results(results, out)
@@ -151,6 +158,11 @@ def _add_grade(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--max-examples", type=int, help="override the assignment's hypothesis budget per test"
+    )
+    p.add_argument(
+        "--no-shrink",
+        action="store_true",
+        help="show each failure's first example, not a minimal one (faster; same scores)",
     )
     p.set_defaults(func=_cmd_grade)
 

@@ -62,3 +62,46 @@ def test_written_files_follow_the_umask(tmp_path: Path) -> None:
     assert stat.S_IMODE((tmp_path / "scores.csv").stat().st_mode) == 0o644
     assert stat.S_IMODE((tmp_path / "private.csv").stat().st_mode) == 0o600
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_options_docker_mode_would_ignore_are_a_usage_error(tmp_path: Path) -> None:
+    out = tmp_path / "results.json"
+    for option in (["--max-examples", "5"], ["--no-shrink"], ["--seed", "3"]):
+        proc = _grader(
+            "grade", "reference", "-a", "module1", "--mode", "docker", "--out", str(out), *option
+        )
+        assert proc.returncode == 2, proc.stdout + proc.stderr
+        assert "docker mode grades exactly as the Gradescope bundle does" in proc.stderr
+    assert not out.exists()
+
+
+def test_no_shrink_shows_a_first_example_and_keeps_the_score(tmp_path: Path) -> None:
+    """A sum that drops the last item: the shrunk example is the shortest list that shows it."""
+    from grader.mutations import apply_mutations
+
+    wrong = {"file": "operators.py", "find": "return reduce(add, 0.0)(ls)"}
+    sub = apply_mutations(
+        Path("reference"),
+        [{**wrong, "replace": "return reduce(add, 0.0)(list(ls)[:-1])"}],
+        tmp_path / "sub",
+    )
+    results = {}
+    # An explicit seed: the same examples whatever this checkout's course secret.
+    for name, extra in (("shrunk", ["--seed", "1"]), ("first", ["--seed", "1", "--no-shrink"])):
+        out = tmp_path / f"{name}.json"
+        proc = _grader(
+            "grade", str(sub), "-a", "module0", "--mode", "inprocess", "--out", str(out), *extra
+        )
+        assert proc.returncode == 0, proc.stderr
+        results[name] = json.loads(out.read_text())
+    assert results["shrunk"]["score"] == results["first"]["score"] < 100
+
+    def sum_test(r: dict) -> str:
+        [test] = [
+            t for t in r["tests"] if "fold the list" in t["name"] and t["name"].endswith("[sum]")
+        ]
+        return test["output"]
+
+    assert "called:   operators.sum([1.0])\n" in sum_test(results["shrunk"])
+    assert "called:   operators.sum([" in sum_test(results["first"])
+    assert "called:   operators.sum([1.0])\n" not in sum_test(results["first"])
