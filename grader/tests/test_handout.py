@@ -925,10 +925,9 @@ def _collected(out: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return _pytest_in(out, "--collect-only", "-q", *args)
 
 
-def _public_ids_of_task(assignment: Assignment, out: Path, task: str) -> set[str]:
-    """Node ids of the public tests marked @pytest.mark.task(task), from an unfiltered run."""
-    proc = _collected(out)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+def _public_ids_of_task(assignment: Assignment, collected: str, task: str) -> set[str]:
+    """Node ids of the public tests marked @pytest.mark.task(task), from the output of an
+    unfiltered collection (``collected``)."""
     ids = set()
     for path in assignment.test_files(include_hidden=False):
         tree = ast.parse(path.read_text("utf-8"))
@@ -945,7 +944,7 @@ def _public_ids_of_task(assignment: Assignment, out: Path, task: str) -> set[str
                     prefix = f"tests/{path.relative_to(assignment.tests_dir).as_posix()}"
                     ids |= {
                         line.strip()
-                        for line in proc.stdout.splitlines()
+                        for line in collected.splitlines()
                         if line.strip().startswith(f"{prefix}::{node.name}")
                         and line.strip()[len(f"{prefix}::{node.name}") :][:1] in ("", "[")
                     }
@@ -958,12 +957,14 @@ def test_real_handout_marker_selects_exactly_the_public_tests_of_a_task(
 ) -> None:
     """`pytest -m task1_4` in the hand-out runs the public 1.4 tests, and nothing else."""
     assignment, out = real
+    everything = _collected(out)
+    assert everything.returncode == 0, everything.stdout + everything.stderr
     for task in assignment.tasks:
         marker = "task" + task.id.replace(".", "_")
         proc = _collected(out, "-m", marker)
         assert proc.returncode == 0, proc.stdout + proc.stderr
         selected = {ln.strip() for ln in proc.stdout.splitlines() if "::" in ln}
-        expected = _public_ids_of_task(assignment, out, task.id)
+        expected = _public_ids_of_task(assignment, everything.stdout, task.id)
         assert expected, f"no public test of task {task.id}"
         assert selected == expected, f"-m {marker}"
         by_option = _collected(out, "--task", task.id)
