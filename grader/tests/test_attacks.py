@@ -39,13 +39,14 @@ from typing import Any
 
 import jsonschema
 import pytest
-from attacks import build
+from attacks import build, replay
 from grading_jobs import Graded, Job, grade_all
 
 from grader.assignment import load_assignment, repo_root
 from grader.cli import grade_command
 from grader.gradescope import SCHEMA_PATH
 from grader.sandbox import UID_SLOTS, WORKER_UID, open_to_worker
+from grader.secret import ensure_course_secret
 from grader.submission import copy_reference_submission
 
 BASELINES, ATTACKS = build.load()
@@ -79,6 +80,7 @@ class Arena:
     submissions: dict[str, Path]
     leftover_processes: list[str] = field(default_factory=list)
     leftover_files: list[str] = field(default_factory=list)
+    replay_course: Path | None = None  # the course without its secret (mechanism 3)
 
     def baseline(self, assignment: str) -> Graded:
         return self.graded[f"baseline-{assignment}"]
@@ -161,6 +163,16 @@ def run_arena(mode: str, base: Path, names: list[str], baselines: bool = True) -
     marker_dir.chmod(0o777)
     placeholders = {"@PORT@": str(listener.port), "@MARKER_DIR@": str(marker_dir)}
     extra = FAST if mode == "sandbox" else ()
+    # Grading draws its examples with the course secret: make sure this checkout has one (a
+    # fresh clone gets it from the first bundle built, in whatever order the tests run).
+    for assignment in ASSIGNMENTS.values():
+        ensure_course_secret(assignment)
+    replay_course = None
+    if any(REPLAY in a.payload + a.at_import for a in ATTACKS if a.name in names):
+        replay_course = replay.course_without_secret(base / "course-without-secret")
+        placeholders[REPLAY] = replay.record_table(
+            replay_course, replay_course / "reference", base, FAST
+        )
     submissions: dict[str, Path] = {}
     jobs = []
     for assignment, baseline in BASELINES.items():
@@ -193,6 +205,7 @@ def run_arena(mode: str, base: Path, names: list[str], baselines: bool = True) -
         submissions=submissions,
         leftover_processes=leftover_processes(),
         leftover_files=leftover_files(),
+        replay_course=replay_course,
     )
 
 
@@ -202,6 +215,7 @@ DOCKER_ATTACKS = [a.name for a in ATTACKS if a.docker]
 #: In docker mode these run inside combined submissions (a container grade costs ~50 s).
 COMBINED_IN = {part: a.name for a in ATTACKS if a.docker for part in a.combine}
 BURNER = "m8_cpu_burner"
+REPLAY = "@REPLAY_TABLE@"
 NEIGHBOUR = "reference-next-to-the-burner"
 
 
@@ -581,3 +595,24 @@ def test_defences_are_reported(request: pytest.FixtureRequest, mode: str) -> Non
     defences = arena(request, mode).baseline("module1").results["extra_data"]["defences"]
     print(f"{mode}: {json.dumps(defences)}")
     assert defences["separate_process"] and defences["rlimits"]
+
+
+def test_replayed_local_examples_pay_only_without_the_course_secret(
+    sandbox: Arena, tmp_path: Path
+) -> None:
+    """Mechanism 3. The table of m3 answers every backward call a local run of the tests
+    makes (derandomized, no secret): graded against the same course without its secret, it
+    earns points, so the replay is real; with the secret (the arena's grade) it earns none."""
+    assert sandbox.replay_course is not None
+    out = tmp_path / "without-secret.json"
+    cmd = grade_command(
+        sandbox.submissions["m3_replay_local_examples"], "module1", out, mode="sandbox", extra=FAST
+    )
+    env = {**os.environ, "GRADER_ROOT": str(sandbox.replay_course)}
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    without = json.loads(out.read_text())
+    base = sandbox.baseline("module1").results
+    with_secret = sandbox.attack("m3_replay_local_examples").results
+    assert without["score"] > base["score"] + 5, (without["score"], base["score"])
+    assert with_secret["score"] <= base["score"], (with_secret["score"], base["score"])

@@ -1,0 +1,94 @@
+"""Mechanism 3 of the fail-closed issue: replaying the examples a student can see locally.
+
+Grading derandomizes hypothesis. Without the course secret in the seed, the examples drawn
+depend only on the tests' code, which the hand-out ships: a student who runs the public
+tests locally (derandomized, no secret) sees the very inputs grading will use, and can
+answer them from a table instead of writing the function.
+
+``record_table`` plays that student: it grades the honest baseline in-process against a
+copy of the course without a secret, logging every probe call, and turns the backward
+calls it saw into ``(name, saved values, d_output) -> correct gradients``, computed by the
+reference. The attack ``m3_replay_local_examples`` bakes the table into its submission.
+
+    python grader/tests/attacks/replay.py COURSE_COPY SUBMISSION LOG [pytest args ...]
+
+(run as a subprocess: it imports the reference's minitorch to compute the answers).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[2]
+BACKWARD_PROBES = ("function_backward", "function_backward_many")
+
+
+def course_without_secret(dest: Path) -> Path:
+    """A copy of the course's files with no course secret (what a student's run amounts to)."""
+    from grader.secret import SECRET_FILE
+
+    for name in ("reference", "tests", "assignments"):
+        shutil.copytree(ROOT / name, dest / name, ignore=shutil.ignore_patterns(SECRET_FILE))
+    shutil.copyfile(ROOT / "pyproject.toml", dest / "pyproject.toml")
+    return dest
+
+
+def record_table(course: Path, submission: Path, work: Path, extra: tuple[str, ...]) -> str:
+    """The table literal (a list of (key, value) pairs) for the attack's placeholder."""
+    log = work / "calls.jsonl"
+    proc = subprocess.run(
+        [sys.executable, str(Path(__file__)), str(course), str(submission), str(log), *extra],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "GRADER_ROOT": str(course)},
+        timeout=600,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"recording the local examples failed:\n{proc.stderr[-3000:]}")
+    return proc.stdout.strip()
+
+
+def _backward_cases(log: Path) -> list[tuple[str, list[float], float]]:
+    cases = []
+    for line in log.read_text(encoding="utf-8").splitlines():
+        call = json.loads(line)
+        if call["probe"] == "function_backward":
+            name, args, d = call["args"][:3]
+            cases.append((name, args, d))
+        elif call["probe"] == "function_backward_many":
+            name, batch = call["args"]
+            cases += [(name, args, d) for args, d in batch]
+    return cases
+
+
+def main(course: Path, submission: Path, log: Path, extra: list[str]) -> None:
+    from grader.assignment import load_assignment
+    from grader.runner import grade
+
+    grade(
+        submission,
+        load_assignment("module1", root=course),
+        mode="inprocess",
+        extra_args=["--call-log", str(log), *extra],
+    )
+    sys.path.insert(0, str(course / "reference"))
+    import minitorch
+
+    table = {}
+    for name, args, d in _backward_cases(log):
+        fn = getattr(minitorch, name)
+        ctx = minitorch.Context()
+        fn.forward(ctx, *args)
+        grads = fn.backward(ctx, d)
+        table[(name, tuple(ctx.saved_values), d)] = grads
+    print(repr(sorted(table.items(), key=repr)))
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[4:])
