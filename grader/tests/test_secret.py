@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+from attacks.replay import course_without_secret
 
 from grader.assignment import load_assignment, repo_root
 from grader.cli import grade_command
@@ -29,9 +29,7 @@ WRONG_MUL_BACKWARD = {
 
 
 def _course(dest: Path, secret: str | None) -> Path:
-    for name in ("reference", "tests", "assignments"):
-        shutil.copytree(ROOT / name, dest / name, ignore=shutil.ignore_patterns(SECRET_FILE))
-    shutil.copyfile(ROOT / "pyproject.toml", dest / "pyproject.toml")  # the hand-out's pins
+    course_without_secret(dest)
     if secret is not None:
         (dest / "assignments" / "module1" / SECRET_FILE).write_text(secret + "\n")
     return dest

@@ -35,7 +35,7 @@ def course_without_secret(dest: Path) -> Path:
 
     for name in ("reference", "tests", "assignments"):
         shutil.copytree(ROOT / name, dest / name, ignore=shutil.ignore_patterns(SECRET_FILE))
-    shutil.copyfile(ROOT / "pyproject.toml", dest / "pyproject.toml")
+    shutil.copyfile(ROOT / "pyproject.toml", dest / "pyproject.toml")  # the hand-out's pins
     return dest
 
 
