@@ -229,11 +229,21 @@ def _index_of(obj: Any, nodes: list[Any]) -> int:
     return -1
 
 
+def _identities(nodes: list[Any]) -> dict[int, int]:
+    """``id(node) -> first index`` of ``nodes``: identity lookups (never the student's
+    ``__eq__``) in constant time, for graphs of hundreds of nodes."""
+    found: dict[int, int] = {}
+    for i, node in enumerate(nodes):
+        found.setdefault(id(node), i)
+    return found
+
+
 def toposort_variables(graph: list[list[Any]]) -> list[int]:
     """``topological_sort(output)`` on a stand-in graph, as node indices (-1: unknown)."""
     autodiff = _student("autodiff")
     nodes = _variable_graph(graph)
-    return [_index_of(v, nodes) for v in autodiff.topological_sort(nodes[-1])]
+    index = _identities(nodes)  # nodes keeps every id in it alive
+    return [index.get(id(v), -1) for v in autodiff.topological_sort(nodes[-1])]
 
 
 def backpropagate_variables(graph: list[list[Any]], deriv: float) -> list[Any]:
@@ -308,6 +318,7 @@ def function_backward_saved(fn_name: str, saved: list[float], d_output: float) -
 
 def _reaches(node: Any, leaves: list[Any], limit: int = 5000) -> list[int]:
     """Indices of ``leaves`` reachable from ``node`` through ``history.inputs``."""
+    index = _identities(leaves)  # leaves keeps every id in it alive
     found: set[int] = set()
     seen: set[int] = set()
     stack = [node]
@@ -316,7 +327,7 @@ def _reaches(node: Any, leaves: list[Any], limit: int = 5000) -> list[int]:
         if id(current) in seen:
             continue
         seen.add(id(current))
-        i = _index_of(current, leaves)
+        i = index.get(id(current), -1)
         if i >= 0:
             found.add(i)
         history = getattr(current, "history", None)
@@ -444,7 +455,8 @@ def expression_order(graph: list[list[Any]], values: list[float]) -> list[int]:
     (-1: a Scalar that is not a node of the graph, such as a number wrapped by apply)."""
     autodiff = _student("autodiff")
     _, nodes = _build_expression(graph, values)
-    return [_index_of(v, nodes) for v in autodiff.topological_sort(nodes[-1])]
+    index = _identities(nodes)
+    return [index.get(id(v), -1) for v in autodiff.topological_sort(nodes[-1])]
 
 
 def expression_forward(graph: list[list[Any]], values: list[float]) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any, NoReturn
 
 import pytest
+from hypothesis import settings
 from hypothesis import strategies as st
 
 from grader.protocol import BadValue, ProbeTimeout, StudentError, WorkerCrashed
@@ -415,6 +416,13 @@ def call_text(name: str, args: Sequence[Any]) -> str:
 
 
 # --------------------------------------------------------------------------- strategies
+def at_most(examples: int) -> settings:
+    """Settings for a test that draws fewer examples than the run's budget, because each
+    one is expensive or checks a batch of points: ``examples``, or the budget when that is
+    lower (a quick run with ``--max-examples 2`` then stays quick in every test)."""
+    return settings(max_examples=min(examples, settings().max_examples))
+
+
 def floats(lo: float, hi: float) -> st.SearchStrategy[float]:
     return st.floats(lo, hi, allow_nan=False, allow_infinity=False)
 

@@ -12,13 +12,14 @@ central_difference may use the course's (f(x + e) - f(x - e)) / (2 e) or the hal
 from __future__ import annotations
 
 import pytest
-from hypothesis import assume, given, settings
+from hypothesis import assume, given
 from hypothesis import strategies as st
 from support import (
     ANY,
     DIFFERENTIABLES,
     ask,
     ask_batch,
+    at_most,
     backpropagate_checked,
     central_separated,
     chain_graph,
@@ -56,7 +57,7 @@ def _cd_snippet(name, vals, arg, epsilon=None):
 # Each example checks BATCH points in one call to the worker (as the one-function tests of
 # test_scalar.py do): the points of the full budget for a fifth of the round trips.
 BATCH = 5
-BATCHED = settings(max_examples=10)
+BATCHED = at_most(10)
 
 
 def ask_central(student, name, cases):

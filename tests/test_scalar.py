@@ -18,7 +18,7 @@ template, so they are not tested on their own; graphs still use them.
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from support import (
     ANY,
@@ -30,6 +30,7 @@ from support import (
     STUDENT_FUNCTIONS,
     ask,
     ask_batch,
+    at_most,
     chain_rule_problem,
     chain_rule_works,
     check_number,
@@ -69,7 +70,7 @@ _FORWARD_INPUTS = {
 # number of points as one input per example at the full budget, for a fifth of the round
 # trips and of hypothesis' bookkeeping (the most of a grade's time on a correct submission).
 BATCH = 5
-BATCHED = settings(max_examples=10)
+BATCHED = at_most(10)
 
 
 def batch_of(strategy):

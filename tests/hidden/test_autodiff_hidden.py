@@ -4,11 +4,12 @@ differences, bigger and deeper stand-in graphs."""
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from support import (
     DIFFERENTIABLES,
     ask,
+    at_most,
     backpropagate_checked,
     chain_graph,
     check_central_difference,
@@ -57,7 +58,7 @@ def test_central_difference_every_argument(student, vals, epsilon):
 
 
 @pytest.mark.task("1.4")
-@settings(max_examples=25)  # bigger graphs: expensive (the public tests use the full budget)
+@at_most(25)  # bigger graphs: expensive (the public tests use the full budget)
 @given(graph=variable_graphs(max_inner=25))
 def test_topological_sort_bigger_graphs(student, graph):
     """topological_sort orders bigger random graphs (up to 25 inner variables)"""
@@ -67,7 +68,7 @@ def test_topological_sort_bigger_graphs(student, graph):
 
 
 @pytest.mark.task("1.4")
-@settings(max_examples=25)  # bigger graphs: expensive (the public tests use the full budget)
+@at_most(25)  # bigger graphs: expensive (the public tests use the full budget)
 @given(graph=variable_graphs(max_inner=25), deriv=d_outputs())
 def test_backpropagate_bigger_graphs(student, graph, deriv):
     """backpropagate is right on bigger random graphs (up to 25 inner variables)"""
@@ -77,7 +78,7 @@ def test_backpropagate_bigger_graphs(student, graph, deriv):
 
 @pytest.mark.task("1.4")
 @pytest.mark.parametrize("twice", [False, True], ids=["chain", "ladder"])
-@settings(max_examples=10)  # 200-variable graphs: expensive, and the shape is fixed
+@at_most(10)  # 200-variable graphs: expensive, and the shape is fixed
 @given(weights=st.lists(magnitudes(0.9, 1.1), min_size=3, max_size=3), deriv=d_outputs())
 def test_backpropagate_deep_graph(student, twice, weights, deriv):
     """backpropagate handles a graph 200 variables deep"""

@@ -4,13 +4,14 @@ used twice in chain_rule, the classic graph shapes and deep, bigger and separate
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from support import (
     ANY,
     LINEAR_COEFFS,
     Expression,
     ask,
+    at_most,
     chain_rule_twice_problem,
     chain_rule_works,
     check_expression_gradients,
@@ -154,7 +155,7 @@ def _check_graphs(student, make_strategy, max_examples=None, label="Scalar.backw
             judged.append(expr)
 
     if max_examples is not None:  # expensive graphs: fewer examples
-        check = settings(max_examples=max_examples)(check)
+        check = at_most(max_examples)(check)
     check()
     require_judged(judged)
 
