@@ -6,8 +6,8 @@ calls waiting for their deadline, containers starting). Three processes over dis
 files keep both cores of this machine busy.
 
 Files that build or run containers stay in one process, so no two processes build the same
-image at once; the other files go to whichever process has less work, by the seconds each
-file took in a full run on this machine (a new file counts as 10 s).
+image at once; the other files go to whichever process has less work, by the CPU seconds
+each file took alone on this machine (a new file counts as 10 s).
 
     python grader/tests/run_parallel.py [pytest options ...]
 
@@ -25,21 +25,24 @@ from pathlib import Path
 TESTS = Path(__file__).resolve().parent
 ROOT = TESTS.parent.parent
 
-#: Seconds each file took in a full serial run (2 cores, 2026-11-27); a guide for balance.
+#: CPU seconds each file took when run alone (2 cores, 2026-12-04; containers included): the
+#: processes are CPU-bound, so balancing CPU balances their wall times.
 SECONDS = {
-    "test_corpus_inprocess.py": 230,
-    "test_attacks.py": 180,
-    "test_batch_sandbox.py": 125,
-    "test_cluster.py": 100,
-    "test_grading.py": 55,
-    "test_handout.py": 50,
-    "test_audit.py": 50,
-    "test_malformed.py": 40,
-    "test_styles.py": 40,
-    "test_docker.py": 35,
-    "test_batch.py": 20,
-    "test_bundle.py": 20,
-    "test_secret.py": 15,
+    "test_corpus_inprocess.py": 660,
+    "test_attacks.py": 375,
+    "test_batch_sandbox.py": 210,
+    "test_cluster.py": 117,
+    "test_audit.py": 115,
+    "test_grading.py": 110,
+    "test_malformed.py": 88,
+    "test_docker.py": 71,
+    "test_handout.py": 70,
+    "test_styles.py": 68,
+    "test_sandbox.py": 25,
+    "test_batch.py": 22,
+    "test_secret.py": 22,
+    "test_bundle.py": 14,
+    "test_cli.py": 12,
 }
 #: pytest processes at once. Three on two cores: the grades these tests run wait a good part
 #: of the time (hung calls, containers starting, workers restarting), and a third process

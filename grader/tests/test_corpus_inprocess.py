@@ -76,11 +76,17 @@ def failures_by_task(submission: Path, module: str, tmp_path: Path) -> dict[str,
     """Run the module's tests (public and hidden) on ``submission`` in-process mode.
 
     Returns {task: [failed test ids]} for every task that has a test (empty lists for tasks
-    whose tests all passed).
+    whose tests all passed). After a task's first failure its other tests are skipped
+    (corpus_first_failure.py): the ids list that first failure.
     """
     report = tmp_path / f"{module}.json"
     files = [str(TESTS / f) for f in TEST_FILES[module] if (TESTS / f).exists()]
-    env = {**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
+    here = str(CORPUS.parent)  # for -p corpus_first_failure
+    env = {
+        **os.environ,
+        "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
+        "PYTHONPATH": os.pathsep.join(filter(None, [here, os.environ.get("PYTHONPATH")])),
+    }
     cmd = [
         sys.executable,
         "-m",
@@ -90,6 +96,8 @@ def failures_by_task(submission: Path, module: str, tmp_path: Path) -> dict[str,
         "grader.plugin",
         "-p",
         "pytest_jsonreport.plugin",
+        "-p",
+        "corpus_first_failure",  # a task's first failure answers for the whole task
         "--student-dir",
         str(submission),
         "--student-mode",
