@@ -29,14 +29,23 @@ from grader.cli import grade_command  # noqa: E402
 from grader.submission import copy_reference_submission  # noqa: E402
 
 
-def measure(cmd: list[str]) -> tuple[float, float]:
-    """Wall seconds and CPU seconds (user+sys, descendants included) of one command."""
+def measure(
+    cmd: list[str],
+    *,
+    cwd: Path = ROOT,
+    env: dict[str, str] | None = None,
+    ok: tuple[int, ...] = (0,),
+) -> tuple[float, float]:
+    """Wall seconds and CPU seconds (user+sys, descendants included) of one command; any
+    exit status outside ``ok`` stops the benchmark."""
     start = time.monotonic()
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.monotonic() - start
     proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
+    if proc.returncode not in ok:
         raise SystemExit(f"command failed ({proc.returncode}): {' '.join(cmd)}")
     return wall, usage.ru_utime + usage.ru_stime
 

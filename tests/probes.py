@@ -316,9 +316,9 @@ def function_backward_saved(fn_name: str, saved: list[float], d_output: float) -
     return list(grads) if isinstance(grads, (tuple, list)) else [grads]
 
 
-def _reaches(node: Any, leaves: list[Any], limit: int = 5000) -> list[int]:
-    """Indices of ``leaves`` reachable from ``node`` through ``history.inputs``."""
-    index = _identities(leaves)  # leaves keeps every id in it alive
+def _reaches(node: Any, index: dict[int, int], limit: int = 5000) -> list[int]:
+    """Indices of the leaves (``index``: their ``_identities``) reachable from ``node``
+    through ``history.inputs``."""
     found: set[int] = set()
     seen: set[int] = set()
     stack = [node]
@@ -333,6 +333,12 @@ def _reaches(node: Any, leaves: list[Any], limit: int = 5000) -> list[int]:
         history = getattr(current, "history", None)
         stack.extend(getattr(history, "inputs", None) or ())
     return sorted(found)
+
+
+def _reaches_of(nodes: list[Any], leaves: list[Any]) -> list[list[int]]:
+    """For each node, the indices of ``leaves`` it reaches (none for a plain number)."""
+    index = _identities(leaves)  # leaves keeps every id in it alive
+    return [[] if isinstance(n, (int, float)) else _reaches(n, index) for n in nodes]
 
 
 def _apply_op(op: str, a: Any, b: Any = None) -> Any:
@@ -430,7 +436,7 @@ def expression(
     _student("scalar")  # an import error is not a forward mistake: let it propagate
     try:
         leaves, nodes = _build_expression(graph, values)
-        reaches = [[] if isinstance(n, (int, float)) else _reaches(n, leaves) for n in nodes]
+        reaches = _reaches_of(nodes, leaves)
         data = [_data(n) for n in nodes]
         at_points = [_data(_build_expression(graph, p)[1][-1]) for p in points]
     except Exception as exc:  # noqa: BLE001 - student code may raise anything
@@ -464,7 +470,7 @@ def expression_forward(graph: list[list[Any]], values: list[float]) -> dict[str,
     leaves, nodes = _build_expression(graph, values)
     return {
         "data": [_data(n) for n in nodes],
-        "reaches": [[] if isinstance(n, (int, float)) else _reaches(n, leaves) for n in nodes],
+        "reaches": _reaches_of(nodes, leaves),
     }
 
 
@@ -483,7 +489,7 @@ def expression_pair(
         built = []
         for graph, values in ((first, first_values), (second, second_values)):
             leaves, nodes = _build_expression(graph, values)
-            reaches = [[] if isinstance(n, (int, float)) else _reaches(n, leaves) for n in nodes]
+            reaches = _reaches_of(nodes, leaves)
             built.append((leaves, nodes, reaches, [_data(n) for n in nodes]))
     except Exception as exc:  # noqa: BLE001 - student code may raise anything
         return _forward_failure(exc)

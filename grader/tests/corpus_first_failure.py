@@ -9,19 +9,16 @@ test of every other task still runs in full. A correct entry never fails, so it 
 everything.
 
 Loaded with ``-p corpus_first_failure`` (this folder on the path) after grader.plugin,
-whose ``task`` marker it reads.
+whose ``task`` marker it reads (through the same function).
 """
 
 from __future__ import annotations
 
 import pytest
 
+from grader.plugin import _task_of
+
 _FAILED_TASKS = pytest.StashKey[set[str]]()
-
-
-def _task(item: pytest.Item) -> str | None:
-    mark = item.get_closest_marker("task")
-    return str(mark.args[0]) if mark and mark.args else None
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -29,7 +26,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    task = _task(item)
+    task = _task_of(item)
     if task is not None and task in item.config.stash[_FAILED_TASKS]:
         pytest.skip(f"task {task} has already failed a test (corpus run)")
 
@@ -37,7 +34,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
     report = yield
-    task = _task(item)
+    task = _task_of(item)
     if report.failed and task is not None:
         item.config.stash[_FAILED_TASKS].add(task)
     return report
