@@ -46,6 +46,10 @@ _MAX_ITEMS = 200_000
 #: ``[],[],...`` become millions of Python lists. Frames with more containers or items than
 #: this are refused from their bytes alone, before ``json.loads`` builds anything.
 MAX_WIRE_ITEMS = 2 * _MAX_ITEMS
+#: The largest integer a check can compare with a float: anything beyond float's range
+#: (a 400-digit int) would raise OverflowError inside the trusted comparison instead of
+#: failing the one test that received it.
+MAX_INT = 2**1024
 
 
 # --------------------------------------------------------------------------- faults
@@ -169,6 +173,12 @@ def check_plain(value: object, what: str = "the value") -> None:
         if depth > _MAX_DEPTH:
             raise BadValue(f"{what} is nested too deeply (at {path})")
         t = type(v)
+        if t is int and not -MAX_INT < v < MAX_INT:  # type: ignore[operator]
+            where = "" if path == "" else f" at {path}"
+            raise BadValue(
+                f"{what} is an integer of about {int(v.bit_length() * 0.30103) + 1} digits"  # type: ignore[union-attr]
+                f"{where}, too large to compare with any number the check expects"
+            )
         if t in _PLAIN_SCALARS:
             return
         if t is list or t is tuple:

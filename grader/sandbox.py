@@ -1118,6 +1118,12 @@ class StudentClient:
             raise WorkerCrashed(message, label=label) from None
         if reply is None:
             self._hang_again(what, label)  # outside the except block: see _hang_again
+        if reply.ok:
+            # What the worker says is student-controlled: checked here, on the trusted side.
+            try:
+                protocol.check_plain(reply.value, f"the value returned for {what}")
+            except BadValue as exc:
+                raise BadValue(exc.message, label=label) from None
         if not reply.ok and reply.error is not None:
             if reply.error.get("type") == "ImportError":
                 self._note_import(str(reply.error.get("message", "")))
