@@ -128,12 +128,15 @@ def _load_hypothesis_profile(config: pytest.Config, state: _State) -> None:
         examples = 50 if grading else 100
     seed = config.getoption("grading_seed")
     if seed is None and grading and state.assignment is not None:
-        # Repeatable for the course, unpredictable to students (grader/secret.py).
-        from .secret import course_secret, grading_seed
+        # Repeatable for the same files, unpredictable to students, different for every
+        # submission (grader/secret.py).
+        from .secret import course_secret, grading_seed, submission_digest
 
-        secret = course_secret(state.assignment)
-        if secret is not None:
-            seed = grading_seed(secret, state.assignment.name)
+        # Without a course secret the seed is public, but still one per submission: a table
+        # of examples cannot be built into the very files whose digest draws them.
+        a = state.assignment
+        files = submission_digest(state.root, [*a.editable, *a.fallback])
+        seed = grading_seed(course_secret(a) or b"", a.name, files)
     common = dict(
         deadline=None,
         max_examples=examples,

@@ -8,6 +8,12 @@ assignment's folder, generated when the instructor first builds the assignment's
 (``grader gradescope``) or written by hand, never committed (.gitignore) and root-only in the
 bundle and image. Regrades of one course stay identical in every mode (sandbox, docker, the
 bundle: the same file); a student's local run draws other examples.
+
+The seed also mixes in a digest of the submission's graded files (``submission_digest``):
+with one seed per course, every submission would be graded on the same examples, and
+whatever one submission learns of them (a hidden test's inputs, seen once) could be
+replayed by the next. Regrading the same files gives the same draw; any edit of a graded
+file, even a comment, draws new examples.
 """
 
 from __future__ import annotations
@@ -21,7 +27,14 @@ from pathlib import Path
 from .assignment import Assignment
 from .errors import ConfigError
 
-__all__ = ["SECRET_FILE", "course_secret", "ensure_course_secret", "grading_seed", "secret_path"]
+__all__ = [
+    "SECRET_FILE",
+    "course_secret",
+    "ensure_course_secret",
+    "grading_seed",
+    "secret_path",
+    "submission_digest",
+]
 
 SECRET_FILE = "course-secret"
 
@@ -55,7 +68,24 @@ def ensure_course_secret(assignment: Assignment) -> Path:
     return path
 
 
-def grading_seed(secret: bytes, assignment_name: str) -> int:
-    """The hypothesis seed of every grade of ``assignment_name`` in this course."""
-    digest = hmac.new(secret, f"grading-seed:{assignment_name}".encode(), hashlib.sha256)
+def submission_digest(root: Path, files: list[str] | tuple[str, ...]) -> bytes:
+    """SHA-256 over the graded files under ``root`` (each named, then its bytes, or a mark
+    when it is absent), in a fixed order: the same files give the same digest everywhere."""
+    digest = hashlib.sha256()
+    for rel in sorted(set(files)):
+        digest.update(rel.encode() + b"\0")
+        try:
+            data = (root / rel).read_bytes()
+        except OSError:
+            digest.update(b"absent\0")
+            continue
+        digest.update(len(data).to_bytes(8, "big") + data)
+    return digest.digest()
+
+
+def grading_seed(secret: bytes, assignment_name: str, files: bytes = b"") -> int:
+    """The hypothesis seed of a grade of ``assignment_name`` in this course, for the graded
+    files whose ``submission_digest`` is ``files``."""
+    message = f"grading-seed:{assignment_name}:".encode() + files
+    digest = hmac.new(secret, message, hashlib.sha256)
     return int.from_bytes(digest.digest()[:8], "big")

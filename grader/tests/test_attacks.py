@@ -178,6 +178,15 @@ def run_arena(mode: str, base: Path, names: list[str], baselines: bool = True) -
     for assignment, baseline in BASELINES.items():
         path = build.build(baseline, None, base / f"baseline-{assignment}")
         submissions[f"baseline-{assignment}"] = path
+    if any(REPLAY_OTHERS in a.payload + a.at_import for a in ATTACKS if a.name in names):
+        # What an earlier submission of this course was asked (mechanism 3, round 3): the
+        # backward calls of a classmate's correct grade, with the course secret.
+        work = base / "replay-other-submissions"
+        mate = copy_reference_submission(ASSIGNMENTS["module1"], work / "classmate")
+        submissions[CLASSMATE] = mate
+        placeholders[REPLAY_OTHERS] = replay.record_table(repo_root(), mate, work, FAST)
+    for assignment in BASELINES:
+        path = submissions[f"baseline-{assignment}"]
         if baselines and any(a.assignment == assignment for a in ATTACKS if a.name in names):
             jobs.append(Job(f"baseline-{assignment}", path, assignment, mode, extra))
     for attack in ATTACKS:
@@ -216,6 +225,8 @@ DOCKER_ATTACKS = [a.name for a in ATTACKS if a.docker]
 COMBINED_IN = {part: a.name for a in ATTACKS if a.docker for part in a.combine}
 BURNER = "m8_cpu_burner"
 REPLAY = "@REPLAY_TABLE@"
+REPLAY_OTHERS = "@REPLAY_OTHER_SUBMISSIONS@"
+CLASSMATE = "classmate-reference"
 NEIGHBOUR = "reference-next-to-the-burner"
 
 
@@ -598,12 +609,14 @@ def test_defences_are_reported(request: pytest.FixtureRequest, mode: str) -> Non
     assert defences["separate_process"] and defences["rlimits"]
 
 
-def test_replayed_local_examples_pay_only_without_the_course_secret(
+def test_replayed_local_examples_earn_nothing_even_without_the_course_secret(
     sandbox: Arena, tmp_path: Path
 ) -> None:
     """Mechanism 3. The table of m3 answers every backward call a local run of the tests
-    makes (derandomized, no secret): graded against the same course without its secret, it
-    earns points, so the replay is real; with the secret (the arena's grade) it earns none."""
+    makes (derandomized, no secret). Graded against the same course without its secret it
+    earns nothing either: the seed mixes in a digest of the submission's graded files, and
+    the table cannot be built into the very files whose digest draws the examples (that a
+    replay is worth points under one shared seed is shown by the test below)."""
     assert sandbox.replay_course is not None
     out = tmp_path / "without-secret.json"
     cmd = grade_command(
@@ -615,5 +628,36 @@ def test_replayed_local_examples_pay_only_without_the_course_secret(
     without = json.loads(out.read_text())
     base = sandbox.baseline("module1").results
     with_secret = sandbox.attack("m3_replay_local_examples").results
-    assert without["score"] > base["score"] + 5, (without["score"], base["score"])
+    assert without["score"] <= base["score"], (without["score"], base["score"])
     assert with_secret["score"] <= base["score"], (with_secret["score"], base["score"])
+
+
+def test_replayed_examples_of_another_submission_pay_only_with_one_seed_per_course(
+    sandbox: Arena, tmp_path: Path
+) -> None:
+    """Mechanism 3, round 3. A table of the backward calls a classmate's (correct) grade made
+    is worth points when every submission is graded with one seed (the old rule, forced
+    here with --seed on both grades); with the seed drawn from the course secret and each
+    submission's own files (the arena's grades), the attack's files draw other examples
+    and the table earns nothing."""
+    seed = ("--seed", "4242")
+    table = replay.record_table(
+        repo_root(),
+        sandbox.submissions[CLASSMATE],
+        tmp_path,
+        ("--grading-seed", "4242", *FAST),
+    )
+    attack = next(a for a in ATTACKS if a.name == "m3_replay_other_submissions")
+    sub = build.build(BASELINES["module1"], attack, tmp_path / "sub", {REPLAY_OTHERS: table})
+    open_to_worker(sub)
+    scores = {}
+    for name, path in (("attack", sub), ("baseline", sandbox.submissions["baseline-module1"])):
+        out = tmp_path / f"{name}.json"
+        cmd = grade_command(path, "module1", out, mode="sandbox", extra=(*seed, *FAST))
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        scores[name] = json.loads(out.read_text())["score"]
+    assert scores["attack"] > scores["baseline"] + 5, scores
+    base = sandbox.baseline("module1").results["score"]
+    with_own_seed = sandbox.attack("m3_replay_other_submissions").results["score"]
+    assert with_own_seed <= base, (with_own_seed, base)

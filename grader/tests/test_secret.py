@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from grader.assignment import load_assignment, repo_root
 from grader.cli import grade_command
 from grader.mutations import apply_mutations
 from grader.secret import SECRET_FILE, grading_seed
+from grader.submission import copy_reference_submission
 
 ROOT = repo_root()
 WRONG_MUL_BACKWARD = {
@@ -35,12 +37,16 @@ def _course(dest: Path, secret: str | None) -> Path:
     return dest
 
 
-def _failures(course: Path, submission: Path, out: Path) -> list[str]:
+def _grade(course: Path, submission: Path, out: Path) -> dict:
     cmd = grade_command(submission, "module1", out, extra=("--max-examples", "8"))
     env = {**os.environ, "GRADER_ROOT": str(course)}
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=out.parent)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    doc = json.loads(out.read_text())
+    return json.loads(out.read_text())
+
+
+def _failures(course: Path, submission: Path, out: Path) -> list[str]:
+    doc = _grade(course, submission, out)
     failed = [t["output"] for t in doc["tests"] if t["status"] == "failed"]
     assert failed, "the wrong Mul.backward was not caught: nothing to compare"
     return failed
@@ -92,3 +98,37 @@ def test_bundle_builds_keep_one_secret(tmp_path: Path) -> None:
     assert oct(path.stat().st_mode & 0o777) == "0o600"
     ensure_course_secret(assignment)  # a second build keeps the course's secret
     assert course_secret(assignment) == first
+
+
+def _with_a_changed_line(submission: Path, dest: Path) -> Path:
+    """A copy of ``submission`` whose minitorch/module.py (graded, and untouched by the
+    Mul.backward edit) has one more comment line."""
+    shutil.copytree(submission, dest)
+    module = dest / "minitorch" / "module.py"
+    module.write_text(module.read_text() + "# one more line\n")
+    return dest
+
+
+def _without_timing(doc: dict) -> dict:
+    doc = {k: v for k, v in doc.items() if k != "execution_time"}
+    doc["tests"] = [{k: v for k, v in t.items() if k != "execution_time"} for t in doc["tests"]]
+    return doc
+
+
+def test_examples_are_drawn_per_submission(submission: Path, tmp_path: Path) -> None:
+    """The seed mixes the course secret with a digest of the submission's graded files: the
+    same files graded twice give the same report; one changed line in another graded file
+    draws other examples; correct code keeps full marks either way."""
+    course = _course(tmp_path / "course", "a" * 32)
+    first = _grade(course, submission, tmp_path / "first.json")
+    again = _grade(course, submission, tmp_path / "again.json")
+    assert _without_timing(again) == _without_timing(first)
+    edited = _with_a_changed_line(submission, tmp_path / "edited")
+    shown = [t["output"] for t in first["tests"] if t["status"] == "failed"]
+    assert shown, "the wrong Mul.backward was not caught: nothing to compare"
+    assert _failures(course, edited, tmp_path / "edited.json") != shown
+    reference = copy_reference_submission(load_assignment("module1"), tmp_path / "reference")
+    twin = _with_a_changed_line(reference, tmp_path / "reference-edited")
+    for sub in (reference, twin):
+        doc = _grade(course, sub, tmp_path / f"{sub.name}.json")
+        assert doc["score"] == doc["extra_data"]["max_score"] == 100, sub.name

@@ -1,14 +1,13 @@
-"""Mechanism 3 of the fail-closed issue: replaying the examples a student can see locally.
+"""Mechanism 3 of the fail-closed issues: replaying the examples grading draws.
 
-Grading derandomizes hypothesis. Without the course secret in the seed, the examples drawn
-depend only on the tests' code, which the hand-out ships: a student who runs the public
-tests locally (derandomized, no secret) sees the very inputs grading will use, and can
-answer them from a table instead of writing the function.
-
-``record_table`` plays that student: it grades the honest baseline in-process against a
-copy of the course without a secret, logging every probe call, and turns the backward
-calls it saw into ``(name, saved values, d_output) -> correct gradients``, computed by the
-reference. The attack ``m3_replay_local_examples`` bakes the table into its submission.
+Grading draws its examples deterministically. ``record_table`` plays a student who has seen
+them: it grades a submission in-process against a copy of the course (with or without its
+secret), logging every probe call, and turns the backward calls it saw into
+``(name, saved values, d_output) -> correct gradients``, computed by the reference. Two
+attacks bake such a table into their submission: ``m3_replay_local_examples`` (a local run
+of the tests without the course secret) and ``m3_replay_other_submissions`` (a classmate's
+grade with the secret, collected through a leak). The seed mixes in a digest of each
+submission's graded files, so neither table matches what the attack's own files draw.
 
     python grader/tests/attacks/replay.py COURSE_COPY SUBMISSION LOG [pytest args ...]
 
