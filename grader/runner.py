@@ -212,55 +212,97 @@ def grade(
             )
             gradescope.validate_results(results)
             return GradeResult(results, None, "")
-        root = stage(assignment, located, workdir / "stage")
-        workdir.chmod(0o755)
-        defences = _defence_notes(mode, assignment, root)
-        if mode == "sandbox" and not defences.get("hidden_course_files"):
-            exposed = exposed_secrets(assignment)
-            if exposed:
-                fix = (
-                    "make them private: chmod -R go-rwx "
-                    + " ".join(sorted({str(p.parent) for p in exposed}))
-                    if os.geteuid() == 0
-                    else "grade as root (the worker then runs as another user)"
-                )
-                raise ConfigError(
-                    "student code could read the hidden tests and the reference here "
-                    "(bubblewrap is missing or cannot run, and this kernel allows no mount "
-                    f"namespace to hide them). Install bubblewrap, or {fix}"
-                )
-        notes = list(located.notes)
-        notes += use_course_copies(assignment, located, root, mode)
-        report, output, code = run_tests(assignment, root, mode=mode, extra_args=extra_args)
-        outcomes = outcomes_from_json_report(report)
-        status, problems = grade_status(assignment, located, report.get("student_problems"))
-        # The causes first, once: every test they stopped says only "not run: see above".
-        messages = [*problems, *notes]
-        absent = [p for p in assignment.test_files() if not p.is_file()]
-        if absent:
-            messages.append(
-                "Instructor: these test files of assignment.toml are missing and were not run: "
-                + ", ".join(str(p.relative_to(assignment.tests_dir)) for p in absent)
+        try:
+            return _grade_located(
+                assignment, located, workdir, mode=mode, extra_args=extra_args, started=started
             )
-        if code not in (0, 1) or not outcomes:
-            messages.append(
-                f"The test run ended abnormally (pytest exit code {code}); please tell "
-                "your instructor. The tests that did run are scored."
-            )
-        extra = {
-            "assignment": assignment.name,
-            "status": status,
-            "problem": "; ".join(p.splitlines()[0] for p in problems),
-            "mode": mode,
-            "defences": defences,
-            "files": {
-                **{rel: located.origins.get(rel, "missing") for rel in assignment.editable},
-                **{rel: located.origins.get(rel, "course copy") for rel in assignment.fallback},
-            },
-        }
-        scored = score(outcomes, assignment, tuple(messages), extra)
-        results = gradescope.to_results(scored, execution_time=time.monotonic() - started)
-        gradescope.validate_results(results)
-        return GradeResult(results, scored, output)
+        except ConfigError:
+            raise  # the course's setup, not the submission: the TA must see it
+        except Exception as exc:  # noqa: BLE001 - whatever happened, a valid report
+            return _unfinished(assignment, exc, time.monotonic() - started)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _unfinished(assignment: Assignment, exc: BaseException, took: float) -> GradeResult:
+    """The report of a grade that could not finish: zero, and said to be no judgement.
+
+    Whatever the worker did (or what ran beside it), the grade ends in a valid report; a
+    TA's table shows it as ``crashed`` with the reason, and a regrade is the remedy.
+    """
+    detail = f"{type(exc).__name__}: {exc}"[:500]
+    message = (
+        "Grading could not finish for this submission, so this is not a judgement of your "
+        "code: please tell your instructor, who can regrade it. "
+        f"(The grader stopped with {detail})"
+    )
+    results = gradescope.error_results(
+        assignment,
+        message,
+        execution_time=took,
+        extra={"status": "crashed", "problem": message},
+    )
+    gradescope.validate_results(results)
+    return GradeResult(results, None, "")
+
+
+def _grade_located(
+    assignment: Assignment,
+    located: Located,
+    workdir: Path,
+    *,
+    mode: str,
+    extra_args: list[str] | None,
+    started: float,
+) -> GradeResult:
+    """Stage, run the tests, score: the part of a grade that runs student code."""
+    root = stage(assignment, located, workdir / "stage")
+    workdir.chmod(0o755)
+    defences = _defence_notes(mode, assignment, root)
+    if mode == "sandbox" and not defences.get("hidden_course_files"):
+        exposed = exposed_secrets(assignment)
+        if exposed:
+            fix = (
+                "make them private: chmod -R go-rwx "
+                + " ".join(sorted({str(p.parent) for p in exposed}))
+                if os.geteuid() == 0
+                else "grade as root (the worker then runs as another user)"
+            )
+            raise ConfigError(
+                "student code could read the hidden tests and the reference here "
+                "(bubblewrap is missing or cannot run, and this kernel allows no mount "
+                f"namespace to hide them). Install bubblewrap, or {fix}"
+            )
+    notes = list(located.notes)
+    notes += use_course_copies(assignment, located, root, mode)
+    report, output, code = run_tests(assignment, root, mode=mode, extra_args=extra_args)
+    outcomes = outcomes_from_json_report(report)
+    status, problems = grade_status(assignment, located, report.get("student_problems"))
+    # The causes first, once: every test they stopped says only "not run: see above".
+    messages = [*problems, *notes]
+    absent = [p for p in assignment.test_files() if not p.is_file()]
+    if absent:
+        messages.append(
+            "Instructor: these test files of assignment.toml are missing and were not run: "
+            + ", ".join(str(p.relative_to(assignment.tests_dir)) for p in absent)
+        )
+    if code not in (0, 1) or not outcomes:
+        messages.append(
+            f"The test run ended abnormally (pytest exit code {code}); please tell "
+            "your instructor. The tests that did run are scored."
+        )
+    extra = {
+        "assignment": assignment.name,
+        "status": status,
+        "problem": "; ".join(p.splitlines()[0] for p in problems),
+        "mode": mode,
+        "defences": defences,
+        "files": {
+            **{rel: located.origins.get(rel, "missing") for rel in assignment.editable},
+            **{rel: located.origins.get(rel, "course copy") for rel in assignment.fallback},
+        },
+    }
+    scored = score(outcomes, assignment, tuple(messages), extra)
+    results = gradescope.to_results(scored, execution_time=time.monotonic() - started)
+    gradescope.validate_results(results)
+    return GradeResult(results, scored, output)

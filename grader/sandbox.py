@@ -72,6 +72,7 @@ _CGROUP_ROOT = Path("/sys/fs/cgroup")
 _TMPFS_BYTES = 64 * 1024 * 1024
 _PR_SET_PDEATHSIG = 1
 _MAX_RESTARTS = 40
+_START_ATTEMPTS = 3  # tries to start a worker process before the grade calls it a crash
 _GAVE_UP = "grading stopped running your code"
 #: The wall clock a grade may take, as a multiple of its CPU budget (for code that sleeps).
 _WALL_FACTOR = 3
@@ -644,6 +645,7 @@ class _Subprocess:
         self.config = config
         self.on_note: Notes = lambda event, name: None
         self.proc: subprocess.Popen[bytes] | None = None
+        self.start_error = ""  # why the last start failed, for the crash message
         self.stderr: _OutputTail | None = None
         self.reader = protocol.FrameReader()
         self.spent = 0.0  # CPU seconds of the workers this connection has already stopped
@@ -736,24 +738,37 @@ class _Subprocess:
             "MKL_NUM_THREADS": "1",
         }
         self.reader = protocol.FrameReader()
-        err_read, err_write = os.pipe()
-        try:
-            self.proc = subprocess.Popen(
-                cmd,
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=err_write,
-                cwd=str(root),
-                env=env,
-                preexec_fn=self._preexec,
-                close_fds=True,
-            )
-        except BaseException:
-            os.close(err_read)
-            raise
-        finally:
-            os.close(err_write)
-        self.stderr = _OutputTail(err_read)
+        self.start_error = ""
+        for attempt in range(_START_ATTEMPTS):
+            err_read, err_write = os.pipe()
+            try:
+                self.proc = subprocess.Popen(
+                    cmd,
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    stderr=err_write,
+                    cwd=str(root),
+                    env=env,
+                    preexec_fn=self._preexec,
+                    close_fds=True,
+                )
+            except (OSError, subprocess.SubprocessError) as exc:
+                # No process could be started (a neighbour's fork bomb, a full process
+                # table): try again shortly, then report it as the worker's death.
+                os.close(err_read)
+                self.proc = None
+                if attempt + 1 == _START_ATTEMPTS:
+                    self.start_error = f"the grading machine could not start it: {exc}"
+                    raise _Died(self.start_error) from None
+                time.sleep(0.5 * (attempt + 1))
+                continue
+            except BaseException:
+                os.close(err_read)
+                raise
+            finally:
+                os.close(err_write)
+            self.stderr = _OutputTail(err_read)
+            return
 
     def request(self, call: Call, timeout: float) -> Reply:
         proc = self.proc
@@ -793,7 +808,7 @@ class _Subprocess:
 
     def exit_description(self) -> str:
         if self.proc is None:
-            return "it was not running"
+            return self.start_error or "it was not running"
         try:
             code = self.proc.wait(timeout=1)
         except subprocess.TimeoutExpired:
@@ -987,6 +1002,8 @@ class StudentClient:
 
     def _import_fault(self, name: str, exc: Exception) -> str:
         rel = f"minitorch/{name}.py"
+        if isinstance(exc, _Oversized):
+            return f"{rel} could not be checked: the process running it sent too much data"
         if isinstance(exc, _Deadline):
             return (
                 f"{rel} could not be imported: it did not finish importing within "
@@ -1001,14 +1018,24 @@ class StudentClient:
         self.restarts += 1
 
     def import_problem(self, name: str) -> str | None:
-        """Why ``minitorch/<name>.py`` does not import in the worker, or None when it does."""
+        """Why ``minitorch/<name>.py`` does not import in the worker, or None when it does.
+
+        A worker that dies or hangs at any point of the check (its imports, a restart, the
+        answer itself) makes that the answer: the file is not usable as it is.
+        """
         try:
             self._ensure_worker()
+            if name in self._blocked:
+                return self._blocked[name]
+            reply = self._conn.request(
+                Call(self._next_id(), name, [], "import"), self.config.limits.import_timeout
+            )
         except WorkerCrashed as exc:
             return str(exc)
-        if name in self._blocked:
-            return self._blocked[name]
-        reply = self._conn.request(Call(self._next_id(), name, [], "import"), 10.0)
+        except (_Deadline, _Died, _Oversized) as exc:
+            message = self._import_fault(name, exc)  # before the restart: how it ended
+            self._restart_after_fault()
+            return message
         if reply.ok:
             return None
         error = reply.error or {}

@@ -538,6 +538,7 @@ def test_student_is_told_what_happened(sandbox: Arena, name: str, needle: str) -
             ("m7_named_pipe", "is not a regular file|autodiff.py was not found"),
             ("m9_zip_of_many_entries", "a submission zip may hold at most"),
             ("m8_integer_of_400_digits", "too large to compare"),
+            ("m6_die_while_operators_is_checked", "operators.py could not be imported"),
         )
         for case in kind_cases(kind)
     ],

@@ -261,3 +261,24 @@ def test_unreadable_zip_gets_a_report_not_a_traceback(graded: dict[str, Graded])
     assert g.results["score"] == 0 and g.results["tests"] == []
     assert "could not be read" in g.results["output"]
     assert g.results["extra_data"]["max_score"] == 100
+
+
+def test_a_grade_that_cannot_finish_still_ends_in_a_valid_report(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whatever breaks below the runner (here: the test run itself raises), the grade ends
+    in a schema-valid zero report that says it is no judgement of the student's code."""
+    from grader import runner
+    from grader.submission import copy_reference_submission
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("the worker pipe vanished")
+
+    monkeypatch.setattr(runner, "run_tests", broken)
+    sub = copy_reference_submission(M1, tmp_path / "sub")
+    result = runner.grade(sub, M1, mode="inprocess")
+    jsonschema.validate(result.results, json.loads(SCHEMA_PATH.read_text()))
+    assert result.results["score"] == 0
+    assert result.results["extra_data"]["status"] == "crashed"
+    assert "not a judgement of your code" in result.results["output"]
+    assert "the worker pipe vanished" in result.results["output"]
