@@ -270,6 +270,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         item.user_properties.append(("task", _task_of(item)))
         item.user_properties.append(("title", _title_of(item)))
+    # Every visible test runs before every hidden one: what student code learns while a
+    # hidden test runs can then reach no visible test's output.
+    items.sort(key=_hidden)
     wanted = config.getoption("task")
     if wanted:
         keep = [i for i in items if _task_of(i) in wanted]
@@ -409,12 +412,24 @@ def render_failure(exc: BaseException, shown: set[str] | None = None) -> str | N
     return None
 
 
+def _hidden(item: pytest.Item) -> bool:
+    """Whether students do not see ``item`` yet (a hidden test file, or the assignment's
+    visibility for that test says so)."""
+    in_hidden_file = "hidden" in item.path.parts
+    state = item.config.stash.get(_STATE, None)
+    if state is None or state.assignment is None:
+        return in_hidden_file
+    function = getattr(item, "originalname", None) or item.name
+    return state.assignment.visibility(function, in_hidden_file) != "visible"
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_call(item: pytest.Item) -> None:
     """Tell the client which test runs now (its memory of hung calls is per test)."""
     if _STATE in item.config.stash and item.config.stash[_STATE].client is not None:
         client = item.config.stash[_STATE].client
         client.scope = item.nodeid
+        client.hidden_scope = _hidden(item)
         client.fault_stands = False
 
 
@@ -424,8 +439,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
     if _STATE not in item.config.stash:
         return report
     if call.excinfo is not None and report.failed:
-        text = render_failure(call.excinfo.value, item.config.stash[_STATE].shown)
-        if text is None and "hidden" in item.path.parts:
+        # A hidden test tells its whole story in its own output: the report's visible top
+        # does not carry what it ran into, so "see above" would point at nothing.
+        shown = None if _hidden(item) else item.config.stash[_STATE].shown
+        text = render_failure(call.excinfo.value, shown)
+        if text is None and _hidden(item):
             # pytest's own report would quote the hidden test's source lines.
             exc = call.excinfo.value
             text = (

@@ -29,6 +29,7 @@ __all__ = [
     "BadValue",
     "BudgetExhausted",
     "check_plain",
+    "clip",
     "encode_frame",
     "FrameReader",
     "OversizedFrame",
@@ -148,6 +149,19 @@ def fault_from_json(data: dict[str, Any]) -> StudentFault:
             label=label,
         )
     return _FAULTS.get(str(kind), StudentFault)(message, label=label)
+
+
+# --------------------------------------------------------------------------- student text
+#: How much of each text field of a failed reply reaches a report (characters).
+_TEXT_LIMITS = {"message": 2000, "traceback": 4000}
+
+
+def clip(text: str, limit: int) -> str:
+    """``text`` cut to about ``limit`` characters, keeping its start and its end."""
+    if len(text) <= limit:
+        return text
+    tail = min(150, limit // 4)
+    return f"{text[: limit - tail]} ... [{len(text) - limit} characters cut] ... {text[-tail:]}"
 
 
 # --------------------------------------------------------------------------- plain values
@@ -272,7 +286,12 @@ class Reply:
         error = data.get("error")
         if not isinstance(error, dict):
             raise ValueError("failed reply needs an 'error' object")
-        return cls(data["id"], False, None, error)
+        # Everything in it is student-controlled text: bounded here, where it is received.
+        bounded = {
+            k: clip(v, _TEXT_LIMITS.get(k, 200)) if isinstance(v, str) else v
+            for k, v in error.items()
+        }
+        return cls(data["id"], False, None, bounded)
 
 
 # --------------------------------------------------------------------------- framing

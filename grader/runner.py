@@ -116,6 +116,12 @@ def exposed_secrets(assignment: Assignment) -> list[Path]:
     return [p for p in secrets if readable_by_others(p)]
 
 
+#: What the visible report says of a problem met only by tests shown after the due date.
+HIDDEN_PROBLEM = (
+    "A problem occurred while a test shown after the due date ran; that test's output says "
+    "what it was."
+)
+
 #: Submission-level statuses, most telling first: a submission gets the first that applies.
 STATUSES = ("bad-submission", "empty", "import-error", "crashed", "timeout", "ok")
 
@@ -134,13 +140,19 @@ def grade_status(assignment: Assignment, located: Located, problems: Any) -> tup
         ]
     kinds: set[str] = set()
     messages: list[str] = []
+    hidden = False
     for problem in problems if isinstance(problems, list) else []:
         if not isinstance(problem, dict):
             continue
         kind, message = str(problem.get("kind", "")), str(problem.get("message", ""))
         if kind in STATUSES and message:
             kinds.add(kind)
-            messages.append(message)
+            if problem.get("hidden") is False:
+                messages.append(message)
+            else:  # noticed only in tests students see after the due date: told there
+                hidden = True
+    if hidden:
+        messages.append(HIDDEN_PROBLEM)
     if located.missing:
         kinds.add("import-error")
     status = next((s for s in STATUSES if s in kinds), "ok")

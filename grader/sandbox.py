@@ -887,14 +887,17 @@ class Problem:
 
     ``kind`` is the submission-level status it leads to (``import-error``, ``timeout``,
     ``crashed``); ``key`` names the cause (a file, a function); ``message`` says what happened.
+    ``hidden``: noticed only while tests shown after the due date ran, so the report's
+    visible lines must not tell it (its own test's output does).
     """
 
     kind: str
     key: str
     message: str
+    hidden: bool = False
 
-    def to_json(self) -> dict[str, str]:
-        return {"kind": self.kind, "key": self.key, "message": self.message}
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, "key": self.key, "message": self.message, "hidden": self.hidden}
 
 
 def _stands(fault: protocol.StudentFault) -> bool:
@@ -932,6 +935,9 @@ class StudentClient:
         #: same test calls it again (hypothesis would re-run it while shrinking), but another
         #: test still gets to run it: one hang must not cost every test that shares a label.
         self.scope = ""
+        #: Whether the test now running is shown only after the due date (set by the
+        #: plugin): what its calls run into stays in that test's own output.
+        self.hidden_scope = False
         self.restarts = 0
         self.calls = 0
         #: Whether the last call failed in a way that no other input changes: a file that does
@@ -1167,7 +1173,10 @@ class StudentClient:
         raise ProbeTimeout(self._hung[self.scope, what], label=label)
 
     def _note(self, kind: str, key: str, message: str) -> None:
-        self.problems.setdefault(f"{kind}:{key}", Problem(kind, key, message))
+        known = self.problems.get(f"{kind}:{key}")
+        if known is None or (known.hidden and not self.hidden_scope):
+            message = protocol.clip(message, 2000)
+            self.problems[f"{kind}:{key}"] = Problem(kind, key, message, self.hidden_scope)
 
     def _note_import(self, message: str) -> None:
         """A student file that did not import (its message starts with the file's name)."""

@@ -662,3 +662,33 @@ def test_replayed_examples_of_another_submission_pay_only_with_one_seed_per_cour
     base = sandbox.baseline("module1").results["score"]
     with_own_seed = sandbox.attack("m3_replay_other_submissions").results["score"]
     assert with_own_seed <= base, (with_own_seed, base)
+
+
+@pytest.mark.parametrize(
+    ("mode", "name", "needle"),
+    [
+        pytest.param(*case.values, needle, marks=case.marks, id=case.id)
+        for kind, needle in (
+            ("m2_hidden_calls_in_an_import_error", "HIDDEN-CALLS"),
+            ("m2_slow_only_when_deep", "operations deep"),
+        )
+        for case in kind_cases(kind)
+    ],
+)
+def test_what_a_hidden_test_ran_into_stays_in_its_own_output(
+    request: pytest.FixtureRequest, mode: str, name: str, needle: str
+) -> None:
+    """Mechanism 2, round 3: an error or a timeout met only by a test shown after the due
+    date is told in that test's output; the visible part of the report says only that a
+    problem occurred there (no arguments of hidden calls, no name of the hidden test)."""
+    from grader.runner import HIDDEN_PROBLEM
+
+    g = arena(request, mode).attack(name)
+    tests = g.results["tests"]
+    visible = g.results["output"] + "".join(
+        t["output"] for t in tests if t.get("visibility", "visible") == "visible"
+    )
+    hidden = "".join(t["output"] for t in tests if t.get("visibility", "visible") != "visible")
+    assert needle not in visible
+    assert needle in hidden, "what the hidden test ran into was lost, not routed to it"
+    assert HIDDEN_PROBLEM in g.results["output"]
