@@ -72,6 +72,7 @@ _CGROUP_ROOT = Path("/sys/fs/cgroup")
 _TMPFS_BYTES = 64 * 1024 * 1024
 _PR_SET_PDEATHSIG = 1
 _MAX_RESTARTS = 40
+_MAX_IMPORT_DEPTH = 32  # nested student imports the client keeps track of
 _START_ATTEMPTS = 3  # tries to start a worker process before the grade calls it a crash
 _GAVE_UP = "grading stopped running your code"
 #: The wall clock a grade may take, as a multiple of its CPU budget (for code that sleeps).
@@ -951,8 +952,11 @@ class StudentClient:
 
     # -- bookkeeping
     def _on_note(self, event: str, name: str) -> None:
+        # Notes come from student-controlled memory: a module name is short, and imports
+        # nest a few levels deep, so a flood of "enter" notes keeps only the latest few.
         if event == "enter":
-            self._importing.append(name)
+            self._importing.append(name[:100])
+            del self._importing[:-_MAX_IMPORT_DEPTH]
         elif event == "exit" and self._importing:
             self._importing.pop()
 
