@@ -23,10 +23,12 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import errno
 import functools
 import os
 import platform
 import resource
+import secrets
 import select
 import shutil
 import signal
@@ -319,8 +321,8 @@ _LOCKED_FLAGS = (
 
 def _check(result: int, what: str) -> None:
     if result != 0:
-        errno = ctypes.get_errno()
-        raise OSError(errno, f"{what}: {os.strerror(errno)}")
+        code = ctypes.get_errno()
+        raise OSError(code, f"{what}: {os.strerror(code)}")
 
 
 class _NamespaceView:
@@ -485,37 +487,77 @@ def _view_kind(python: str, uid: int) -> str:
 
 
 def memory_cgroup(uid: int, limit_mb: int) -> Path | None:
-    """A memory cgroup (v2, or v1's memory controller) for the worker of ``uid``.
+    """A new, empty memory cgroup (v2, or v1's memory controller) for one start of the worker
+    of ``uid``, under the grader's own group.
 
     RLIMIT_AS bounds one process; the cgroup bounds the worker, everything it forks and the
-    tmpfs pages it writes, together. None where cgroups cannot be written (not root, or a
-    container that mounts them read-only): rlimits are then all there is.
+    tmpfs pages it writes, together. Every start gets a group of its own, named after the uid
+    and a random suffix and never used again, so whatever an earlier worker left charged
+    (files in a shared /dev/shm, say) cannot spend the next one's memory. ``remove_cgroup``
+    deletes it once the worker is gone; groups of earlier workers of this uid still standing
+    (a crashed grader's, or one a process still held) are deleted here when empty. None
+    where cgroups cannot be written (not root, or a container that mounts them read-only):
+    rlimits are then all there is.
     """
     if os.geteuid() != 0:
         return None
     limit = str(limit_mb * 1024 * 1024)
+    group: Path | None = None
     try:
         if (_CGROUP_ROOT / "cgroup.controllers").is_file():  # v2
             parent = _CGROUP_ROOT / "minitorch-grader"
             parent.mkdir(exist_ok=True)
             (_CGROUP_ROOT / "cgroup.subtree_control").write_text("+memory")
             (parent / "cgroup.subtree_control").write_text("+memory")
-            group = parent / str(uid)
-            group.mkdir(exist_ok=True)
-            (group / "memory.max").write_text(limit)
-            swap = group / "memory.swap.max"
-            if swap.exists():
-                swap.write_text("0")
+            limits = [("memory.max", limit), ("memory.swap.max", "0")]
         elif (_CGROUP_ROOT / "memory").is_dir():  # v1
-            group = _CGROUP_ROOT / "memory" / "minitorch-grader" / str(uid)
-            group.mkdir(parents=True, exist_ok=True)
-            (group / "memory.limit_in_bytes").write_text(limit)
+            parent = _CGROUP_ROOT / "memory" / "minitorch-grader"
+            parent.mkdir(parents=True, exist_ok=True)
+            limits = [("memory.limit_in_bytes", limit)]
         else:
             return None
+        for stale in [parent / str(uid), *parent.glob(f"{uid}-*")]:
+            remove_cgroup(stale, wait=False)
+        while group is None:
+            candidate = parent / f"{uid}-{secrets.token_hex(6)}"
+            with contextlib.suppress(FileExistsError):
+                candidate.mkdir()
+                group = candidate
+        for name, value in limits:
+            if name == "memory.limit_in_bytes" or (group / name).exists():
+                (group / name).write_text(value)
         (group / "cgroup.procs").read_text()
     except OSError:
+        remove_cgroup(group, wait=False)
         return None
     return group
+
+
+def remove_cgroup(group: Path | None, wait: bool = True) -> None:
+    """Delete a worker's memory cgroup once its processes are gone.
+
+    A group the kernel still counts a process in (EBUSY: one just killed, or one that got
+    away) stays where it is, never used again; the next start of the same uid deletes it
+    once it is empty.
+    """
+    if group is None:
+        return
+    for _ in range(20 if wait else 1):
+        try:
+            group.rmdir()
+            return
+        except OSError as exc:
+            if exc.errno != errno.EBUSY:
+                return
+        time.sleep(0.01)
+
+
+@functools.cache
+def _memory_cgroups_work(uid: int) -> bool:
+    """Whether each worker start can get a memory cgroup here (one made and deleted)."""
+    group = memory_cgroup(uid, 64)
+    remove_cgroup(group)
+    return group is not None
 
 
 def _probe_uid(config: SandboxConfig) -> int:
@@ -542,7 +584,7 @@ def defences(config: SandboxConfig) -> dict[str, bool | str]:
         # Nothing of the course is in the view (without one: the files' modes must do).
         "hidden_course_files": view != "none",
         "no_network": view != "none" or _can_unshare_net(),
-        "memory_cgroup": memory_cgroup(_probe_uid(config), config.limits.memory_mb) is not None,
+        "memory_cgroup": _memory_cgroups_work(_probe_uid(config)),
     }
 
 
@@ -849,7 +891,7 @@ class _Subprocess:
             Path(tempfile.mkdtemp(prefix="grader-view-")) if self.view == "namespaces" else None
         )
         self.namespace_view: _NamespaceView | None = None
-        self.cgroup = memory_cgroup(self.uid, config.limits.memory_mb) if self.as_root else None
+        self.cgroup: Path | None = None  # a new, empty one for every start of the worker
         # The worker's own files live outside the submission, readable by the worker user.
         self.runtime = Path(tempfile.mkdtemp(prefix="grader-worker-"))
         for src in (Path(worker.__file__), Path(protocol.__file__)):
@@ -936,6 +978,8 @@ class _Subprocess:
             "MKL_NUM_THREADS": "1",
         }
         self.reader = protocol.FrameReader()
+        if self.as_root:
+            self.cgroup = memory_cgroup(self.uid, self.config.limits.memory_mb)
         err_read, err_write = os.pipe()
         try:
             self.proc = subprocess.Popen(
@@ -1049,6 +1093,8 @@ class _Subprocess:
             proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
             pass
+        remove_cgroup(self.cgroup)  # every process of the uid is gone: never used again
+        self.cgroup = None
         for stream in (proc.stdin, proc.stdout):
             if stream is not None:
                 try:

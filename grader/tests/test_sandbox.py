@@ -439,3 +439,23 @@ def test_without_bubblewrap_the_worker_sees_an_allowlist_view_as_an_ordinary_use
         shutil.rmtree(root, ignore_errors=True)
     _assert_allowlist_view(seen, root)
     assert seen["defences"]["unprivileged_uid"] is False
+
+
+@root_only
+def test_every_worker_start_gets_a_new_empty_memory_cgroup(package: Path) -> None:
+    """Round 3, mechanism 5: a group is never used twice, so what one worker left charged
+    there (files in a shared /dev/shm) cannot spend the memory of the next; each is deleted
+    once its worker is gone."""
+    with client(package, "sandbox") as c:
+        assert c.call("call", "mul", 1.0, 2.0) == 2.0
+        first = c._conn.cgroup
+        if first is None:
+            pytest.skip("no writable memory cgroups here")
+        assert first.is_dir() and first.name.startswith(f"{c.worker_uid}-")
+        with pytest.raises(WorkerCrashed):
+            c.call("call", "die", label="ops.die")
+        assert c.call("call", "mul", 2.0, 2.0) == 4.0
+        second = c._conn.cgroup
+        assert second is not None and second != first
+        assert not first.exists()
+    assert not second.exists()
