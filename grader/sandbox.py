@@ -725,6 +725,39 @@ def kill_uid(uid: int) -> int:
     return total
 
 
+#: Where a worker without a view of its own (inside a container) can leave files: shared with
+#: the grader itself, and with the grades after it.
+_SHARED_TMP = ("/tmp", "/var/tmp", "/dev/shm")
+
+
+def remove_files_of(uid: int, places: tuple[str, ...] = _SHARED_TMP) -> int:
+    """Delete what ``uid`` made at the top of ``places`` (files, links, whole folders);
+    returns how many entries went.
+
+    A worker without a view leaves its files in the shared /tmp, /var/tmp and /dev/shm,
+    where they outlive it (a view's are private and die with it): one that fills /tmp would
+    leave the grader no room for the next worker's files. Links are removed, never followed.
+    """
+    removed = 0
+    for place in places:
+        try:
+            entries = list(os.scandir(place))
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                if entry.stat(follow_symlinks=False).st_uid != uid:
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.path)
+                else:
+                    os.unlink(entry.path)
+                removed += 1
+            except OSError:
+                continue
+    return removed
+
+
 class UidLease:
     """Holds one worker uid for the life of a client (an flock'd file per uid).
 
@@ -1089,6 +1122,8 @@ class _Subprocess:
             pass
         if self.as_root:
             kill_uid(self.uid)
+            if self.view == "none":  # no private /tmp that dies with the worker
+                remove_files_of(self.uid)
         try:
             proc.wait(timeout=5)
         except subprocess.TimeoutExpired:

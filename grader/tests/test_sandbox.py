@@ -459,3 +459,26 @@ def test_every_worker_start_gets_a_new_empty_memory_cgroup(package: Path) -> Non
         assert second is not None and second != first
         assert not first.exists()
     assert not second.exists()
+
+
+@root_only
+def test_without_a_view_the_workers_files_go_with_it(tmp_path: Path) -> None:
+    """Inside a container the worker writes into the /tmp the grader uses too: what its uid
+    made there is deleted when it is stopped (files, folders, links: never followed)."""
+    from grader.sandbox import remove_files_of
+
+    uid, other = 64163, 64162
+    place = tmp_path / "tmp"
+    (place / "folder").mkdir(parents=True)
+    (place / "folder" / "inner").write_text("x")
+    (place / "fill").write_text("x" * 1000)
+    keep = tmp_path / "keep.txt"
+    keep.write_text("the grader's")
+    (place / "link").symlink_to(keep)
+    (place / "someone-else").write_text("y")
+    for path in (place / "folder", place / "folder" / "inner", place / "fill", place / "link"):
+        os.chown(path, uid, uid, follow_symlinks=False)
+    os.chown(place / "someone-else", other, other)
+    assert remove_files_of(uid, (str(place),)) == 3
+    assert sorted(os.listdir(place)) == ["someone-else"]
+    assert keep.read_text() == "the grader's"

@@ -95,11 +95,10 @@ FUNCTIONS = ("Add", "Log", "Mul", "Inv", "Neg", "Sigmoid", "ReLU", "Exp", "LT", 
 
 
 def _combined(attack: Attack, parts: list[Attack]) -> Attack:
-    """One payload that runs each part's payload on the first call of its own function
-    (and the parts' import-time code, at import)."""
+    """One payload that runs each part's payload on the first call of its own function."""
     if len(parts) > len(FUNCTIONS):
         raise ValueError(f"attack {attack.name}: at most {len(FUNCTIONS)} parts")
-    code = [textwrap.dedent(p.at_import).strip("\n") + "\n" for p in parts if p.at_import]
+    code = []
     table = []
     for i, (part, fn) in enumerate(zip(parts, FUNCTIONS, strict=False)):
         body = textwrap.indent(textwrap.dedent(part.payload).strip("\n"), "    ")
