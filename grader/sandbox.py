@@ -378,6 +378,8 @@ class _NamespaceView:
                         device = os.fsencode(f"/dev/{node}")
                         self.plan.append(("device", device, device, False, 0))
             elif not any(step.path == f or step.path.startswith(f + "/") for f in folders):
+                # Not recursive: a mount below the source stays out of the view (in a user
+                # namespace such a bind fails, and the view is not used: fail closed).
                 flags = os.statvfs(step.source).f_flag
                 keep = sum(ms for st, ms in _LOCKED_FLAGS if flags & st)
                 is_dir = os.path.isdir(step.source)
@@ -542,14 +544,15 @@ def remove_cgroup(group: Path | None, wait: bool = True) -> None:
     """
     if group is None:
         return
-    for _ in range(20 if wait else 1):
+    for attempt in range(20 if wait else 1):
+        if attempt:
+            time.sleep(0.01)
         try:
             group.rmdir()
             return
         except OSError as exc:
             if exc.errno != errno.EBUSY:
                 return
-        time.sleep(0.01)
 
 
 @functools.cache
@@ -1025,8 +1028,10 @@ class _Subprocess:
                 preexec_fn=self._preexec,
                 close_fds=True,
             )
-        except BaseException:
+        except BaseException:  # the view could not be built, say: no worker, no group
             os.close(err_read)
+            remove_cgroup(self.cgroup)
+            self.cgroup = None
             raise
         finally:
             os.close(err_write)
