@@ -114,17 +114,6 @@ class Assignment:
         raise KeyError(task_id)
 
     @property
-    def secret_dirs(self) -> tuple[Path, ...]:
-        """Folders student code must never read: hidden tests, the reference, the secret."""
-        dirs = {(self.tests_dir / name).parent for name in self.hidden_tests}
-        # The assignment's folder holds the course secret (grader/secret.py).
-        dirs |= {self.reference_dir, self.folder}
-        # The checkout the grader itself runs from may hold another copy of the course.
-        checkout = Path(__file__).resolve().parent.parent
-        dirs |= {checkout / "tests" / "hidden", checkout / "reference", checkout / "assignments"}
-        return tuple(sorted(d for d in dirs if d.is_dir()))
-
-    @property
     def student_files(self) -> tuple[str, ...]:
         """Every file taken from a submission: the editable ones, then the fallback ones."""
         return self.editable + self.fallback

@@ -349,7 +349,9 @@ def build_bundle(
 ) -> Path:
     """Write the Gradescope autograder zip for ``assignment`` to ``out`` and return it.
 
-    Written to a temporary name and renamed, so a half-written zip never looks finished.
+    Written to a temporary name and renamed, so a half-written zip never looks finished. The
+    zip holds the course secret, the hidden tests and the reference: it is readable by its
+    owner only (0600, whatever the umask), from its first byte.
     """
     if isinstance(assignment, str):
         assignment = load_assignment(assignment)
@@ -366,7 +368,9 @@ def build_bundle(
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     seen: set[str] = set()
     try:
-        with zipfile.ZipFile(tmp, "w") as zf:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)  # a file that was already there keeps its mode otherwise
+        with os.fdopen(fd, "wb") as fh, zipfile.ZipFile(fh, "w") as zf:
             for name, data, mode in _entries(root, assignment, wheelhouse, grader_wheel):
                 if name in seen:
                     continue

@@ -19,11 +19,11 @@ A worker must prove, when it joins, that it grades as the client would (``Grader
 Dask ``WorkerPlugin`` that runs on every worker, including those that join later): the same
 grader version (with the hash of the grading modules), the same course files (assignment,
 tests, reference) and course secret (an HMAC of a fresh nonce, so the secret itself never
-travels), Docker or a sandbox that can hide the course files (bubblewrap, or a mount
-namespace), root (student code runs as a leased worker uid, never as the Dask worker's own
-user) and a free worker uid. A worker that passes gets a Dask resource named after this
-batch; every grade asks for it, so a refused worker never gets one (its log says why) and
-the client prints each refusal.
+travels), Docker or a sandbox whose worker sees an allowlist view of the filesystem
+(bubblewrap, or the kernel's namespaces), root (student code runs as a leased worker uid,
+never as the Dask worker's own user) and a free worker uid. A worker that passes gets a Dask
+resource named after this batch; every grade asks for it, so a refused worker never gets
+one (its log says why) and the client prints each refusal.
 
 A lost worker costs only the grades it was running: the scheduler gives them to another
 worker. A submission whose grade was lost with more workers than the scheduler's
@@ -263,7 +263,6 @@ def check_worker(expect: dict[str, Any]) -> dict[str, Any]:
         probes=assignment.probes_file,
         limits=assignment.limits,
         runtime=assignment.runtime,
-        hide=assignment.secret_dirs,
     )
     try:
         active = defences(config)
@@ -271,8 +270,9 @@ def check_worker(expect: dict[str, Any]) -> dict[str, Any]:
         return refuse(f"the sandbox cannot start here: {exc}")
     if not active.get("hidden_course_files"):
         return refuse(
-            "neither bubblewrap nor a mount namespace can hide the course files from student "
-            "code here: install bubblewrap (apt-get install bubblewrap)"
+            "neither bubblewrap nor the kernel's namespaces can give student code a view of "
+            "its own here, so it could read the course files: install bubblewrap "
+            "(apt-get install bubblewrap)"
         )
     try:
         UidLease().release()

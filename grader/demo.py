@@ -53,25 +53,34 @@ def load_examples(path: Path) -> list[Example]:
 
 
 def materialize(example: Example, assignment: Assignment, out: Path) -> Path:
-    """Write the example's editable files under ``out/minitorch``."""
+    """Write the example's editable files under ``out/minitorch``.
+
+    The reference and its buggy copies are solutions: ``out`` is private to this user (0700,
+    files 0600) before anything is written in it. The grader, as root or as this user, still
+    reads them; a worker never does (a grade stages its own copy for it).
+    """
     from .mutations import apply_mutations
+    from .sandbox import keep_private
     from .skeleton import make_skeleton
 
+    if example.kind not in ("reference", "mutation", "skeleton"):
+        raise ConfigError(f"example {example.name}: unknown kind {example.kind!r}")
     if out.exists():
         shutil.rmtree(out)
+    out.mkdir(parents=True)
+    out.chmod(0o700)
     ref = assignment.reference_dir
     if example.kind == "skeleton":
         for rel in assignment.editable:
             target = out / rel
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(make_skeleton((ref / rel).read_text(encoding="utf-8"), rel))
-        return out
-    if example.kind not in ("reference", "mutation"):
-        raise ConfigError(f"example {example.name}: unknown kind {example.kind!r}")
-    apply_mutations(ref, list(example.edits), out)
-    for path in (out / "minitorch").glob("*.py"):
-        if f"minitorch/{path.name}" not in assignment.editable:
-            path.unlink()
+    else:
+        apply_mutations(ref, list(example.edits), out)
+        for path in (out / "minitorch").glob("*.py"):
+            if f"minitorch/{path.name}" not in assignment.editable:
+                path.unlink()
+    keep_private(out)
     return out
 
 

@@ -103,14 +103,23 @@ def run_tests(
 
 
 def exposed_secrets(assignment: Assignment) -> list[Path]:
-    """Hidden tests and reference files that student code could read without bubblewrap.
+    """Course files student code could read where its worker gets no view of its own.
 
-    As root the worker runs as another user, so only files readable by others are exposed;
+    Without a view (neither bubblewrap nor the kernel's namespaces work: inside a container,
+    whose setup.sh makes everything of the grader's root-only) the worker sees the whole
+    filesystem. What it must not read: the hidden tests, the reference, the course secret,
+    the tests' support module (its grader-only tables), and the copies a checkout may hold
+    (bundles under dist/, ``make demo``'s copies under out/, grader/tests/corpus/). As root
+    the worker runs as another user, so only files readable by others are exposed;
     otherwise it runs as this very user and can read all of them.
     """
-    secrets = [p for p in assignment.test_files() if p.is_file() and "hidden" in p.parts]
+    root = assignment.root
+    secrets = [p for p in assignment.test_files() if "hidden" in p.parts]
     secrets += sorted((assignment.reference_dir / "minitorch").glob("*.py"))
-    secrets += [p for p in [secret_path(assignment)] if p.is_file()]
+    secrets += [secret_path(assignment), assignment.tests_dir / "support.py"]
+    for pattern in ("dist/*.zip", "out/**/*.py", "grader/tests/corpus/*"):
+        secrets += sorted(root.glob(pattern))
+    secrets = [p for p in secrets if p.is_file()]
     if os.geteuid() != 0:
         return secrets
     return [p for p in secrets if readable_by_others(p)]
@@ -191,11 +200,10 @@ def sandbox_config(assignment: Assignment, root: Path, mode: str) -> SandboxConf
         mode=mode,
         limits=assignment.limits,
         runtime=assignment.runtime,
-        hide=assignment.secret_dirs,
     )
 
 
-def _defence_notes(mode: str, assignment: Assignment, root: Path) -> dict[str, bool]:
+def _defence_notes(mode: str, assignment: Assignment, root: Path) -> dict[str, bool | str]:
     if mode != "sandbox":
         return {"separate_process": False}
     return defences(sandbox_config(assignment, root, mode))
@@ -281,9 +289,9 @@ def _grade_located(
                 else "grade as root (the worker then runs as another user)"
             )
             raise ConfigError(
-                "student code could read the hidden tests and the reference here "
-                "(bubblewrap is missing or cannot run, and this kernel allows no mount "
-                f"namespace to hide them). Install bubblewrap, or {fix}"
+                "student code could read the course files here (hidden tests, reference, "
+                "course secret and their copies): neither bubblewrap nor the kernel's "
+                f"namespaces can give it a view of its own. Install bubblewrap, or {fix}"
             )
     notes = list(located.notes)
     notes += use_course_copies(assignment, located, root, mode)

@@ -10,8 +10,11 @@ The sandboxed worker, when the grader runs as root:
   be found and killed at the end;
 - has rlimits on address space, CPU seconds, processes, file size and open files, no core;
 - lives in its own session and, where the kernel allows, its own network namespace;
-- sees a private view of the filesystem (bubblewrap) where that works: only the system's
-  /usr, the staged submission and the worker's own files.
+- starts in an empty memory cgroup of its own (a new one for every start of the worker);
+- sees an allowlist view of the filesystem: the system's /usr, the staged submission, the
+  worker's own files and the runtime packages, read-only, and private sized /tmp, /var/tmp
+  and /dev/shm. bubblewrap builds it where it can; without it, the kernel's namespaces build
+  the same one (``_NamespaceView``); where neither works (inside a container) there is none.
 ``defences()`` says which of these were active, for the report.
 """
 
@@ -20,9 +23,12 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import errno
 import functools
 import os
+import platform
 import resource
+import secrets
 import select
 import shutil
 import signal
@@ -68,7 +74,7 @@ UID_SLOTS = 64
 _LOCK_DIR = Path(os.environ.get("GRADER_UID_LOCK_DIR", "/tmp/.minitorch-grader-uids"))
 _CLONE_NEWNET = 0x40000000
 _CGROUP_ROOT = Path("/sys/fs/cgroup")
-#: bubblewrap's /tmp and /dev/shm are tmpfs: files there are memory, so they get a size.
+#: The worker's /tmp, /var/tmp and /dev/shm are tmpfs: files there are memory, so they get a size.
 _TMPFS_BYTES = 64 * 1024 * 1024
 _PR_SET_PDEATHSIG = 1
 _MAX_RESTARTS = 40
@@ -88,7 +94,6 @@ class SandboxConfig:
     uid: int = WORKER_UID
     call_log: Path | None = None  # JSON lines of every call and its answer (grader audit)
     runtime: tuple[str, ...] = ("numpy", "typing_extensions")  # assignment.toml [runtime]
-    hide: tuple[Path, ...] = ()  # course folders the worker must not see (Assignment.secret_dirs)
 
 
 # --------------------------------------------------------------------------- host facts
@@ -105,51 +110,6 @@ def _can_unshare_net() -> bool:
     if pid == 0:  # pragma: no cover - child
         ok = _libc().unshare(_CLONE_NEWNET) == 0
         os._exit(0 if ok else 1)
-    _, status = os.waitpid(pid, 0)
-    return os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
-
-
-_CLONE_NEWNS = 0x00020000
-_CLONE_NEWUSER = 0x10000000
-_MS_RDONLY, _MS_NOSUID, _MS_NODEV, _MS_REC, _MS_PRIVATE = 1, 2, 4, 1 << 14, 1 << 18
-
-
-def _hide_folders(folders: tuple[Path, ...], as_root: bool) -> None:
-    """Put this process in its own mount (and network) namespace where ``folders`` are empty.
-
-    The fallback for machines without bubblewrap: an empty read-only tmpfs is mounted over
-    each course folder, so the worker sees nothing there whatever the files' modes are. Not
-    as root this needs an unprivileged user namespace (Debian and Ubuntu allow them).
-    Raises OSError when the kernel refuses.
-    """
-    libc = _libc()
-    flags = _CLONE_NEWNS | _CLONE_NEWNET | (0 if as_root else _CLONE_NEWUSER)
-    if libc.unshare(flags) != 0:
-        raise OSError(ctypes.get_errno(), "unshare")
-    if libc.mount(None, b"/", None, _MS_REC | _MS_PRIVATE, None) != 0:
-        raise OSError(ctypes.get_errno(), "mount --make-rprivate /")
-    for folder in folders:
-        if not folder.is_dir():
-            continue
-        target = str(folder).encode()
-        flags = _MS_RDONLY | _MS_NOSUID | _MS_NODEV
-        if libc.mount(b"tmpfs", target, b"tmpfs", flags, b"size=4k") != 0:
-            raise OSError(ctypes.get_errno(), f"mount tmpfs on {folder}")
-
-
-@functools.cache
-def _can_hide(folders: tuple[Path, ...]) -> bool:
-    """Whether ``_hide_folders`` works here (tried once, in a throwaway child)."""
-    if not folders:
-        return False
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - child
-        try:
-            _hide_folders(folders, os.geteuid() == 0)
-            hidden = all(not any(f.iterdir()) for f in folders if f.is_dir())
-            os._exit(0 if hidden else 1)
-        except BaseException:
-            os._exit(1)
     _, status = os.waitpid(pid, 0)
     return os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
 
@@ -269,67 +229,340 @@ def readable_by_others(path: Path) -> bool:
         return False
 
 
-def _bwrap_args(python: str, binds: list[Path]) -> list[str]:
-    prefix = Path(os.path.realpath(python)).parent.parent
-    args = ["bwrap", "--unshare-all", "--die-with-parent", "--new-session"]
-    args += ["--ro-bind", "/usr", "/usr"]
+# --------------------------------------------------------------------------- the view
+# The worker sees an allowlist of the filesystem, never the host's with some folders covered:
+# a folder nobody thought of (a second checkout, a copy of the course under out/ or dist/) is
+# simply not there. bubblewrap builds the view where it can (_bwrap_args), the kernel's
+# namespaces where it cannot (_NamespaceView), both from one list of steps (_view_steps).
+
+
+@dataclass(frozen=True)
+class _Step:
+    """One entry of the worker's view, at the same path as on the host."""
+
+    kind: str  # "ro-bind" | "symlink" | "dev" | "tmpfs"
+    path: str
+    source: str = ""  # ro-bind: the host's path; symlink: its target
+
+
+def _view_steps(python: str, binds: list[Path]) -> list[_Step]:
+    """The worker's view, in the order it is built.
+
+    The system's /usr, read-only; /bin, /lib, /lib64 and /sbin as the symbolic links or
+    folders they are; the Python prefix when it lives outside /usr; the loader's cache; a
+    minimal /dev; private tmpfs on /tmp, /var/tmp and /dev/shm; then ``binds`` (the staged
+    submission, the worker's own files, the runtime packages), each read-only at its path.
+    """
+    steps = [_Step("ro-bind", "/usr", "/usr")]
     for link in ("bin", "lib", "lib64", "sbin"):
-        target = os.path.realpath(f"/{link}")
-        if os.path.islink(f"/{link}"):
-            args += ["--symlink", os.readlink(f"/{link}"), f"/{link}"]
-        elif os.path.isdir(target):
-            args += ["--ro-bind", target, f"/{link}"]
+        path = f"/{link}"
+        if os.path.islink(path):
+            steps.append(_Step("symlink", path, os.readlink(path)))
+        elif os.path.isdir(path):
+            steps.append(_Step("ro-bind", path, os.path.realpath(path)))
+    prefix = Path(os.path.realpath(python)).parent.parent
     if not str(prefix).startswith("/usr"):
-        args += ["--ro-bind", str(prefix), str(prefix)]
-    args += ["--ro-bind-try", "/etc/ld.so.cache", "/etc/ld.so.cache"]
-    args += ["--proc", "/proc", "--dev", "/dev"]
-    args += ["--size", str(_TMPFS_BYTES), "--tmpfs", "/tmp"]
-    args += ["--size", str(_TMPFS_BYTES), "--tmpfs", "/dev/shm"]
-    for path in binds:
-        args += ["--ro-bind", str(path), str(path)]
+        steps.append(_Step("ro-bind", str(prefix), str(prefix)))
+    if os.path.isfile("/etc/ld.so.cache"):
+        steps.append(_Step("ro-bind", "/etc/ld.so.cache", "/etc/ld.so.cache"))
+    steps.append(_Step("dev", "/dev"))
+    steps += [_Step("tmpfs", place) for place in ("/tmp", "/var/tmp", "/dev/shm")]
+    steps += [_Step("ro-bind", str(path), str(path)) for path in binds]
+    return steps
+
+
+def _bwrap_args(python: str, binds: list[Path]) -> list[str]:
+    """bubblewrap's command line for the view (new pid, ipc, uts, net namespaces too)."""
+    args = ["bwrap", "--unshare-all", "--die-with-parent", "--new-session"]
+    for step in _view_steps(python, binds):
+        if step.kind == "ro-bind":
+            args += ["--ro-bind", step.source, step.path]
+        elif step.kind == "symlink":
+            args += ["--symlink", step.source, step.path]
+        elif step.kind == "dev":
+            # In bubblewrap's own pid namespace, /proc shows the worker's processes only.
+            args += ["--proc", "/proc", "--dev", "/dev"]
+        else:
+            args += ["--size", str(_TMPFS_BYTES), "--tmpfs", step.path]
     return args
 
 
-@functools.cache
 def _bwrap_works(python: str, uid: int) -> bool:
-    """Whether bubblewrap can build a private view here, run as the worker user."""
+    """Whether bubblewrap can build the view here, run as the worker user."""
     if shutil.which("bwrap") is None or os.environ.get("GRADER_NO_BWRAP"):
         return False
+    return _bwrap_runs(python, uid)
+
+
+@functools.cache
+def _bwrap_runs(python: str, uid: int) -> bool:
     return _succeeds_as([*_bwrap_args(python, []), python, "-s", "-S", "-c", "pass"], uid)
 
 
+_CLONE_NEWNS = 0x00020000
+_CLONE_NEWUSER = 0x10000000
+_MS_RDONLY, _MS_NOSUID, _MS_NODEV, _MS_NOEXEC = 1, 2, 4, 8
+_MS_REMOUNT, _MS_BIND, _MS_REC, _MS_PRIVATE = 32, 4096, 1 << 14, 1 << 18
+_MS_NOATIME, _MS_NODIRATIME, _MS_RELATIME = 1024, 2048, 1 << 21
+_MNT_DETACH = 2
+#: pivot_root(2) has no libc wrapper: its system call number on the architectures known here.
+_SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41}
+#: The device nodes of the worker's /dev, bound from the host's.
+_DEVICES = ("null", "zero", "full", "random", "urandom")
+#: A mount's flags that a bind of it carries and a read-only remount of the bind must repeat:
+#: in a user namespace they are locked, and a remount that drops one fails with EPERM.
+_LOCKED_FLAGS = (
+    (os.ST_NOSUID, _MS_NOSUID),
+    (os.ST_NODEV, _MS_NODEV),
+    (os.ST_NOEXEC, _MS_NOEXEC),
+    (os.ST_NOATIME, _MS_NOATIME),
+    (os.ST_NODIRATIME, _MS_NODIRATIME),
+    (os.ST_RELATIME, _MS_RELATIME),
+)
+
+
+def _check(result: int, what: str) -> None:
+    if result != 0:
+        code = ctypes.get_errno()
+        raise OSError(code, f"{what}: {os.strerror(code)}")
+
+
+class _NamespaceView:
+    """The view of ``_view_steps`` built from the kernel's namespaces (no bubblewrap).
+
+    Prepared in the grader: everything that reads the host (which paths exist, what is a
+    folder, each source mount's flags) is looked up here, so the child does no imports and
+    no lookups. Entered by the worker's Popen child before it execs (``enter``):
+
+    - unshare a mount and a network namespace; not as root, a user namespace too, whose
+      identity uid/gid map keeps the user who it is (its capabilities in it are gone at
+      exec: the worker is a non-setuid program run by a non-zero uid);
+    - make every mount private, so nothing done here reaches the host;
+    - mount a small tmpfs as the new root on an empty folder made beforehand; make each
+      step's mount point in it; bind each allowed path at its own path and remount it
+      read-only (keeping the source's locked flags); mount private sized tmpfs on /tmp,
+      /var/tmp and /dev/shm; bind five device nodes;
+    - pivot_root into it and detach the old root, so nothing else of the host is reachable;
+      remount the new root read-only; chdir to the stage (Popen's cwd was the host's).
+
+    No /proc is mounted: without a pid namespace of its own (the worker must stay a child
+    the grader can wait for and kill), a new proc would list the host's processes, and
+    /proc/<pid>/root of any process of the same uid leads back to the host's root (not as
+    root, the grader itself is such a process). Python and numpy run without one.
+    """
+
+    def __init__(self, steps: list[_Step], mountpoint: Path, cwd: Path, as_root: bool) -> None:
+        self.libc = _libc()
+        self.pivot_root = _SYS_PIVOT_ROOT[platform.machine()]
+        self.root = os.fsencode(mountpoint)
+        self.cwd = os.fsencode(cwd)
+        self.as_root = as_root
+        uid, gid = os.getuid(), os.getgid()
+        self.maps = (
+            (b"/proc/self/setgroups", b"deny"),
+            (b"/proc/self/uid_map", f"{uid} {uid} 1\n".encode()),
+            (b"/proc/self/gid_map", f"{gid} {gid} 1\n".encode()),
+        )
+        #: (kind, path, source, is a folder, flags to keep): kind is "bind" (read-only),
+        #: "device" (a node, writable), "symlink" (source: its target) or "tmpfs".
+        self.plan: list[tuple[str, bytes, bytes, bool, int]] = []
+        folders: list[str] = []  # bound read-only: what lies below them is there already
+        for step in steps:
+            path = os.fsencode(step.path)
+            if step.kind == "symlink":
+                self.plan.append(("symlink", path, os.fsencode(step.source), False, 0))
+            elif step.kind == "tmpfs":
+                self.plan.append(("tmpfs", path, b"", True, 0))
+            elif step.kind == "dev":
+                self.plan.append(("folder", path, b"", True, 0))
+                for node in _DEVICES:
+                    if os.path.exists(f"/dev/{node}"):
+                        device = os.fsencode(f"/dev/{node}")
+                        self.plan.append(("device", device, device, False, 0))
+            elif not any(step.path == f or step.path.startswith(f + "/") for f in folders):
+                # Not recursive: a mount below the source stays out of the view (in a user
+                # namespace such a bind fails, and the view is not used: fail closed).
+                flags = os.statvfs(step.source).f_flag
+                keep = sum(ms for st, ms in _LOCKED_FLAGS if flags & st)
+                is_dir = os.path.isdir(step.source)
+                self.plan.append(("bind", path, os.fsencode(step.source), is_dir, keep))
+                if is_dir:
+                    folders.append(step.path)
+
+    def enter(self) -> None:  # pragma: no cover - runs in the worker's child, before exec
+        libc, root = self.libc, self.root
+        _check(
+            libc.unshare(_CLONE_NEWNS | _CLONE_NEWNET | (0 if self.as_root else _CLONE_NEWUSER)),
+            "unshare",
+        )
+        if not self.as_root:
+            for name, data in self.maps:
+                fd = os.open(name, os.O_WRONLY)
+                try:
+                    os.write(fd, data)
+                finally:
+                    os.close(fd)
+        _check(libc.mount(None, b"/", None, _MS_REC | _MS_PRIVATE, None), "make / private")
+        tmpfs, sized = _MS_NOSUID | _MS_NODEV, b"mode=1777,size=%d" % _TMPFS_BYTES
+        _check(libc.mount(b"tmpfs", root, b"tmpfs", tmpfs, b"mode=0755,size=1m"), "new root")
+        for kind, path, source, is_dir, keep in self.plan:
+            target = root + path
+            if kind in ("folder", "tmpfs") or is_dir:
+                os.makedirs(target, 0o755, exist_ok=True)
+            else:
+                os.makedirs(os.path.dirname(target), 0o755, exist_ok=True)
+            if kind == "symlink":
+                os.symlink(source, target)
+            elif kind == "tmpfs":
+                _check(libc.mount(b"tmpfs", target, b"tmpfs", tmpfs, sized), f"tmpfs {path!r}")
+            elif kind in ("bind", "device"):
+                if not is_dir:
+                    os.close(os.open(target, os.O_WRONLY | os.O_CREAT, 0o644))
+                _check(libc.mount(source, target, None, _MS_BIND, None), f"bind {path!r}")
+                if kind == "bind":
+                    flags = _MS_REMOUNT | _MS_BIND | _MS_RDONLY | _MS_NOSUID | _MS_NODEV | keep
+                    _check(libc.mount(None, target, None, flags, None), f"read-only {path!r}")
+        os.chdir(root)
+        dot = ctypes.c_char_p(b".")
+        _check(libc.syscall(ctypes.c_long(self.pivot_root), dot, dot), "pivot_root")
+        _check(libc.umount2(b".", _MNT_DETACH), "detach the old root")
+        os.chdir(b"/")
+        flags = _MS_REMOUNT | _MS_BIND | _MS_RDONLY | _MS_NOSUID | _MS_NODEV
+        _check(libc.mount(None, b"/", None, flags, None), "read-only /")
+        os.chdir(self.cwd)
+
+
+#: What the capability check runs in the view: its stage, a private /tmp and /dev/shm, no /proc.
+_VIEW_CHECK = (
+    "import os\n"
+    "assert os.listdir('.') == ['seen'], os.listdir('.')\n"
+    "assert not os.path.exists('/proc/self') and os.listdir('/dev/shm') == []\n"
+    "open('/tmp/x', 'w').close()\n"
+)
+
+
+@functools.cache
+def _namespaces_work(python: str, uid: int) -> bool:
+    """Whether the namespace view can be built here and ``python`` runs in it as ``uid``
+    (the worker's way: as root, built then dropped to ``uid``; not as root, through a user
+    namespace). Tried once, in a throwaway child."""
+    if platform.machine() not in _SYS_PIVOT_ROOT:
+        return False
+    as_root = os.geteuid() == 0
+    with tempfile.TemporaryDirectory(prefix="grader-view-check-") as tmp:
+        stage, mountpoint = Path(tmp) / "stage", Path(tmp) / "root"
+        stage.mkdir()
+        mountpoint.mkdir()
+        (stage / "seen").write_text("")
+        share_with_worker(stage, uid)
+        try:
+            view = _NamespaceView(_view_steps(python, [stage]), mountpoint, stage, as_root)
+        except OSError:
+            return False
+
+        def preexec() -> None:  # pragma: no cover - runs in the child
+            view.enter()
+            if as_root:
+                _drop_privileges(uid)
+
+        try:
+            result = subprocess.run(
+                [python, "-s", "-S", "-c", _VIEW_CHECK],
+                preexec_fn=preexec,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                timeout=20,
+                cwd="/",
+            )
+        except (OSError, subprocess.SubprocessError):
+            return False
+    return result.returncode == 0
+
+
+def _view_kind(python: str, uid: int) -> str:
+    """Which view of the filesystem the worker gets here: "bubblewrap", "namespaces" (the
+    same allowlist, without bubblewrap) or "none" (neither works: inside a container, whose
+    setup made every file of the grader's root-only)."""
+    if _bwrap_works(python, uid):
+        return "bubblewrap"
+    if _namespaces_work(python, uid):
+        return "namespaces"
+    return "none"
+
+
 def memory_cgroup(uid: int, limit_mb: int) -> Path | None:
-    """A memory cgroup (v2, or v1's memory controller) for the worker of ``uid``.
+    """A new, empty memory cgroup (v2, or v1's memory controller) for one start of the worker
+    of ``uid``, under the grader's own group.
 
     RLIMIT_AS bounds one process; the cgroup bounds the worker, everything it forks and the
-    tmpfs pages it writes, together. None where cgroups cannot be written (not root, or a
-    container that mounts them read-only): rlimits are then all there is.
+    tmpfs pages it writes, together. Every start gets a group of its own, named after the uid
+    and a random suffix and never used again, so whatever an earlier worker left charged
+    (files in a shared /dev/shm, say) cannot spend the next one's memory. ``remove_cgroup``
+    deletes it once the worker is gone; groups of earlier workers of this uid still standing
+    (a crashed grader's, or one a process still held) are deleted here when empty. None
+    where cgroups cannot be written (not root, or a container that mounts them read-only):
+    rlimits are then all there is.
     """
     if os.geteuid() != 0:
         return None
     limit = str(limit_mb * 1024 * 1024)
+    group: Path | None = None
     try:
         if (_CGROUP_ROOT / "cgroup.controllers").is_file():  # v2
             parent = _CGROUP_ROOT / "minitorch-grader"
             parent.mkdir(exist_ok=True)
             (_CGROUP_ROOT / "cgroup.subtree_control").write_text("+memory")
             (parent / "cgroup.subtree_control").write_text("+memory")
-            group = parent / str(uid)
-            group.mkdir(exist_ok=True)
-            (group / "memory.max").write_text(limit)
-            swap = group / "memory.swap.max"
-            if swap.exists():
-                swap.write_text("0")
+            limits = [("memory.max", limit), ("memory.swap.max", "0")]
         elif (_CGROUP_ROOT / "memory").is_dir():  # v1
-            group = _CGROUP_ROOT / "memory" / "minitorch-grader" / str(uid)
-            group.mkdir(parents=True, exist_ok=True)
-            (group / "memory.limit_in_bytes").write_text(limit)
+            parent = _CGROUP_ROOT / "memory" / "minitorch-grader"
+            parent.mkdir(parents=True, exist_ok=True)
+            limits = [("memory.limit_in_bytes", limit)]
         else:
             return None
+        for stale in [parent / str(uid), *parent.glob(f"{uid}-*")]:
+            remove_cgroup(stale, wait=False)
+        while group is None:
+            candidate = parent / f"{uid}-{secrets.token_hex(6)}"
+            with contextlib.suppress(FileExistsError):
+                candidate.mkdir()
+                group = candidate
+        for name, value in limits:
+            if name == "memory.limit_in_bytes" or (group / name).exists():
+                (group / name).write_text(value)
         (group / "cgroup.procs").read_text()
     except OSError:
+        remove_cgroup(group, wait=False)
         return None
     return group
+
+
+def remove_cgroup(group: Path | None, wait: bool = True) -> None:
+    """Delete a worker's memory cgroup once its processes are gone.
+
+    A group the kernel still counts a process in (EBUSY: one just killed, or one that got
+    away) stays where it is, never used again; the next start of the same uid deletes it
+    once it is empty.
+    """
+    if group is None:
+        return
+    for attempt in range(20 if wait else 1):
+        if attempt:
+            time.sleep(0.01)
+        try:
+            group.rmdir()
+            return
+        except OSError as exc:
+            if exc.errno != errno.EBUSY:
+                return
+
+
+@functools.cache
+def _memory_cgroups_work(uid: int) -> bool:
+    """Whether each worker start can get a memory cgroup here (one made and deleted)."""
+    group = memory_cgroup(uid, 64)
+    remove_cgroup(group)
+    return group is not None
 
 
 def _probe_uid(config: SandboxConfig) -> int:
@@ -337,25 +570,26 @@ def _probe_uid(config: SandboxConfig) -> int:
     return config.uid + UID_SLOTS
 
 
-def defences(config: SandboxConfig) -> dict[str, bool]:
+def defences(config: SandboxConfig) -> dict[str, bool | str]:
     """Which protections the worker gets on this machine (reported in results.json)."""
     if config.mode == "inprocess":
         return {"separate_process": False}
     root = os.geteuid() == 0
     python = _worker_python(_probe_uid(config))
-    bwrap = _bwrap_works(python, _probe_uid(config))
-    hiding = not bwrap and _can_hide(config.hide)
+    view = _view_kind(python, _probe_uid(config))
     return {
         "separate_process": True,
         "rlimits": True,
         "own_session": True,
         "unprivileged_uid": root,
         "kill_leftover_processes": root,
-        "private_filesystem": bwrap,
-        # bubblewrap shows the worker none of them; without it a mount namespace hides them
-        "hidden_course_files": bwrap or hiding,
-        "no_network": bwrap or hiding or _can_unshare_net(),
-        "memory_cgroup": memory_cgroup(_probe_uid(config), config.limits.memory_mb) is not None,
+        # An allowlist view of the filesystem: the system, the stage, the worker's own files.
+        "private_filesystem": view != "none",
+        "view": view,  # who built it: "bubblewrap", "namespaces" or "none"
+        # Nothing of the course is in the view (without one: the files' modes must do).
+        "hidden_course_files": view != "none",
+        "no_network": view != "none" or _can_unshare_net(),
+        "memory_cgroup": _memory_cgroups_work(_probe_uid(config)),
     }
 
 
@@ -494,6 +728,39 @@ def kill_uid(uid: int) -> int:
             break
         time.sleep(0.01)
     return total
+
+
+#: Where a worker without a view of its own (inside a container) can leave files: shared with
+#: the grader itself, and with the grades after it.
+_SHARED_TMP = ("/tmp", "/var/tmp", "/dev/shm")
+
+
+def remove_files_of(uid: int, places: tuple[str, ...] = _SHARED_TMP) -> int:
+    """Delete what ``uid`` made at the top of ``places`` (files, links, whole folders);
+    returns how many entries went.
+
+    A worker without a view leaves its files in the shared /tmp, /var/tmp and /dev/shm,
+    where they outlive it (a view's are private and die with it): one that fills /tmp would
+    leave the grader no room for the next worker's files. Links are removed, never followed.
+    """
+    removed = 0
+    for place in places:
+        try:
+            entries = list(os.scandir(place))
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                if entry.stat(follow_symlinks=False).st_uid != uid:
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.path)
+                else:
+                    os.unlink(entry.path)
+                removed += 1
+            except OSError:
+                continue
+    return removed
 
 
 class UidLease:
@@ -655,10 +922,15 @@ class _Subprocess:
         self.lease = UidLease(config.uid) if self.as_root else None
         self.uid = self.lease.uid if self.lease else os.getuid()
         self.python = _worker_python(_probe_uid(config))
-        self.bwrap = _bwrap_works(self.python, _probe_uid(config))
-        self.hiding = not self.bwrap and _can_hide(config.hide)
-        self.netns = not self.bwrap and not self.hiding and _can_unshare_net()
-        self.cgroup = memory_cgroup(self.uid, config.limits.memory_mb) if self.as_root else None
+        self.view = _view_kind(self.python, _probe_uid(config))
+        self.netns = self.view == "none" and _can_unshare_net()
+        self.libc = _libc()  # looked up here: the child must not load libraries
+        #: Without bubblewrap: the empty folder each start's view is built on, and that view.
+        self.mountpoint = (
+            Path(tempfile.mkdtemp(prefix="grader-view-")) if self.view == "namespaces" else None
+        )
+        self.namespace_view: _NamespaceView | None = None
+        self.cgroup: Path | None = None  # a new, empty one for every start of the worker
         # The worker's own files live outside the submission, readable by the worker user.
         self.runtime = Path(tempfile.mkdtemp(prefix="grader-worker-"))
         for src in (Path(worker.__file__), Path(protocol.__file__)):
@@ -675,6 +947,16 @@ class _Subprocess:
 
     def _preexec(self) -> None:  # pragma: no cover - runs in the child
         os.setsid()
+        libc = self.libc
+        if self.cgroup is not None:  # before the uid drop: only root may move a process
+            try:
+                (self.cgroup / "cgroup.procs").write_text(str(os.getpid()))
+            except OSError:
+                pass
+        if self.namespace_view is not None:  # raises when it cannot: no worker without it
+            self.namespace_view.enter()
+        # After the view: this child of the grader may already use more address space than
+        # the worker is allowed, and building the view allocates a little.
         mb = 1024 * 1024
         c = self.config
         limits = [
@@ -691,14 +973,6 @@ class _Subprocess:
                 resource.setrlimit(which, (value, value))
             except (ValueError, OSError):
                 pass
-        libc = _libc()
-        if self.cgroup is not None:  # before the uid drop: only root may move a process
-            try:
-                (self.cgroup / "cgroup.procs").write_text(str(os.getpid()))
-            except OSError:
-                pass
-        if self.hiding:
-            _hide_folders(self.config.hide, self.as_root)
         if self.as_root:
             if self.netns:
                 libc.unshare(_CLONE_NEWNET)
@@ -722,9 +996,13 @@ class _Subprocess:
             "--runtime",
             ",".join(self.config.runtime),
         ]
-        if self.bwrap:
-            binds = [root, self.runtime, *self.site_targets]
+        binds = [root, self.runtime, *self.site_targets]
+        if self.view == "bubblewrap":
             cmd = [*_bwrap_args(self.python, binds), "--chdir", str(root), *cmd]
+        elif self.view == "namespaces":
+            assert self.mountpoint is not None
+            steps = _view_steps(self.python, binds)
+            self.namespace_view = _NamespaceView(steps, self.mountpoint, root, self.as_root)
         env = {
             "PATH": "/usr/bin:/bin",
             "LANG": "C.UTF-8",
@@ -739,6 +1017,8 @@ class _Subprocess:
             "MKL_NUM_THREADS": "1",
         }
         self.reader = protocol.FrameReader()
+        if self.as_root:
+            self.cgroup = memory_cgroup(self.uid, self.config.limits.memory_mb)
         self.start_error = ""
         for attempt in range(_START_ATTEMPTS):
             err_read, err_write = os.pipe()
@@ -755,16 +1035,21 @@ class _Subprocess:
                 )
             except (OSError, subprocess.SubprocessError) as exc:
                 # No process could be started (a neighbour's fork bomb, a full process
-                # table): try again shortly, then report it as the worker's death.
+                # table, a view that could not be built): try again shortly, then report
+                # it as the worker's death, leaving no cgroup behind.
                 os.close(err_read)
                 self.proc = None
                 if attempt + 1 == _START_ATTEMPTS:
+                    remove_cgroup(self.cgroup)
+                    self.cgroup = None
                     self.start_error = f"the grading machine could not start it: {exc}"
                     raise _Died(self.start_error) from None
                 time.sleep(0.5 * (attempt + 1))
                 continue
             except BaseException:
                 os.close(err_read)
+                remove_cgroup(self.cgroup)
+                self.cgroup = None
                 raise
             finally:
                 os.close(err_write)
@@ -861,10 +1146,14 @@ class _Subprocess:
             pass
         if self.as_root:
             kill_uid(self.uid)
+            if self.view == "none":  # no private /tmp that dies with the worker
+                remove_files_of(self.uid)
         try:
             proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
             pass
+        remove_cgroup(self.cgroup)  # every process of the uid is gone: never used again
+        self.cgroup = None
         for stream in (proc.stdin, proc.stdout):
             if stream is not None:
                 try:
@@ -877,6 +1166,9 @@ class _Subprocess:
         self.kill()
         self.stderr = None
         shutil.rmtree(self.runtime, ignore_errors=True)
+        if self.mountpoint is not None:
+            with contextlib.suppress(OSError):
+                self.mountpoint.rmdir()
         if self.lease is not None:
             self.lease.release()
 
@@ -968,7 +1260,7 @@ class StudentClient:
     def elapsed(self) -> float:
         return time.monotonic() - self.started
 
-    def defences(self) -> dict[str, bool]:
+    def defences(self) -> dict[str, bool | str]:
         return defences(self.config)
 
     @property

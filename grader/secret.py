@@ -58,12 +58,19 @@ def course_secret(assignment: Assignment) -> bytes | None:
 
 
 def ensure_course_secret(assignment: Assignment) -> Path:
-    """The secret's file, created (random, owner-only) when the course has none yet."""
+    """The secret's file, created (random, owner-only) when the course has none yet.
+
+    Owner-only (0600) whatever the umask; one written by hand, or by an older grader, that
+    others may read is made owner-only too.
+    """
     path = secret_path(assignment)
     if not path.exists():
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        os.fchmod(fd, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(secrets.token_hex(32) + "\n")
+    elif path.stat().st_mode & 0o077:
+        path.chmod(0o600)
     course_secret(assignment)  # refuse a file that is there but unusable
     return path
 

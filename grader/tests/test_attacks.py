@@ -18,6 +18,10 @@ reaches results.json as the failure output of the test that called them: that is
 attack that *did* read a file or open a socket would smuggle the result out, and how these
 tests see it.
 
+Three arenas: ``sandbox`` (bubblewrap builds the worker's view), ``fallback`` (the same with
+``GRADER_NO_BWRAP=1`` in the grading processes' environment: the view is built from
+namespaces, as on a machine without bubblewrap) and ``docker``.
+
 Sandbox grades use ``--max-examples 10``: an attack runs on the first call of a wrong
 function, so the full budget adds time and no coverage. ``grader grade --mode docker`` has
 no such option and runs the assignment's full budget.
@@ -25,6 +29,7 @@ no such option and runs the assignment's full budget.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -33,6 +38,7 @@ import socket
 import subprocess
 import tempfile
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,10 +49,12 @@ from attacks import build, replay
 from grading_jobs import Graded, Job, grade_all
 
 from grader.assignment import load_assignment, repo_root
+from grader.bundle import build_bundle
 from grader.cli import grade_command
+from grader.demo import load_examples, materialize
 from grader.gradescope import SCHEMA_PATH
-from grader.sandbox import UID_SLOTS, WORKER_UID, open_to_worker
-from grader.secret import ensure_course_secret
+from grader.sandbox import UID_SLOTS, WORKER_UID, UidLease, open_to_worker
+from grader.secret import course_secret, ensure_course_secret
 from grader.submission import copy_reference_submission
 
 BASELINES, ATTACKS = build.load()
@@ -81,6 +89,7 @@ class Arena:
     leftover_processes: list[str] = field(default_factory=list)
     leftover_files: list[str] = field(default_factory=list)
     replay_course: Path | None = None  # the course without its secret (mechanism 3)
+    course_copies: list[Path] = field(default_factory=list)  # in the checkout (round 3, m4)
 
     def baseline(self, assignment: str) -> Graded:
         return self.graded[f"baseline-{assignment}"]
@@ -146,7 +155,10 @@ def leftover_processes() -> list[str]:
     return found
 
 
-def leftover_files() -> list[str]:
+def leftover_files(remove: bool = False) -> list[str]:
+    """Files the disk and /dev/shm fillers left in the host's /tmp, /var/tmp and /dev/shm;
+    with ``remove``, deleted once listed (a gigabyte in /dev/shm would cost the machine's
+    other users their memory)."""
     found = []
     for place in ("/tmp", "/var/tmp", "/dev/shm"):
         try:
@@ -154,15 +166,70 @@ def leftover_files() -> list[str]:
         except OSError:
             continue
         found += [f"{place}/{n}" for n in names if n.startswith("attack-fill-")]
+    if remove:
+        for path in found:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
     return found
 
 
+def course_copies(checkout: Path) -> list[Path]:
+    """What a TA's checkout holds besides the course itself, made here when missing so that
+    m4_read_course_copies has something to find: the Gradescope zip under dist/ (``make
+    gradescope``: the course secret, the hidden tests and the reference inside) and ``make
+    demo``'s copy of the reference under out/."""
+    a = ASSIGNMENTS["module1"]
+    bundle = checkout / "dist" / f"{a.name}-autograder.zip"
+    if not bundle.is_file():
+        build_bundle(a, bundle)
+    reference = checkout / "out" / "demo" / "submissions" / a.name / "reference"
+    if not (reference / "minitorch").is_dir():
+        examples = load_examples(checkout / "examples" / "submissions.toml")
+        example = next(e for e in examples if e.assignment == a.name and e.kind == "reference")
+        materialize(example, a, reference)
+    return [bundle, *sorted(p for p in reference.rglob("*") if p.is_file())]
+
+
+@contextlib.contextmanager
+def readable_by_everyone(checkout: Path, paths: list[Path]) -> Iterator[None]:
+    """``paths`` and the folders from ``checkout`` down to them open to every user while the
+    arena grades; their modes are put back afterwards. Copies made before the grader wrote
+    them private (or copied by hand) are world-readable: only the worker's view of the
+    filesystem may stop it reading them, and that is what the arena shows."""
+    touched = {checkout}
+    for path in paths:
+        touched |= {p for p in path.parents if p.is_relative_to(checkout)} | {path}
+    modes = {p: p.stat().st_mode & 0o7777 for p in touched}
+    try:
+        for path, mode in modes.items():
+            path.chmod(mode | (0o005 if path.is_dir() else 0o004))
+        yield
+    finally:
+        for path, mode in modes.items():
+            with contextlib.suppress(OSError):
+                path.chmod(mode)
+
+
+def first_free_uid() -> int:
+    """A free worker uid in the upper half of the range, for grades that must share one uid
+    one after the other: grades elsewhere on the machine lease from the bottom, so they are
+    unlikely to take it in between (the fill test checks the uids it saw)."""
+    lease = UidLease(WORKER_UID + UID_SLOTS // 2, UID_SLOTS // 2)
+    try:
+        return lease.uid
+    finally:
+        lease.release()
+
+
 def run_arena(mode: str, base: Path, names: list[str], baselines: bool = True) -> Arena:
+    """Grade ``names`` (and their baselines) in ``mode``: sandbox, fallback or docker."""
     listener = Listener()
     marker_dir = Path(tempfile.mkdtemp(prefix="attack-markers-"))
     marker_dir.chmod(0o777)
     placeholders = {"@PORT@": str(listener.port), "@MARKER_DIR@": str(marker_dir)}
-    extra = FAST if mode == "sandbox" else ()
+    cli_mode = "sandbox" if mode == "fallback" else mode
+    extra = FAST if cli_mode == "sandbox" else ()
+    env = {**os.environ, "GRADER_NO_BWRAP": "1"} if mode == "fallback" else dict(os.environ)
     # Grading draws its examples with the course secret: make sure this checkout has one (a
     # fresh clone gets it from the first bundle built, in whatever order the tests run).
     for assignment in ASSIGNMENTS.values():
@@ -188,21 +255,36 @@ def run_arena(mode: str, base: Path, names: list[str], baselines: bool = True) -
     for assignment in BASELINES:
         path = submissions[f"baseline-{assignment}"]
         if baselines and any(a.assignment == assignment for a in ATTACKS if a.name in names):
-            jobs.append(Job(f"baseline-{assignment}", path, assignment, mode, extra))
+            jobs.append(Job(f"baseline-{assignment}", path, assignment, cli_mode, extra))
+    after_fill: list[Job] = []
     for attack in ATTACKS:
         if attack.name in names:
             path = build.build(
                 BASELINES[attack.assignment], attack, base / attack.name, placeholders
             )
             submissions[attack.name] = path
-            jobs.append(Job(attack.name, path, attack.assignment, mode, extra))
-            if attack.name == BURNER and mode == "sandbox":
+            job = Job(attack.name, path, attack.assignment, cli_mode, extra)
+            if attack.name == FILL and cli_mode == "sandbox":
+                # Then the reference twice on the uid the filler had, one grade at a time.
+                ref = copy_reference_submission(ASSIGNMENTS["module1"], base / "after-fill")
+                open_to_worker(ref)
+                after_fill = [job, *(Job(n, ref, "module1", cli_mode, extra) for n in AFTER_FILL)]
+                continue
+            jobs.append(job)
+            if attack.name == BURNER and cli_mode == "sandbox":
                 # Graded next to the burner (two grades at a time, in this order).
                 ref = copy_reference_submission(ASSIGNMENTS["module1"], base / NEIGHBOUR)
                 open_to_worker(ref)
-                jobs.append(Job(NEIGHBOUR, ref, "module1", mode, extra))
+                jobs.append(Job(NEIGHBOUR, ref, "module1", cli_mode, extra))
+    copies = course_copies(repo_root()) if cli_mode == "sandbox" and COPIES in names else []
     try:
-        graded = grade_all(jobs, base / "results")
+        with readable_by_everyone(repo_root(), copies):
+            graded = grade_all(jobs, base / "results", env=env)
+            if after_fill:
+                pinned = {**env, "GRADER_WORKER_UID": str(first_free_uid())}
+                graded |= grade_all(
+                    after_fill, base / "results", workers=1, env=pinned, watch=WORKER_UIDS
+                )
     finally:
         listener.close()
     return Arena(
@@ -213,14 +295,41 @@ def run_arena(mode: str, base: Path, names: list[str], baselines: bool = True) -
         marker_dir=marker_dir,
         submissions=submissions,
         leftover_processes=leftover_processes(),
-        leftover_files=leftover_files(),
+        leftover_files=leftover_files(remove=True),
         replay_course=replay_course,
+        course_copies=copies,
     )
 
 
-MODES = ["sandbox", pytest.param("docker", marks=[pytest.mark.docker, pytest.mark.slow])]
+MODES = [
+    "sandbox",
+    "fallback",
+    pytest.param("docker", marks=[pytest.mark.docker, pytest.mark.slow]),
+]
 SANDBOX_ATTACKS = [a.name for a in ATTACKS]
 DOCKER_ATTACKS = [a.name for a in ATTACKS if a.docker]
+COPIES = "m4_read_course_copies"
+FILL = "m5_fill_host_shm"
+AFTER_FILL = ("reference-after-the-fill-1", "reference-after-the-fill-2")
+#: Without bubblewrap (GRADER_NO_BWRAP=1): the attacks on what the view hides and bounds, a
+#: few of the others, and the baseline they are judged against (CPU is scarce).
+FALLBACK_ATTACKS = [
+    COPIES,
+    FILL,
+    "read_hidden_tests_and_reference",
+    "m4_read_other_stages",
+    "fill_the_disk",
+    "memory_bomb",
+    "network_socket",
+    "background_process",
+    # round 3: every mechanism in every mode
+    "m2_hidden_calls_in_an_import_error",
+    "m2_slow_only_when_deep",
+    "m3_replay_other_submissions",
+    "m6_die_while_operators_is_checked",
+    "m8_integer_of_400_digits",
+]
+ARENA_ATTACKS = {"sandbox": SANDBOX_ATTACKS, "fallback": FALLBACK_ATTACKS, "docker": DOCKER_ATTACKS}
 #: In docker mode these run inside combined submissions (a container grade costs ~50 s).
 COMBINED_IN = {part: a.name for a in ATTACKS if a.docker for part in a.combine}
 BURNER = "m8_cpu_burner"
@@ -233,6 +342,11 @@ NEIGHBOUR = "reference-next-to-the-burner"
 @pytest.fixture(scope="module")
 def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Arena:
     return run_arena("sandbox", tmp_path_factory.mktemp("attacks-sandbox"), SANDBOX_ATTACKS)
+
+
+@pytest.fixture(scope="module")
+def fallback(tmp_path_factory: pytest.TempPathFactory) -> Arena:
+    return run_arena("fallback", tmp_path_factory.mktemp("attacks-fallback"), FALLBACK_ATTACKS)
 
 
 @pytest.fixture(scope="module")
@@ -258,7 +372,7 @@ def arena(request: pytest.FixtureRequest, mode: str) -> Arena:
 def cases(check: str = "") -> list[Any]:
     """Every (mode, attack) pair, docker ones marked, known holes of ``check`` marked xfail."""
     params = []
-    for mode, names in (("sandbox", SANDBOX_ATTACKS), ("docker", DOCKER_ATTACKS)):
+    for mode, names in ARENA_ATTACKS.items():
         for name in names:
             marks = hole(check, mode, name)
             if mode == "docker":
@@ -268,9 +382,13 @@ def cases(check: str = "") -> list[Any]:
 
 
 def kind_cases(kind: str, check: str = "") -> list[Any]:
-    """The sandbox grade of attack ``kind``, and its docker grade (alone or combined)."""
+    """The sandbox grade of attack ``kind``, its fallback grade (if that arena has it) and
+    its docker grade (alone or combined)."""
     marks = hole(check, "sandbox", kind)
     params = [pytest.param("sandbox", kind, marks=marks, id=f"sandbox-{kind}")]
+    if kind in FALLBACK_ATTACKS:
+        marks = hole(check, "fallback", kind)
+        params.append(pytest.param("fallback", kind, marks=marks, id=f"fallback-{kind}"))
     docker_name = COMBINED_IN.get(kind, kind if kind in DOCKER_ATTACKS else None)
     if docker_name is not None:
         marks = [*hole(check, "docker", kind), pytest.mark.docker, pytest.mark.slow]
@@ -338,12 +456,12 @@ def test_attack_finishes_within_the_budget_and_leaves_no_forgery(
 
 
 # --------------------------------------------------------------------------- per defence
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize(("mode", "name"), kind_cases("conftest_and_pytest11_plugin"))
 def test_nothing_planted_in_the_submission_runs_in_the_grader(
-    request: pytest.FixtureRequest, mode: str
+    request: pytest.FixtureRequest, mode: str, name: str
 ) -> None:
     a = arena(request, mode)
-    assert a.graded["conftest_and_pytest11_plugin"].exit_code == 0
+    assert a.graded[name].exit_code == 0
     assert sorted(os.listdir(a.marker_dir)) == []
 
 
@@ -412,11 +530,11 @@ def test_hidden_tests_and_reference_stay_unreadable(
 
 
 def test_without_bubblewrap_a_readable_checkout_stays_hidden(tmp_path: Path) -> None:
-    """No bubblewrap and a world-readable course: the course folders are still hidden.
+    """No bubblewrap and a world-readable course elsewhere (GRADER_ROOT): nothing is read.
 
-    On a TA's machine without bubblewrap the worker gets a mount namespace with an empty
-    tmpfs over the hidden tests, the reference and the assignment folder (the course
-    secret), so the reading attack finds nothing, and the report says which defence it was.
+    On a TA's machine without bubblewrap the worker sees the view namespaces build: an
+    allowlist (the system, its stage and its own files), so the reading attack finds
+    nothing wherever the course lives, and the report says which view it was.
     """
     bases, attacks = build.load()
     attack = next(a for a in attacks if a.name == "read_hidden_tests_and_reference")
@@ -436,23 +554,12 @@ def test_without_bubblewrap_a_readable_checkout_stays_hidden(tmp_path: Path) -> 
     finally:
         shutil.rmtree(course, ignore_errors=True)
     defences = doc["extra_data"]["defences"]
-    assert defences["private_filesystem"] is False and defences["hidden_course_files"] is True
+    assert defences["view"] == "namespaces", defences
+    assert defences["private_filesystem"] is True and defences["hidden_course_files"] is True
     text = "\n".join(t["output"] for t in doc["tests"]) + doc["output"]
     assert "ATTACK-REPORT read" in text  # the attack ran
-    # In scope: the secret folders of the course being graded and of the grader's own
-    # checkout (its public tests are no secret). Another copy of the course elsewhere on
-    # the machine is readable without bubblewrap; docs/security.md says so.
-    secret = [
-        f"{root}/{folder}/"
-        for root in (course, repo_root())
-        for folder in ("tests/hidden", "reference", "assignments")
-    ]
-    leaked = [
-        line
-        for line in text.splitlines()
-        if "LEAKED " in line and any(folder in line for folder in secret)
-    ]
-    assert leaked == []
+    # Nothing at all: not the course graded, not the grader's checkout, not another copy.
+    assert [line for line in text.splitlines() if "LEAKED " in line] == []
 
 
 @pytest.mark.parametrize(("mode", "name"), kind_cases("background_process"))
@@ -507,7 +614,7 @@ def test_disk_filling_is_bounded_and_cleaned_up(
     report = attack_report(a.attack(name), "disk")
     assert report, "the disk filler did not report"
     # RAM-backed places (tmpfs) count against the submission's memory.
-    ram = sum(v for k, v in report.items() if k in ("/tmp", "/dev/shm"))
+    ram = sum(v for k, v in report.items() if k in ("/tmp", "/var/tmp", "/dev/shm"))
     assert ram <= ASSIGNMENTS["module1"].limits.memory_mb, report
 
 
@@ -574,6 +681,52 @@ def test_other_grades_stages_stay_unreadable(
     assert [line for line in text.splitlines() if line.strip().startswith("LEAKED ")] == []
 
 
+# ----------------------------------- fail closed, round 3: the view without bubblewrap
+@pytest.mark.parametrize(("mode", "name"), kind_cases(COPIES))
+def test_course_copies_in_the_checkout_stay_unreadable(
+    request: pytest.FixtureRequest, mode: str, name: str
+) -> None:
+    """Mechanism 4 of round 3: the grader's checkout, found through /proc or by its usual
+    place, holds copies of the course besides the course folders (the dist/ zip with the
+    course secret, make demo's out/ copy of the reference, tests/support.py's grader-only
+    tables, grader/tests/corpus/). The worker's view holds none of them."""
+    a = arena(request, mode)
+    if mode != "docker":  # the arena made them, world-readable while it graded
+        assert any(p.suffix == ".zip" for p in a.course_copies), a.course_copies
+        assert any("reference" in p.parts for p in a.course_copies), a.course_copies
+    text = reports(a.attack(name))
+    assert "ATTACK-REPORT course_copies" in text  # it ran
+    assert [line for line in text.splitlines() if line.strip().startswith("LEAKED ")] == []
+    secret = course_secret(ASSIGNMENTS["module1"])
+    assert secret is not None and secret.decode()[:16] not in text
+
+
+@pytest.mark.parametrize(("mode", "name"), kind_cases(FILL))
+def test_a_filled_shm_costs_the_next_grades_on_its_uid_nothing(
+    request: pytest.FixtureRequest, mode: str, name: str
+) -> None:
+    """Mechanism 5 of round 3: a submission leaves a gigabyte in /dev/shm, /tmp and /var/tmp.
+    The worker's are private and sized and die with it, and every worker start gets an empty
+    memory cgroup: the reference graded twice right after it on the same uid scores 100."""
+    a = arena(request, mode)
+    if mode != "docker":  # in a container, no uid outlives the grade
+        uids = {n: a.graded[n].worker_uids for n in (name, *AFTER_FILL)}
+        assert len(set(uids.values())) == 1 and all(uids.values()), (
+            f"the three grades did not run on one worker uid (another grade took it?): {uids}"
+        )
+        for after in AFTER_FILL:
+            g = a.graded[after]
+            assert g.exit_code == 0, g.stderr[-2000:]
+            jsonschema.validate(g.results, SCHEMA)
+            assert g.results["extra_data"]["status"] == "ok", g.results["output"][:2000]
+            assert g.results["score"] == 100.0, g.outputs()[:3000]
+    assert a.leftover_files == []
+    report = attack_report(a.attack(name), "fill")
+    assert report, "the filler did not report"
+    memory = ASSIGNMENTS["module1"].limits.memory_mb
+    assert sum(report.get(p, 0) for p in ("/dev/shm", "/tmp", "/var/tmp")) <= memory, report
+
+
 def test_a_correct_neighbour_of_a_cpu_burner_keeps_full_marks(sandbox: Arena) -> None:
     g = sandbox.graded[NEIGHBOUR]
     assert g.results["score"] == 100.0, g.outputs()[:2000]
@@ -603,11 +756,19 @@ def test_baselines_are_honest_and_partly_right(sandbox: Arena) -> None:
         assert 0 < score < 100, (assignment, score)
 
 
+#: The view of the filesystem the worker gets in each arena on this machine (root, Linux).
+VIEWS = {"sandbox": "bubblewrap", "fallback": "namespaces", "docker": "none"}
+
+
 @pytest.mark.parametrize("mode", MODES)
 def test_defences_are_reported(request: pytest.FixtureRequest, mode: str) -> None:
     defences = arena(request, mode).baseline("module1").results["extra_data"]["defences"]
     print(f"{mode}: {json.dumps(defences)}")
     assert defences["separate_process"] and defences["rlimits"]
+    assert defences["view"] == VIEWS[mode]
+    assert defences["private_filesystem"] is (mode != "docker")
+    if mode != "docker":
+        assert defences["hidden_course_files"] and defences["no_network"]
 
 
 def test_replayed_local_examples_earn_nothing_even_without_the_course_secret(

@@ -19,7 +19,19 @@ from grader.bundle import TARGET_PYTHONS, build_bundle, missing_requirements
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("dist") / "module1-autograder.zip"
-    return build_bundle(load_assignment("module1"), out)
+    previous = os.umask(0)  # the zip must come out private whatever the umask
+    try:
+        return build_bundle(load_assignment("module1"), out)
+    finally:
+        os.umask(previous)
+
+
+def test_bundle_is_readable_by_its_owner_only(bundle: Path) -> None:
+    """It holds the course secret, the hidden tests and the reference."""
+    with zipfile.ZipFile(bundle) as zf:
+        names = zf.namelist()
+    assert "assignments/module1/course-secret" in names
+    assert oct(bundle.stat().st_mode & 0o777) == "0o600"
 
 
 def test_layout_is_what_gradescope_expects(bundle: Path) -> None:

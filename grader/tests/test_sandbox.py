@@ -6,8 +6,11 @@ killed on deadlines. Each case checks the message a student would read.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import textwrap
 import time
@@ -15,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from grader.assignment import Limits
+from grader.assignment import Limits, repo_root
 from grader.protocol import BadValue, ProbeTimeout, StudentError, WorkerCrashed
 from grader.sandbox import SandboxConfig, StudentClient, kill_uid, open_to_worker
 
@@ -83,6 +86,21 @@ FILES = {
             import time
             time.sleep(seconds)
             return 1
+
+        def exists(path):
+            import os
+            return os.path.lexists(path)
+
+        def listdir(path):
+            import os
+            try:
+                return sorted(os.listdir(path))
+            except OSError as exc:
+                return type(exc).__name__
+
+        def write(path, text):
+            with open(path, "w") as fh:
+                return fh.write(text)
     """,
     "broken.py": "def f(:\n    pass\n",
     "slow.py": "while True:\n    pass\n",
@@ -291,3 +309,176 @@ def test_runtime_packages_import_and_nothing_else_of_the_grader(package: Path) -
         assert c.call("call", "importable", "typing_extensions") is True
         for name in ("pytest", "hypothesis", "grader", "rich"):
             assert c.call("call", "importable", name) is False, name
+
+
+# --------------------------------------------------------------- the view without bubblewrap
+#: Run in a fresh interpreter (as root, or as an ordinary user): a worker started without
+#: bubblewrap, asked what it can see. Prints what it saw as JSON.
+VIEW_SCRIPT = """
+import json, os, sys
+from pathlib import Path
+os.environ["GRADER_NO_BWRAP"] = "1"
+from grader.assignment import Limits
+from grader.sandbox import SandboxConfig, StudentClient
+package, sibling, checkout, host_shm, host_tmp, written = map(Path, sys.argv[1:7])
+limits = Limits(probe_timeout=10.0, import_timeout=10.0, memory_mb=512)
+with StudentClient(SandboxConfig(package, package / "probes.py", limits=limits)) as c:
+    def call(*args):
+        return c.call("call", *args)
+    checkout_files = ("tests/support.py", "grader/sandbox.py", "reference", "assignments", ".git")
+    seen = {
+        "defences": c.defences(),
+        "stage": call("exists", str(package / "minitorch" / "ops.py")),
+        "sibling": call("exists", str(sibling)),
+        "checkout": [rel for rel in checkout_files if call("exists", str(checkout / rel))],
+        "host_files": [str(p) for p in (host_shm, host_tmp) if call("exists", str(p))],
+        "/dev/shm": call("listdir", "/dev/shm"),
+        "/var/tmp": call("listdir", "/var/tmp"),
+        "/tmp": call("listdir", "/tmp"),
+        "/dev": call("listdir", "/dev"),
+        "/proc": call("exists", "/proc/1"),
+        "wrote": call("write", str(written), "x"),
+    }
+print(json.dumps(seen))
+"""
+
+
+def _look_from_the_view(package: Path, as_uid: int | None) -> dict:
+    """Run VIEW_SCRIPT on ``package`` (as ``as_uid`` when given) with a file beside the stage
+    and files in the host's /dev/shm and /tmp; returns what the worker saw."""
+    sibling = Path(tempfile.mkdtemp(prefix="grader-test-sibling-")) / "answers.py"
+    sibling.write_text("ANSWERS = 42\n")
+    host_shm = Path(tempfile.mkstemp(prefix="grader-test-host-", dir="/dev/shm")[1])
+    host_tmp = Path(tempfile.mkstemp(prefix="grader-test-host-", dir="/tmp")[1])
+    things = [sibling.parent, sibling, host_shm, host_tmp]
+    for path in things:
+        path.chmod(0o755 if path.is_dir() else 0o644)  # readable: only the view may hide them
+    python, env = sys.executable, dict(os.environ)
+    preexec = None
+    if as_uid is not None:
+        from grader.sandbox import _worker_python
+
+        python = _worker_python(as_uid)  # the interpreter other users can run
+        site = [p for p in sys.path if p.endswith("site-packages")]
+        env = {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "LANG": "C.UTF-8"}
+        env["PYTHONPATH"] = ":".join([str(repo_root()), *site])
+
+        def preexec() -> None:
+            os.setgroups([])
+            os.setgid(as_uid)
+            os.setuid(as_uid)
+
+    written = Path(f"/tmp/grader-test-written-in-the-view-{os.getpid()}-{time.monotonic_ns()}")
+    argv = [str(p) for p in (package, sibling, repo_root(), host_shm, host_tmp, written)]
+    try:
+        proc = subprocess.run(
+            [python, "-c", VIEW_SCRIPT, *argv],
+            capture_output=True,
+            text=True,
+            env=env,
+            preexec_fn=preexec,
+            cwd="/",
+            timeout=300,
+        )
+    finally:
+        shutil.rmtree(sibling.parent, ignore_errors=True)
+        host_shm.unlink(missing_ok=True)
+        host_tmp.unlink(missing_ok=True)
+        on_the_host = written.exists()
+        written.unlink(missing_ok=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return {**json.loads(proc.stdout.splitlines()[-1]), "written_on_the_host": on_the_host}
+
+
+def _assert_allowlist_view(seen: dict, package: Path) -> None:
+    assert seen["defences"]["view"] == "namespaces", seen["defences"]
+    assert seen["defences"]["private_filesystem"] is True
+    assert seen["defences"]["no_network"] is True
+    assert seen["stage"] is True
+    assert seen["sibling"] is False
+    assert seen["checkout"] == []
+    assert seen["host_files"] == []
+    assert seen["/dev/shm"] == [] and seen["/var/tmp"] == []
+    # /tmp is private: only the stage's and the worker's own folders are mounted there
+    top = package.relative_to("/tmp").parts[0]
+    assert all(n == top or n.startswith("grader-worker-") for n in seen["/tmp"]), seen["/tmp"]
+    assert set(seen["/dev"]) <= {"null", "zero", "full", "random", "urandom", "shm"}, seen["/dev"]
+    assert seen["/proc"] is False
+    assert seen["wrote"] == 1 and seen["written_on_the_host"] is False
+
+
+@root_only
+def test_without_bubblewrap_the_worker_sees_an_allowlist_view_as_root(package: Path) -> None:
+    """The stage and nothing beside it: not a folder next to the stage, not the grader's
+    checkout, not the host's /tmp or /dev/shm (private ones, empty), no /proc."""
+    seen = _look_from_the_view(package, None)
+    _assert_allowlist_view(seen, package)
+    assert seen["defences"]["unprivileged_uid"] is True
+
+
+@root_only
+def test_without_bubblewrap_the_worker_sees_an_allowlist_view_as_an_ordinary_user() -> None:
+    """The same view built through a user namespace, by a grader that is not root."""
+    nobody = 65534
+    from grader.sandbox import readable_by_others
+
+    site = [Path(p) for p in sys.path if p.endswith("site-packages")]
+    readable = [repo_root() / "grader" / "sandbox.py", *(p / "numpy" for p in site[:1])]
+    if not all(readable_by_others(p) for p in readable):
+        pytest.skip("the checkout or its environment is not readable by other users")
+    root = Path(tempfile.mkdtemp(prefix="grader-test-user-"))
+    try:
+        (root / "minitorch").mkdir()
+        for name, text in FILES.items():
+            (root / "minitorch" / name).write_text(textwrap.dedent(text))
+        (root / "probes.py").write_text(PROBES)
+        for path in [root, *root.rglob("*")]:
+            os.chown(path, nobody, nobody)
+        seen = _look_from_the_view(root, nobody)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    _assert_allowlist_view(seen, root)
+    assert seen["defences"]["unprivileged_uid"] is False
+
+
+@root_only
+def test_every_worker_start_gets_a_new_empty_memory_cgroup(package: Path) -> None:
+    """Round 3, mechanism 5: a group is never used twice, so what one worker left charged
+    there (files in a shared /dev/shm) cannot spend the memory of the next; each is deleted
+    once its worker is gone."""
+    with client(package, "sandbox") as c:
+        assert c.call("call", "mul", 1.0, 2.0) == 2.0
+        first = c._conn.cgroup
+        if first is None:
+            pytest.skip("no writable memory cgroups here")
+        assert first.is_dir() and first.name.startswith(f"{c.worker_uid}-")
+        with pytest.raises(WorkerCrashed):
+            c.call("call", "die", label="ops.die")
+        assert c.call("call", "mul", 2.0, 2.0) == 4.0
+        second = c._conn.cgroup
+        assert second is not None and second != first
+        assert not first.exists()
+    assert not second.exists()
+
+
+@root_only
+def test_without_a_view_the_workers_files_go_with_it(tmp_path: Path) -> None:
+    """Inside a container the worker writes into the /tmp the grader uses too: what its uid
+    made there is deleted when it is stopped (files, folders, links: never followed)."""
+    from grader.sandbox import remove_files_of
+
+    uid, other = 64163, 64162
+    place = tmp_path / "tmp"
+    (place / "folder").mkdir(parents=True)
+    (place / "folder" / "inner").write_text("x")
+    (place / "fill").write_text("x" * 1000)
+    keep = tmp_path / "keep.txt"
+    keep.write_text("the grader's")
+    (place / "link").symlink_to(keep)
+    (place / "someone-else").write_text("y")
+    for path in (place / "folder", place / "folder" / "inner", place / "fill", place / "link"):
+        os.chown(path, uid, uid, follow_symlinks=False)
+    os.chown(place / "someone-else", other, other)
+    assert remove_files_of(uid, (str(place),)) == 3
+    assert sorted(os.listdir(place)) == ["someone-else"]
+    assert keep.read_text() == "the grader's"

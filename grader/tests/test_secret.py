@@ -92,12 +92,18 @@ def test_bundle_builds_keep_one_secret(tmp_path: Path) -> None:
     course = _course(tmp_path / "course", None)
     assignment = load_assignment("module1", root=course)
     assert course_secret(assignment) is None
-    path = ensure_course_secret(assignment)
+    previous = os.umask(0)  # owner-only whatever the umask
+    try:
+        path = ensure_course_secret(assignment)
+    finally:
+        os.umask(previous)
     first = course_secret(assignment)
     assert first is not None and len(first) >= 32
     assert oct(path.stat().st_mode & 0o777) == "0o600"
+    path.chmod(0o644)  # written by hand, or by an older grader
     ensure_course_secret(assignment)  # a second build keeps the course's secret
     assert course_secret(assignment) == first
+    assert oct(path.stat().st_mode & 0o777) == "0o600"
 
 
 def _with_a_changed_line(submission: Path, dest: Path) -> Path:
