@@ -50,7 +50,8 @@ from grader.secret import ensure_course_secret
 from grader.submission import copy_reference_submission
 
 BASELINES, ATTACKS = build.load()
-ASSIGNMENTS = {name: load_assignment(name) for name in BASELINES}
+ASSIGNMENTS = {b.assignment: load_assignment(b.assignment) for b in BASELINES.values()}
+BASELINE_OF = {a.name: a.baseline for a in ATTACKS}  # attack -> the baseline it builds on
 SCHEMA = json.loads(SCHEMA_PATH.read_text())
 FAST = ("--max-examples", "10", "--no-shrink")  # messages need no minimal examples here
 WORKER_UIDS = range(WORKER_UID, WORKER_UID + UID_SLOTS)
@@ -59,7 +60,18 @@ FORGED = ("FAKE-RESULTS-MARKER", "FAKE-STDOUT-MARKER")
 # Holes found by these tests and not fixed yet (see docs/security.md). Each entry makes one
 # check of one (mode, attack) an expected failure, strict: it fails loudly once the hole is
 # closed, and the entry must go.
-HOLES: dict[tuple[str, str, str], str] = {}
+HOLES: dict[tuple[str, str, str], str] = {
+    **{
+        ("score", mode, "m1_edit_probe_forward_values"): "hole: graph tests judge one example "
+        "in ~50 and read a forward mismatch from the worker as 'not judged here'"
+        for mode in ("sandbox", "docker")
+    },
+    **{
+        ("grader_code", mode, "m7_read_grader_code_from_frames"): "hole: the worker loads "
+        "probes.py with its grader-only block (a working chain_rule, patched in as a stand-in)"
+        for mode in ("sandbox", "docker")
+    },
+}
 
 
 def hole(check: str, mode: str, name: str) -> list[pytest.MarkDecorator]:
@@ -175,16 +187,14 @@ def run_arena(mode: str, base: Path, names: list[str], baselines: bool = True) -
         )
     submissions: dict[str, Path] = {}
     jobs = []
-    for assignment, baseline in BASELINES.items():
-        path = build.build(baseline, None, base / f"baseline-{assignment}")
-        submissions[f"baseline-{assignment}"] = path
-        if baselines and any(a.assignment == assignment for a in ATTACKS if a.name in names):
-            jobs.append(Job(f"baseline-{assignment}", path, assignment, mode, extra))
+    for key, baseline in BASELINES.items():
+        path = build.build(baseline, None, base / f"baseline-{key}")
+        submissions[f"baseline-{key}"] = path
+        if baselines and any(a.baseline == key for a in ATTACKS if a.name in names):
+            jobs.append(Job(f"baseline-{key}", path, baseline.assignment, mode, extra))
     for attack in ATTACKS:
         if attack.name in names:
-            path = build.build(
-                BASELINES[attack.assignment], attack, base / attack.name, placeholders
-            )
+            path = build.build(BASELINES[attack.baseline], attack, base / attack.name, placeholders)
             submissions[attack.name] = path
             jobs.append(Job(attack.name, path, attack.assignment, mode, extra))
             if attack.name == BURNER and mode == "sandbox":
@@ -292,8 +302,7 @@ def test_attack_gets_a_valid_report_and_no_more_than_its_baseline(
 ) -> None:
     a = arena(request, mode)
     g = a.attack(name)
-    assignment = g.job.assignment
-    base = a.baseline(assignment)
+    base = a.baseline(BASELINE_OF[name])
     assert g.exit_code == 0, f"exit {g.exit_code}\n{g.stderr[-2000:]}"
     jsonschema.validate(g.results, SCHEMA)
     assert "Traceback (most recent call last)" not in g.results["output"]
@@ -397,6 +406,45 @@ def test_hidden_tests_and_reference_stay_unreadable(
     secrets = _secret_lines(g.job.assignment, exclude)
     assert secrets, "no secret lines to look for: are the hidden tests missing?"
     found = [s for s in secrets if s in text]
+    assert found == []
+
+
+def _grader_only_lines(assignment: str) -> set[str]:
+    """Lines of the grader-only blocks of the course's probes.py and support.py."""
+    a = ASSIGNMENTS[assignment]
+    lines: set[str] = set()
+    for name in ("probes.py", "support.py"):
+        inside = False
+        for line in (a.tests_dir / name).read_text().splitlines():
+            if line.strip() == "# BEGIN GRADER-ONLY":
+                inside = True
+            elif line.strip() == "# END GRADER-ONLY":
+                inside = False
+            elif inside and len(line.strip()) >= 16:
+                lines.add(line.strip())
+    return lines
+
+
+@pytest.mark.parametrize(
+    ("mode", "name"), kind_cases("m7_read_grader_code_from_frames", "grader_code")
+)
+def test_no_grader_code_where_student_code_runs(
+    request: pytest.FixtureRequest, mode: str, name: str
+) -> None:
+    """Student code that reads every grader frame on its stack, their globals and the
+    worker's files finds no solution line of any task and no grader-only line: stand-ins for
+    another task's code run on the trusted side, and the worker's probes are stripped."""
+    a = arena(request, mode)
+    g = a.attack(name)
+    text = reports(g)
+    assert "ATTACK-REPORT grader_code" in text  # it ran
+    grader_only = _grader_only_lines(g.job.assignment)
+    exclude = (_public_lines(a, name) - grader_only) | set(
+        reports(a.baseline(BASELINE_OF[name])).splitlines()
+    )
+    secrets = _secret_lines(g.job.assignment, exclude) | (grader_only - exclude)
+    found = sorted(s for s in secrets if s in text)
+    assert "def _chain_rule" not in text
     assert found == []
 
 
