@@ -66,11 +66,6 @@ HOLES: dict[tuple[str, str, str], str] = {
         "in ~50 and read a forward mismatch from the worker as 'not judged here'"
         for mode in ("sandbox", "docker")
     },
-    **{
-        ("grader_code", mode, "m7_read_grader_code_from_frames"): "hole: the worker loads "
-        "probes.py with its grader-only block (a working chain_rule, patched in as a stand-in)"
-        for mode in ("sandbox", "docker")
-    },
 }
 
 

@@ -215,6 +215,21 @@ def test_backward_on_two_graphs(student):
         first=expressions(ops=ops, max_ops=5), second=expressions(ops=ops, max_ops=5), d=d_outputs()
     )
     def check(first, second, d):
+        if not own:  # chain_rule is wrong (task 1.3): each graph is judged in parts
+            results = [
+                expression_checked(
+                    student,
+                    expr,
+                    dd,
+                    own,
+                    label="Scalar.backward",
+                    called=f"{which}: {expression_text(expr.nodes, expr.values)}",
+                )
+                for expr, dd, which in ((first, d, "first graph"), (second, 1.0, "second graph"))
+            ]
+            if all(results):
+                judged.append(first)
+            return
         called = (
             f"first graph: {expression_text(first.nodes, first.values)}; y.backward({fmt(d)}); "
             f"then a second graph: {expression_text(second.nodes, second.values)}; y.backward()"
@@ -230,7 +245,6 @@ def test_backward_on_two_graphs(student):
                 second.nodes,
                 second.values,
                 d,
-                own,
                 label="Scalar.backward",
                 called=called,
             )
