@@ -1487,17 +1487,39 @@ def check_expression_gradients(
     return True
 
 
-def require_judged(judged: Sequence[Any]) -> None:
-    """Fail when no example could be judged: the forward values were wrong on every graph.
+class Tally:
+    """The examples a graph test tried and those it could judge (``require_judged``)."""
 
-    Graphs whose forward values or wiring are wrong (task 1.2) are skipped one by one, but
-    backpropagation must still be shown to work on some graph.
+    def __init__(self) -> None:
+        self.tried = 0
+        self.judged = 0
+
+    def add(self, judged: bool) -> None:
+        self.tried += 1
+        self.judged += bool(judged)
+
+
+def require_judged(tally: Tally, what: str = "Scalar.backward") -> None:
+    """Fail unless the test judged more than half of the examples it tried.
+
+    An example is skipped only when the student's forward values or wiring differ from the
+    trusted ones (task 1.2's mistake). Graph tests draw only operators whose forward passed
+    the trusted health check (``healthy_ops``), so honest code is judged on nearly every
+    example; student code that changes its forward values between calls (only where a
+    graph's output is not flat, say) must not turn its wrong backward into a pass made of a
+    few flat graphs. Only trusted data decides whether a test passes: it never passes on a
+    few examples.
     """
     __tracebackhide__ = True
-    if not judged:
+    if tally.judged * 2 <= tally.tried:
         pytest.fail(
-            "Scalar.backward could not be checked: on every graph tried, building the graph "
-            "raised or gave wrong forward values. Fix the forward tests (task 1.2) first.",
+            f"{what} could be checked on only {tally.judged} of the {tally.tried} graphs "
+            "tried. On the others, building the graph raised or gave forward values that "
+            "differ from the right ones, although every operator in these graphs gave the "
+            "right values in the forward checks made first (task 1.2): the forward values "
+            "changed from one call to the next. A test must check more than half of its "
+            "graphs, so this one fails. Make each Scalar operation give the same, right "
+            "value whenever it is called.",
             pytrace=False,
         )
 

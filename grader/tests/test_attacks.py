@@ -60,13 +60,7 @@ FORGED = ("FAKE-RESULTS-MARKER", "FAKE-STDOUT-MARKER")
 # Holes found by these tests and not fixed yet (see docs/security.md). Each entry makes one
 # check of one (mode, attack) an expected failure, strict: it fails loudly once the hole is
 # closed, and the entry must go.
-HOLES: dict[tuple[str, str, str], str] = {
-    **{
-        ("score", mode, "m1_edit_probe_forward_values"): "hole: graph tests judge one example "
-        "in ~50 and read a forward mismatch from the worker as 'not judged here'"
-        for mode in ("sandbox", "docker")
-    },
-}
+HOLES: dict[tuple[str, str, str], str] = {}
 
 
 def hole(check: str, mode: str, name: str) -> list[pytest.MarkDecorator]:
@@ -659,3 +653,15 @@ def test_replayed_local_examples_pay_only_without_the_course_secret(
     with_secret = sandbox.attack("m3_replay_local_examples").results
     assert without["score"] > base["score"] + 5, (without["score"], base["score"])
     assert with_secret["score"] <= base["score"], (with_secret["score"], base["score"])
+
+
+@pytest.mark.parametrize(("mode", "name"), kind_cases("m1_edit_probe_forward_values"))
+def test_forward_values_edited_in_the_probe_do_not_skip_the_judgement(
+    request: pytest.FixtureRequest, mode: str, name: str
+) -> None:
+    """Mechanism M1 of round 3: forward values edited from inside backward on every graph
+    that is not flat leave too few graphs judged; the graph tests fail and say so."""
+    a = arena(request, mode)
+    g, base = a.attack(name), a.baseline(BASELINE_OF[name])
+    assert "could be checked on only" in reports(g)
+    assert g.task("1.4")["score"] <= base.task("1.4")["score"]
