@@ -28,7 +28,7 @@ else:  # pragma: no cover - Python 3.10
 
 from .assignment import Assignment, Limits, load_assignment
 from .errors import ConfigError
-from .skeleton import make_skeleton, solution_regions, strip_markers
+from .skeleton import make_skeleton, solution_regions, strip_grader_only, strip_markers
 
 __all__ = [
     "MARKER_FILE",
@@ -227,43 +227,9 @@ def _test_files(assignment: Assignment, grader_dir: Path) -> Plan:
     return plan
 
 
-GRADER_ONLY_BEGIN = "# BEGIN GRADER-ONLY"
-GRADER_ONLY_END = "# END GRADER-ONLY"
-
-
 def _strip_grader_only(path: Path, data: bytes) -> bytes:
-    """Drop every ``# BEGIN GRADER-ONLY`` ... ``# END GRADER-ONLY`` block of a shipped test
-    file: stand-ins and closed forms of tasks the student writes (a working chain_rule, the
-    central difference) stay with the grader. Each block becomes one comment line, so line
-    numbers of the rest shift but the file stays valid Python (checked)."""
-    lines = data.decode("utf-8").splitlines(keepends=True)
-    out: list[str] = []
-    inside = False
-    for n, line in enumerate(lines, start=1):
-        stripped = line.strip()
-        if stripped == GRADER_ONLY_BEGIN:
-            if inside:
-                raise ConfigError(f"{path}:{n}: {GRADER_ONLY_BEGIN} inside a grader-only block")
-            inside = True
-            indent = line[: len(line) - len(line.lstrip())]
-            out.append(f"{indent}# (grader-only code: not in the hand-out)\n")
-        elif stripped == GRADER_ONLY_END:
-            if not inside:
-                raise ConfigError(f"{path}:{n}: {GRADER_ONLY_END} without a BEGIN")
-            inside = False
-        elif not inside:
-            out.append(line)
-    if inside:
-        raise ConfigError(f"{path}: {GRADER_ONLY_BEGIN} is never closed")
-    text = "".join(out)
-    try:
-        ast.parse(text, filename=str(path))
-    except SyntaxError as exc:
-        raise ConfigError(
-            f"{path}: without its grader-only blocks the file is not valid Python "
-            f"(line {exc.lineno}: {exc.msg})"
-        ) from exc
-    return text.encode("utf-8")
+    """A shipped test file without its grader-only blocks (``skeleton.strip_grader_only``)."""
+    return strip_grader_only(data.decode("utf-8"), path).encode("utf-8")
 
 
 def _test_function_names(assignment: Assignment) -> set[str]:

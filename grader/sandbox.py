@@ -53,6 +53,7 @@ from .protocol import (
     StudentError,
     WorkerCrashed,
 )
+from .skeleton import strip_grader_only
 
 __all__ = [
     "Problem",
@@ -809,11 +810,23 @@ class _Died(Exception):
 Notes = Callable[[str, str], None]
 
 
+def worker_probes(source: Path, folder: Path) -> Path:
+    """Write the probes a worker loads into ``folder``: ``source`` without its grader-only
+    blocks (as the hand-out has it), so no grader solution or closed form sits where
+    student code can read it (the stack, the file, the module's globals)."""
+    target = folder / "probes.py"
+    text = strip_grader_only(source.read_text(encoding="utf-8"), source)
+    target.write_text(text, encoding="utf-8")
+    return target
+
+
 class _InProcess:
     """Runs the worker's code in this process; deadlines by SIGALRM when possible."""
 
     def __init__(self, config: SandboxConfig) -> None:
         self.config = config
+        self.runtime = Path(tempfile.mkdtemp(prefix="grader-inprocess-"))
+        self.probes = worker_probes(config.probes, self.runtime)
         self.on_note: Notes = lambda event, name: None
         self.worker: worker.Worker | None = None
         self.started_cpu = time.process_time()
@@ -827,9 +840,7 @@ class _InProcess:
         return self.worker is not None
 
     def start(self) -> None:
-        self.worker = worker.Worker(
-            self.config.root, self.config.probes, lambda e, n: self.on_note(e, n)
-        )
+        self.worker = worker.Worker(self.config.root, self.probes, lambda e, n: self.on_note(e, n))
         self.worker.start()
 
     def request(self, call: Call, timeout: float) -> Reply:
@@ -866,6 +877,7 @@ class _InProcess:
 
     def close(self) -> None:
         self.kill()
+        shutil.rmtree(self.runtime, ignore_errors=True)
 
 
 class _OutputTail:
@@ -935,7 +947,7 @@ class _Subprocess:
         self.runtime = Path(tempfile.mkdtemp(prefix="grader-worker-"))
         for src in (Path(worker.__file__), Path(protocol.__file__)):
             shutil.copyfile(src, self.runtime / src.name)
-        shutil.copyfile(config.probes, self.runtime / "probes.py")
+        worker_probes(config.probes, self.runtime)
         self.site, self.site_targets = runtime_site(self.runtime, config.runtime)
         # This worker, and no other grade's, may read the submission and its own files.
         share_with_worker(self.runtime, self.uid)

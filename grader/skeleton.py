@@ -32,6 +32,7 @@ __all__ = [
     "make_skeleton",
     "replace_regions",
     "solution_regions",
+    "strip_grader_only",
     "strip_markers",
 ]
 
@@ -240,3 +241,42 @@ def make_skeleton(text: str, path: str) -> str:
 def strip_markers(text: str, path: str = "<text>") -> str:
     """``text`` without its marker lines, for files shipped solved (the solutions stay)."""
     return replace_regions(text, path, lambda region: [*region.lines])
+
+
+GRADER_ONLY_BEGIN = "# BEGIN GRADER-ONLY"
+GRADER_ONLY_END = "# END GRADER-ONLY"
+
+
+def strip_grader_only(text: str, path: object = "<text>") -> str:
+    """``text`` (a test or probe file) without its ``# BEGIN GRADER-ONLY`` ... ``# END
+    GRADER-ONLY`` blocks: closed forms and solutions of tasks the student writes stay with
+    the grader. Used for the hand-out and for the probes every worker loads, so student code
+    never runs next to them. Each block becomes one comment line, so line numbers of the
+    rest shift but the file stays valid Python (checked)."""
+    out: list[str] = []
+    inside = False
+    for n, line in enumerate(text.splitlines(keepends=True), start=1):
+        stripped = line.strip()
+        if stripped == GRADER_ONLY_BEGIN:
+            if inside:
+                raise ConfigError(f"{path}:{n}: {GRADER_ONLY_BEGIN} inside a grader-only block")
+            inside = True
+            indent = line[: len(line) - len(line.lstrip())]
+            out.append(f"{indent}# (grader-only code: not in the hand-out)\n")
+        elif stripped == GRADER_ONLY_END:
+            if not inside:
+                raise ConfigError(f"{path}:{n}: {GRADER_ONLY_END} without a BEGIN")
+            inside = False
+        elif not inside:
+            out.append(line)
+    if inside:
+        raise ConfigError(f"{path}: {GRADER_ONLY_BEGIN} is never closed")
+    stripped_text = "".join(out)
+    try:
+        ast.parse(stripped_text, filename=str(path))
+    except SyntaxError as exc:
+        raise ConfigError(
+            f"{path}: without its grader-only blocks the file is not valid Python "
+            f"(line {exc.lineno}: {exc.msg})"
+        ) from exc
+    return stripped_text

@@ -31,10 +31,8 @@ The last node is the output.
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import math
-from collections.abc import Iterator
 from typing import Any
 
 UNARY = ("neg", "log", "exp", "sigmoid", "relu")
@@ -382,56 +380,18 @@ def _data(node: Any) -> Any:
     return node if isinstance(node, (int, float)) else node.data
 
 
-# BEGIN GRADER-ONLY
-def _chain_rule(self: Any, d_output: Any) -> list[tuple[Any, Any]]:
-    """A plain chain_rule (the API's contract), patched in by ``expression(own_chain_rule=
-    False)`` so that backpropagation is tested even when the student's chain_rule is wrong."""
-    history = self.history
-    # What the given ``_backward`` does, done here: some students rename or drop it.
-    local = history.last_fn.backward(history.ctx, d_output)
-    if not isinstance(local, (tuple, list)):
-        local = (local,)
-    return [(v, d) for v, d in zip(history.inputs, local, strict=False) if not v.is_constant()]
-
-
-# END GRADER-ONLY
-
-
-@contextlib.contextmanager
-def _chain_rule_patched(patch: bool) -> Iterator[None]:
-    """With ``patch``, Scalar.chain_rule is the plain one above while the block runs.
-
-    The plain chain_rule is task 1.3's solution: it stays with the grader, and the hand-out's
-    copy of this file always runs the student's own chain_rule."""
-    if not patch or "_chain_rule" not in globals():
-        yield
-        return
-    cls = _student("scalar").Scalar
-    saved = cls.__dict__.get("chain_rule")
-    cls.chain_rule = _chain_rule
-    try:
-        yield
-    finally:
-        if saved is None:
-            del cls.chain_rule
-        else:
-            cls.chain_rule = saved
-
-
 def expression(
     graph: list[list[Any]],
     values: list[float],
     d_output: float,
     points: list[list[float]],
-    own_chain_rule: bool = True,
 ) -> dict[str, Any]:
     """Build the expression graph with Scalars, call ``backward(d_output)`` on its output.
 
     Returns each node's data, each input leaf's derivative (None if never set), the leaves
     each node reaches through ``history.inputs`` and the output's data at each of
     ``points`` (a fresh graph per point, for central differences). If building the graph
-    raises, returns {"forward_error": ...} instead. With ``own_chain_rule=False`` the
-    backward pass uses a plain chain_rule instead of the student's ``Scalar.chain_rule``.
+    raises, returns {"forward_error": ...} instead.
     """
     _student("scalar")  # an import error is not a forward mistake: let it propagate
     try:
@@ -441,14 +401,129 @@ def expression(
         at_points = [_data(_build_expression(graph, p)[1][-1]) for p in points]
     except Exception as exc:  # noqa: BLE001 - student code may raise anything
         return _forward_failure(exc)
-    with _chain_rule_patched(not own_chain_rule):
-        nodes[-1].backward(d_output)
+    nodes[-1].backward(d_output)
     return {
         "data": data,
         "grads": [x.derivative for x in leaves],
         "reaches": reaches,
         "points": at_points,
     }
+
+
+def _local_values(history: Any, d_output: Any) -> list[Any]:
+    """``history.last_fn._backward(history.ctx, d_output)`` as a list: one value per input.
+
+    What the given ``_backward`` returns (a tuple, a one-input function's bare value wrapped),
+    taken from ``backward`` itself when a student renamed or dropped ``_backward``."""
+    fn = history.last_fn
+    given = getattr(fn, "_backward", None)
+    got = given(history.ctx, d_output) if callable(given) else fn.backward(history.ctx, d_output)
+    if isinstance(got, (tuple, list)):
+        got = list(got)
+        if len(got) == 1 and isinstance(got[0], (tuple, list)):  # wrap_tuple of a list
+            got = list(got[0])
+        return got
+    return [got]
+
+
+def _made_by(node: Any, known: dict[int, int], limit: int = 50) -> list[tuple[list[int], Any]]:
+    """The Scalars computing ``node`` from earlier nodes of the graph: ``node`` itself and
+    the computed Scalars its history reaches before an earlier node (``known``: identity ->
+    node index) or a leaf, such as the ``-b`` of ``a - b`` written ``a + (-b)``. Each with
+    its path of input positions from ``node``."""
+    made: list[tuple[list[int], Any]] = [([], node)]
+    seen = {id(node)}
+    k = 0
+    while k < len(made) and len(made) < limit:
+        path, scalar = made[k]
+        for i, inp in enumerate(scalar.history.inputs):
+            history = getattr(inp, "history", None)
+            if (
+                id(inp) in known
+                or id(inp) in seen
+                or getattr(history, "last_fn", None) is None
+                or not getattr(history, "inputs", None)
+            ):
+                continue
+            seen.add(id(inp))
+            made.append(([*path, i], inp))
+        k += 1
+    return made
+
+
+def expression_locals(
+    graph: list[list[Any]], values: list[float], upstream: list[float]
+) -> dict[str, Any]:
+    """Build the expression graph with Scalars and ask each computed node for its local
+    derivatives, without a backward pass (for students whose chain_rule is wrong, task 1.3:
+    the trusted side judges the backward functions here and backpropagate on stand-ins).
+
+    Returns each node's data and reaches (as ``expression_forward``) and ``locals``: None for
+    an input or a number; for a computed node j, one entry per Scalar of ``_made_by``, node
+    j's own first: {"fn": name of its last_fn, "path": input positions from node j, "inputs":
+    for each input the index of the earlier node it is (-1: another Scalar, such as a number
+    wrapped by apply), "data": each input's data, "grads": ``_local_values(history,
+    upstream[j])``}. Nothing here pairs a value with an input: that is chain_rule's job.
+    """
+    _student("scalar")  # an import error is not a forward mistake: let it propagate
+    try:
+        leaves, nodes = _build_expression(graph, values)
+        reaches = _reaches_of(nodes, leaves)
+        data = [_data(n) for n in nodes]
+        made = _made_by_nodes(graph, nodes)
+    except Exception as exc:  # noqa: BLE001 - student code may raise anything
+        return _forward_failure(exc)
+    local: list[Any] = []
+    for j, scalars in enumerate(made):
+        if scalars is None:
+            local.append(None)
+            continue
+        entries = []
+        for path, scalar, fn_name, inputs, input_data in scalars:
+            grads = _local_values(scalar.history, upstream[j])
+            entries.append(
+                {
+                    "fn": fn_name,
+                    "path": path,
+                    "inputs": inputs,
+                    "data": input_data,
+                    "grads": grads,
+                }
+            )
+        local.append(entries)
+    return {"data": data, "reaches": reaches, "locals": local}
+
+
+def _made_by_nodes(graph: list[list[Any]], nodes: list[Any]) -> list[Any]:
+    """For each node: None for an input or a number; else what ``_made_by`` finds, each
+    Scalar with its last_fn's name, its inputs as node indices (-1: not a node of the graph)
+    and their data. Only reads the graph's structure: a Scalar without a history is left
+    out (the trusted side says what is missing)."""
+    known: dict[int, int] = {}
+    out: list[Any] = []
+    for j, (spec, node) in enumerate(zip(graph, nodes, strict=True)):
+        if spec[0] in ("var", "num"):
+            out.append(None)
+        else:
+            scalars = []
+            history = getattr(node, "history", None)
+            if getattr(history, "last_fn", None) is not None:
+                for path, scalar in _made_by(node, known):
+                    fn = scalar.history.last_fn
+                    inputs = list(scalar.history.inputs)
+                    scalars.append(
+                        (
+                            path,
+                            scalar,
+                            fn.__name__ if isinstance(fn, type) else None,
+                            [known.get(id(x), -1) for x in inputs],
+                            [_data(x) for x in inputs],
+                        )
+                    )
+            out.append(scalars)
+        if not isinstance(node, (int, float)):
+            known.setdefault(id(node), j)
+    return out
 
 
 def expression_forward_many(cases: list[list[Any]]) -> list[dict[str, Any]]:
@@ -480,7 +555,6 @@ def expression_pair(
     second: list[list[Any]],
     second_values: list[float],
     d_output: float,
-    own_chain_rule: bool = True,
 ) -> dict[str, Any]:
     """Build two separate graphs, then call backward(d_output) on the first and backward()
     on the second. Returns, per graph, what ``expression`` returns (without points)."""
@@ -493,9 +567,8 @@ def expression_pair(
             built.append((leaves, nodes, reaches, [_data(n) for n in nodes]))
     except Exception as exc:  # noqa: BLE001 - student code may raise anything
         return _forward_failure(exc)
-    with _chain_rule_patched(not own_chain_rule):
-        built[0][1][-1].backward(d_output)
-        built[1][1][-1].backward()
+    built[0][1][-1].backward(d_output)
+    built[1][1][-1].backward()
     return {
         "graphs": [
             {"data": data, "grads": [x.derivative for x in leaves], "reaches": reaches}

@@ -6,8 +6,10 @@ Each task is judged on its own as far as the code allows:
   a wrong backward of task 1.4 cannot cost task-1.3 points.
 - 1.4 checks each backward in isolation (forward then backward on one Context; on a Context
   holding the usual saved values when the forward is wrong), then whole backward passes
-  through Scalars. Those graphs use only the operators whose forward works, and a plain
-  chain_rule replaces the student's when theirs is wrong (already charged to 1.2 / 1.3).
+  through Scalars. Those graphs use only the operators whose forward works (else: 1.2's);
+  when the student's chain_rule is wrong (1.3's), a pass is judged in parts on the trusted
+  side instead: each node's backward function against closed forms, topological_sort on the
+  Scalars, backpropagate on stand-in variables of the same shape (support.expression_in_parts).
 
 Scalars are used as the template allows: forward and apply get floats, a Python float only
 beside a Scalar, on the left only of + * / (the template has no __rsub__), and no constant
@@ -28,6 +30,7 @@ from support import (
     NUMBER_LEFT,
     RTOL,
     STUDENT_FUNCTIONS,
+    Tally,
     ask,
     ask_batch,
     at_most,
@@ -360,18 +363,14 @@ def check_backward_with_saved_values(student, name, args, d, out):
 @pytest.mark.task("1.4")
 def test_expression_backward(student):
     """backward on random expression graphs matches exact derivatives and central differences"""
-    own = chain_rule_works(student)  # if not, chain_rule (task 1.3) is replaced by a plain one
+    own = chain_rule_works(student)  # if not (task 1.3's mistake), judged in parts
     ops = graph_ops(student)  # operators whose forward works (else: task 1.2)
-    judged = []
+    tally = Tally()  # more than half of the graphs must be judged (require_judged)
 
     @given(expr=expressions(ops=ops), d=d_outputs())
     def check(expr, d):
         called = "; ".join(expression_lines(expr.nodes, expr.values)[1:])
-        judged_here = expression_checked(
-            student, expr, d, own, label="Scalar.backward", called=called
-        )
-        if judged_here:
-            judged.append(expr)
+        tally.add(expression_checked(student, expr, d, own, label="Scalar.backward", called=called))
 
     check()
-    require_judged(judged)
+    require_judged(tally)

@@ -58,7 +58,8 @@ from grader.secret import course_secret, ensure_course_secret
 from grader.submission import copy_reference_submission
 
 BASELINES, ATTACKS = build.load()
-ASSIGNMENTS = {name: load_assignment(name) for name in BASELINES}
+ASSIGNMENTS = {b.assignment: load_assignment(b.assignment) for b in BASELINES.values()}
+BASELINE_OF = {a.name: a.baseline for a in ATTACKS}  # attack -> the baseline it builds on
 SCHEMA = json.loads(SCHEMA_PATH.read_text())
 FAST = ("--max-examples", "10", "--no-shrink")  # messages need no minimal examples here
 WORKER_UIDS = range(WORKER_UID, WORKER_UID + UID_SLOTS)
@@ -242,9 +243,9 @@ def run_arena(mode: str, base: Path, names: list[str], baselines: bool = True) -
         )
     submissions: dict[str, Path] = {}
     jobs = []
-    for assignment, baseline in BASELINES.items():
-        path = build.build(baseline, None, base / f"baseline-{assignment}")
-        submissions[f"baseline-{assignment}"] = path
+    for key, baseline in BASELINES.items():
+        path = build.build(baseline, None, base / f"baseline-{key}")
+        submissions[f"baseline-{key}"] = path
     if any(REPLAY_OTHERS in a.payload + a.at_import for a in ATTACKS if a.name in names):
         # What an earlier submission of this course was asked (mechanism 3, round 3): the
         # backward calls of a classmate's correct grade, with the course secret.
@@ -252,16 +253,14 @@ def run_arena(mode: str, base: Path, names: list[str], baselines: bool = True) -
         mate = copy_reference_submission(ASSIGNMENTS["module1"], work / "classmate")
         submissions[CLASSMATE] = mate
         placeholders[REPLAY_OTHERS] = replay.record_table(repo_root(), mate, work, FAST)
-    for assignment in BASELINES:
-        path = submissions[f"baseline-{assignment}"]
-        if baselines and any(a.assignment == assignment for a in ATTACKS if a.name in names):
-            jobs.append(Job(f"baseline-{assignment}", path, assignment, cli_mode, extra))
+    for key, baseline in BASELINES.items():
+        path = submissions[f"baseline-{key}"]
+        if baselines and any(a.baseline == key for a in ATTACKS if a.name in names):
+            jobs.append(Job(f"baseline-{key}", path, baseline.assignment, cli_mode, extra))
     after_fill: list[Job] = []
     for attack in ATTACKS:
         if attack.name in names:
-            path = build.build(
-                BASELINES[attack.assignment], attack, base / attack.name, placeholders
-            )
+            path = build.build(BASELINES[attack.baseline], attack, base / attack.name, placeholders)
             submissions[attack.name] = path
             job = Job(attack.name, path, attack.assignment, cli_mode, extra)
             if attack.name == FILL and cli_mode == "sandbox":
@@ -328,6 +327,8 @@ FALLBACK_ATTACKS = [
     "m3_replay_other_submissions",
     "m6_die_while_operators_is_checked",
     "m8_integer_of_400_digits",
+    "m1_edit_probe_forward_values",
+    "m7_read_grader_code_from_frames",
 ]
 ARENA_ATTACKS = {"sandbox": SANDBOX_ATTACKS, "fallback": FALLBACK_ATTACKS, "docker": DOCKER_ATTACKS}
 #: In docker mode these run inside combined submissions (a container grade costs ~50 s).
@@ -421,8 +422,7 @@ def test_attack_gets_a_valid_report_and_no_more_than_its_baseline(
 ) -> None:
     a = arena(request, mode)
     g = a.attack(name)
-    assignment = g.job.assignment
-    base = a.baseline(assignment)
+    base = a.baseline(BASELINE_OF[name])
     assert g.exit_code == 0, f"exit {g.exit_code}\n{g.stderr[-2000:]}"
     jsonschema.validate(g.results, SCHEMA)
     assert "Traceback (most recent call last)" not in g.results["output"]
@@ -526,6 +526,45 @@ def test_hidden_tests_and_reference_stay_unreadable(
     secrets = _secret_lines(g.job.assignment, exclude)
     assert secrets, "no secret lines to look for: are the hidden tests missing?"
     found = [s for s in secrets if s in text]
+    assert found == []
+
+
+def _grader_only_lines(assignment: str) -> set[str]:
+    """Lines of the grader-only blocks of the course's probes.py and support.py."""
+    a = ASSIGNMENTS[assignment]
+    lines: set[str] = set()
+    for name in ("probes.py", "support.py"):
+        inside = False
+        for line in (a.tests_dir / name).read_text().splitlines():
+            if line.strip() == "# BEGIN GRADER-ONLY":
+                inside = True
+            elif line.strip() == "# END GRADER-ONLY":
+                inside = False
+            elif inside and len(line.strip()) >= 16:
+                lines.add(line.strip())
+    return lines
+
+
+@pytest.mark.parametrize(
+    ("mode", "name"), kind_cases("m7_read_grader_code_from_frames", "grader_code")
+)
+def test_no_grader_code_where_student_code_runs(
+    request: pytest.FixtureRequest, mode: str, name: str
+) -> None:
+    """Student code that reads every grader frame on its stack, their globals and the
+    worker's files finds no solution line of any task and no grader-only line: stand-ins for
+    another task's code run on the trusted side, and the worker's probes are stripped."""
+    a = arena(request, mode)
+    g = a.attack(name)
+    text = reports(g)
+    assert "ATTACK-REPORT grader_code" in text  # it ran
+    grader_only = _grader_only_lines(g.job.assignment)
+    exclude = (_public_lines(a, name) - grader_only) | set(
+        reports(a.baseline(BASELINE_OF[name])).splitlines()
+    )
+    secrets = _secret_lines(g.job.assignment, exclude) | (grader_only - exclude)
+    found = sorted(s for s in secrets if s in text)
+    assert "def _chain_rule" not in text
     assert found == []
 
 
@@ -853,3 +892,15 @@ def test_what_a_hidden_test_ran_into_stays_in_its_own_output(
     assert needle not in visible
     assert needle in hidden, "what the hidden test ran into was lost, not routed to it"
     assert HIDDEN_PROBLEM in g.results["output"]
+
+
+@pytest.mark.parametrize(("mode", "name"), kind_cases("m1_edit_probe_forward_values"))
+def test_forward_values_edited_in_the_probe_do_not_skip_the_judgement(
+    request: pytest.FixtureRequest, mode: str, name: str
+) -> None:
+    """Mechanism M1 of round 3: forward values edited from inside backward on every graph
+    that is not flat leave too few graphs judged; the graph tests fail and say so."""
+    a = arena(request, mode)
+    g, base = a.attack(name), a.baseline(BASELINE_OF[name])
+    assert "could be checked on only" in reports(g)
+    assert g.task("1.4")["score"] <= base.task("1.4")["score"]

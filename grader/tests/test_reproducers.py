@@ -126,3 +126,107 @@ def test_scalar_function_reproducers_give_the_closed_forms() -> None:
         shown = list(shown) if isinstance(shown, (tuple, list)) else [shown]
         want = list(expected) if isinstance(expected, (tuple, list)) else [expected]
         assert shown == pytest.approx(want, rel=1e-6)  # the template's log(x + 1e-6)
+
+
+# A graph with a Scalar made inside a node (``a - b`` is ``a + (-b)`` in the reference) and
+# a number wrapped by apply, for the reproducers of backward judged in parts.
+PARTS = S.Expression(
+    [["var", 0], ["var", 1], ["num", 1.5], ["sub", 0, 1], ["mul", 3, 2], ["exp", 4]], [0.5, 0.25]
+)
+
+
+def _locals_reply(expr: S.Expression, wrong_at: int) -> tuple[list[float], dict[str, Any]]:
+    """A reply of ``expression_locals`` as the reference gives it, except that the Neg made
+    inside node ``wrong_at`` (a subtraction) returns 0.0."""
+    infos = expr.infos()
+    upstream = S.upstream_derivatives(expr, 0.75)
+    local: list[Any] = []
+    for j, node in enumerate(expr.nodes):
+        if node[0] in ("var", "num"):
+            local.append(None)
+            continue
+        a = infos[node[1]].value
+        u = upstream[j]
+        if node[0] == "sub":
+            b = infos[node[2]].value
+            local.append(
+                [
+                    {
+                        "fn": "Add",
+                        "path": [],
+                        "inputs": [node[1], -1],
+                        "data": [a, -b],
+                        "grads": [u, u],
+                    },
+                    {
+                        "fn": "Neg",
+                        "path": [1],
+                        "inputs": [node[2]],
+                        "data": [b],
+                        "grads": [0.0 if j == wrong_at else -u],
+                    },
+                ]
+            )
+        elif node[0] == "mul":
+            b = infos[node[2]].value
+            local.append(
+                [
+                    {
+                        "fn": "Mul",
+                        "path": [],
+                        "inputs": [node[1], -1],
+                        "data": [a, b],
+                        "grads": [u * b, u * a],
+                    }
+                ]
+            )
+        else:
+            local.append(
+                [
+                    {
+                        "fn": "Exp",
+                        "path": [],
+                        "inputs": [node[1]],
+                        "data": [a],
+                        "grads": [u * S.math.exp(a)],
+                    }
+                ]
+            )
+    reply = {
+        "data": [info.value for info in infos],
+        "reaches": [sorted(info.reaches) for info in infos],
+        "locals": local,
+    }
+    return upstream, reply
+
+
+def test_backward_in_parts_reproducer_gives_the_expected_local_derivatives() -> None:
+    upstream, reply = _locals_reply(PARTS, wrong_at=3)
+    assert S.check_locals(PARTS, 0.75, upstream, _locals_reply(PARTS, -1)[1], what="w")
+    message = message_of(S.check_locals, PARTS, 0.75, upstream, reply, what="w")
+    assert "t3.history.inputs[1].history.last_fn._backward" in message
+    shown = run_in_shell(shell_input(message))
+    shown = list(shown) if isinstance(shown, (tuple, list)) else [shown]
+    assert shown == pytest.approx([-upstream[3]], rel=1e-12)
+
+
+class _Replies:
+    """A stand-in for the student fixture that answers every call with ``reply``."""
+
+    def __init__(self, reply: Any) -> None:
+        self.reply = reply
+
+    def call(self, probe: str, *args: Any, label: str | None = None) -> Any:
+        return self.reply
+
+
+def test_scalar_order_reproducer_names_the_graphs_scalars() -> None:
+    nodes = PARTS.nodes
+    wrong = [5, 4, 0, 1]  # leaves out t3 (and the reference's -b and Scalar(1.5))
+    with pytest.raises(pytest.fail.Exception) as failed:
+        S.check_scalar_order(_Replies(wrong), PARTS, called="")
+    names = run_in_shell(shell_input(str(failed.value.msg)))
+    index = {S._expression_name(nodes, j): j for j in range(len(nodes)) if nodes[j][0] != "num"}
+    order = [index.get(name, -1) for name in names]
+    assert -1 in order  # the Scalars made inside nodes are listed too
+    assert S.scalar_order_problem(nodes, order) is None  # the reference is right

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from grader.assignment import Limits, repo_root
+from grader.assignment import Limits, load_assignment, repo_root
 from grader.protocol import BadValue, ProbeTimeout, StudentError, WorkerCrashed
 from grader.sandbox import SandboxConfig, StudentClient, kill_uid, open_to_worker
 
@@ -482,3 +482,69 @@ def test_without_a_view_the_workers_files_go_with_it(tmp_path: Path) -> None:
     assert remove_files_of(uid, (str(place),)) == 3
     assert sorted(os.listdir(place)) == ["someone-else"]
     assert keep.read_text() == "the grader's"
+
+
+# What student code can read of the probe module it runs under (found on the stack): the file
+# the worker loaded and the source of every function in it.
+SPY = """
+import inspect
+import sys
+
+
+def probes_text():
+    frame = sys._getframe(1)  # the probe that called this function
+    with open(frame.f_code.co_filename, encoding="utf-8") as fh:
+        parts = [fh.read()]
+    for value in list(frame.f_globals.values()):
+        if inspect.isfunction(value):
+            try:
+                parts.append(inspect.getsource(value))
+            except (OSError, TypeError):
+                pass
+    return "\\n".join(parts)
+"""
+
+
+def _grader_only_lines(text: str) -> set[str]:
+    lines, inside = set(), False
+    for line in text.splitlines():
+        if line.strip() in ("# BEGIN GRADER-ONLY", "# END GRADER-ONLY"):
+            inside = line.strip() == "# BEGIN GRADER-ONLY"
+        elif inside and line.strip() and not line.strip().startswith("#"):
+            lines.add(line.strip())
+    return lines
+
+
+@pytest.mark.parametrize("mode", ["sandbox", "inprocess"])
+def test_the_worker_loads_probes_without_grader_only_code(mode: str) -> None:
+    """The course's probes reach the worker as the hand-out has them: no grader-only block
+    (docker mode grades with --mode sandbox inside its container, so the same copy), and no
+    line of any solution region of the reference, whatever student code reads."""
+    from test_handout import solution_only_lines
+
+    module1 = load_assignment("module1")
+    root = Path(tempfile.mkdtemp(prefix="grader-test-spy-"))
+    try:
+        (root / "minitorch").mkdir()
+        (root / "minitorch" / "__init__.py").write_text("")
+        (root / "minitorch" / "operators.py").write_text(SPY)
+        open_to_worker(root)
+        config = SandboxConfig(root=root, probes=module1.probes_file, mode=mode)
+        with StudentClient(config) as c:
+            text = c.call("call_operator", "probes_text")
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    assert "def call_operator(" in text  # it read the probes
+    assert "BEGIN GRADER-ONLY" not in text and "END GRADER-ONLY" not in text
+    read = {line.strip() for line in text.splitlines()}
+    course = module1.probes_file.read_text(encoding="utf-8")
+    assert not (_grader_only_lines(course) & read)
+    checked = 0
+    for name in ("module0", "module1"):
+        a = load_assignment(name)
+        for rel in (*a.editable, *a.stubbed):
+            lines = solution_only_lines((a.reference_dir / rel).read_text("utf-8"), rel)
+            meaningful = {ln for ln in lines if len(ln) >= 12 and not ln.startswith("#")}
+            assert not sorted(meaningful & read), f"solution lines of {rel} in the probes"
+            checked += len(meaningful)
+    assert checked > 0

@@ -87,3 +87,20 @@ def test_compact_graphs_keep_only_what_the_output_reaches() -> None:
     assert S.compact(graph) == [["leaf"], ["node", [[0, 2.0]]]]
     shape = [["leaf"], ["const"], ["node", [[0, 0.5], [1, 1.5]]], ["node", [[2, 1.0], [0, 1.0]]]]
     assert S.compact(shape) == shape
+
+
+def test_a_graph_test_that_judged_half_of_its_graphs_or_fewer_fails() -> None:
+    """Whether a test passes never rests on a few judged examples (mechanism M1 of round 3):
+    more than half of the graphs tried must be judged, and the message says why not."""
+    tally = S.Tally()
+    for judged in (True, True, False):
+        tally.add(judged)
+    S.require_judged(tally)  # 2 of 3
+    tally.add(False)
+    with pytest.raises(pytest.fail.Exception) as failed:
+        S.require_judged(tally)  # 2 of 4
+    message = str(failed.value.msg)
+    assert message.startswith("Scalar.backward could be checked on only 2 of the 4 graphs tried")
+    assert "changed from one call to the next" in message
+    with pytest.raises(pytest.fail.Exception):
+        S.require_judged(S.Tally())  # nothing tried, nothing judged

@@ -10,6 +10,7 @@ from support import (
     ANY,
     LINEAR_COEFFS,
     Expression,
+    Tally,
     ask,
     at_most,
     chain_rule_twice_problem,
@@ -141,23 +142,22 @@ def shaped(draw, name, ops):
 def _check_graphs(student, make_strategy, max_examples=None, label="Scalar.backward"):
     """Check gradients on graphs from ``make_strategy(ops)``, ops being the operators whose
     forward works (see support.healthy_ops); fixed shapes swap a broken operator for a
-    working one (support.substitute_ops), so every test judges something or fails."""
+    working one (support.substitute_ops), so honest code is judged on nearly every graph;
+    a test that judged half of its graphs or fewer fails (support.require_judged)."""
     ops = graph_ops(student)
     strategy = make_strategy(ops)
     own = chain_rule_works(student)
-    judged = []
+    tally = Tally()  # more than half of the graphs must be judged (require_judged)
 
     @given(expr=strategy, d=d_outputs())
     def check(expr, d):
         called = expression_text(expr.nodes, expr.values)
-        judged_here = expression_checked(student, expr, d, own, label=label, called=called)
-        if judged_here:
-            judged.append(expr)
+        tally.add(expression_checked(student, expr, d, own, label=label, called=called))
 
     if max_examples is not None:  # expensive graphs: fewer examples
         check = at_most(max_examples)(check)
     check()
-    require_judged(judged)
+    require_judged(tally)
 
 
 @pytest.mark.task("1.4")
@@ -209,12 +209,26 @@ def test_backward_on_two_graphs(student):
     """backward on one graph and then another gives each its own derivatives"""
     ops = graph_ops(student)
     own = chain_rule_works(student)
-    judged = []
+    tally = Tally()  # more than half of the pairs must be judged (require_judged)
 
     @given(
         first=expressions(ops=ops, max_ops=5), second=expressions(ops=ops, max_ops=5), d=d_outputs()
     )
     def check(first, second, d):
+        if not own:  # chain_rule is wrong (task 1.3): each graph is judged in parts
+            results = [
+                expression_checked(
+                    student,
+                    expr,
+                    dd,
+                    own,
+                    label="Scalar.backward",
+                    called=f"{which}: {expression_text(expr.nodes, expr.values)}",
+                )
+                for expr, dd, which in ((first, d, "first graph"), (second, 1.0, "second graph"))
+            ]
+            tally.add(all(results))
+            return
         called = (
             f"first graph: {expression_text(first.nodes, first.values)}; y.backward({fmt(d)}); "
             f"then a second graph: {expression_text(second.nodes, second.values)}; y.backward()"
@@ -230,13 +244,13 @@ def test_backward_on_two_graphs(student):
                 second.nodes,
                 second.values,
                 d,
-                own,
                 label="Scalar.backward",
                 called=called,
             )
             if isinstance(out, dict) and "forward_error" in out:
                 expect(out, {"forward_error": str}, probe="expression_pair", what="Scalar.backward")
-                return  # not judged (a forward mistake is task 1.2's); require_judged below
+                tally.add(False)  # not judged (a forward mistake is task 1.2's): counted
+                return
             expect(
                 out,
                 {"graphs": ("list", dict, 2)},
@@ -252,8 +266,7 @@ def test_backward_on_two_graphs(student):
                     (second, 1.0, out["graphs"][1], "backward on a second, separate graph"),
                 )
             ]
-        if all(results):
-            judged.append(first)
+        tally.add(all(results))
 
     check()
-    require_judged(judged)
+    require_judged(tally)

@@ -31,6 +31,7 @@ REFERENCE = repo_root() / "reference"
 
 @dataclass(frozen=True)
 class Baseline:
+    name: str  # its key in attacks.toml: "module1", "module1_zero", ...
     assignment: str
     why: str
     file: str  # the edited student file the attack code is appended to
@@ -49,6 +50,7 @@ class Attack:
     files: dict[str, str] = field(default_factory=dict)
     combine: tuple[str, ...] = ()
     docker: bool = False
+    baseline: str = ""  # the baseline it builds on (default: the one named as its assignment)
     fifos: tuple[str, ...] = ()  # paths made named pipes (replacing the file)
     zip_entries: int = 0  # > 0: the submission is a zip of this many (empty) extra entries
 
@@ -56,7 +58,9 @@ class Attack:
 def load(path: Path = ATTACKS_FILE) -> tuple[dict[str, Baseline], list[Attack]]:
     data: dict[str, Any] = tomllib.loads(path.read_text(encoding="utf-8"))
     baselines = {
-        name: Baseline(name, b["why"], b["file"], list(b["edits"]), b["append"])
+        name: Baseline(
+            name, b.get("assignment", name), b["why"], b["file"], list(b["edits"]), b["append"]
+        )
         for name, b in data["baseline"].items()
     }
     attacks = []
@@ -71,11 +75,15 @@ def load(path: Path = ATTACKS_FILE) -> tuple[dict[str, Baseline], list[Attack]]:
             files=dict(raw.get("files", {})),
             combine=tuple(raw.get("combine", ())),
             docker=bool(raw.get("docker", False)),
+            baseline=raw.get("baseline", raw["assignment"]),
             fifos=tuple(raw.get("fifos", ())),
             zip_entries=int(raw.get("zip_entries", 0)),
         )
-        if attack.assignment not in baselines:
-            raise ValueError(f"attack {attack.name}: no baseline for {attack.assignment}")
+        base = baselines.get(attack.baseline)
+        if base is None or base.assignment != attack.assignment:
+            raise ValueError(
+                f"attack {attack.name}: no baseline {attack.baseline!r} of {attack.assignment}"
+            )
         attacks.append(attack)
     names = [a.name for a in attacks]
     if len(set(names)) != len(names):
@@ -84,7 +92,7 @@ def load(path: Path = ATTACKS_FILE) -> tuple[dict[str, Baseline], list[Attack]]:
     combined = []
     for attack in attacks:
         parts = [by_name[n] for n in attack.combine]
-        if any(p.assignment != attack.assignment or not p.payload for p in parts):
+        if any(p.baseline != attack.baseline or not p.payload for p in parts):
             raise ValueError(f"attack {attack.name}: combine needs payloads of its assignment")
         combined.append(_combined(attack, parts) if parts else attack)
     return baselines, combined
@@ -114,6 +122,7 @@ def _combined(attack: Attack, parts: list[Attack]) -> Attack:
         at_import="\n\n".join(code),
         combine=attack.combine,
         docker=attack.docker,
+        baseline=attack.baseline,
     )
 
 
@@ -124,7 +133,7 @@ def build(
     placeholders: dict[str, str] | None = None,
 ) -> Path:
     """Write the baseline (plus ``attack``) as a submission folder at ``out``."""
-    attack = attack or Attack("baseline", baseline.assignment, "")
+    attack = attack or Attack("baseline", baseline.assignment, "", baseline=baseline.name)
     apply_mutations(REFERENCE, [*baseline.edits, *attack.edits], out)
     target = out / "minitorch" / baseline.file
     text = target.read_text(encoding="utf-8") + baseline.append
@@ -169,9 +178,9 @@ if __name__ == "__main__":  # pragma: no cover - manual use
     wanted = set(sys.argv[2:])
     bases, all_attacks = load()
     for base in bases.values():
-        if not wanted or f"baseline-{base.assignment}" in wanted:
-            build(base, None, dest / f"baseline-{base.assignment}")
+        if not wanted or f"baseline-{base.name}" in wanted:
+            build(base, None, dest / f"baseline-{base.name}")
     for att in all_attacks:
         if not wanted or att.name in wanted:
-            build(bases[att.assignment], att, dest / att.name)
+            build(bases[att.baseline], att, dest / att.name)
     print(f"written to {dest}")
