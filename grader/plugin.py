@@ -408,6 +408,26 @@ def render_failure(exc: BaseException, shown: set[str] | None = None) -> str | N
     return None
 
 
+def _told_above(state: _State, exc: BaseException) -> bool:
+    """Whether what stopped a test (``exc``, or a fault it was raised from) is a problem the
+    report's visible top tells: one a visible test ran into too."""
+    from .protocol import clip
+
+    client = state.client
+    if client is None:
+        return False
+    visible = {p.message for p in client.problems.values() if not p.hidden}
+    for candidate in _flatten(exc):
+        seen: BaseException | None = candidate
+        for _ in range(8):
+            if seen is None:
+                break
+            if isinstance(seen, StudentFault) and clip(seen.message, 2000) in visible:
+                return True
+            seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def _hidden(item: pytest.Item) -> bool:
     """Whether students do not see ``item`` yet (a hidden test file, or the assignment's
     visibility for that test says so)."""
@@ -435,10 +455,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
     if _STATE not in item.config.stash:
         return report
     if call.excinfo is not None and report.failed:
-        # A hidden test tells its whole story in its own output: the report's visible top
-        # does not carry what it ran into, so "see above" would point at nothing.
-        shown = None if _hidden(item) else item.config.stash[_STATE].shown
-        text = render_failure(call.excinfo.value, shown)
+        # A hidden test tells its whole story in its own output when what stopped it is not
+        # told at the report's visible top (then "see above" would point at nothing).
+        state = item.config.stash[_STATE]
+        told = not _hidden(item) or _told_above(state, call.excinfo.value)
+        text = render_failure(call.excinfo.value, state.shown if told else None)
         if text is None and _hidden(item):
             # pytest's own report would quote the hidden test's source lines.
             exc = call.excinfo.value

@@ -1488,40 +1488,55 @@ def check_expression_gradients(
 
 
 class Tally:
-    """The examples a graph test tried and those it could judge (``require_judged``)."""
+    """The examples a graph test tried and those it could judge (``require_judged``), overall
+    and among the informative ones: graphs whose output depends on an input, by the trusted
+    closed forms. A flat graph is judged by a backward that returns zeros everywhere, so
+    skips chosen where graphs are not flat must not leave only flat ones judged."""
 
     def __init__(self) -> None:
-        self.tried = 0
-        self.judged = 0
+        self.tried = self.judged = 0
+        self.informative = self.informative_judged = 0
 
-    def add(self, judged: bool) -> None:
+    def add(self, judged: bool, *exprs: Expression) -> None:
         self.tried += 1
         self.judged += bool(judged)
+        if any(any(j != 0.0 for j in e.infos()[-1].jac) for e in exprs):
+            self.informative += 1
+            self.informative_judged += bool(judged)
 
 
 def require_judged(tally: Tally, what: str = "Scalar.backward") -> None:
-    """Fail unless the test judged more than half of the examples it tried.
+    """Fail unless the test judged more than half of the examples it tried, and more than
+    half of those whose output depends on the inputs.
 
     An example is skipped only when the student's forward values or wiring differ from the
     trusted ones (task 1.2's mistake). Graph tests draw only operators whose forward passed
     the trusted health check (``healthy_ops``), so honest code is judged on nearly every
     example; student code that changes its forward values between calls (only where a
-    graph's output is not flat, say) must not turn its wrong backward into a pass made of a
-    few flat graphs. Only trusted data decides whether a test passes: it never passes on a
-    few examples.
+    graph's output is not flat, say) must not turn its wrong backward into a pass made of
+    flat graphs. Only trusted data decides whether a test passes: it never passes on a few
+    examples.
     """
     __tracebackhide__ = True
-    if tally.judged * 2 <= tally.tried:
-        pytest.fail(
-            f"{what} could be checked on only {tally.judged} of the {tally.tried} graphs "
-            "tried. On the others, building the graph raised or gave forward values that "
-            "differ from the right ones, although every operator in these graphs gave the "
-            "right values in the forward checks made first (task 1.2): the forward values "
-            "changed from one call to the next. A test must check more than half of its "
-            "graphs, so this one fails. Make each Scalar operation give the same, right "
-            "value whenever it is called.",
-            pytrace=False,
-        )
+    for judged, tried, which in (
+        (tally.judged, max(tally.tried, 1), "graphs tried"),
+        (
+            tally.informative_judged,
+            tally.informative,
+            "graphs tried whose output depends on an input",
+        ),
+    ):
+        if tried and judged * 2 <= tried:
+            pytest.fail(
+                f"{what} could be checked on only {judged} of the {tried} {which}. On "
+                "the others, building the graph raised or gave forward values that differ "
+                "from the right ones, although every operator in these graphs gave the right "
+                "values in the forward checks made first (task 1.2): the forward values "
+                "changed from one call to the next. A test must check more than half of its "
+                "graphs, so this one fails. Make each Scalar operation give the same, right "
+                "value whenever it is called.",
+                pytrace=False,
+            )
 
 
 def graph_ops(student: Any) -> tuple[str, ...]:

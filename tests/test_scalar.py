@@ -370,7 +370,8 @@ def test_expression_backward(student):
     @given(expr=expressions(ops=ops), d=d_outputs())
     def check(expr, d):
         called = "; ".join(expression_lines(expr.nodes, expr.values)[1:])
-        tally.add(expression_checked(student, expr, d, own, label="Scalar.backward", called=called))
+        judged = expression_checked(student, expr, d, own, label="Scalar.backward", called=called)
+        tally.add(judged, expr)
 
     check()
     require_judged(tally)

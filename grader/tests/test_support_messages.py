@@ -104,3 +104,22 @@ def test_a_graph_test_that_judged_half_of_its_graphs_or_fewer_fails() -> None:
     assert "changed from one call to the next" in message
     with pytest.raises(pytest.fail.Exception):
         S.require_judged(S.Tally())  # nothing tried, nothing judged
+
+
+def test_skips_chosen_where_graphs_are_not_flat_fail_the_test() -> None:
+    """Mechanism 1 of round 3, in docker's full budget: most random graphs of 20 operations
+    can be flat (a comparison near the output), so judging only the flat ones could still be
+    "more than half". More than half of the graphs whose output depends on an input (by the
+    trusted closed forms) must be judged as well."""
+    flat = S.Expression([["var", 0], ["var", 1], ["lt", 0, 1]], [0.5, 1.5])
+    steep = S.Expression([["var", 0], ["var", 1], ["mul", 0, 1]], [0.5, 1.5])
+    tally = S.Tally()
+    for expr, judged in ((flat, True), (flat, True), (steep, True), (steep, True), (steep, False)):
+        tally.add(judged, expr)
+    S.require_judged(tally)  # 4 of 5 graphs, 2 of the 3 informative ones
+    for expr in (flat, flat, flat, steep):
+        tally.add(expr is flat, expr)
+    with pytest.raises(pytest.fail.Exception) as failed:
+        S.require_judged(tally)  # 7 of 9 graphs, but 2 of the 4 informative ones
+    message = str(failed.value.msg)
+    assert "only 2 of the 4 graphs tried whose output depends on an input" in message

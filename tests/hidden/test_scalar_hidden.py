@@ -152,7 +152,7 @@ def _check_graphs(student, make_strategy, max_examples=None, label="Scalar.backw
     @given(expr=strategy, d=d_outputs())
     def check(expr, d):
         called = expression_text(expr.nodes, expr.values)
-        tally.add(expression_checked(student, expr, d, own, label=label, called=called))
+        tally.add(expression_checked(student, expr, d, own, label=label, called=called), expr)
 
     if max_examples is not None:  # expensive graphs: fewer examples
         check = at_most(max_examples)(check)
@@ -227,7 +227,7 @@ def test_backward_on_two_graphs(student):
                 )
                 for expr, dd, which in ((first, d, "first graph"), (second, 1.0, "second graph"))
             ]
-            tally.add(all(results))
+            tally.add(all(results), first, second)
             return
         called = (
             f"first graph: {expression_text(first.nodes, first.values)}; y.backward({fmt(d)}); "
@@ -249,7 +249,9 @@ def test_backward_on_two_graphs(student):
             )
             if isinstance(out, dict) and "forward_error" in out:
                 expect(out, {"forward_error": str}, probe="expression_pair", what="Scalar.backward")
-                tally.add(False)  # not judged (a forward mistake is task 1.2's): counted
+                tally.add(
+                    False, first, second
+                )  # not judged (a forward mistake is task 1.2's): counted
                 return
             expect(
                 out,
@@ -266,7 +268,7 @@ def test_backward_on_two_graphs(student):
                     (second, 1.0, out["graphs"][1], "backward on a second, separate graph"),
                 )
             ]
-        tally.add(all(results))
+        tally.add(all(results), first, second)
 
     check()
     require_judged(tally)
