@@ -845,7 +845,11 @@ def prod_tolerance(values: list[float]) -> tuple[float, float]:
 
 
 def list_helper(student, name, *lists):
-    """``operators.<name>(*lists)`` through the list_helper probe: its result."""
+    """``operators.<name>(*lists)`` through the list_helper probe: its result.
+
+    The operators it builds on are checked first, once per grade (``operator_health``), so
+    that verdict never depends on what the student's code saw of the lists."""
+    operator_health(student)
     called = call_text(f"operators.{name}", lists)
     out = ask(
         student,
@@ -866,6 +870,46 @@ def own(student, op, *args):
     return student.call("call_operator", op, *args, label=f"operators.{op}")
 
 
+#: Fixed points where task 0.1's neg, add and mul are checked once per grade, before any list
+#: helper runs. Only an operator found wrong here excuses a list helper that agrees with it
+#: (``check_elementwise``, ``check_fold``): whether a task-0.3 check is excused is decided by
+#: this trusted verdict, never by what the operator answers after it has seen the lists. A
+#: wrong value here fails a test of task 0.1 (``test_list_operators_at_fixed_points``).
+HEALTH_POINTS: dict[str, tuple[tuple[float, ...], ...]] = {
+    "neg": ((1.5,), (-2.25,), (0.0,), (123.0,)),
+    "add": ((1.5, 2.25), (-3.0, 0.5), (100.0, -0.125), (0.0, 0.0)),
+    "mul": ((1.5, 2.0), (-3.0, 0.5), (0.0, 7.0), (4.0, 0.25)),
+}
+_OPERATOR_HEALTH: dict[int, dict[str, str]] = {}
+
+
+def operator_health(student) -> dict[str, str]:
+    """{operator: what it got wrong} for neg, add and mul at ``HEALTH_POINTS``, asked once
+    per grade; an operator missing from it is right there."""
+    key = id(student)
+    if key not in _OPERATOR_HEALTH:
+        broken: dict[str, str] = {}
+        for op, points in HEALTH_POINTS.items():
+            for args in points:
+                called = f"operators.{op}({', '.join(fmt(a) for a in args)})"
+                expected = OP_VALUES[op](*args)
+                try:
+                    got = own(student, op, *args)
+                except StudentError as error:
+                    if error.type_name == "ImportError":
+                        raise  # a file that does not import: the report says so, once
+                    broken[op] = f"{called} raised {error.type_name}: {error.message}"
+                    break
+                except (BadValue, ProbeTimeout, WorkerCrashed) as fault:
+                    broken[op] = f"{called}: {fault.message}"
+                    break
+                if not (is_number(got) and within(got, expected, RTOL, ATOL)):
+                    broken[op] = f"{called} returned {fmt(got)}, not {fmt(expected)}"
+                    break
+        _OPERATOR_HEALTH[key] = broken
+    return _OPERATOR_HEALTH[key]
+
+
 def _own_folds(student, op, start, ls):
     """The four ways of folding ``ls`` with the student's own ``op`` (for sum and prod)."""
     results = []
@@ -880,11 +924,12 @@ def _own_folds(student, op, start, ls):
 
 def check_elementwise(student, name, lists, got, expected, op, op_args):
     """negList / addLists: ``got`` must be ``expected``; when the student's own ``op`` is
-    wrong on these values (task 0.1's mistake), the values of their ``op`` are accepted
-    instead."""
+    wrong (task 0.1's mistake, found by ``operator_health``) and on these values too, the
+    values of their ``op`` are accepted instead."""
     __tracebackhide__ = True
     called = call_text(f"operators.{name}", lists)
-    if got != expected and isinstance(got, list) and len(got) == len(expected):
+    excusable = op in operator_health(student)
+    if excusable and got != expected and isinstance(got, list) and len(got) == len(expected):
         theirs = [own(student, op, *a) for a in op_args]
         if theirs != expected and got == theirs:
             return
@@ -900,7 +945,8 @@ def check_elementwise(student, name, lists, got, expected, op, op_args):
 
 def check_fold(student, name, ls, got):
     """sum / prod: ``got`` must be the sum / product of ``ls``; when the student's own
-    add / mul is wrong (task 0.1's mistake), folding with it is accepted instead."""
+    add / mul is wrong (task 0.1's mistake, found by ``operator_health``), folding with it
+    is accepted instead."""
     __tracebackhide__ = True
     if name == "sum":
         expected = math.fsum(ls)
@@ -910,7 +956,9 @@ def check_fold(student, name, ls, got):
         expected = math.prod(ls)
         rtol, atol = prod_tolerance(ls)
         op, start = "mul", 1.0
-    if not (is_number(got) and within(got, expected, rtol, atol)):
+    if op in operator_health(student) and not (
+        is_number(got) and within(got, expected, rtol, atol)
+    ):
         folds = _own_folds(student, op, start, ls)
         folds_ok = all(is_number(p) and within(p, expected, rtol, atol) for p in folds)
         if not folds_ok and any(is_number(p) and got == p for p in folds):

@@ -24,6 +24,7 @@ from support import (
     is_number,
     list_helper,
     magnitudes,
+    operator_health,
     operator_snippet,
     report,
     sigmoid,
@@ -42,6 +43,14 @@ def test_operator_matches_closed_form(student, name, data):
     args = list(data.draw(op.inputs, label="inputs"))
     rtol, atol = op.tolerance(args)
     check_operator(student, name, args, op.exact(*args), rtol=rtol, atol=atol)
+
+
+@pytest.mark.task("0.1")
+def test_list_operators_at_fixed_points(student):
+    """neg, add and mul give the right values at a few fixed points (the list helpers use them)"""
+    broken = operator_health(student)
+    if broken:
+        pytest.fail("\n".join(broken.values()), pytrace=False)
 
 
 @pytest.mark.task("0.1")
