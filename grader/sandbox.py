@@ -121,18 +121,21 @@ def _drop_privileges(uid: int) -> None:
     os.setuid(uid)
 
 
-def _succeeds_as(cmd: list[str], uid: int) -> bool:
-    """Whether ``cmd`` exits 0 when run as ``uid`` (as the worker will be run)."""
+def _succeeds_as(cmd: list[str], uid: int, preexec: Callable[[], None] | None = None) -> bool:
+    """Whether ``cmd`` exits 0 when run as ``uid`` (as the worker will be run); ``preexec``
+    replaces the plain drop to ``uid`` in the child when given."""
+    if preexec is None and os.geteuid() == 0:
+        preexec = lambda: _drop_privileges(uid)  # noqa: E731 - runs in the child
     try:
         result = subprocess.run(
             cmd,
-            preexec_fn=(lambda: _drop_privileges(uid)) if os.geteuid() == 0 else None,
+            preexec_fn=preexec,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             timeout=20,
             cwd="/",
         )
-    except (OSError, subprocess.TimeoutExpired):
+    except (OSError, subprocess.SubprocessError):
         return False
     return result.returncode == 0
 
@@ -466,18 +469,7 @@ def _namespaces_work(python: str, uid: int) -> bool:
             if as_root:
                 _drop_privileges(uid)
 
-        try:
-            result = subprocess.run(
-                [python, "-s", "-S", "-c", _VIEW_CHECK],
-                preexec_fn=preexec,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                timeout=20,
-                cwd="/",
-            )
-        except (OSError, subprocess.SubprocessError):
-            return False
-    return result.returncode == 0
+        return _succeeds_as([python, "-s", "-S", "-c", _VIEW_CHECK], uid, preexec)
 
 
 def _view_kind(python: str, uid: int) -> str:
