@@ -1219,10 +1219,13 @@ class StudentClient:
 
     def __init__(self, config: SandboxConfig) -> None:
         self.config = config
-        self.started = time.monotonic()
         self._conn: _InProcess | _Subprocess = (
             _InProcess(config) if config.mode == "inprocess" else _Subprocess(config)
         )
+        # The wall clock of the budget starts once the connection is set up: what the host's
+        # one-off checks (bubblewrap, namespaces, an interpreter for the worker uid) cost on
+        # a loaded machine is not the submission's time.
+        self.started = time.monotonic()
         self._conn.on_note = self._on_note
         self._ids = 0
         self._importing: list[str] = []
