@@ -345,9 +345,12 @@ print(json.dumps(seen))
 """
 
 
-def _look_from_the_view(package: Path, as_uid: int | None) -> dict:
-    """Run VIEW_SCRIPT on ``package`` (as ``as_uid`` when given) with a file beside the stage
-    and files in the host's /dev/shm and /tmp; returns what the worker saw."""
+def _look_from_the_view(
+    package: Path, as_uid: int | None, pythonpath: list[str] | None = None
+) -> dict:
+    """Run VIEW_SCRIPT on ``package`` (as ``as_uid`` when given, with ``pythonpath``) with a
+    file beside the stage and files in the host's /dev/shm and /tmp; returns what the worker
+    saw."""
     sibling = Path(tempfile.mkdtemp(prefix="grader-test-sibling-")) / "answers.py"
     sibling.write_text("ANSWERS = 42\n")
     host_shm = Path(tempfile.mkstemp(prefix="grader-test-host-", dir="/dev/shm")[1])
@@ -363,7 +366,7 @@ def _look_from_the_view(package: Path, as_uid: int | None) -> dict:
         python = _worker_python(as_uid)  # the interpreter other users can run
         site = [p for p in sys.path if p.endswith("site-packages")]
         env = {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "LANG": "C.UTF-8"}
-        env["PYTHONPATH"] = ":".join([str(repo_root()), *site])
+        env["PYTHONPATH"] = ":".join(pythonpath or [str(repo_root()), *site])
 
         def preexec() -> None:
             os.setgroups([])
@@ -392,7 +395,7 @@ def _look_from_the_view(package: Path, as_uid: int | None) -> dict:
     return {**json.loads(proc.stdout.splitlines()[-1]), "written_on_the_host": on_the_host}
 
 
-def _assert_allowlist_view(seen: dict, package: Path) -> None:
+def _assert_allowlist_view(seen: dict, package: Path, runtime_in_tmp: str = "") -> None:
     assert seen["defences"]["view"] == "namespaces", seen["defences"]
     assert seen["defences"]["private_filesystem"] is True
     assert seen["defences"]["no_network"] is True
@@ -401,9 +404,11 @@ def _assert_allowlist_view(seen: dict, package: Path) -> None:
     assert seen["checkout"] == []
     assert seen["host_files"] == []
     assert seen["/dev/shm"] == [] and seen["/var/tmp"] == []
-    # /tmp is private: only the stage's and the worker's own folders are mounted there
+    # /tmp is private: only the stage's and the worker's own folders are mounted there (and
+    # the runtime packages, read-only, when they live under /tmp)
     top = package.relative_to("/tmp").parts[0]
-    assert all(n == top or n.startswith("grader-worker-") for n in seen["/tmp"]), seen["/tmp"]
+    allowed = {top, runtime_in_tmp} - {""}
+    assert all(n in allowed or n.startswith("grader-worker-") for n in seen["/tmp"]), seen["/tmp"]
     assert set(seen["/dev"]) <= {"null", "zero", "full", "random", "urandom", "shm"}, seen["/dev"]
     assert seen["/proc"] is False
     assert seen["wrote"] == 1 and seen["written_on_the_host"] is False
@@ -424,22 +429,35 @@ def test_without_bubblewrap_the_worker_sees_an_allowlist_view_as_an_ordinary_use
     nobody = 65534
     from grader.sandbox import readable_by_others
 
-    site = [Path(p) for p in sys.path if p.endswith("site-packages")]
-    readable = [repo_root() / "grader" / "sandbox.py", *(p / "numpy" for p in site[:1])]
-    if not all(readable_by_others(p) for p in readable):
-        pytest.skip("the checkout or its environment is not readable by other users")
     root = Path(tempfile.mkdtemp(prefix="grader-test-user-"))
+    # The grader as an ordinary user sees it: the package and the runtime packages, copied
+    # where every user can read them (a checkout or its environment may sit in a private
+    # folder, as CI's fresh clone does).
+    shared = Path(tempfile.mkdtemp(prefix="grader-test-user-code-"))
     try:
+        shutil.copytree(
+            repo_root() / "grader",
+            shared / "grader",
+            ignore=shutil.ignore_patterns("tests", "__pycache__"),
+        )
+        site = next(Path(p) for p in sys.path if p.endswith("site-packages"))
+        for pattern in ("numpy", "numpy.libs", "numpy-*.dist-info", "typing_extensions*"):
+            for found in site.glob(pattern):
+                copy = shutil.copytree if found.is_dir() else shutil.copyfile
+                copy(found, shared / found.name)
+        open_to_worker(shared)
+        assert readable_by_others(shared / "grader" / "sandbox.py")
         (root / "minitorch").mkdir()
         for name, text in FILES.items():
             (root / "minitorch" / name).write_text(textwrap.dedent(text))
         (root / "probes.py").write_text(PROBES)
         for path in [root, *root.rglob("*")]:
             os.chown(path, nobody, nobody)
-        seen = _look_from_the_view(root, nobody)
+        seen = _look_from_the_view(root, nobody, [str(shared)])
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    _assert_allowlist_view(seen, root)
+        shutil.rmtree(shared, ignore_errors=True)
+    _assert_allowlist_view(seen, root, runtime_in_tmp=shared.name)
     assert seen["defences"]["unprivileged_uid"] is False
 
 
