@@ -28,9 +28,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from grader.assignment import load_assignment  # noqa: E402
 from grader.batch import run_batch  # noqa: E402
-from grader.mutations import apply_mutations, load_corpus  # noqa: E402
+from grader.course.assignment import load_assignment  # noqa: E402
+from grader.evidence.mutations import apply_mutations, load_corpus  # noqa: E402
 
 RATIO_TARGET = 1.6
 DASK = Path(sys.executable).parent / "dask"

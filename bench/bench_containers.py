@@ -24,22 +24,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from grader.assignment import load_assignment  # noqa: E402
 from grader.batch import run_batch  # noqa: E402
-from grader.docker_runner import (  # noqa: E402
-    OFFLINE_BASE_IMAGE,
-    docker_client,
-    ensure_image,
-    grade_in_container,
-)
+from grader.course.assignment import load_assignment  # noqa: E402
+from grader.platforms.containers import grade_in_container  # noqa: E402
+from grader.platforms.images import OFFLINE_BASE_IMAGE, docker_client, ensure_image  # noqa: E402
 
 OVERHEAD_TARGET = 1.5
 SPEEDUP_TARGET = 1.7
 
 
 def _submissions(assignment, dest: Path, n: int) -> list[Path]:
-    from grader.handout import generate
-    from grader.submission import copy_reference_submission
+    from grader.course.handout import generate
+    from grader.grading.submission import copy_reference_submission
 
     reference = copy_reference_submission(assignment, dest / "_reference")
     skeleton = generate(assignment, dest / "_skeleton")

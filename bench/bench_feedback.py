@@ -31,10 +31,10 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from bench_modes import measure  # noqa: E402
 
-from grader.assignment import Assignment, load_assignment  # noqa: E402
-from grader.cli import grade_command  # noqa: E402
-from grader.mutations import apply_mutations, load_corpus  # noqa: E402
-from grader.submission import copy_reference_submission  # noqa: E402
+from grader.course.assignment import Assignment, load_assignment  # noqa: E402
+from grader.evidence.mutations import apply_mutations, load_corpus  # noqa: E402
+from grader.grading.runner import grade_command  # noqa: E402
+from grader.grading.submission import copy_reference_submission  # noqa: E402
 
 #: The course's own module-1 tests on a correct submission (CPU s), measured on the machine
 #: of 2026-11-27 (before --course-repo existed); used when no checkout is given.

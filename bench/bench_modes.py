@@ -24,9 +24,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from grader.assignment import load_assignment  # noqa: E402
-from grader.cli import grade_command  # noqa: E402
-from grader.submission import copy_reference_submission  # noqa: E402
+from grader.course.assignment import load_assignment  # noqa: E402
+from grader.grading.runner import grade_command  # noqa: E402
+from grader.grading.submission import copy_reference_submission  # noqa: E402
 
 
 def measure(

@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .assignment import Assignment, list_assignments, load_assignment
-from .errors import ConfigError, GraderError
+from grader.course.assignment import Assignment, list_assignments, load_assignment
+from grader.errors import ConfigError, GraderError
 
 MODES = ("inprocess", "sandbox", "docker")
 
@@ -86,25 +86,6 @@ def print_results(results: dict[str, Any], title: str, *, failures: bool = True)
 
 
 # --------------------------------------------------------------------------- grade
-def grade_command(
-    submission: Path | str,
-    assignment: str,
-    out: Path | str,
-    *,
-    mode: str | None = None,
-    extra: tuple[str, ...] | list[str] = (),
-) -> list[str]:
-    """The argv of one ``grader grade`` run in a fresh interpreter.
-
-    Benchmarks, the flake hunt and the grading tests run the real command line, so each
-    gets the same interpreter, flags and report file a TA's shell would.
-    """
-    argv = [sys.executable, "-m", "grader", "grade", str(submission), "-a", assignment]
-    if mode is not None:
-        argv += ["--mode", mode]
-    return [*argv, "--out", str(out), *extra]
-
-
 def _cmd_grade(args: argparse.Namespace) -> int:
     assignment = load_assignment(args.assignment)
     submission = Path(args.submission)
@@ -118,12 +99,12 @@ def _cmd_grade(args: argparse.Namespace) -> int:
             "docker mode grades exactly as the Gradescope bundle does"
         )
     if args.mode == "docker":
-        from .docker_runner import grade_in_container
+        from grader.platforms.containers import grade_in_container
 
         results = grade_in_container(submission, assignment, out)
     else:
-        from .gradescope import write_results
-        from .runner import grade
+        from grader.grading.results import write_results
+        from grader.grading.runner import grade
 
         extra = ["--grading-seed", str(args.seed)] if args.seed is not None else []
         if args.max_examples is not None:
@@ -169,7 +150,7 @@ def _add_grade(sub: argparse._SubParsersAction) -> None:
 
 # --------------------------------------------------------------------------- demo
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from .demo import run_demo
+    from grader.evidence.demo import run_demo
 
     names = args.assignment or list_assignments()
     assignments: list[Assignment] = [load_assignment(n) for n in names]
@@ -193,9 +174,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_demo(sub)
     # Each job's module registers its own subcommands; imports stay light (no docker SDK
     # or rich import until a command runs).
-    from . import audit, batch, bundle, canvas, docker_runner, handout
+    from grader.batch import commands as batch
+    from grader.course import handout
+    from grader.evidence import audit
+    from grader.platforms import bundle, canvas, images
 
-    for module in (handout, bundle, docker_runner, batch, canvas, audit):
+    for module in (handout, bundle, images, batch, canvas, audit):
         module.add_commands(sub)
     return parser
 

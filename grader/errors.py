@@ -7,7 +7,15 @@ it to a clear message and an exit code. Faults of student code are *not* here: t
 
 from __future__ import annotations
 
-__all__ = ["GraderError", "ConfigError", "SubmissionError", "DockerError"]
+__all__ = [
+    "ClusterError",
+    "ConfigError",
+    "DockerError",
+    "GraderError",
+    "MachineError",
+    "SandboxError",
+    "SubmissionError",
+]
 
 
 class GraderError(Exception):
@@ -24,3 +32,16 @@ class SubmissionError(GraderError):
 
 class DockerError(GraderError):
     """The Docker engine is missing, unreachable, or an image cannot be built."""
+
+
+class SandboxError(GraderError):
+    """``grader grade --mode sandbox`` cannot run here at all (the same for every submission)."""
+
+
+class ClusterError(GraderError):
+    """The Dask cluster cannot grade (no scheduler, no worker fit to grade, scheduler lost)."""
+
+
+#: Faults of the machine, not of a submission: a batch stops on these (after recording which
+#: submissions are left), and goes on after anything else.
+MachineError = (DockerError, SandboxError, ClusterError)

@@ -26,7 +26,7 @@ import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
 
-from grader.protocol import BadValue, ProbeTimeout, StudentError, WorkerCrashed
+from grader.isolation.protocol import BadValue, ProbeTimeout, StudentError, WorkerCrashed
 
 # --------------------------------------------------------------------------- tolerances
 # Every numeric check accepts |got - expected| <= atol + rtol * |expected|, both terms

@@ -56,7 +56,7 @@ from support import (
     within,
 )
 
-from grader.protocol import StudentError
+from grader.isolation.protocol import StudentError
 
 # --------------------------------------------------------------------------- task 1.2
 

@@ -8,7 +8,7 @@ most of a buggy entry's own-task time (task 1.4 is half of a module-1 run), whil
 test of every other task still runs in full. A correct entry never fails, so it runs
 everything.
 
-Loaded with ``-p corpus_first_failure`` (this folder on the path) after grader.plugin,
+Loaded with ``-p corpus_first_failure`` (this folder on the path) after grader.grading.plugin,
 whose ``task`` marker it reads (through the same function).
 """
 
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import pytest
 
-from grader.plugin import _task_of
+from grader.grading.plugin import _task_of
 
 _FAILED_TASKS = pytest.StashKey[set[str]]()
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from grader.assignment import repo_root
-from grader.docker_runner import OFFLINE_BASE_IMAGE
+from grader.course.assignment import repo_root
+from grader.platforms.images import OFFLINE_BASE_IMAGE
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from grader.cli import grade_command
+from grader.grading.runner import grade_command
 
 
 @dataclass(frozen=True)

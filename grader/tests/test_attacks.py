@@ -48,14 +48,14 @@ import pytest
 from attacks import build, replay
 from grading_jobs import Graded, Job, grade_all
 
-from grader.assignment import load_assignment, repo_root
-from grader.bundle import build_bundle
-from grader.cli import grade_command
-from grader.demo import load_examples, materialize
-from grader.gradescope import SCHEMA_PATH
-from grader.sandbox import UID_SLOTS, WORKER_UID, UidLease, open_to_worker
-from grader.secret import course_secret, ensure_course_secret
-from grader.submission import copy_reference_submission
+from grader.course.assignment import load_assignment, repo_root
+from grader.course.secret import course_secret, ensure_course_secret
+from grader.evidence.demo import load_examples, materialize
+from grader.grading.results import SCHEMA_PATH
+from grader.grading.runner import grade_command
+from grader.grading.submission import copy_reference_submission
+from grader.isolation import UID_SLOTS, WORKER_UID, UidLease, open_to_worker
+from grader.platforms.bundle import build_bundle
 
 BASELINES, ATTACKS = build.load()
 ASSIGNMENTS = {b.assignment: load_assignment(b.assignment) for b in BASELINES.values()}
@@ -354,7 +354,7 @@ def fallback(tmp_path_factory: pytest.TempPathFactory) -> Arena:
 def docker(tmp_path_factory: pytest.TempPathFactory) -> Arena:
     from docker_env import base_image, docker_client
 
-    from grader.docker_runner import ensure_image
+    from grader.platforms.images import ensure_image
 
     client = docker_client()
     with pytest.MonkeyPatch.context() as mp:
@@ -617,7 +617,7 @@ def test_processes_are_bounded(request: pytest.FixtureRequest, mode: str, name: 
     report = attack_report(a.attack(name), "fork_bomb")
     limit = ASSIGNMENTS["module1"].limits.processes
     if mode == "docker":
-        from grader.docker_runner import ContainerLimits
+        from grader.platforms.containers import ContainerLimits
 
         limit = ContainerLimits.for_assignment(ASSIGNMENTS["module1"]).pids
     assert report, "the fork bomb did not report (it should, within its probe deadline)"
@@ -630,7 +630,7 @@ def test_memory_is_bounded(request: pytest.FixtureRequest, mode: str, name: str)
     report = attack_report(a.attack(name), "memory")
     limit = ASSIGNMENTS["module1"].limits.memory_mb
     if mode == "docker":
-        from grader.docker_runner import ContainerLimits
+        from grader.platforms.containers import ContainerLimits
 
         limit = ContainerLimits.for_assignment(ASSIGNMENTS["module1"]).memory_mb
     if not report:  # killed for memory before it could report: bounded, and said so
@@ -881,7 +881,7 @@ def test_what_a_hidden_test_ran_into_stays_in_its_own_output(
     """Mechanism 2, round 3: an error or a timeout met only by a test shown after the due
     date is told in that test's output; the visible part of the report says only that a
     problem occurred there (no arguments of hidden calls, no name of the hidden test)."""
-    from grader.runner import HIDDEN_PROBLEM
+    from grader.grading.runner import HIDDEN_PROBLEM
 
     g = arena(request, mode).attack(name)
     tests = g.results["tests"]

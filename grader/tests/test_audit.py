@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from grader.assignment import load_assignment, repo_root
-from grader.audit import generate_mutants, run_audit, suite_root
-from grader.skeleton import solution_regions
+from grader.course.assignment import load_assignment, repo_root
+from grader.course.skeleton import solution_regions
+from grader.evidence.audit import generate_mutants, run_audit, suite_root
 
 M1 = load_assignment("module1")
 

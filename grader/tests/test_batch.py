@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from grader.assignment import load_assignment
 from grader.batch import discover, parse_gradescope_metadata, run_batch
-from grader.exports import read_scores_csv
+from grader.course.assignment import load_assignment
+from grader.platforms.exports import read_scores_csv
 
 METADATA = """\
 ---
@@ -128,7 +128,7 @@ def test_faults_become_reports_and_the_batch_goes_on(standin, tmp_path: Path) ->
 @pytest.mark.docker
 def test_submission_goes_in_as_files_only(standin, tmp_path: Path) -> None:
     """Zips are unpacked; symlinks and paths escaping the folder never reach the container."""
-    from grader.docker_runner import grade_in_container
+    from grader.platforms.containers import grade_in_container
 
     a = load_assignment("module1")
     zpath = tmp_path / "sub.zip"
@@ -160,7 +160,7 @@ def test_killed_batch_resumes_with_the_rest(standin, tmp_path: Path) -> None:
     out = tmp_path / "out"
     script = (
         "import sys; from pathlib import Path; from grader.batch import run_batch; "
-        "from grader.assignment import load_assignment; "
+        "from grader.course.assignment import load_assignment; "
         f"run_batch(Path({str(subs)!r}), load_assignment('module1'), Path({str(out)!r}), "
         f"jobs=1, image={standin!r}, timeout=30, progress=False)"
     )
@@ -203,7 +203,7 @@ def test_ctrl_c_saves_finished_results_only(standin, tmp_path: Path) -> None:
     script = (
         "import signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
         "from pathlib import Path; from grader.batch import run_batch; "
-        "from grader.assignment import load_assignment; "
+        "from grader.course.assignment import load_assignment; "
         f"run_batch(Path({str(subs)!r}), load_assignment('module1'), Path({str(out)!r}), "
         f"jobs=2, image={standin!r}, timeout=30, progress=False)"
     )

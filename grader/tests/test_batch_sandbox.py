@@ -26,10 +26,10 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from grader.assignment import Assignment, load_assignment, repo_root
 from grader.batch import FORCED, NEW, ProgressLine, regrade_reason, result_key, run_batch
-from grader.exports import read_scores_csv
-from grader.submission import copy_reference_submission
+from grader.course.assignment import Assignment, load_assignment, repo_root
+from grader.grading.submission import copy_reference_submission
+from grader.platforms.exports import read_scores_csv
 
 BUDGET = 2  # hypothesis examples per test: every grade here is a smoke-sized real grade
 
@@ -245,7 +245,7 @@ MALFORMED = {
 def test_malformed_corpus_statuses_in_scores_csv(tmp_path: Path) -> None:
     from test_malformed import CASES
 
-    from grader.sandbox import open_to_worker
+    from grader.isolation import open_to_worker
 
     assert {c.name for c in CASES} - {"single_file"} == set(MALFORMED), (
         "test_malformed.CASES changed: say what batch must report for each case here"
@@ -290,8 +290,8 @@ def test_malformed_corpus_statuses_in_scores_csv(tmp_path: Path) -> None:
 
 def _twelve(assignment: Assignment, dest: Path) -> Path:
     """12 submissions: reference (folder, zip, nested), skeletons, examples, broken ones."""
-    from grader.demo import load_examples, materialize
-    from grader.skeleton import make_skeleton
+    from grader.course.skeleton import make_skeleton
+    from grader.evidence.demo import load_examples, materialize
 
     subs = dest / "subs"
     ref = copy_reference_submission(assignment, dest / "ref")
@@ -329,7 +329,7 @@ def _twelve(assignment: Assignment, dest: Path) -> Path:
 def test_sandbox_and_docker_write_identical_scores_csv(tmp_path: Path) -> None:
     from docker_env import base_image, docker_client
 
-    from grader.docker_runner import ensure_image
+    from grader.platforms.images import ensure_image
 
     client = docker_client()
     a = load_assignment("module1")

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from grader.assignment import load_assignment
-from grader.bundle import TARGET_PYTHONS, build_bundle, missing_requirements
+from grader.course.assignment import load_assignment
+from grader.platforms.bundle import TARGET_PYTHONS, build_bundle, missing_requirements
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +41,7 @@ def test_layout_is_what_gradescope_expects(bundle: Path) -> None:
         assert script in infos, f"{script} must sit at the zip root"
         assert (infos[script].external_attr >> 16) & 0o777 == 0o755
     names = set(infos)
-    assert "pyproject.toml" in names and "grader/runner.py" in names
+    assert "pyproject.toml" in names and "grader/grading/runner.py" in names
     assert "assignments/module1/assignment.toml" in names
     assert not any(n.startswith("assignments/module0/") for n in names)  # one assignment only
     assert "tests/probes.py" in names and "reference/minitorch/scalar.py" in names

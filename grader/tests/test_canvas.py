@@ -16,10 +16,10 @@ from urllib.parse import parse_qs, unquote, urlparse
 
 import pytest
 
-from grader.assignment import load_assignment
-from grader.canvas import upload_grades
+from grader.course.assignment import load_assignment
 from grader.errors import ConfigError
-from grader.exports import ScoreRow, canvas_import, read_scores_csv, write_scores_csv
+from grader.platforms.canvas import upload_grades
+from grader.platforms.exports import ScoreRow, canvas_import, read_scores_csv, write_scores_csv
 
 pytestmark = pytest.mark.filterwarnings("ignore:Canvas may respond unexpectedly")
 
@@ -234,7 +234,7 @@ def test_canvas_upload_posts_each_grade(canvas_server, tmp_path: Path) -> None:
 
 
 def test_canvas_upload_refuses_a_points_mismatch_unless_told(canvas_server, tmp_path) -> None:
-    from grader.canvas import CanvasError  # noqa: F401 - the refusal is a ConfigError
+    from grader.platforms.canvas import CanvasError  # noqa: F401 - the refusal is a ConfigError
 
     url, seen = canvas_server
     _Canvas.points = 10.0
@@ -276,7 +276,7 @@ def test_canvas_upload_fails_when_nothing_can_be_posted(tmp_path: Path) -> None:
 
 
 def test_canvas_upload_explains_a_bad_token(canvas_server, tmp_path: Path) -> None:
-    from grader.canvas import CanvasError
+    from grader.platforms.canvas import CanvasError
 
     url, _ = canvas_server
     with pytest.raises(CanvasError, match="token"):

@@ -77,7 +77,7 @@ def test_options_docker_mode_would_ignore_are_a_usage_error(tmp_path: Path) -> N
 
 def test_no_shrink_shows_a_first_example_and_keeps_the_score(tmp_path: Path) -> None:
     """A sum that drops the last item: the shrunk example is the shortest list that shows it."""
-    from grader.mutations import apply_mutations
+    from grader.evidence.mutations import apply_mutations
 
     wrong = {"file": "operators.py", "find": "return reduce(add, 0.0)(ls)"}
     sub = apply_mutations(

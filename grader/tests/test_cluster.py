@@ -25,9 +25,10 @@ from pathlib import Path
 
 import pytest
 
-from grader.assignment import Assignment, load_assignment, repo_root
-from grader.batch import ClusterError, run_batch
-from grader.mutations import apply_mutations, load_corpus
+from grader.batch import run_batch
+from grader.course.assignment import Assignment, load_assignment, repo_root
+from grader.errors import ClusterError
+from grader.evidence.mutations import apply_mutations, load_corpus
 
 BUDGET = 2  # hypothesis examples per test: smoke-sized real grades, alike in both runs
 DASK = Path(sys.executable).parent / "dask"

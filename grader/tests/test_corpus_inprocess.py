@@ -21,8 +21,8 @@ from typing import Any
 
 import pytest
 
-from grader.assignment import load_assignment
-from grader.mutations import Entry, apply_mutations, load_corpus
+from grader.course.assignment import load_assignment
+from grader.evidence.mutations import Entry, apply_mutations, load_corpus
 
 ROOT = Path(__file__).resolve().parents[2]
 CORPUS = Path(__file__).resolve().parent / "corpus"
@@ -93,7 +93,7 @@ def failures_by_task(submission: Path, module: str, tmp_path: Path) -> dict[str,
         "pytest",
         *files,
         "-p",
-        "grader.plugin",
+        "grader.grading.plugin",
         "-p",
         "pytest_jsonreport.plugin",
         "-p",

@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from grader.assignment import load_assignment, repo_root
-from grader.demo import load_examples, materialize
+from grader.course.assignment import load_assignment, repo_root
+from grader.evidence.demo import load_examples, materialize
 
 
 def test_demo_copies_of_the_reference_are_private(tmp_path: Path) -> None:

@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from grader.assignment import Assignment, load_assignment, repo_root
-from grader.docker_runner import ensure_image, grade_in_container
+from grader.course.assignment import Assignment, load_assignment, repo_root
+from grader.platforms.containers import grade_in_container
+from grader.platforms.images import ensure_image
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -46,14 +47,14 @@ def image(engine, module1) -> str:
 
 def _submissions(assignment: Assignment, dest: Path) -> dict[str, Path]:
     """reference, skeleton (from the hand-out generator) and a few buggy examples."""
-    from grader.handout import generate
-    from grader.submission import copy_reference_submission
+    from grader.course.handout import generate
+    from grader.grading.submission import copy_reference_submission
 
     subs = {"reference": copy_reference_submission(assignment, dest / "reference")}
     subs["skeleton"] = generate(assignment, dest / "skeleton")
     examples_file = repo_root() / "examples" / "submissions.toml"
     if examples_file.exists():
-        from grader.demo import load_examples, materialize
+        from grader.evidence.demo import load_examples, materialize
 
         mutations = [
             e
@@ -113,7 +114,7 @@ def test_container_scores_equal_sandbox_scores(engine, module1, image, tmp_path:
 def test_grade_command_docker_mode(engine, module1, image, tmp_path: Path) -> None:
     """``grader grade --mode docker`` as a TA types it (reuses the cached image)."""
     del image  # built (and cached) by the fixture; the command finds it by content
-    from grader.submission import copy_reference_submission
+    from grader.grading.submission import copy_reference_submission
 
     _, base = engine
     sub = copy_reference_submission(module1, tmp_path / "sub")
@@ -132,7 +133,7 @@ def test_grade_command_docker_mode(engine, module1, image, tmp_path: Path) -> No
 
 def test_worker_uid_cannot_read_course_files(engine, image) -> None:
     """setup.sh made /autograder/source root-only: the worker's uid reads nothing there."""
-    from grader.sandbox import WORKER_UID
+    from grader.isolation import WORKER_UID
 
     client, _ = engine
     script = (
@@ -149,7 +150,7 @@ def test_worker_uid_cannot_read_course_files(engine, image) -> None:
 
 def test_run_autograder_writes_a_report_when_the_grader_breaks(engine, image) -> None:
     """A result is never lost: with the grader gone, run_autograder writes a zero report."""
-    from grader.gradescope import validate_results
+    from grader.grading.results import validate_results
 
     client, _ = engine
     script = (
@@ -165,7 +166,7 @@ def test_run_autograder_writes_a_report_when_the_grader_breaks(engine, image) ->
 
 
 def test_wall_clock_limit_gives_a_report(engine, module1, image, tmp_path: Path) -> None:
-    from grader.submission import copy_reference_submission
+    from grader.grading.submission import copy_reference_submission
 
     client, _ = engine
     sub = copy_reference_submission(module1, tmp_path / "sub")
@@ -177,7 +178,7 @@ def test_wall_clock_limit_gives_a_report(engine, module1, image, tmp_path: Path)
 
 
 def test_container_memory_limit_gives_a_report(engine, module1, image, tmp_path: Path) -> None:
-    from grader.submission import copy_reference_submission
+    from grader.grading.submission import copy_reference_submission
 
     client, _ = engine
     sub = copy_reference_submission(module1, tmp_path / "sub")

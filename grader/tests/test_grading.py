@@ -15,10 +15,10 @@ import jsonschema
 import pytest
 from grading_jobs import Graded, Job, grade_all
 
-from grader.assignment import load_assignment, repo_root
-from grader.gradescope import SCHEMA_PATH
-from grader.mutations import apply_mutations
-from grader.skeleton import make_skeleton
+from grader.course.assignment import load_assignment, repo_root
+from grader.course.skeleton import make_skeleton
+from grader.evidence.mutations import apply_mutations
+from grader.grading.results import SCHEMA_PATH
 
 REF = repo_root() / "reference"
 M0 = load_assignment("module0")
@@ -268,8 +268,8 @@ def test_a_grade_that_cannot_finish_still_ends_in_a_valid_report(
 ) -> None:
     """Whatever breaks below the runner (here: the test run itself raises), the grade ends
     in a schema-valid zero report that says it is no judgement of the student's code."""
-    from grader import runner
-    from grader.submission import copy_reference_submission
+    from grader.grading import runner
+    from grader.grading.submission import copy_reference_submission
 
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("the worker pipe vanished")

@@ -27,11 +27,11 @@ from pathlib import Path
 
 import pytest
 
-from grader import handout
-from grader.assignment import Assignment, load_assignment
+from grader.course import handout
+from grader.course.assignment import Assignment, load_assignment
+from grader.course.handout import MARKER_FILE, PLUGIN_MODULE, PLUGIN_SOURCE, generate
+from grader.course.skeleton import display_name, solution_regions
 from grader.errors import ConfigError
-from grader.handout import MARKER_FILE, PLUGIN_MODULE, PLUGIN_SOURCE, generate
-from grader.skeleton import display_name, solution_regions
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -417,7 +417,7 @@ FAKE_FILES = {
     """,
     "tests/test_ops.py": (
         "import pytest\nfrom support import close\nfrom strategies import floats\n"
-        "from grader.protocol import StudentError\n\n\n"
+        "from grader.isolation.protocol import StudentError\n\n\n"
         '@pytest.mark.task("0.1")\ndef test_public_mul(student):\n    pass\n'
     ),
     "tests/strategies.py": "floats = None\n",
@@ -653,7 +653,7 @@ def test_a_config_error_leaves_the_previous_handout_alone(
     out = generate(assignment, tmp_path / "out", grader_dir=grader_dir)
     before = snapshot(out)
     (grader_dir / PLUGIN_SOURCE).unlink()
-    with pytest.raises(ConfigError, match=r"needs grader/student_plugin\.py"):
+    with pytest.raises(ConfigError, match=r"needs grader/course/student_plugin\.py"):
         generate(assignment, out, grader_dir=grader_dir)
     assert snapshot(out) == before
 
@@ -666,12 +666,13 @@ TOML = "course/assignments/fake/assignment.toml"
     [
         pytest.param(
             [("grader/student_plugin.py", "import pytest", "from .protocol import Call")],
-            r"grader/student_plugin\.py imports from the grader \(line 3\)",
+            r"grader/course/student_plugin\.py imports from the grader \(line 3\)",
             id="plugin-imports-the-grader",
         ),
         pytest.param(
-            [("course/tests/test_ops.py", "grader.protocol", "grader.sandbox")],
-            r"test_ops\.py:\d+: the hand-out cannot satisfy `from grader\.sandbox import",
+            [("course/tests/test_ops.py", "grader.isolation.protocol", "grader.isolation.sandbox")],
+            r"test_ops\.py:\d+: the hand-out cannot satisfy "
+            r"`from grader\.isolation\.sandbox import",
             id="public-test-imports-unshipped-grader-module",
         ),
         pytest.param(
@@ -798,7 +799,7 @@ def missing_inputs(assignment: Assignment, hidden: bool = False) -> list[str]:
     ]
     wanted += assignment.test_files(include_hidden=False)
     wanted += [assignment.tests_dir / n for n in handout.REQUIRED_TEST_SUPPORT]
-    wanted += [ROOT / "grader" / PLUGIN_SOURCE]
+    wanted += [ROOT / "grader" / "course" / PLUGIN_SOURCE]
     missing = [str(p.relative_to(ROOT)) for p in wanted if not p.exists()]
     listed = {
         rel
@@ -1008,7 +1009,7 @@ def test_real_handout_passes_a_correct_solution_and_fails_a_wrong_derivative(
     """A student's own `make test` judges like the grader: the reference passes every public
     test, although the hand-out measures derivatives instead of holding their closed forms,
     and a backward (module 1) or *_back (module 0) mistake still fails."""
-    from grader.mutations import apply_mutations, load_corpus
+    from grader.evidence.mutations import apply_mutations, load_corpus
 
     assignment, out = real
     right = _local_run(assignment, out, assignment.reference_dir)

@@ -28,10 +28,10 @@ import jsonschema
 import pytest
 from grading_jobs import Graded, Job, grade_all
 
-from grader.assignment import load_assignment, repo_root
-from grader.gradescope import SCHEMA_PATH
-from grader.mutations import apply_mutations
-from grader.sandbox import open_to_worker
+from grader.course.assignment import load_assignment, repo_root
+from grader.evidence.mutations import apply_mutations
+from grader.grading.results import SCHEMA_PATH
+from grader.isolation import open_to_worker
 
 REF = repo_root() / "reference"
 M1 = load_assignment("module1")

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from grader.protocol import (
+from grader.isolation.protocol import (
     BadValue,
     Call,
     FrameReader,
@@ -83,7 +83,7 @@ def test_reply_with_wrong_version_is_rejected() -> None:
 def test_a_frame_of_millions_of_lists_is_refused_before_decoding() -> None:
     import tracemalloc
 
-    from grader.protocol import MAX_FRAME, FrameReader, OversizedFrame
+    from grader.isolation.protocol import MAX_FRAME, FrameReader, OversizedFrame
 
     body = b'{"type":"reply","v":1,"id":1,"ok":true,"value":[' + b"[]," * 1_000_000 + b"[]]}"
     assert len(body) < MAX_FRAME  # within the byte limit: only the item count can refuse it

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from grader.assignment import Limits, load_assignment, repo_root
-from grader.protocol import BadValue, ProbeTimeout, StudentError, WorkerCrashed
-from grader.sandbox import SandboxConfig, StudentClient, kill_uid, open_to_worker
+from grader.course.assignment import Limits, load_assignment, repo_root
+from grader.isolation import SandboxConfig, StudentClient, kill_uid, open_to_worker
+from grader.isolation.protocol import BadValue, ProbeTimeout, StudentError, WorkerCrashed
 
 FILES = {
     "__init__.py": "from .ops import *\nfrom .broken import *\nfrom .slow import *\n",
@@ -246,7 +246,7 @@ def test_tree_cpu_counts_grandchildren_alive_and_reaped() -> None:
     import subprocess
     import sys
 
-    from grader.sandbox import tree_cpu_seconds
+    from grader.isolation import tree_cpu_seconds
 
     burn = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.6: pass\n"
     # The shell waits for one burner (reaped: its time moves to the shell's cutime) and
@@ -320,14 +320,16 @@ VIEW_SCRIPT = """
 import json, os, sys
 from pathlib import Path
 os.environ["GRADER_NO_BWRAP"] = "1"
-from grader.assignment import Limits
-from grader.sandbox import SandboxConfig, StudentClient
+from grader.course.assignment import Limits
+from grader.isolation import SandboxConfig, StudentClient
 package, sibling, checkout, host_shm, host_tmp, written = map(Path, sys.argv[1:7])
 limits = Limits(probe_timeout=10.0, import_timeout=10.0, memory_mb=512)
 with StudentClient(SandboxConfig(package, package / "probes.py", limits=limits)) as c:
     def call(*args):
         return c.call("call", *args)
-    checkout_files = ("tests/support.py", "grader/sandbox.py", "reference", "assignments", ".git")
+    checkout_files = (
+        "tests/support.py", "grader/isolation/transport.py", "reference", "assignments", ".git"
+    )
     seen = {
         "defences": c.defences(),
         "stage": call("exists", str(package / "minitorch" / "ops.py")),
@@ -361,9 +363,9 @@ def _look_from_the_view(
     python, env = sys.executable, dict(os.environ)
     preexec = None
     if as_uid is not None:
-        from grader.sandbox import _worker_python
+        from grader.isolation import worker_python
 
-        python = _worker_python(as_uid)  # the interpreter other users can run
+        python = worker_python(as_uid)  # the interpreter other users can run
         site = [p for p in sys.path if p.endswith("site-packages")]
         env = {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "LANG": "C.UTF-8"}
         env["PYTHONPATH"] = ":".join(pythonpath or [str(repo_root()), *site])
@@ -427,7 +429,7 @@ def test_without_bubblewrap_the_worker_sees_an_allowlist_view_as_root(package: P
 def test_without_bubblewrap_the_worker_sees_an_allowlist_view_as_an_ordinary_user() -> None:
     """The same view built through a user namespace, by a grader that is not root."""
     nobody = 65534
-    from grader.sandbox import readable_by_others
+    from grader.isolation import readable_by_others
 
     root = Path(tempfile.mkdtemp(prefix="grader-test-user-"))
     # The grader as an ordinary user sees it: the package and the runtime packages, copied
@@ -446,7 +448,7 @@ def test_without_bubblewrap_the_worker_sees_an_allowlist_view_as_an_ordinary_use
                 copy = shutil.copytree if found.is_dir() else shutil.copyfile
                 copy(found, shared / found.name)
         open_to_worker(shared)
-        assert readable_by_others(shared / "grader" / "sandbox.py")
+        assert readable_by_others(shared / "grader" / "isolation" / "transport.py")
         (root / "minitorch").mkdir()
         for name, text in FILES.items():
             (root / "minitorch" / name).write_text(textwrap.dedent(text))
@@ -485,7 +487,7 @@ def test_every_worker_start_gets_a_new_empty_memory_cgroup(package: Path) -> Non
 def test_without_a_view_the_workers_files_go_with_it(tmp_path: Path) -> None:
     """Inside a container the worker writes into the /tmp the grader uses too: what its uid
     made there is deleted when it is stopped (files, folders, links: never followed)."""
-    from grader.sandbox import remove_files_of
+    from grader.isolation import remove_files_of
 
     uid, other = 64163, 64162
     place = tmp_path / "tmp"

@@ -7,9 +7,9 @@ import json
 
 import jsonschema
 
-from grader.assignment import Task, load_assignment
-from grader.gradescope import SCHEMA_PATH, error_results, to_results, validate_results
-from grader.scoring import TestOutcome, score
+from grader.course.assignment import Task, load_assignment
+from grader.grading.results import SCHEMA_PATH, error_results, to_results, validate_results
+from grader.grading.scoring import TestOutcome, score
 
 M0 = load_assignment("module0")
 
@@ -69,7 +69,7 @@ def test_results_documents_match_the_schema() -> None:
 
 
 def test_per_test_points_add_up_to_each_task_and_the_total() -> None:
-    from grader.scoring import apportion
+    from grader.grading.scoring import apportion
 
     assert sum(apportion(25, [1.0] * 29)) == 2500  # rounding each gives 29 x 0.86 = 24.94
     assert sum(apportion(35, [1.0] * 6)) == 3500 and sorted(set(apportion(35, [1.0] * 6))) == [

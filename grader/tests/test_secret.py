@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 from attacks.replay import course_without_secret
 
-from grader.assignment import load_assignment, repo_root
-from grader.cli import grade_command
-from grader.mutations import apply_mutations
-from grader.secret import SECRET_FILE, grading_seed
-from grader.submission import copy_reference_submission
+from grader.course.assignment import load_assignment, repo_root
+from grader.course.secret import SECRET_FILE, grading_seed
+from grader.evidence.mutations import apply_mutations
+from grader.grading.runner import grade_command
+from grader.grading.submission import copy_reference_submission
 
 ROOT = repo_root()
 WRONG_MUL_BACKWARD = {
@@ -72,7 +72,7 @@ def test_same_secret_same_examples_other_secret_other_examples(
 
 
 def test_the_secret_and_its_seed_never_reach_the_handout(tmp_path: Path) -> None:
-    from grader.handout import generate
+    from grader.course.handout import generate
 
     secret = "c0ffee" * 8
     course = _course(tmp_path / "course", secret)
@@ -87,7 +87,7 @@ def test_the_secret_and_its_seed_never_reach_the_handout(tmp_path: Path) -> None
 
 
 def test_bundle_builds_keep_one_secret(tmp_path: Path) -> None:
-    from grader.secret import course_secret, ensure_course_secret
+    from grader.course.secret import course_secret, ensure_course_secret
 
     course = _course(tmp_path / "course", None)
     assignment = load_assignment("module1", root=course)

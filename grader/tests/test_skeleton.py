@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from grader.course.skeleton import make_skeleton, solution_regions, strip_markers
 from grader.errors import ConfigError, GraderError
-from grader.skeleton import make_skeleton, solution_regions, strip_markers
 
 REFERENCE = Path(__file__).resolve().parents[2] / "reference" / "minitorch"
 

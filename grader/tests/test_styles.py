@@ -16,10 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from grader.assignment import load_assignment
-from grader.cli import grade_command
-from grader.docker_runner import ensure_image, grade_in_container
-from grader.mutations import apply_mutations, load_corpus
+from grader.course.assignment import load_assignment
+from grader.evidence.mutations import apply_mutations, load_corpus
+from grader.grading.runner import grade_command
+from grader.platforms.containers import grade_in_container
+from grader.platforms.images import ensure_image
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from grader.assignment import load_assignment
+from grader.course.assignment import load_assignment
 from grader.errors import SubmissionError
-from grader.submission import locate, stage
+from grader.grading.submission import locate, stage
 
 MODULE1 = load_assignment("module1")
 FILES = ("autodiff.py", "scalar.py", "scalar_functions.py")
@@ -112,7 +112,7 @@ def test_named_pipe_is_refused_with_a_note(tmp_path: Path) -> None:
 def test_zip_entry_count_is_read_from_the_end_record(tmp_path: Path) -> None:
     import zipfile
 
-    from grader.submission import MAX_ZIP_MEMBERS, zip_entry_count
+    from grader.grading.submission import MAX_ZIP_MEMBERS, zip_entry_count
 
     small = tmp_path / "small.zip"
     with zipfile.ZipFile(small, "w") as zf:

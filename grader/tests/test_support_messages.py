@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests"))
 
 import support as S  # noqa: E402
 
-from grader.protocol import StudentError  # noqa: E402
+from grader.isolation.protocol import StudentError  # noqa: E402
 
 
 class FakeStudent:

@@ -21,9 +21,9 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-from grader.assignment import repo_root
-from grader.mutations import apply_mutations
-from grader.sandbox import open_to_worker
+from grader.course.assignment import repo_root
+from grader.evidence.mutations import apply_mutations
+from grader.isolation import open_to_worker
 
 ATTACKS_FILE = Path(__file__).with_name("attacks.toml")
 REFERENCE = repo_root() / "reference"

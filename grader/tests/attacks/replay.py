@@ -30,7 +30,7 @@ BACKWARD_PROBES = ("function_backward", "function_backward_many")
 
 def course_without_secret(dest: Path) -> Path:
     """A copy of the course's files with no course secret (what a student's run amounts to)."""
-    from grader.secret import SECRET_FILE
+    from grader.course.secret import SECRET_FILE
 
     for name in ("reference", "tests", "assignments"):
         shutil.copytree(ROOT / name, dest / name, ignore=shutil.ignore_patterns(SECRET_FILE))
@@ -67,8 +67,8 @@ def _backward_cases(log: Path) -> list[tuple[str, list[float], float]]:
 
 
 def main(course: Path, submission: Path, log: Path, extra: list[str]) -> None:
-    from grader.assignment import load_assignment
-    from grader.runner import grade
+    from grader.course.assignment import load_assignment
+    from grader.grading.runner import grade
 
     grade(
         submission,

@@ -25,7 +25,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .errors import ConfigError
+from grader.errors import ConfigError
 
 __all__ = [
     "Region",

@@ -15,7 +15,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-from .errors import ConfigError
+from grader.errors import ConfigError
 
 __all__ = ["Assignment", "Limits", "Task", "load_assignment", "repo_root", "list_assignments"]
 
@@ -37,7 +37,7 @@ def repo_root() -> Path:
     env = os.environ.get("GRADER_ROOT")
     if env:
         return Path(env).resolve()
-    return Path(__file__).resolve().parent.parent
+    return Path(__file__).resolve().parents[2]
 
 
 @dataclass(frozen=True)
@@ -85,7 +85,7 @@ class Assignment:
     max_examples: int
     local_max_examples: int
     #: Test calls one failing test may spend shrinking its example, and seconds a whole
-    #: run may spend shrinking (see plugin._bound_shrinking).
+    #: run may spend shrinking (see grading/shrinking.py).
     shrink_calls: int
     shrink_seconds: float
     limits: Limits

@@ -13,9 +13,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from .assignment import Assignment
-from .files import write_atomic
-from .scoring import Scored
+from grader.course.assignment import Assignment
+from grader.files import write_atomic
+from grader.grading.scoring import Scored
 
 __all__ = ["to_results", "error_results", "validate_results", "write_results", "SCHEMA_PATH"]
 

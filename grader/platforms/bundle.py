@@ -30,10 +30,10 @@ import zipfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from .assignment import Assignment, load_assignment, repo_root
-from .errors import ConfigError, GraderError
-from .sandbox import WORKER_UID  # the uid the in-container sandbox drops to
-from .secret import ensure_course_secret
+from grader.course.assignment import Assignment, load_assignment, repo_root
+from grader.course.secret import ensure_course_secret
+from grader.errors import ConfigError, GraderError
+from grader.isolation import WORKER_UID  # the uid the in-container sandbox drops to
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -270,7 +270,7 @@ def _source_files(root: Path, assignment: Assignment) -> list[tuple[str, Path]]:
     return picks
 
 
-def _grader_wheel(root: Path, cache: Path) -> Path:
+def build_grader_wheel(root: Path, cache: Path) -> Path:
     """A wheel of the grader package itself, cached by the hash of its sources."""
     digest = hashlib.sha256()
     files = [root / "pyproject.toml", *sorted((root / "grader").rglob("*"))]
@@ -323,7 +323,7 @@ def _zip_entry(name: str, mode: int) -> zipfile.ZipInfo:
     return info
 
 
-def _entries(
+def bundle_entries(
     root: Path, assignment: Assignment, wheelhouse: Path, grader_wheel: Path
 ) -> Iterator[tuple[str, bytes, int]]:
     templates = _templates_dir(root)
@@ -362,7 +362,7 @@ def build_bundle(
     wheelhouse = wheelhouse or build_wheelhouse(
         project_requirements(root), cache=cache / "wheelhouse"
     )
-    grader_wheel = _grader_wheel(root, cache)
+    grader_wheel = build_grader_wheel(root, cache)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
@@ -371,7 +371,7 @@ def build_bundle(
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         os.fchmod(fd, 0o600)  # a file that was already there keeps its mode otherwise
         with os.fdopen(fd, "wb") as fh, zipfile.ZipFile(fh, "w") as zf:
-            for name, data, mode in _entries(root, assignment, wheelhouse, grader_wheel):
+            for name, data, mode in bundle_entries(root, assignment, wheelhouse, grader_wheel):
                 if name in seen:
                     continue
                 seen.add(name)

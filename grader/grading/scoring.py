@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from .assignment import Assignment
+from grader.course.assignment import Assignment
 
 __all__ = [
     "TestOutcome",

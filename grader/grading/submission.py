@@ -17,10 +17,10 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from .assignment import Assignment
-from .errors import SubmissionError
-from .sandbox import keep_private
-from .worker import MISSING_LIST
+from grader.course.assignment import Assignment
+from grader.errors import SubmissionError
+from grader.isolation import keep_private
+from grader.isolation.worker import MISSING_LIST
 
 __all__ = ["Located", "locate", "stage"]
 
@@ -209,7 +209,7 @@ def stage(assignment: Assignment, located: Located, dest: Path) -> Path:
     The tree is private to this process; the sandbox shares it with the one worker that
     grades it (``sandbox.share_with_worker``), so no other grade's worker can read it.
     """
-    from .skeleton import make_skeleton
+    from grader.course.skeleton import make_skeleton
 
     pkg = dest / "minitorch"
     pkg.mkdir(parents=True, exist_ok=True)
@@ -237,7 +237,7 @@ def stage(assignment: Assignment, located: Located, dest: Path) -> Path:
 
 def course_copy(assignment: Assignment, rel: str) -> bytes:
     """The course's solved copy of ``rel``: the reference without its solution markers."""
-    from .skeleton import strip_markers
+    from grader.course.skeleton import strip_markers
 
     text = (assignment.reference_dir / rel).read_text(encoding="utf-8")
     return strip_markers(text).encode("utf-8")

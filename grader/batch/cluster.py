@@ -9,10 +9,10 @@ image, as that machine has bubblewrap or Docker), and returns the results.json a
 
 What crosses the wire, and why it is safe:
 - to the worker: the submission as bytes (a zip or other file as it is; a folder as a zip of
-  the files ``grader.submission.locate`` takes from it), never a path the worker must share;
+  the files ``grader.grading.submission.locate`` takes from it), never a path the worker must share;
 - back: a JSON string (Dask pickles the ``str`` between the trusted client, scheduler and
   worker processes); the client parses it and validates it again with
-  ``grader.gradescope.validate_results``. Student code only ever runs inside the sandbox
+  ``grader.grading.results.validate_results``. Student code only ever runs inside the sandbox
   child of the worker's grade, never in a process that talks to Dask.
 
 A worker must prove, when it joins, that it grades as the client would (``GraderCheck``, a
@@ -33,15 +33,9 @@ batch goes on.
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
-import hmac
 import io
 import json
-import logging
-import os
 import platform
-import secrets
 import socket
 import tempfile
 import threading
@@ -52,19 +46,13 @@ from concurrent.futures import CancelledError, Future
 from pathlib import Path
 from typing import Any
 
-from .assignment import Assignment, load_assignment
-from .batch import BatchItem, ClusterError, grader_version
-from .errors import ConfigError, DockerError, SubmissionError
-
-try:  # the optional extra: the module imports without it, the executor says what to install
-    from distributed.diagnostics.plugin import WorkerPlugin
-except ImportError:  # pragma: no cover - exercised by the missing-extra message only
-    WorkerPlugin = object  # type: ignore[assignment,misc]
+from grader.batch.admission import GraderCheck, expectation, resource_name, worker_verdict
+from grader.batch.discovery import BatchItem
+from grader.course.assignment import Assignment, load_assignment
+from grader.errors import ClusterError, ConfigError, SubmissionError
 
 __all__ = [
     "ClusterExecutor",
-    "GraderCheck",
-    "check_worker",
     "grade_on_worker",
     "pack_submission",
     "require_distributed",
@@ -76,8 +64,6 @@ MAX_PAYLOAD_BYTES = 64 * 1024 * 1024
 #: A worker's answer (results.json plus the log tail) larger than this is refused.
 MAX_ANSWER_CHARS = 16 * 1024 * 1024
 _LOG_CHARS = 64 * 1024
-
-logger = logging.getLogger("distributed.worker.minitorch_grader")
 
 
 def require_distributed():
@@ -105,7 +91,7 @@ def pack_submission(item: BatchItem, assignment: Assignment) -> tuple[str, bytes
     ``MAX_PAYLOAD_BYTES`` travels like a folder. Raises SubmissionError when such a file
     cannot be read.
     """
-    from .submission import locate
+    from grader.grading.submission import locate
 
     path = Path(item.path)
     if path.is_file() and path.stat().st_size <= MAX_PAYLOAD_BYTES:
@@ -127,210 +113,6 @@ def _safe_file_name(name: str) -> str:
     return base
 
 
-# --------------------------------------------------------------------------- the check
-
-
-def secret_mac(assignment: Assignment, nonce: str) -> str | None:
-    """HMAC of ``nonce`` under the course secret (None without one): proves the secret is the
-    same on both sides without sending it, and cannot be replayed for another nonce."""
-    from .secret import course_secret
-
-    secret = course_secret(assignment)
-    if secret is None:
-        return None
-    return hmac.new(secret, f"cluster-check:{nonce}".encode(), hashlib.sha256).hexdigest()
-
-
-def expectation(
-    assignment: Assignment, *, mode: str, image: str | None, max_examples: int | None
-) -> dict[str, Any]:
-    """What the client requires of a worker (plain data: it travels inside the plugin)."""
-    from .batch import course_parts
-
-    nonce = secrets.token_hex(16)
-    expect = {
-        "assignment": assignment.name,
-        "grader": grader_version(),
-        "course": course_parts(assignment),
-        "python": platform.python_version(),
-        "mode": mode,
-        "image": image,
-        "max_examples": max_examples,
-        "nonce": nonce,
-        "secret_mac": secret_mac(assignment, nonce),
-    }
-    # The batch's own token: concurrent batches never share (or tear down) each other's.
-    expect["token"] = hashlib.sha256(json.dumps(expect, sort_keys=True).encode()).hexdigest()[:20]
-    return expect
-
-
-def _docker_usable() -> str:
-    """ "" when a Docker engine answers here, else why not."""
-    from .docker_runner import docker_client
-
-    try:
-        docker_client()
-    except DockerError as exc:
-        return str(exc)[:200]
-    return ""
-
-
-def check_worker(expect: dict[str, Any]) -> dict[str, Any]:
-    """Whether this machine grades as the client would; the verdict is plain data.
-
-    ``{"ok", "reason", "mode" ("sandbox" | "docker"), "host"}``; the first failed check gives
-    the reason, written for the person who starts workers.
-    """
-    from .batch import course_parts
-    from .sandbox import WORKER_UID, SandboxConfig, UidLease, defences
-    from .secret import course_secret, secret_path
-
-    verdict: dict[str, Any] = {
-        "ok": False,
-        "reason": "",
-        "mode": None,
-        "host": socket.gethostname(),
-    }
-
-    def refuse(reason: str) -> dict[str, Any]:
-        verdict["reason"] = reason
-        return verdict
-
-    mine = grader_version()
-    if mine != expect["grader"]:
-        return refuse(
-            f"grader version {mine} here, {expect['grader']} on the client: install the same "
-            "grader (same sources) on every worker"
-        )
-    name = expect["assignment"]
-    try:
-        assignment = load_assignment(name)
-    except (ConfigError, OSError) as exc:
-        return refuse(
-            f"assignment {name!r} not found here ({exc}); set GRADER_ROOT to a copy of the "
-            "course files"
-        )
-    try:
-        secret = course_secret(assignment)
-    except ConfigError as exc:
-        return refuse(str(exc))
-    theirs = expect["secret_mac"]
-    if secret is None or theirs is None:
-        if (secret is None) != (theirs is None):
-            where = "here but not on the client" if theirs is None else "on the client, not here"
-            return refuse(
-                f"different course secret: {secret_path(assignment)} exists {where}; copy the "
-                "client's course secret to every worker (the grading examples depend on it)"
-            )
-    elif not hmac.compare_digest(secret_mac(assignment, expect["nonce"]) or "", theirs):
-        return refuse(
-            f"different course secret in {secret_path(assignment)}: copy the client's course "
-            "secret to every worker (the grading examples depend on it)"
-        )
-    parts = course_parts(assignment)
-    for part, folder in (
-        ("assignment", assignment.folder),
-        ("tests", assignment.tests_dir),
-        ("reference", assignment.reference_dir),
-    ):
-        if parts[part] != expect["course"][part]:
-            return refuse(
-                f"different course files: {folder} differs from the client's; give every "
-                "worker the same course files"
-            )
-
-    want = expect["mode"]
-    if want in ("auto", "docker"):
-        why = _docker_usable()
-        if not why:
-            verdict.update(ok=True, mode="docker")
-            return verdict
-        if want == "docker":
-            return refuse(f"--mode docker, but no Docker engine answers here: {why}")
-    if platform.python_version() != expect["python"]:
-        return refuse(
-            f"Python {platform.python_version()} here, {expect['python']} on the client: "
-            "sandbox results are keyed on the Python version, use the same one"
-        )
-    if os.geteuid() != 0:
-        return refuse(
-            "sandbox grading on a cluster needs root: student code must run as a leased "
-            f"worker uid (from {WORKER_UID}), never as the Dask worker's own user, which "
-            "holds the cluster's connections; run `dask worker` as root, or give it Docker"
-        )
-    config = SandboxConfig(
-        root=Path("/"),
-        probes=assignment.probes_file,
-        limits=assignment.limits,
-        runtime=assignment.runtime,
-    )
-    try:
-        active = defences(config)
-    except (RuntimeError, OSError) as exc:
-        return refuse(f"the sandbox cannot start here: {exc}")
-    if not active.get("hidden_course_files"):
-        return refuse(
-            "neither bubblewrap nor the kernel's namespaces can give student code a view of "
-            "its own here, so it could read the course files: install bubblewrap "
-            "(apt-get install bubblewrap)"
-        )
-    try:
-        UidLease().release()
-    except (RuntimeError, OSError) as exc:
-        return refuse(f"no worker uid can be leased here: {exc}")
-    verdict.update(ok=True, mode="sandbox", defences=active)
-    return verdict
-
-
-def resource_name(token: str) -> str:
-    return f"minitorch-grader-{token}"
-
-
-class GraderCheck(WorkerPlugin):
-    """Runs ``check_worker`` on each worker as it joins; a worker that passes gets this
-    batch's resource (one unit per thread), one that does not is left without it and logs
-    why. Never raises: a refusal must not stop the other workers' checks."""
-
-    def __init__(self, expect: dict[str, Any]) -> None:
-        self.expect = expect
-        self.verdict: dict[str, Any] = {"ok": False, "reason": "not checked yet"}
-
-    async def setup(self, worker) -> None:
-        try:
-            verdict = await asyncio.to_thread(check_worker, self.expect)
-        except Exception as exc:  # a bug in a check refuses the worker, loudly
-            verdict = {"ok": False, "reason": f"the check failed: {exc.__class__.__name__}: {exc}"}
-        verdict["worker"] = worker.address
-        self.verdict = verdict
-        if verdict["ok"]:
-            await worker.set_resources(
-                **{resource_name(self.expect["token"]): worker.state.nthreads}
-            )
-            logger.info(
-                "minitorch-grader: grading %s here (%s)", self.expect["assignment"], verdict["mode"]
-            )
-        else:
-            logger.error(
-                "minitorch-grader: this worker is refused for %s: %s",
-                self.expect["assignment"],
-                verdict["reason"],
-            )
-
-    async def teardown(self, worker) -> None:
-        if self.verdict.get("ok"):
-            try:
-                await worker.set_resources(**{resource_name(self.expect["token"]): 0})
-            except Exception:  # the scheduler may be gone already
-                pass
-
-
-def _verdict(dask_worker, name: str) -> dict[str, Any]:
-    plugin = dask_worker.plugins.get(name)
-    if plugin is None:
-        return {"ok": False, "reason": "the grader's check did not run here", "worker": ""}
-    return dict(plugin.verdict)
-
-
 # --------------------------------------------------------------------------- worker side
 
 _docker_runners: dict[tuple, Any] = {}
@@ -338,13 +120,13 @@ _docker_lock = threading.Lock()
 
 
 def _docker_runner(assignment: Assignment, spec: dict[str, Any]):
-    """One ``_DockerRunner`` per worker process and options (it builds or finds the image)."""
-    from .batch import _DockerRunner
+    """One ``DockerRunner`` per worker process and options (it builds or finds the image)."""
+    from grader.batch.runners import DockerRunner
 
     key = (str(assignment.folder), spec["image"], spec["timeout"], spec["max_examples"])
     with _docker_lock:
         if key not in _docker_runners:
-            _docker_runners[key] = _DockerRunner(
+            _docker_runners[key] = DockerRunner(
                 assignment,
                 Path(tempfile.gettempdir()),
                 image=spec["image"],
@@ -361,7 +143,7 @@ def grade_on_worker(spec_json: str, file_name: str, payload: bytes) -> str:
     only a machine fault raises (SandboxError, DockerError, ClusterError)."""
     from distributed import get_worker
 
-    from .batch import _SandboxRunner
+    from grader.batch.runners import SandboxRunner
 
     spec = json.loads(spec_json)
     worker = get_worker()
@@ -380,7 +162,7 @@ def grade_on_worker(spec_json: str, file_name: str, payload: bytes) -> str:
         if verdict["mode"] == "docker":
             doc = _docker_runner(assignment, spec).grade(item, logs)
         else:
-            runner = _SandboxRunner(
+            runner = SandboxRunner(
                 assignment,
                 scratch,
                 timeout=spec["timeout"],
@@ -398,7 +180,7 @@ def grade_on_worker(spec_json: str, file_name: str, payload: bytes) -> str:
 
 
 def _crashed(assignment: Assignment, problem: str, message: str) -> dict[str, Any]:
-    from .gradescope import error_results
+    from grader.grading.results import error_results
 
     doc = error_results(assignment, message)
     doc["extra_data"]["process"] = {"status": "crashed", "problem": problem}
@@ -406,7 +188,7 @@ def _crashed(assignment: Assignment, problem: str, message: str) -> dict[str, An
 
 
 class ClusterExecutor:
-    """The cluster executor of ``run_batch`` (see ``grader.batch.LocalExecutor``).
+    """The cluster executor of ``run_batch`` (see ``grader.batch.run.LocalExecutor``).
 
     Connects to the scheduler, waits for a worker, checks every worker (``GraderCheck``),
     prints the refusals, and fails when no worker may grade. ``submit`` sends one task per
@@ -467,7 +249,7 @@ class ClusterExecutor:
                 f"no Dask worker joined {self.address} within {worker_timeout:g} s"
             ) from exc
         self.client.register_plugin(GraderCheck(self.expect), name=self.plugin_name)
-        verdicts = self.client.run(_verdict, name=self.plugin_name)
+        verdicts = self.client.run(worker_verdict, name=self.plugin_name)
         admitted = {w: v for w, v in verdicts.items() if v.get("ok")}
         refused = {w: v for w, v in verdicts.items() if not v.get("ok")}
         for worker, verdict in sorted(refused.items()):
@@ -563,8 +345,8 @@ class ClusterExecutor:
 
     def _accept(self, text: Any, item: BatchItem) -> dict[str, Any]:
         """The worker's answer, parsed and validated here; a bad one is a crashed result."""
-        from .files import write_atomic
-        from .gradescope import validate_results
+        from grader.files import write_atomic
+        from grader.grading.results import validate_results
 
         try:
             if not isinstance(text, str) or len(text) > MAX_ANSWER_CHARS:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import ast
-import json
 import re
 import shutil
 import sys
@@ -22,39 +21,34 @@ from dataclasses import dataclass
 from pathlib import Path
 
 if sys.version_info >= (3, 11):
-    import tomllib
+    pass
 else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
+    pass
 
-from .assignment import Assignment, Limits, load_assignment
-from .errors import ConfigError
-from .skeleton import make_skeleton, solution_regions, strip_grader_only, strip_markers
+from grader.course.assignment import Assignment, load_assignment
+from grader.course.handout_root import root_texts
+from grader.course.skeleton import make_skeleton, solution_regions, strip_grader_only, strip_markers
+from grader.errors import ConfigError
 
 __all__ = [
     "MARKER_FILE",
     "PLUGIN_MODULE",
-    "PINNED_PACKAGES",
     "add_commands",
     "generate",
     "plan_handout",
 ]
 
-# The one module of test tooling a hand-out carries: grader/student_plugin.py, shipped at the
-# top of the hand-out under this name (setup.cfg loads it with `-p`). It runs the public
-# tests in the student's own process; nothing of the sandbox, protocol or worker ships.
+# The one module of test tooling a hand-out carries: grader/course/student_plugin.py,
+# shipped at the top of the hand-out under this name (setup.cfg loads it with `-p`). It runs
+# the public tests in the student's own process; nothing of the sandbox, protocol or worker
+# ships.
 PLUGIN_SOURCE = "student_plugin.py"
 PLUGIN_MODULE = "pytest_minitorch"
 # The grader modules a public test may import, and what the hand-out imports instead.
-REWRITTEN_IMPORTS = {"grader.protocol": PLUGIN_MODULE}
+REWRITTEN_IMPORTS = {"grader.isolation.protocol": PLUGIN_MODULE}
 # Test support shipped with the public tests; the optional ones only when they exist.
 REQUIRED_TEST_SUPPORT = ("probes.py", "support.py")
 OPTIONAL_TEST_SUPPORT = ("__init__.py", "conftest.py")
-# Pinned in requirements.txt with the exact versions of the grader's pyproject.toml: the
-# runtime packages student code may import (the template imports both), and the test
-# tools (hypothesis derandomizes by hashing the test, so other versions draw other examples).
-PINNED_PACKAGES = ("numpy", "typing_extensions", "pytest", "hypothesis")
-# Copied as well when pyproject lists them (environment markers included).
-CONDITIONAL_PACKAGES = ("tomli",)
 MARKER_FILE = ".handout"
 HIDDEN_TESTS_DIR = "hidden"
 
@@ -259,7 +253,9 @@ def _plugin_file(grader_dir: Path) -> Plan:
     """The hand-out's one plugin module, checked to stand alone (no grader import)."""
     path = grader_dir / PLUGIN_SOURCE
     if not path.is_file():
-        raise ConfigError(f"the hand-out needs grader/{PLUGIN_SOURCE}, but {path} does not exist")
+        raise ConfigError(
+            f"the hand-out needs grader/course/{PLUGIN_SOURCE}, but {path} does not exist"
+        )
     for node in ast.walk(_parse_file(path)):
         relative = isinstance(node, ast.ImportFrom) and node.level > 0
         names = (
@@ -271,7 +267,7 @@ def _plugin_file(grader_dir: Path) -> Plan:
         )
         if relative or any(n == "grader" or n.startswith("grader.") for n in names):
             raise ConfigError(
-                f"grader/{PLUGIN_SOURCE} imports from the grader (line {node.lineno}); "
+                f"grader/course/{PLUGIN_SOURCE} imports from the grader (line {node.lineno}); "
                 "it ships alone in the hand-out and must use only pytest, hypothesis and "
                 "the standard library"
             )
@@ -279,7 +275,7 @@ def _plugin_file(grader_dir: Path) -> Plan:
 
 
 def _rewrite_grader_imports(path: Path, data: bytes, exported: set[str]) -> bytes:
-    """``from grader.protocol import X`` becomes ``from pytest_minitorch import X``.
+    """``from grader.isolation.protocol import X`` becomes ``from pytest_minitorch import X``.
 
     The public tests are the grader's own files; the hand-out has no ``grader`` package, so
     each import of it is pointed at the plugin module, which defines the same names. Any
@@ -316,209 +312,6 @@ def _rewrite_grader_imports(path: Path, data: bytes, exported: set[str]) -> byte
     return "".join(lines).encode("utf-8")
 
 
-# --- root files ----------------------------------------------------------------------------
-
-
-def _requirements(root: Path) -> str:
-    pyproject = root / "pyproject.toml"
-    try:
-        data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"cannot read the pinned versions from {pyproject}: {exc}") from exc
-    by_name: dict[str, str] = {}
-    for spec in data.get("project", {}).get("dependencies", []):
-        match = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", spec)
-        if match:
-            by_name[re.sub(r"[-_.]+", "-", match[1]).lower()] = spec.strip()
-    lines = [
-        "# The packages of this hand-out, pinned to the versions the grader uses: numpy and",
-        "# typing_extensions are what your minitorch code may import besides the standard",
-        "# library; pytest and hypothesis run the tests (hypothesis draws different examples",
-        "# in different versions, so the same versions make `make grade` agree with Gradescope).",
-    ]
-    for name in PINNED_PACKAGES:
-        spec = by_name.get(re.sub(r"[-_.]+", "-", name).lower())
-        if spec is None or not re.fullmatch(r"[A-Za-z0-9._-]+==[^;,\s]+", spec):
-            raise ConfigError(
-                f"{pyproject}: [project] dependencies must pin {name} with '==' "
-                f"(found {spec!r}); the hand-out copies that version"
-            )
-        lines.append(spec)
-    lines += [by_name[name] for name in CONDITIONAL_PACKAGES if name in by_name]
-    return "\n".join(lines) + "\n"
-
-
-def _toml_value(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)  # JSON escapes are valid TOML
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    if isinstance(value, dict):
-        inner = ", ".join(f"{json.dumps(k)} = {_toml_value(v)}" for k, v in value.items())
-        return "{ " + inner + " }" if inner else "{}"
-    raise TypeError(f"no TOML form for {value!r}")
-
-
-def _plain_number(value: float) -> float | int:
-    """30.0 -> 30, so points read as the toml author wrote them."""
-    return int(value) if value.is_integer() else value
-
-
-def _handout_toml(assignment: Assignment) -> str:
-    """The assignment's toml for ``make grade``'s preview, without any hidden test name."""
-    public_names = _test_function_names(assignment)
-    out = [
-        f"# Tasks and points of {assignment.name}, for the score preview of `make grade`.",
-        "# Generated by `grader handout`. The grader keeps its own copy (with the hidden",
-        "# tests), so editing this file changes nothing in your grade.",
-        f"name = {_toml_value(assignment.name)}",
-        f"title = {_toml_value(assignment.title)}",
-        "",
-        "[files]",
-    ]
-    for role in ("editable", "provided", "solved", "stubbed", "extra"):
-        out.append(f"{role} = {_toml_value(getattr(assignment, role))}")
-    out += [
-        "",
-        "[tests]",
-        f"public = {_toml_value(assignment.public_tests)}",
-        f"public_visibility = {_toml_value(assignment.public_visibility)}",
-    ]
-    overrides = {k: v for k, v in assignment.visibility_overrides.items() if k in public_names}
-    if overrides:
-        out += ["", "[tests.visibility]"]
-        out += [f"{json.dumps(k)} = {_toml_value(v)}" for k, v in sorted(overrides.items())]
-    out += [
-        "",
-        "[hypothesis]",
-        f"max_examples = {assignment.max_examples}",
-        f"local_max_examples = {assignment.local_max_examples}",
-        "",
-        "[limits]",
-    ]
-    out += [
-        f"{k} = {_toml_value(getattr(assignment.limits, k))}" for k in Limits.__dataclass_fields__
-    ]
-    for task in assignment.tasks:
-        out += [
-            "",
-            "[[tasks]]",
-            f"id = {_toml_value(task.id)}",
-            f"title = {_toml_value(task.title)}",
-            f"points = {_toml_value(_plain_number(task.points))}",
-        ]
-        weights = {k: v for k, v in sorted(task.weights.items()) if k in public_names}
-        if weights:
-            out.append(f"weights = {_toml_value(weights)}")
-    return "\n".join(out) + "\n"
-
-
-SETUP_CFG = """\
-# Generated by `grader handout`. pytest reads its settings from here: the tests in tests/,
-# the assignment's test plugin (pytest_minitorch.py, next to this file), and one marker per
-# task, so `pytest -m task1_4` runs the tests of task 1.4 as in the course.
-[metadata]
-name = minitorch
-version = 0.1
-
-[files]
-packages =
-    minitorch
-
-[tool:pytest]
-testpaths = tests
-pythonpath = . tests
-addopts = -p no:minitorch_grader -p pytest_minitorch -p no:cacheprovider
-markers =
-    task(id): the assignment task a test belongs to, e.g. @pytest.mark.task("1.4")
-@MARKERS@
-"""
-
-MAKEFILE = """\
-# @TITLE@: the student's commands. Generated by `grader handout`.
-#
-#   make install        create .venv and install the pinned packages
-#   make test           run the public tests (make test TASK=@TASK@ for one task)
-#   make grade          run the public tests as the grader does, with a score preview
-#   make submit         zip minitorch/ into submission.zip
-#   make clean          remove caches and submission.zip
-
-PYTHON ?= python3
-VENV ?= .venv
-VENV_PYTHON := $(VENV)/bin/python
-# Use the virtual environment once `make install` has created it.
-PY := $(if $(wildcard $(VENV_PYTHON)),$(VENV_PYTHON),$(PYTHON))
-TASK ?=
-TASK_OPTION := $(if $(TASK),--task $(TASK))
-# hypothesis examples per property test: more locally, the grading budget for `make grade`
-LOCAL_EXAMPLES := @LOCAL_EXAMPLES@
-GRADING_EXAMPLES := @GRADING_EXAMPLES@
-
-.PHONY: help install test grade submit clean
-
-help:
-\t@echo "make install          create .venv and install the pinned packages"
-\t@echo "make test             run the public tests"
-\t@echo "make test TASK=@TASK@    run the tests of one task"
-\t@echo "make grade            run the public tests as the grader does, with a score preview"
-\t@echo "make submit           zip minitorch/ into submission.zip"
-\t@echo "make clean            remove caches and submission.zip"
-
-install:
-\t$(PYTHON) -m venv $(VENV)
-\t$(VENV_PYTHON) -m pip install -r requirements.txt
-
-test:
-\t$(PY) -m pytest --grading-profile=student --max-examples=$(LOCAL_EXAMPLES) $(TASK_OPTION) $(ARGS)
-
-# A preview: one line per failed test and the task table (`make test` shows the details).
-grade:
-\t$(PY) -m pytest --grading-profile=grading --max-examples=$(GRADING_EXAMPLES) \\
-\t\t--score-table -q --tb=no $(TASK_OPTION) $(ARGS)
-
-submit:
-\trm -rf minitorch/__pycache__ submission.zip
-\t$(PY) -m zipfile -c submission.zip minitorch
-\t@echo "Wrote submission.zip: upload it to Gradescope."
-
-clean:
-\trm -rf .pytest_cache .hypothesis submission.zip
-\tfind . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
-"""
-
-GITIGNORE = """\
-.venv/
-__pycache__/
-*.pyc
-.hypothesis/
-.pytest_cache/
-submission.zip
-"""
-
-
-def _makefile(assignment: Assignment) -> str:
-    return (
-        MAKEFILE.replace("@TITLE@", assignment.title)
-        .replace("@TASK@", assignment.tasks[-1].id)
-        .replace("@LOCAL_EXAMPLES@", str(assignment.local_max_examples))
-        .replace("@GRADING_EXAMPLES@", str(assignment.max_examples))
-    )
-
-
-def _setup_cfg(assignment: Assignment) -> str:
-    markers = "\n".join(
-        f"    task{task.id.replace('.', '_')}: the tests of task {task.id} ({task.title})"
-        for task in assignment.tasks
-    )
-    return SETUP_CFG.replace("@MARKERS@", markers)
-
-
 def _marker(assignment: Assignment) -> str:
     return (
         f"Generated by `grader handout {assignment.name}`.\n"
@@ -529,13 +322,10 @@ def _marker(assignment: Assignment) -> str:
 
 def _root_files(assignment: Assignment) -> Plan:
     readme = assignment.folder / "README.md"
+    texts = root_texts(assignment, _test_function_names(assignment))
     return {
         "README.md": _file(_read_text(readme, "assignment README").encode("utf-8")),
-        "Makefile": _text_file(_makefile(assignment)),
-        "setup.cfg": _text_file(_setup_cfg(assignment)),
-        "requirements.txt": _text_file(_requirements(assignment.root)),
-        "assignment.toml": _text_file(_handout_toml(assignment)),
-        ".gitignore": _text_file(GITIGNORE),
+        **{path: _text_file(text) for path, text in texts.items()},
         MARKER_FILE: _text_file(_marker(assignment)),
     }
 

@@ -30,8 +30,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from .assignment import Assignment, load_assignment
-from .skeleton import Region, solution_regions
+from grader.course.assignment import Assignment, load_assignment
+from grader.course.skeleton import Region, solution_regions
 
 __all__ = ["Mutant", "generate_mutants", "run_audit", "add_commands"]
 
@@ -228,7 +228,7 @@ def _forget_test_modules() -> None:
     """
     import sys
 
-    keep = [sys.prefix, sys.base_prefix, str(Path(__file__).resolve().parent)]
+    keep = [sys.prefix, sys.base_prefix, str(Path(__file__).resolve().parents[1])]
     for name, module in list(sys.modules.items()):
         file = getattr(module, "__file__", None)
         if file and not any(str(Path(file).resolve()).startswith(k) for k in keep):
@@ -237,11 +237,11 @@ def _forget_test_modules() -> None:
 
 def _grade_job(job: _Job) -> dict[str, Any]:
     """In a pool process: stage the reference (or a mutant) and run one task's tests."""
-    from .runner import run_tests
+    from grader.grading.runner import run_tests
 
     _forget_test_modules()
-    from .scoring import outcomes_from_json_report
-    from .submission import Located, stage
+    from grader.grading.scoring import outcomes_from_json_report
+    from grader.grading.submission import Located, stage
 
     assignment = load_assignment(job.assignment, Path(job.root))
     with tempfile.TemporaryDirectory(prefix="grader-audit-") as tmp:
@@ -292,7 +292,7 @@ def suite_root(tests: Path, work: Path) -> Path:
 
     Lets the audit measure another suite, e.g. a deliberately weakened copy.
     """
-    from .assignment import repo_root
+    from grader.course.assignment import repo_root
 
     real = repo_root()
     work.mkdir(parents=True, exist_ok=True)
@@ -317,7 +317,7 @@ def run_audit(
 
     from rich.progress import Progress
 
-    from .assignment import repo_root
+    from grader.course.assignment import repo_root
 
     started = time.monotonic()
     mutants = [

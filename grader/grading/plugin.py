@@ -8,15 +8,14 @@ unchanged whether the worker is in-process (students' ``make test``) or sandboxe
 from __future__ import annotations
 
 import dataclasses
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from .protocol import BudgetExhausted, ProbeTimeout, StudentError, StudentFault
+from grader.grading.shrinking import bound_shrinking, no_local_constants
+from grader.isolation.protocol import BudgetExhausted, ProbeTimeout, StudentError, StudentFault
 
 MODES = ("inprocess", "sandbox")
 PROFILES = ("grading", "student")
@@ -30,7 +29,7 @@ class _State:
     probes: Path
     mode: str
     profile: str
-    assignment: Any = None  # grader.assignment.Assignment, when --assignment-toml is given
+    assignment: Any = None  # grader.course.assignment.Assignment, when --assignment-toml is given
     outcomes: dict[str, dict[str, Any]] = field(default_factory=dict)
     client: Any = None  # the session's StudentClient, once a test asked for it
     shown: set[str] = field(default_factory=set)  # causes whose full message a test showed
@@ -104,7 +103,7 @@ def pytest_configure(config: pytest.Config) -> None:
     state = _State(root=root, probes=probes, mode=mode, profile=profile)
     toml = _opt(config, "assignment_toml", "assignment_toml")
     if toml:
-        from .assignment import load_assignment
+        from grader.course.assignment import load_assignment
 
         try:
             state.assignment = load_assignment(_resolve_path(config, toml))
@@ -130,7 +129,7 @@ def _load_hypothesis_profile(config: pytest.Config, state: _State) -> None:
     if seed is None and grading and state.assignment is not None:
         # Repeatable for the same files, unpredictable to students, different for every
         # submission (grader/secret.py).
-        from .secret import course_secret, grading_seed, submission_digest
+        from grader.course.secret import course_secret, grading_seed, submission_digest
 
         # Without a course secret the seed is public, but still one per submission: a table
         # of examples cannot be built into the very files whose digest draws them.
@@ -154,9 +153,9 @@ def _load_hypothesis_profile(config: pytest.Config, state: _State) -> None:
     )
     settings.register_profile("student", derandomize=False, **common)  # type: ignore[arg-type]
     settings.load_profile(state.profile)
-    _no_local_constants()
+    no_local_constants()
     if grading and state.assignment is not None:
-        _bound_shrinking(
+        bound_shrinking(
             state.assignment.shrink_calls,
             state.assignment.shrink_seconds,
             lambda: state.client is not None and state.client.fault_stands,
@@ -167,77 +166,6 @@ def _load_hypothesis_profile(config: pytest.Config, state: _State) -> None:
         # The public route is pytest's --hypothesis-seed, which needs hypothesis' own plugin;
         # trusted runs disable plugin autoloading, so set the same switch it sets.
         hypothesis.core.global_force_seed = seed  # type: ignore[attr-defined]
-
-
-def _no_local_constants() -> None:
-    """Draw from hypothesis' global constants only, never from the modules loaded here.
-
-    Hypothesis mixes into its draws the literals of every "local" module it finds loaded
-    (anything outside site-packages), and caches them under ``.hypothesis/constants`` in
-    the working folder. What is local depends on where the grader is installed (a checkout
-    or a bundle's venv), so the same test drew different examples in sandbox and docker
-    modes. hypothesis is pinned, so this private hook is stable.
-    """
-    from hypothesis.internal.conjecture import providers
-
-    empty = providers.Constants()
-    providers._get_local_constants = lambda: empty  # type: ignore[attr-defined]
-
-
-def _bound_shrinking(
-    calls: int, seconds: float, fault_stands: Callable[[], bool], stall: int = 50
-) -> None:
-    """Let each failing test spend at most ``calls`` test calls shrinking its example (and
-    stop after ``stall`` calls in a row that found nothing smaller); let the whole run
-    spend at most ``seconds`` shrinking, one test at most a sixth of that. A failure that
-    no input changes (``fault_stands()`` right after it: a file that does not import, a
-    hung call) is not shrunk at all: the example that found it is the one to show.
-
-    Shrinking is where a buggy submission spent its time (a wrong backpropagate: 634 calls,
-    5 s, for one test): most of it in the last few steps, from a graph of four variables
-    to one of three. The call count keeps the example and the message the same on a busy
-    machine; the clock only bounds code whose every call is slow (seconds each): then a
-    test shows a less shrunk example, and its score is the same either way. hypothesis is
-    pinned; its shrinker checks ``check_calls`` before every call and stops on
-    ``StopShrinking``.
-    """
-    from hypothesis.internal.conjecture import engine
-    from hypothesis.internal.conjecture.shrinker import StopShrinking
-
-    unbounded = getattr(engine.ConjectureRunner.new_shrinker, "_grader_unbounded", None)
-    unbounded = unbounded or engine.ConjectureRunner.new_shrinker
-    spent = [0.0]  # seconds of shrinking so far in this run
-    per_test = seconds / 6
-
-    def new_shrinker(self: Any, *args: Any, **kwargs: Any) -> Any:
-        shrinker = unbounded(self, *args, **kwargs)
-        shrinker.max_stall = stall
-        start_calls, started = shrinker.calls, time.monotonic()
-        allowed = 0.0 if fault_stands() else min(per_test, seconds - spent[0])
-
-        def check_calls() -> None:
-            took = time.monotonic() - started
-            if (
-                shrinker.calls - shrinker.calls_at_last_shrink >= shrinker.max_stall
-                or shrinker.calls - start_calls >= calls
-                or took > allowed
-            ):
-                raise StopShrinking
-
-        def shrink() -> None:
-            try:
-                if allowed > 0:
-                    run_shrink()
-            finally:
-                spent[0] += time.monotonic() - started
-
-        run_shrink = shrinker.shrink
-        shrinker.check_calls = check_calls
-        shrinker.shrink = shrink
-        return shrinker
-
-    new_shrinker._grader_unbounded = unbounded  # type: ignore[attr-defined]
-    engine.ConjectureRunner.new_shrinker = new_shrinker  # type: ignore[method-assign]
 
 
 # --------------------------------------------------------------------------- collection
@@ -286,8 +214,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture(scope="session")
 def student(request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
     """The client for the student's code: ``student.call(probe, *args, label=...)``."""
-    from .assignment import Limits
-    from .sandbox import SandboxConfig, StudentClient
+    from grader.course.assignment import Limits
+    from grader.isolation import SandboxConfig, StudentClient
 
     config = request.config
     if _STATE not in config.stash:
@@ -411,7 +339,7 @@ def render_failure(exc: BaseException, shown: set[str] | None = None) -> str | N
 def _told_above(state: _State, exc: BaseException) -> bool:
     """Whether what stopped a test (``exc``, or a fault it was raised from) is a problem the
     report's visible top tells: one a visible test ran into too."""
-    from .protocol import clip
+    from grader.isolation.protocol import clip
 
     client = state.client
     if client is None:
@@ -507,7 +435,7 @@ class _Recorder:
         if self.state.assignment is None:
             terminalreporter.write_line("--score-table needs --assignment-toml", red=True)
             return
-        from .scoring import outcomes_from_plugin, score
+        from grader.grading.scoring import outcomes_from_plugin, score
 
         scored = score(outcomes_from_plugin(self.state.outcomes), self.state.assignment)
         terminalreporter.section("score preview (public tests only)")

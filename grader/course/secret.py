@@ -24,8 +24,8 @@ import os
 import secrets
 from pathlib import Path
 
-from .assignment import Assignment
-from .errors import ConfigError
+from grader.course.assignment import Assignment
+from grader.errors import ConfigError
 
 __all__ = [
     "SECRET_FILE",

@@ -10,21 +10,23 @@ import contextlib
 import io
 import os
 import shutil
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import gradescope, plugin
-from .assignment import Assignment
-from .errors import ConfigError, SubmissionError
-from .sandbox import SandboxConfig, StudentClient, defences, readable_by_others
-from .scoring import Scored, outcomes_from_json_report, score
-from .secret import secret_path
-from .submission import Located, course_copy, locate, stage
+from grader.course.assignment import Assignment
+from grader.course.secret import secret_path
+from grader.errors import ConfigError, SubmissionError
+from grader.grading import plugin
+from grader.grading import results as results_json
+from grader.grading.scoring import Scored, outcomes_from_json_report, score
+from grader.grading.submission import Located, course_copy, locate, stage
+from grader.isolation import SandboxConfig, StudentClient, defences, readable_by_others
 
-__all__ = ["GradeResult", "grade", "run_tests"]
+__all__ = ["GradeResult", "grade", "grade_command", "run_tests"]
 
 
 @dataclass(frozen=True)
@@ -224,13 +226,13 @@ def grade(
             located = locate(submission, assignment)
         except SubmissionError as exc:
             message = f"Your submission could not be read: {exc}"
-            results = gradescope.error_results(
+            results = results_json.error_results(
                 assignment,
                 message,
                 execution_time=time.monotonic() - started,
                 extra={"status": "bad-submission", "problem": message},
             )
-            gradescope.validate_results(results)
+            results_json.validate_results(results)
             return GradeResult(results, None, "")
         try:
             return _grade_located(
@@ -256,13 +258,13 @@ def _unfinished(assignment: Assignment, exc: BaseException, took: float) -> Grad
         "code: please tell your instructor, who can regrade it. "
         f"(The grader stopped with {detail})"
     )
-    results = gradescope.error_results(
+    results = results_json.error_results(
         assignment,
         message,
         execution_time=took,
         extra={"status": "crashed", "problem": message},
     )
-    gradescope.validate_results(results)
+    results_json.validate_results(results)
     return GradeResult(results, None, "")
 
 
@@ -323,6 +325,25 @@ def _grade_located(
         },
     }
     scored = score(outcomes, assignment, tuple(messages), extra)
-    results = gradescope.to_results(scored, execution_time=time.monotonic() - started)
-    gradescope.validate_results(results)
+    results = results_json.to_results(scored, execution_time=time.monotonic() - started)
+    results_json.validate_results(results)
     return GradeResult(results, scored, output)
+
+
+def grade_command(
+    submission: Path | str,
+    assignment: str,
+    out: Path | str,
+    *,
+    mode: str | None = None,
+    extra: tuple[str, ...] | list[str] = (),
+) -> list[str]:
+    """The argv of one ``grader grade`` run in a fresh interpreter.
+
+    Benchmarks, the flake hunt and the grading tests run the real command line, so each
+    gets the same interpreter, flags and report file a TA's shell would.
+    """
+    argv = [sys.executable, "-m", "grader", "grade", str(submission), "-a", assignment]
+    if mode is not None:
+        argv += ["--mode", mode]
+    return [*argv, "--out", str(out), *extra]

@@ -15,51 +15,29 @@ it raises only ``DockerError`` for faults of the machine (engine down, image mis
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
 import stat
 import tarfile
-import tempfile
 import time
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from .assignment import Assignment, load_assignment, repo_root
-from .errors import DockerError, GraderError, SubmissionError
-from .files import write_atomic
-from .submission import refuse_crowded_zip
+from grader.course.assignment import Assignment
+from grader.errors import DockerError, SubmissionError
+from grader.files import write_atomic
+from grader.grading.submission import refuse_crowded_zip
+from grader.platforms.images import LABEL, add_tar_bytes, docker_client, ensure_image
 
-__all__ = [
-    "DEFAULT_BASE_IMAGE",
-    "ContainerLimits",
-    "docker_client",
-    "ensure_image",
-    "grade_in_container",
-    "image_tag",
-    "submission_tar",
-    "add_commands",
-]
-
-#: Base when neither --base nor GRADER_BASE_IMAGE says otherwise. Needs a registry (or a
-#: pre-loaded image); ``make base-image`` builds minitorch-grader-base:bookworm offline.
-DEFAULT_BASE_IMAGE = "python:3.11-slim"
-OFFLINE_BASE_IMAGE = "minitorch-grader-base:bookworm"
-IMAGE_REPO = "minitorch-grader"
-LABEL = "org.minitorch.grader"
+__all__ = ["ContainerLimits", "grade_in_container", "submission_tar"]
 
 _MAX_RESULTS_BYTES = 8 * 1024 * 1024
 _MAX_SUBMISSION_BYTES = 64 * 1024 * 1024
 _MAX_SUBMISSION_FILES = 5000
 _LOG_TAIL = 4000
-
-
-def base_image_default() -> str:
-    """``GRADER_BASE_IMAGE`` if set (CI and the Makefile use the offline base), else the default."""
-    return os.environ.get("GRADER_BASE_IMAGE") or DEFAULT_BASE_IMAGE
 
 
 @dataclass(frozen=True)
@@ -85,182 +63,7 @@ class ContainerLimits:
         )
 
 
-# --------------------------------------------------------------------------- engine
-
-
-def docker_client():
-    """A docker SDK client, or a ``DockerError`` that tells the TA how to start the engine."""
-    try:
-        import docker
-    except ImportError as exc:  # pragma: no cover - docker is a pinned dependency
-        raise DockerError("the 'docker' Python package is missing (pip install docker)") from exc
-    try:
-        client = docker.from_env(timeout=120)
-        client.ping()
-    except Exception as exc:
-        raise DockerError(
-            f"cannot reach the Docker engine ({exc.__class__.__name__}: {exc}). Start it "
-            "(as root: docker/start-dockerd.sh, or 'systemctl start docker') and check that "
-            "your user may use it ('docker info')."
-        ) from exc
-    return client
-
-
-# --------------------------------------------------------------------------- images
-
-
-def image_tag(assignment: Assignment, digest: str) -> str:
-    return f"{IMAGE_REPO}/{assignment.name}:{digest[:16]}"
-
-
-def _dockerfile(root: Path) -> str:
-    return (root / "docker" / "Dockerfile.autograder").read_text(encoding="utf-8")
-
-
-def _image_digest(assignment: Assignment, base_id: str, dockerfile: str) -> str:
-    """Content address of the image: bundle entries + base image id + Dockerfile."""
-    from . import bundle
-
-    root = assignment.root
-    cache = root / "build"
-    wheelhouse = bundle.build_wheelhouse(
-        bundle.project_requirements(root), cache=cache / "wheelhouse"
-    )
-    grader_wheel = bundle._grader_wheel(root, cache)
-    digest = hashlib.sha256()
-    digest.update(base_id.encode() + b"\0" + dockerfile.encode() + b"\0")
-    for name, data, mode in bundle._entries(root, assignment, wheelhouse, grader_wheel):
-        digest.update(f"{name}\0{mode}\0{len(data)}\0".encode())
-        digest.update(hashlib.sha256(data).digest())
-    return digest.hexdigest()
-
-
-def _base_id(client, base: str) -> str:
-    import docker.errors
-
-    try:
-        return client.images.get(base).id
-    except docker.errors.ImageNotFound:
-        pass
-    except docker.errors.APIError as exc:
-        raise DockerError(f"cannot inspect the base image {base}: {exc}") from exc
-    try:
-        return client.images.pull(base).id
-    except docker.errors.APIError as exc:
-        raise DockerError(
-            f"the base image {base} is not on this machine and cannot be pulled ({exc}). "
-            f"Without a registry, build the offline base with 'make base-image' and set "
-            f"GRADER_BASE_IMAGE={OFFLINE_BASE_IMAGE} (or pass --base to 'grader image')."
-        ) from exc
-
-
-def ensure_image(
-    assignment: Assignment,
-    *,
-    base: str | None = None,
-    client=None,
-    force: bool = False,
-    log=None,
-) -> str:
-    """Build (or reuse) the grading image of ``assignment`` and return its tag.
-
-    The tag is a hash of everything that goes into the image, so an unchanged bundle on an
-    unchanged base is a cache hit that costs one ``images.get``.
-    """
-    import docker.errors
-
-    client = client or docker_client()
-    base = base or base_image_default()
-    dockerfile = _dockerfile(assignment.root)
-    digest = _image_digest(assignment, _base_id(client, base), dockerfile)
-    tag = image_tag(assignment, digest)
-    if not force:
-        try:
-            client.images.get(tag)
-            return tag
-        except docker.errors.ImageNotFound:
-            pass
-    from .bundle import build_bundle
-
-    start = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="grader-image.") as tmp:
-        zip_path = build_bundle(assignment, Path(tmp) / "autograder.zip")
-        context = io.BytesIO()
-        with tarfile.open(fileobj=context, mode="w") as tar:
-            _add_bytes(tar, "Dockerfile", dockerfile.encode(), 0o644)
-            tar.add(zip_path, arcname="autograder.zip")
-        context.seek(0)
-        try:
-            _, logs = client.images.build(
-                fileobj=context,
-                custom_context=True,
-                tag=tag,
-                buildargs={"BASE": base},
-                labels={LABEL: assignment.name, f"{LABEL}.digest": digest},
-                rm=True,
-                forcerm=True,
-                pull=False,
-                network_mode="none",
-            )
-        except docker.errors.BuildError as exc:
-            lines = [str(chunk.get("stream", chunk.get("error", ""))) for chunk in exc.build_log]
-            tail = "".join(lines)[-3000:]
-            raise DockerError(
-                f"building the image for {assignment.name} failed: {exc.msg}\n{tail}"
-            ) from exc
-        except docker.errors.APIError as exc:
-            raise DockerError(f"building the image for {assignment.name} failed: {exc}") from exc
-        if log is not None:
-            for chunk in logs:
-                if "stream" in chunk:
-                    log(chunk["stream"].rstrip())
-    client.images.get(tag).tag(f"{IMAGE_REPO}/{assignment.name}", "latest")
-    _prune_old_images(client, assignment, keep=tag)
-    if log is not None:
-        log(f"built {tag} in {time.monotonic() - start:.1f} s")
-    return tag
-
-
-def _prune_old_images(client, assignment: Assignment, keep: str, age: float = 3600.0) -> None:
-    """Remove this assignment's images of earlier bundles (each is ~50 MB over the base).
-
-    Only images older than ``age`` seconds go, so a batch started a moment ago with the
-    previous image keeps it; an image in use by a container fails to delete and stays.
-    """
-    from datetime import datetime, timezone
-
-    import docker.errors
-
-    try:
-        images = client.images.list(filters={"label": f"{LABEL}={assignment.name}"})
-    except docker.errors.APIError:
-        return
-    for img in images:
-        if keep in img.tags:
-            continue
-        created = str(img.attrs.get("Created", ""))[:19]
-        try:
-            born = datetime.fromisoformat(created).replace(tzinfo=timezone.utc).timestamp()
-        except ValueError:
-            continue
-        if time.time() - born < age:
-            continue
-        for tag in img.tags:
-            try:
-                client.images.remove(tag, noprune=False)
-            except docker.errors.APIError:
-                pass
-
-
 # --------------------------------------------------------------------------- submission tar
-
-
-def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes, mode: int) -> None:
-    info = tarfile.TarInfo(name)
-    info.size = len(data)
-    info.mode = mode
-    info.mtime = 0
-    tar.addfile(info, io.BytesIO(data))
 
 
 def _safe_name(name: str) -> str | None:
@@ -306,7 +109,7 @@ def submission_tar(submission: Path) -> bytes:
                         continue
                     rel = path.relative_to(submission).as_posix()
                     account(st.st_size, rel)
-                    _add_bytes(tar, rel, path.read_bytes(), 0o644)
+                    add_tar_bytes(tar, rel, path.read_bytes(), 0o644)
         elif submission.is_file() and zipfile.is_zipfile(submission):
             refuse_crowded_zip(submission)
             try:
@@ -320,7 +123,7 @@ def submission_tar(submission: Path) -> bytes:
                         with zf.open(info) as fh:
                             data = fh.read(_MAX_SUBMISSION_BYTES + 1)
                         account(max(0, len(data) - info.file_size), rel)
-                        _add_bytes(tar, rel, data, 0o644)
+                        add_tar_bytes(tar, rel, data, 0o644)
             except (zipfile.BadZipFile, OSError, RuntimeError, EOFError) as exc:
                 raise SubmissionError(f"{submission}: unreadable zip ({exc})") from exc
         elif submission.exists():
@@ -492,13 +295,13 @@ def run_container(
 
 
 def _error_report(assignment: Assignment, message: str) -> dict[str, Any]:
-    from .gradescope import error_results
+    from grader.grading.results import error_results
 
     return error_results(assignment, message)
 
 
 def _validate(doc: dict[str, Any]) -> None:
-    from .gradescope import validate_results
+    from grader.grading.results import validate_results
 
     validate_results(doc)
 
@@ -612,70 +415,3 @@ def grade_in_container(
     if out is not None:
         write_json_atomic(Path(out), doc)
     return doc
-
-
-# --------------------------------------------------------------------------- CLI
-
-
-def _cmd_image(args) -> int:
-    assignment = load_assignment(args.assignment)
-    tag = ensure_image(
-        assignment, base=args.base, force=args.force, log=print if args.verbose else None
-    )
-    print(tag)
-    return 0
-
-
-def _cmd_base_image(args) -> int:
-    import subprocess
-
-    script = repo_root() / "docker" / "build-base-image.sh"
-    cmd = ["bash", str(script), *(["--force"] if args.force else []), args.tag]
-    return subprocess.run(cmd).returncode
-
-
-def add_commands(subparsers) -> None:
-    """Register ``image`` and ``base-image``."""
-    p = subparsers.add_parser(
-        "image",
-        help="build the local grading image of an assignment (Gradescope layout)",
-        description=(
-            "Build a Docker image that runs the assignment's Gradescope bundle exactly as "
-            "Gradescope does (unzip into /autograder/source, run setup.sh). Cached by the "
-            "bundle's content: an unchanged bundle is not rebuilt. Prints the image tag."
-        ),
-    )
-    p.add_argument("assignment", help="assignment name, e.g. module1")
-    p.add_argument(
-        "--base",
-        default=None,
-        help=f"base image (default: $GRADER_BASE_IMAGE or {DEFAULT_BASE_IMAGE}; offline: "
-        f"{OFFLINE_BASE_IMAGE} from 'grader base-image')",
-    )
-    p.add_argument("--force", action="store_true", help="rebuild even if the image exists")
-    p.add_argument("-v", "--verbose", action="store_true", help="show the build log")
-    p.set_defaults(func=_cmd_image)
-
-    b = subparsers.add_parser(
-        "base-image",
-        help="build the offline base image from Debian packages (mmdebstrap + docker import)",
-    )
-    b.add_argument("tag", nargs="?", default=OFFLINE_BASE_IMAGE)
-    b.add_argument("--force", action="store_true", help="rebuild even if the tag exists")
-    b.set_defaults(func=_cmd_base_image)
-
-
-# Registered by grader/cli.py for ``grader grade --mode docker``.
-def grade_command(args) -> int:  # pragma: no cover - thin wrapper
-    """Helper for the CLI: grade one submission in a container and print a one-line summary."""
-    assignment = load_assignment(args.assignment)
-    try:
-        doc = grade_in_container(
-            Path(args.submission), assignment, Path(args.out) if args.out else None
-        )
-    except GraderError as exc:
-        print(f"error: {exc}")
-        return 2
-    status = doc.get("extra_data", {}).get("container", {}).get("status", "?")
-    print(f"score {doc['score']:g} / {assignment.max_score:g} ({status})")
-    return 0

@@ -1,7 +1,7 @@
 """Get grades into Canvas: an import CSV for the gradebook, or a direct upload with canvasapi.
 
 ``grader canvas-export`` needs no credentials: it fills one column of the gradebook CSV that
-Canvas exports (see ``grader.exports`` for how students are matched) and writes a file for
+Canvas exports (see ``grader.platforms.exports`` for how students are matched) and writes a file for
 Canvas' gradebook "Import". ``grader canvas-upload`` posts each grade through the Canvas REST
 API (``PUT /api/v1/courses/:course_id/assignments/:assignment_id/submissions/:user_id`` with
 ``submission[posted_grade]``), addressing students by SIS user id, login id or Canvas id, as
@@ -23,8 +23,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
-from .errors import ConfigError, GraderError
-from .exports import ScoreRow, canvas_import, conversion_factor, grader_max, read_scores_csv
+from grader.errors import ConfigError, GraderError
+from grader.platforms.exports import (
+    ScoreRow,
+    canvas_import,
+    conversion_factor,
+    grader_max,
+    read_scores_csv,
+)
 
 __all__ = ["UploadReport", "upload_grades", "add_commands"]
 

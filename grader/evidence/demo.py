@@ -18,8 +18,8 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-from .assignment import Assignment
-from .errors import ConfigError
+from grader.course.assignment import Assignment
+from grader.errors import ConfigError
 
 __all__ = ["Example", "load_examples", "materialize", "run_demo"]
 
@@ -59,9 +59,9 @@ def materialize(example: Example, assignment: Assignment, out: Path) -> Path:
     files 0600) before anything is written in it. The grader, as root or as this user, still
     reads them; a worker never does (a grade stages its own copy for it).
     """
-    from .mutations import apply_mutations
-    from .sandbox import keep_private
-    from .skeleton import make_skeleton
+    from grader.course.skeleton import make_skeleton
+    from grader.evidence.mutations import apply_mutations
+    from grader.isolation import keep_private
 
     if example.kind not in ("reference", "mutation", "skeleton"):
         raise ConfigError(f"example {example.name}: unknown kind {example.kind!r}")
@@ -88,8 +88,8 @@ def run_demo(assignments: list[Assignment], out: Path, *, mode: str = "sandbox")
     from rich.console import Console
     from rich.table import Table
 
-    from .gradescope import write_results
-    from .runner import grade
+    from grader.grading.results import write_results
+    from grader.grading.runner import grade
 
     console = Console(highlight=False)
     root = assignments[0].root if assignments else Path.cwd()

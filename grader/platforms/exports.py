@@ -34,9 +34,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .assignment import Assignment
-from .errors import ConfigError
-from .files import write_atomic
+from grader.course.assignment import Assignment
+from grader.errors import ConfigError
+from grader.files import write_atomic
 
 __all__ = [
     "STATUSES",
