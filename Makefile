@@ -6,16 +6,21 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 ASSIGNMENTS := module0 module1
 SEEDS ?= 200
+# The flake hunt of `make test-all` (CI): seeds per assignment.
+EVIDENCE_SEEDS ?= 20
 # The offline base image (no registry needed) that `make base-image` builds; CI uses it.
 GRADER_BASE_IMAGE ?= minitorch-grader-base:bookworm
 export GRADER_BASE_IMAGE
 
-.PHONY: help demo test test-fast lint handout bench flake-hunt base-image gradescope clean
+.PHONY: help demo test test-all test-fast lint handout bench flake-hunt base-image gradescope clean
 
 help:
 	@echo "make demo        grade the bundled example submissions and print the score table"
-	@echo "make test        run the project's own tests (needs Docker for the container tests)"
-	@echo "make test-fast   the same without the Docker tests"
+	@echo "make test        the project's own tests: unit tests and one real grade of each kind"
+	@echo "                 (sandbox, docker when an engine answers, bundle, batch, cluster)"
+	@echo "make test-all    the full evidence make test leaves out: bug corpus, attacks, malformed"
+	@echo "                 inputs, audits, containers, a cluster losing a worker, a flake hunt"
+	@echo "make test-fast   make test's tests without the Docker ones, in one process"
 	@echo "make handout     generate the student repositories under build/handout/"
 	@echo "make gradescope  build the Gradescope autograder zips under dist/"
 	@echo "make base-image  build the offline Debian base image (no registry needed)"
@@ -33,10 +38,14 @@ demo: $(STAMP)
 	$(PY) -m grader demo --out out/demo
 
 test: $(STAMP)
-	$(PY) grader/tests/run_parallel.py -q --durations=10
+	$(PY) grader/tests/run_parallel.py --tier fast -q --durations=10
+
+test-all: $(STAMP)
+	$(PY) grader/tests/run_parallel.py --tier evidence -q --durations=10
+	$(PY) bench/flake_hunt.py --seeds $(EVIDENCE_SEEDS)
 
 test-fast: $(STAMP)
-	$(PY) -m pytest -q -m "not docker"
+	$(PY) -m pytest -q -m "not docker and not evidence"
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check grader reference tests bench

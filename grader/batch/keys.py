@@ -77,6 +77,7 @@ _NOT_GRADING = frozenset(
         "batch",
         "evidence",
         "course/handout.py",
+        "course/handout_root.py",
         "course/student_plugin.py",
         "platforms/bundle.py",
         "platforms/canvas.py",

@@ -242,6 +242,7 @@ MALFORMED = {
 }
 
 
+@pytest.mark.evidence
 def test_malformed_corpus_statuses_in_scores_csv(tmp_path: Path) -> None:
     from test_malformed import CASES
 
@@ -325,6 +326,7 @@ def _twelve(assignment: Assignment, dest: Path) -> Path:
     return subs
 
 
+@pytest.mark.evidence
 @pytest.mark.docker
 def test_sandbox_and_docker_write_identical_scores_csv(tmp_path: Path) -> None:
     from docker_env import base_image, docker_client

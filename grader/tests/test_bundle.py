@@ -99,6 +99,7 @@ def _interpreter(python: str) -> str | None:
     return None
 
 
+@pytest.mark.evidence
 @pytest.mark.slow
 @pytest.mark.parametrize("python", ["3.10"])  # 3.11 is installed by every image build
 def test_setup_installs_from_the_wheels_alone(bundle: Path, tmp_path: Path, python: str) -> None:

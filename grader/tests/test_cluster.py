@@ -8,7 +8,9 @@ the same submissions (scores.csv byte for byte, every test's status and score, t
 keys, so either run resumes the other). A worker with another course secret is refused with
 a message saying so. Without ``distributed`` the command names the extra to install.
 
-Nothing here is skipped: a cluster that cannot start fails the test with its output.
+`make test` runs the two-grade test only; the twenty grades with a killed worker are part
+of the full evidence (`make test-all`). Nothing here is skipped: a cluster that cannot
+start fails the test with its output.
 """
 
 from __future__ import annotations
@@ -181,6 +183,49 @@ def _verdicts(doc: dict) -> list[tuple[str, str, float]]:
     return [(t["name"], t["status"], t["score"]) for t in doc["tests"]]
 
 
+def test_two_grades_on_a_real_cluster(dask_processes: DaskProcesses, tmp_path: Path) -> None:
+    """What `make test` grades on Dask: a scheduler and one worker started with the ``dask``
+    command line, the reference and one bug graded through ``run_batch(scheduler=...)``, the
+    results validated on the client and keyed like a local batch's."""
+    assignment = load_assignment("module1")
+    subs = tmp_path / "subs"
+    apply_mutations(assignment.reference_dir, [], subs / "reference")
+    swapped = {
+        "file": "scalar_functions.py",
+        "find": "return operators.mul(b, d_output), operators.mul(a, d_output)",
+        "replace": "return operators.mul(a, d_output), operators.mul(b, d_output)",
+    }
+    apply_mutations(assignment.reference_dir, [swapped], subs / "swapped")
+    address = dask_processes.scheduler()
+    dask_processes.worker("w1")
+    client = _client(address)
+    try:
+        [worker] = dask_processes.wait_for_workers(client, {"w1"}).values()
+    finally:
+        client.close()
+    out = tmp_path / "out"
+    summary = run_batch(
+        subs,
+        assignment,
+        out,
+        mode="sandbox",
+        max_examples=BUDGET,
+        scheduler=address,
+        progress=False,
+    )
+    assert summary.graded == 2 and not summary.failed, summary
+    results = _graded(out)
+    assert {r["extra_data"]["cluster"]["worker"] for r in results.values()} == {worker}
+    assert results["reference"]["score"] == 100, results["reference"]["output"]
+    tasks = {t["id"]: t for t in results["swapped"]["extra_data"]["tasks"]}
+    assert tasks["1.4"]["score"] < tasks["1.4"]["max_score"]
+    assert all(t["score"] == t["max_score"] for i, t in tasks.items() if i != "1.4"), tasks
+    # Keyed like a local batch: a local rerun keeps both results.
+    again = run_batch(subs, assignment, out, mode="sandbox", max_examples=BUDGET, progress=False)
+    assert (again.graded, again.skipped) == (0, 2)
+
+
+@pytest.mark.evidence
 def test_twenty_grades_on_two_workers_survive_a_killed_worker(
     dask_processes: DaskProcesses, tmp_path: Path
 ) -> None:

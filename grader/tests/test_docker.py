@@ -84,6 +84,7 @@ def _host_grades(subs: dict[str, Path], dest: Path) -> dict[str, Path]:
     return outs
 
 
+@pytest.mark.evidence
 def test_container_scores_equal_sandbox_scores(engine, module1, image, tmp_path: Path) -> None:
     client, _ = engine
     subs = _submissions(module1, tmp_path)

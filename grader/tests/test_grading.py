@@ -141,6 +141,34 @@ def graded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Graded]:
 SCHEMA = json.loads(SCHEMA_PATH.read_text())
 
 
+def test_one_sandbox_grade_of_the_reference_and_of_one_bug(tmp_path: Path) -> None:
+    """What `make test` grades for real in the sandbox: the module-1 reference, and the
+    reference with Mul.backward's two derivatives swapped, through the CLI at the
+    assignment's full grading budget. The bug costs points in task 1.4 and nowhere else."""
+    swapped = _edit(
+        "scalar_functions.py",
+        "return operators.mul(b, d_output), operators.mul(a, d_output)",
+        "return operators.mul(a, d_output), operators.mul(b, d_output)",
+    )
+    graded = grade_all(
+        [
+            Job("reference", apply_mutations(REF, [], tmp_path / "reference"), "module1"),
+            Job("swapped", apply_mutations(REF, [swapped], tmp_path / "swapped"), "module1"),
+        ],
+        tmp_path / "results",
+    )
+    for g in graded.values():
+        assert g.exit_code == 0, g.stderr[-2000:]
+        jsonschema.validate(g.results, SCHEMA)
+        assert g.results["extra_data"]["defences"]["separate_process"] is True
+    reference, swapped_mul = graded["reference"], graded["swapped"]
+    assert reference.results["score"] == 100, reference.outputs()[-3000:]
+    assert not swapped_mul.full("1.4")
+    assert all(swapped_mul.full(task.id) for task in M1.tasks if task.id != "1.4")
+    assert "Mul" in swapped_mul.outputs()
+
+
+@pytest.mark.evidence
 def test_every_report_is_valid_and_exit_status_is_zero(graded: dict[str, Graded]) -> None:
     for name, g in graded.items():
         assert g.exit_code == 0, f"{name}: exit {g.exit_code}\n{g.stderr[-2000:]}"
@@ -148,6 +176,7 @@ def test_every_report_is_valid_and_exit_status_is_zero(graded: dict[str, Graded]
         assert "Traceback" not in g.results["output"], name
 
 
+@pytest.mark.evidence
 @pytest.mark.parametrize(
     "name", ["ref1-sandbox", "ref1-inprocess", "ref0-sandbox", "ref0-inprocess", "zip1"]
 )
@@ -158,12 +187,14 @@ def test_reference_gets_full_marks(graded: dict[str, Graded], name: str) -> None
     assert g.results["score"] == g.results["extra_data"]["max_score"] == 100
 
 
+@pytest.mark.evidence
 def test_sandbox_reports_its_defences(graded: dict[str, Graded]) -> None:
     defences = graded["ref1-sandbox"].results["extra_data"]["defences"]
     assert defences["separate_process"] and defences["rlimits"]
     assert graded["ref1-inprocess"].results["extra_data"]["defences"] == {"separate_process": False}
 
 
+@pytest.mark.evidence
 @pytest.mark.parametrize(("name", "assignment"), [("skel1", M1), ("skel0", M0)])
 def test_skeleton_scores_zero_in_every_task_and_says_why(
     graded: dict[str, Graded], name: str, assignment
@@ -175,6 +206,7 @@ def test_skeleton_scores_zero_in_every_task_and_says_why(
     assert "NotImplementedError" in g.outputs() and "Task " in g.outputs()
 
 
+@pytest.mark.evidence
 def test_infinite_loop_costs_only_its_own_task(graded: dict[str, Graded]) -> None:
     g = graded["loop0"]
     assert g.full("0.1") and g.full("0.4")
@@ -183,6 +215,7 @@ def test_infinite_loop_costs_only_its_own_task(graded: dict[str, Graded]) -> Non
     assert g.wall < M0.limits.budget
 
 
+@pytest.mark.evidence
 def test_a_hang_is_shown_with_the_input_that_hung(graded: dict[str, Graded]) -> None:
     """Not shrunk: once a call hangs, its repeats in the test fail at once, so every smaller
     list would "fail" too and the report would end on one that works."""
@@ -198,6 +231,7 @@ def test_a_hang_is_shown_with_the_input_that_hung(graded: dict[str, Graded]) -> 
     assert all(len(t["output"].splitlines()) == 1 for t in others), others
 
 
+@pytest.mark.evidence
 def test_float_subclass_with_rigged_eq_scores_zero_there(graded: dict[str, Graded]) -> None:
     g = graded["rigged1"]
     assert g.full("1.1") and g.full("1.2") and g.full("1.3")
@@ -207,12 +241,14 @@ def test_float_subclass_with_rigged_eq_scores_zero_there(graded: dict[str, Grade
     assert "subclass of float" in g.outputs()
 
 
+@pytest.mark.evidence
 def test_grading_twice_gives_identical_results(graded: dict[str, Graded]) -> None:
     a, b = (dict(graded[n].results) for n in ("rigged1", "rigged1-again"))
     a.pop("execution_time"), b.pop("execution_time")
     assert a == b
 
 
+@pytest.mark.evidence
 def test_syntax_error_costs_only_tasks_that_need_the_file(graded: dict[str, Graded]) -> None:
     g = graded["syntax1"]
     assert g.full("1.1")  # central_difference lives in autodiff.py, which is fine
@@ -231,6 +267,7 @@ def test_syntax_error_costs_only_tasks_that_need_the_file(graded: dict[str, Grad
         assert "Falsifying example" not in t["output"] and ">>>" not in t["output"]
 
 
+@pytest.mark.evidence
 @pytest.mark.parametrize(
     ("name", "needle"),
     [
@@ -250,12 +287,14 @@ def test_broken_module_file_costs_only_task_0_4(
     assert needle in g.outputs()
 
 
+@pytest.mark.evidence
 def test_empty_submission_says_nothing_was_found(graded: dict[str, Graded]) -> None:
     g = graded["empty1"]
     assert g.results["score"] == 0
     assert "No editable file was found in the submission" in g.results["output"]
 
 
+@pytest.mark.evidence
 def test_unreadable_zip_gets_a_report_not_a_traceback(graded: dict[str, Graded]) -> None:
     g = graded["garbage1"]
     assert g.results["score"] == 0 and g.results["tests"] == []

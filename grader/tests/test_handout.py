@@ -892,6 +892,7 @@ def test_real_handout_collects_with_its_own_setup_cfg(real: tuple[Assignment, Pa
     assert "error" not in proc.stdout.lower()
 
 
+@pytest.mark.evidence
 @pytest.mark.slow
 def test_real_handout_reports_the_task_of_a_missing_function(real: tuple[Assignment, Path]) -> None:
     """`make test TASK=<first task>` on the untouched hand-out names the work to do."""
@@ -952,6 +953,7 @@ def _public_ids_of_task(assignment: Assignment, collected: str, task: str) -> se
     return ids
 
 
+@pytest.mark.evidence
 @pytest.mark.slow
 def test_real_handout_marker_selects_exactly_the_public_tests_of_a_task(
     real: tuple[Assignment, Path],
@@ -1002,6 +1004,7 @@ def _local_run(
     return _pytest_in(work, "-q", "-x", timeout=900)
 
 
+@pytest.mark.evidence
 @pytest.mark.slow
 def test_real_handout_passes_a_correct_solution_and_fails_a_wrong_derivative(
     real: tuple[Assignment, Path], tmp_path: Path

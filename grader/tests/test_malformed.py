@@ -38,6 +38,8 @@ M1 = load_assignment("module1")
 SCHEMA = json.loads(SCHEMA_PATH.read_text())
 FAST = ("--max-examples", "2", "--no-shrink")  # messages need no examples here
 
+pytestmark = pytest.mark.evidence  # the full evidence: make test-all
+
 
 def reference(dest: Path) -> Path:
     return apply_mutations(REF, [], dest)

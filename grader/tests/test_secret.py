@@ -58,6 +58,7 @@ def submission(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return apply_mutations(reference, [WRONG_MUL_BACKWARD], tmp_path_factory.mktemp("sub"))
 
 
+@pytest.mark.evidence
 def test_same_secret_same_examples_other_secret_other_examples(
     submission: Path, tmp_path: Path
 ) -> None:
@@ -121,6 +122,7 @@ def _without_timing(doc: dict) -> dict:
     return doc
 
 
+@pytest.mark.evidence
 def test_examples_are_drawn_per_submission(submission: Path, tmp_path: Path) -> None:
     """The seed mixes the course secret with a digest of the submission's graded files: the
     same files graded twice give the same report; one changed line in another graded file

@@ -22,7 +22,7 @@ from grader.grading.runner import grade_command
 from grader.platforms.containers import grade_in_container
 from grader.platforms.images import ensure_image
 
-pytestmark = [pytest.mark.docker, pytest.mark.slow]
+pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.evidence]
 
 CORPUS = Path(__file__).resolve().parent / "corpus" / "correct.toml"
 STYLES = ("reference", "style_b", "style_c")
