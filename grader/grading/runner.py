@@ -137,26 +137,38 @@ HIDDEN_PROBLEM = (
 STATUSES = ("bad-submission", "empty", "import-error", "crashed", "timeout", "ok")
 
 
-def grade_status(assignment: Assignment, located: Located, problems: Any) -> tuple[str, list[str]]:
-    """The submission's status for a TA's table, and one message per cause for its report.
+def grade_status(
+    assignment: Assignment, located: Located, problems: Any
+) -> tuple[str, list[str], list[str]]:
+    """The submission's status for a TA's table, one message per cause for its report, and
+    the report's notes.
 
     ``problems`` is what the plugin recorded (``student_problems`` in pytest's JSON report):
-    files that did not import, calls that timed out, crashes, a spent budget.
+    files that did not import, calls that timed out, crashes, a spent budget, and notes
+    (kind ``note``: an import of a package the runtime lacks) that are no failure: they
+    change no status, and one met only in a hidden test is not told at all.
     """
     if not located.files:
-        return "empty", [
-            "No editable file was found in the submission: "
-            + ", ".join(assignment.editable)
-            + " were expected (inside minitorch/ or at the top level)."
-        ]
+        return (
+            "empty",
+            [
+                "No editable file was found in the submission: "
+                + ", ".join(assignment.editable)
+                + " were expected (inside minitorch/ or at the top level)."
+            ],
+            [],
+        )
     kinds: set[str] = set()
     messages: list[str] = []
+    notes: list[str] = []
     hidden = False
     for problem in problems if isinstance(problems, list) else []:
         if not isinstance(problem, dict):
             continue
         kind, message = str(problem.get("kind", "")), str(problem.get("message", ""))
-        if kind in STATUSES and message:
+        if kind == "note" and message and problem.get("hidden") is False:
+            notes.append(message)
+        elif kind in STATUSES and message:
             kinds.add(kind)
             if problem.get("hidden") is False:
                 messages.append(message)
@@ -167,7 +179,7 @@ def grade_status(assignment: Assignment, located: Located, problems: Any) -> tup
     if located.missing:
         kinds.add("import-error")
     status = next((s for s in STATUSES if s in kinds), "ok")
-    return status, messages
+    return status, messages, notes
 
 
 def use_course_copies(assignment: Assignment, located: Located, root: Path, mode: str) -> list[str]:
@@ -202,6 +214,7 @@ def sandbox_config(assignment: Assignment, root: Path, mode: str) -> SandboxConf
         mode=mode,
         limits=assignment.limits,
         runtime=assignment.runtime,
+        python=assignment.python,
     )
 
 
@@ -299,14 +312,24 @@ def _grade_located(
     notes += use_course_copies(assignment, located, root, mode)
     report, output, code = run_tests(assignment, root, mode=mode, extra_args=extra_args)
     outcomes = outcomes_from_json_report(report)
-    status, problems = grade_status(assignment, located, report.get("student_problems"))
+    status, problems, unavailable = grade_status(
+        assignment, located, report.get("student_problems")
+    )
     # The causes first, once: every test they stopped says only "not run: see above".
-    messages = [*problems, *notes]
+    messages = [*problems, *notes, *unavailable]
     absent = [p for p in assignment.test_files() if not p.is_file()]
     if absent:
         messages.append(
             "Instructor: these test files of assignment.toml are missing and were not run: "
             + ", ".join(str(p.relative_to(assignment.tests_dir)) for p in absent)
+        )
+    stated = assignment.python
+    if stated and tuple(int(p) for p in stated.split(".")) > sys.version_info[:2]:
+        here = f"{sys.version_info.major}.{sys.version_info.minor}"
+        messages.append(
+            f"Instructor: assignment.toml says this course grades with Python {stated}, but "
+            f"this grade ran on Python {here}: set [runtime] python to what the grading "
+            "image has (students are told that version), or grade on a newer image."
         )
     if code not in (0, 1) or not outcomes:
         messages.append(
