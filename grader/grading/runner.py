@@ -146,7 +146,8 @@ def grade_status(
     ``problems`` is what the plugin recorded (``student_problems`` in pytest's JSON report):
     files that did not import, calls that timed out, crashes, a spent budget, and notes
     (kind ``note``: an import of a package the runtime lacks) that are no failure: they
-    change no status, and one met only in a hidden test is not told at all.
+    change no status, one met only in a hidden test is not told at all, and one about a file
+    that did not import is left out (the file's own message says what happened).
     """
     if not located.files:
         return (
@@ -162,12 +163,14 @@ def grade_status(
     messages: list[str] = []
     notes: list[str] = []
     hidden = False
-    for problem in problems if isinstance(problems, list) else []:
-        if not isinstance(problem, dict):
-            continue
+    listed = [p for p in problems if isinstance(p, dict)] if isinstance(problems, list) else []
+    failed = {str(p.get("key")) for p in listed if p.get("kind") == "import-error"}
+    for problem in listed:
         kind, message = str(problem.get("kind", "")), str(problem.get("message", ""))
-        if kind == "note" and message and problem.get("hidden") is False:
-            notes.append(message)
+        if kind == "note":
+            told = message and problem.get("hidden") is False
+            if told and not any(message.startswith(f"Note: {rel} ") for rel in failed):
+                notes.append(message)
         elif kind in STATUSES and message:
             kinds.add(kind)
             if problem.get("hidden") is False:
