@@ -116,3 +116,39 @@ def test_a_report_whose_points_do_not_add_up_is_refused() -> None:
         assert "add up" in str(exc)
     else:
         raise AssertionError("a report whose test points exceed the task was accepted")
+
+
+def test_notes_change_no_status_and_leave_out_files_that_did_not_import() -> None:
+    """A package the runtime lacks is a note at the report's top, not a failure; a note
+    about a file that did not import, or met only in a hidden test, is not told."""
+    from grader.grading.runner import grade_status
+    from grader.grading.submission import Located
+
+    located = Located(files={"minitorch/operators.py": b"", "minitorch/module.py": b""})
+    note = "Note: minitorch/{} imports {}, which is not available when grading (...)."
+    problems = [
+        {"kind": "note", "key": "pandas", "message": note.format("operators.py", "pandas")},
+        {"kind": "note", "key": "scipy", "message": note.format("module.py", "scipy")},
+        {
+            "kind": "note",
+            "key": "rich",
+            "message": note.format("operators.py", "rich"),
+            "hidden": True,
+        },
+    ]
+    for problem in problems:
+        problem.setdefault("hidden", False)
+    status, messages, notes = grade_status(load_assignment("module0"), located, problems)
+    told = [note.format("operators.py", "pandas"), note.format("module.py", "scipy")]
+    assert (status, messages, notes) == ("ok", [], told)
+
+    failed = "minitorch/module.py could not be imported: while it loaded, your code used ..."
+    problems.append(
+        {"kind": "import-error", "key": "minitorch/module.py", "message": failed, "hidden": False}
+    )
+    status, messages, notes = grade_status(load_assignment("module0"), located, problems)
+    assert (status, messages, notes) == (
+        "import-error",
+        [failed],
+        [note.format("operators.py", "pandas")],
+    )
