@@ -26,7 +26,7 @@ from grader.grading.scoring import Scored, outcomes_from_json_report, score
 from grader.grading.submission import Located, course_copy, locate, stage
 from grader.isolation import SandboxConfig, StudentClient, defences, readable_by_others
 
-__all__ = ["GradeResult", "grade", "grade_command", "run_tests"]
+__all__ = ["GradeResult", "grade", "grade_command", "older_python", "run_tests"]
 
 
 @dataclass(frozen=True)
@@ -185,6 +185,20 @@ def grade_status(
     return status, messages, notes
 
 
+def older_python(assignment: Assignment) -> str | None:
+    """The report's line for the instructor when this Python is older than the one the
+    course says it grades with (its students are told a version their code does not get)."""
+    stated = assignment.python
+    if not stated or tuple(int(p) for p in stated.split(".")) <= sys.version_info[:2]:
+        return None
+    here = f"{sys.version_info.major}.{sys.version_info.minor}"
+    return (
+        f"Instructor: assignment.toml says this course grades with Python {stated}, but this "
+        f"grade ran on Python {here}: set [runtime] python to what the grading image has "
+        "(students are told that version), or grade on a newer image."
+    )
+
+
 def use_course_copies(assignment: Assignment, located: Located, root: Path, mode: str) -> list[str]:
     """Put the course's copy in place of each fallback file of the student's that does not import.
 
@@ -326,14 +340,9 @@ def _grade_located(
             "Instructor: these test files of assignment.toml are missing and were not run: "
             + ", ".join(str(p.relative_to(assignment.tests_dir)) for p in absent)
         )
-    stated = assignment.python
-    if stated and tuple(int(p) for p in stated.split(".")) > sys.version_info[:2]:
-        here = f"{sys.version_info.major}.{sys.version_info.minor}"
-        messages.append(
-            f"Instructor: assignment.toml says this course grades with Python {stated}, but "
-            f"this grade ran on Python {here}: set [runtime] python to what the grading "
-            "image has (students are told that version), or grade on a newer image."
-        )
+    older = older_python(assignment)
+    if older:
+        messages.append(older)
     if code not in (0, 1) or not outcomes:
         messages.append(
             f"The test run ended abnormally (pytest exit code {code}); please tell "

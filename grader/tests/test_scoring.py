@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 
 import jsonschema
 
@@ -151,4 +152,18 @@ def test_notes_change_no_status_and_leave_out_files_that_did_not_import() -> Non
         "import-error",
         [failed],
         [note.format("operators.py", "pandas")],
+    )
+
+
+def test_a_grade_on_an_older_python_than_the_courses_tells_the_instructor() -> None:
+    from grader.grading.runner import older_python
+
+    module0 = load_assignment("module0")
+    here = f"{sys.version_info.major}.{sys.version_info.minor}"
+    assert older_python(dataclasses.replace(module0, python=here)) is None
+    assert older_python(dataclasses.replace(module0, python="")) is None
+    assert older_python(dataclasses.replace(module0, python="3.99")) == (
+        "Instructor: assignment.toml says this course grades with Python 3.99, but this grade "
+        f"ran on Python {here}: set [runtime] python to what the grading image has (students "
+        "are told that version), or grade on a newer image."
     )
