@@ -186,14 +186,15 @@ def grade_status(
 
 
 def older_python(assignment: Assignment) -> str | None:
-    """The report's line for the instructor when this Python is older than the one the
-    course says it grades with (its students are told a version their code does not get)."""
+    """A line for the instructor when this Python is older than the one the course says it
+    grades with (its students are told a version their code does not get). It goes to the
+    grader's log: on Gradescope the students would otherwise read it on every report."""
     stated = assignment.python
     if not stated or tuple(int(p) for p in stated.split(".")) <= sys.version_info[:2]:
         return None
     here = f"{sys.version_info.major}.{sys.version_info.minor}"
     return (
-        f"Instructor: assignment.toml says this course grades with Python {stated}, but this "
+        f"assignment.toml says this course grades with Python {stated}, but this "
         f"grade ran on Python {here}: set [runtime] python to what the grading image has "
         "(students are told that version), or grade on a newer image."
     )
@@ -341,8 +342,8 @@ def _grade_located(
             + ", ".join(str(p.relative_to(assignment.tests_dir)) for p in absent)
         )
     older = older_python(assignment)
-    if older:
-        messages.append(older)
+    if older:  # the grader's log (an instructor's to read), not the students' report
+        print(f"grader: {older}", file=sys.stderr)
     if code not in (0, 1) or not outcomes:
         messages.append(
             f"The test run ended abnormally (pytest exit code {code}); please tell "

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 import zipfile
 from pathlib import Path
 
@@ -229,6 +230,9 @@ def test_stray_imports_and_newer_syntax_in_a_students_first_hour(tmp_path: Path)
     assert note.format("pandas", "pandas") in used_g.results["output"]
 
     generic_g = graded["generic"]
+    if sys.version_info >= (3, 12):  # the syntax exists here: the generic map is correct
+        assert generic_g.results["score"] == 100, generic_g.results["output"]
+        return
     line = (REF / "minitorch/operators.py").read_text().splitlines().index(MAP) + 1
     told = (
         "minitorch/operators.py could not be imported: it uses Python 3.12 syntax (line "

@@ -163,7 +163,7 @@ def test_a_grade_on_an_older_python_than_the_courses_tells_the_instructor() -> N
     assert older_python(dataclasses.replace(module0, python=here)) is None
     assert older_python(dataclasses.replace(module0, python="")) is None
     assert older_python(dataclasses.replace(module0, python="3.99")) == (
-        "Instructor: assignment.toml says this course grades with Python 3.99, but this grade "
+        "assignment.toml says this course grades with Python 3.99, but this grade "
         f"ran on Python {here}: set [runtime] python to what the grading image has (students "
         "are told that version), or grade on a newer image."
     )
