@@ -12,22 +12,40 @@ WORKER_UID=@WORKER_UID@
 
 log() { echo "setup.sh: $*"; }
 
-# 1. A Python with venv + ensurepip. The offline base image and python:3.11-slim have it;
-#    Gradescope's Ubuntu image may need python3-venv, which only works with a network.
-if ! command -v python3 >/dev/null 2>&1 || ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
-    if command -v apt-get >/dev/null 2>&1; then
-        log "installing python3-venv with apt-get"
-        export DEBIAN_FRONTEND=noninteractive
-        apt-get update -qq && apt-get install -y -qq --no-install-recommends python3 python3-venv \
-            || { log "python3-venv is missing and apt-get failed (no network?)"; exit 1; }
-    else
-        log "python3 with the venv module is required"; exit 1
+# 1. A Python with venv + ensurepip: the newest one the wheels serve (@PYTHONS@), so code
+#    is graded with the newest syntax the image can run; else python3. The offline base
+#    image and python:3.11-slim have it; Gradescope's Ubuntu image may need python3-venv,
+#    which only works with a network.
+PY=""
+for candidate in @PYTHONS@; do
+    if command -v "$candidate" >/dev/null 2>&1 && "$candidate" -c 'import venv, ensurepip' 2>/dev/null; then
+        PY=$(command -v "$candidate")
+        break
     fi
+done
+if [ -z "$PY" ]; then
+    if ! command -v python3 >/dev/null 2>&1 || ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
+        if command -v apt-get >/dev/null 2>&1; then
+            log "installing python3-venv with apt-get"
+            export DEBIAN_FRONTEND=noninteractive
+            apt-get update -qq && apt-get install -y -qq --no-install-recommends python3 python3-venv \
+                || { log "python3-venv is missing and apt-get failed (no network?)"; exit 1; }
+        else
+            log "python3 with the venv module is required"; exit 1
+        fi
+    fi
+    PY=$(command -v python3)
 fi
-log "$(python3 -V) at $(command -v python3)"
+log "$("$PY" -V) at $PY"
+# The course states the Python it grades with (assignment.toml [runtime] python): say so
+# when this image's is older (its students are told a version their code does not get).
+COURSE_PYTHON="@COURSE_PYTHON@"
+if [ -n "$COURSE_PYTHON" ] && ! "$PY" -c "import sys; sys.exit(sys.version_info[:2] < tuple(map(int, '$COURSE_PYTHON'.split('.'))))"; then
+    log "warning: assignment.toml says this course grades with Python $COURSE_PYTHON, but this image's is $("$PY" -V): set [runtime] python to it, or use a newer image"
+fi
 
 # 2. The grader and its pinned dependencies, offline.
-python3 -m venv "$VENV"
+"$PY" -m venv "$VENV"
 "$VENV/bin/python" -m pip install --quiet --no-index --find-links "$SRC/wheels" \
     --disable-pip-version-check --no-warn-script-location minitorch-grader
 "$VENV/bin/grader" --help >/dev/null || { log "the grader does not start"; exit 1; }

@@ -6,6 +6,7 @@ hypothesis budget and resource limits. Everything else asks an ``Assignment`` fo
 
 from __future__ import annotations
 
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,10 @@ __all__ = ["Assignment", "Limits", "Task", "load_assignment", "repo_root", "list
 DEFAULT_RUNTIME = ("numpy", "typing_extensions")
 
 VISIBILITIES = ("hidden", "after_due_date", "after_published", "visible")
+
+#: The oldest Python the grader runs on (pyproject's requires-python): no course can grade
+#: with an older one.
+OLDEST_PYTHON = (3, 10)
 
 
 def repo_root() -> Path:
@@ -77,6 +82,10 @@ class Assignment:
     fallback: tuple[str, ...]
     #: Third-party packages graded code may import besides the standard library.
     runtime: tuple[str, ...]
+    #: The Python version the course grades with ("3.11"; [runtime] python), or "" when the
+    #: toml does not say: messages about newer syntax name it, the hand-out warns students
+    #: whose Python is newer.
+    python: str
     public_tests: tuple[str, ...]
     hidden_tests: tuple[str, ...]
     public_visibility: str
@@ -139,6 +148,20 @@ def _strings(table: dict, key: str, where: str) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise ConfigError(f"{where}: '{key}' must be a list of strings, got {value!r}")
     return tuple(value)
+
+
+def _python(runtime: dict, where: str) -> str:
+    """``[runtime] python``: a CPython version as "3.MINOR", at least the grader's oldest."""
+    value = runtime.get("python", "")
+    if value == "":
+        return ""
+    match = re.fullmatch(r"3\.(\d{1,2})", value) if isinstance(value, str) else None
+    if match is None or int(match[1]) < OLDEST_PYTHON[1]:
+        raise ConfigError(
+            f'{where}: [runtime] python must be a Python version such as "3.11" (3.10 or '
+            f"newer, as a string), got {value!r}"
+        )
+    return value
 
 
 def load_assignment(name_or_path: str | Path, root: Path | None = None) -> Assignment:
@@ -214,6 +237,7 @@ def load_assignment(name_or_path: str | Path, root: Path | None = None) -> Assig
         runtime=(
             _strings(runtime, "packages", where) if "packages" in runtime else DEFAULT_RUNTIME
         ),
+        python=_python(runtime, where),
         public_tests=_strings(tests, "public", where),
         hidden_tests=_strings(tests, "hidden", where),
         public_visibility=pub_vis,

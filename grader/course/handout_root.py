@@ -169,8 +169,16 @@ TASK_OPTION := $(if $(TASK),--task $(TASK))
 # hypothesis examples per property test: more locally, the grading budget for `make grade`
 LOCAL_EXAMPLES := @LOCAL_EXAMPLES@
 GRADING_EXAMPLES := @GRADING_EXAMPLES@
+# The Python your code is graded with. A newer one here only warns: syntax it added (such
+# as def f[T](...) or type X = ...) runs here but does not import when graded.
+COURSE_PYTHON := @COURSE_PYTHON@
+CHECK_PYTHON := import sys; v = sys.version_info[:2]; \\
+    c = tuple(int(p) for p in '$(COURSE_PYTHON)'.split('.') if p); \\
+    c and v > c and print('warning: this is Python %d.%d, but your code is graded with ' \\
+    'Python $(COURSE_PYTHON): write nothing newer (no def f[T](...), no type X = ...), ' \\
+    'or it will not import when graded' % v)
 
-.PHONY: help install test grade submit clean
+.PHONY: help install test grade submit clean check-python
 
 help:
 \t@echo "make install          create .venv and install the pinned packages"
@@ -180,11 +188,14 @@ help:
 \t@echo "make submit           zip minitorch/ into submission.zip"
 \t@echo "make clean            remove caches and submission.zip"
 
-install:
+check-python:
+\t@$(PY) -c "$(CHECK_PYTHON)" || true
+
+install: check-python
 \t$(PYTHON) -m venv $(VENV)
 \t$(VENV_PYTHON) -m pip install -r requirements.txt
 
-test:
+test: check-python
 \t$(PY) -m pytest --grading-profile=student --max-examples=$(LOCAL_EXAMPLES) $(TASK_OPTION) $(ARGS)
 
 # A preview: one line per failed test and the task table (`make test` shows the details).
@@ -218,6 +229,7 @@ def _makefile(assignment: Assignment) -> str:
         .replace("@TASK@", assignment.tasks[-1].id)
         .replace("@LOCAL_EXAMPLES@", str(assignment.local_max_examples))
         .replace("@GRADING_EXAMPLES@", str(assignment.max_examples))
+        .replace("@COURSE_PYTHON@", assignment.python)
     )
 
 

@@ -239,7 +239,11 @@ def student(request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
             mode=state.mode,
             limits=dataclasses.replace(limits, **overrides),
             call_log=Path(log) if log else None,
-            **({"runtime": state.assignment.runtime} if state.assignment is not None else {}),
+            **(
+                {"runtime": state.assignment.runtime, "python": state.assignment.python}
+                if state.assignment is not None
+                else {}
+            ),
         )
     )
     state.client = client

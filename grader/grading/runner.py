@@ -26,7 +26,7 @@ from grader.grading.scoring import Scored, outcomes_from_json_report, score
 from grader.grading.submission import Located, course_copy, locate, stage
 from grader.isolation import SandboxConfig, StudentClient, defences, readable_by_others
 
-__all__ = ["GradeResult", "grade", "grade_command", "run_tests"]
+__all__ = ["GradeResult", "grade", "grade_command", "older_python", "run_tests"]
 
 
 @dataclass(frozen=True)
@@ -137,26 +137,41 @@ HIDDEN_PROBLEM = (
 STATUSES = ("bad-submission", "empty", "import-error", "crashed", "timeout", "ok")
 
 
-def grade_status(assignment: Assignment, located: Located, problems: Any) -> tuple[str, list[str]]:
-    """The submission's status for a TA's table, and one message per cause for its report.
+def grade_status(
+    assignment: Assignment, located: Located, problems: Any
+) -> tuple[str, list[str], list[str]]:
+    """The submission's status for a TA's table, one message per cause for its report, and
+    the report's notes.
 
     ``problems`` is what the plugin recorded (``student_problems`` in pytest's JSON report):
-    files that did not import, calls that timed out, crashes, a spent budget.
+    files that did not import, calls that timed out, crashes, a spent budget, and notes
+    (kind ``note``: an import of a package the runtime lacks) that are no failure: they
+    change no status, one met only in a hidden test is not told at all, and one about a file
+    that did not import is left out (the file's own message says what happened).
     """
     if not located.files:
-        return "empty", [
-            "No editable file was found in the submission: "
-            + ", ".join(assignment.editable)
-            + " were expected (inside minitorch/ or at the top level)."
-        ]
+        return (
+            "empty",
+            [
+                "No editable file was found in the submission: "
+                + ", ".join(assignment.editable)
+                + " were expected (inside minitorch/ or at the top level)."
+            ],
+            [],
+        )
     kinds: set[str] = set()
     messages: list[str] = []
+    notes: list[str] = []
     hidden = False
-    for problem in problems if isinstance(problems, list) else []:
-        if not isinstance(problem, dict):
-            continue
+    listed = [p for p in problems if isinstance(p, dict)] if isinstance(problems, list) else []
+    failed = {str(p.get("key")) for p in listed if p.get("kind") == "import-error"}
+    for problem in listed:
         kind, message = str(problem.get("kind", "")), str(problem.get("message", ""))
-        if kind in STATUSES and message:
+        if kind == "note":
+            told = message and problem.get("hidden") is False
+            if told and not any(message.startswith(f"Note: {rel} ") for rel in failed):
+                notes.append(message)
+        elif kind in STATUSES and message:
             kinds.add(kind)
             if problem.get("hidden") is False:
                 messages.append(message)
@@ -167,7 +182,22 @@ def grade_status(assignment: Assignment, located: Located, problems: Any) -> tup
     if located.missing:
         kinds.add("import-error")
     status = next((s for s in STATUSES if s in kinds), "ok")
-    return status, messages
+    return status, messages, notes
+
+
+def older_python(assignment: Assignment) -> str | None:
+    """A line for the instructor when this Python is older than the one the course says it
+    grades with (its students are told a version their code does not get). It goes to the
+    grader's log: on Gradescope the students would otherwise read it on every report."""
+    stated = assignment.python
+    if not stated or tuple(int(p) for p in stated.split(".")) <= sys.version_info[:2]:
+        return None
+    here = f"{sys.version_info.major}.{sys.version_info.minor}"
+    return (
+        f"assignment.toml says this course grades with Python {stated}, but this "
+        f"grade ran on Python {here}: set [runtime] python to what the grading image has "
+        "(students are told that version), or grade on a newer image."
+    )
 
 
 def use_course_copies(assignment: Assignment, located: Located, root: Path, mode: str) -> list[str]:
@@ -202,6 +232,7 @@ def sandbox_config(assignment: Assignment, root: Path, mode: str) -> SandboxConf
         mode=mode,
         limits=assignment.limits,
         runtime=assignment.runtime,
+        python=assignment.python,
     )
 
 
@@ -299,15 +330,20 @@ def _grade_located(
     notes += use_course_copies(assignment, located, root, mode)
     report, output, code = run_tests(assignment, root, mode=mode, extra_args=extra_args)
     outcomes = outcomes_from_json_report(report)
-    status, problems = grade_status(assignment, located, report.get("student_problems"))
+    status, problems, unavailable = grade_status(
+        assignment, located, report.get("student_problems")
+    )
     # The causes first, once: every test they stopped says only "not run: see above".
-    messages = [*problems, *notes]
+    messages = [*problems, *notes, *unavailable]
     absent = [p for p in assignment.test_files() if not p.is_file()]
     if absent:
         messages.append(
             "Instructor: these test files of assignment.toml are missing and were not run: "
             + ", ".join(str(p.relative_to(assignment.tests_dir)) for p in absent)
         )
+    older = older_python(assignment)
+    if older:  # the grader's log (an instructor's to read), not the students' report
+        print(f"grader: {older}", file=sys.stderr)
     if code not in (0, 1) or not outcomes:
         messages.append(
             f"The test run ended abnormally (pytest exit code {code}); please tell "

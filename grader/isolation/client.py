@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
-from grader.isolation import protocol, worker
+from grader.isolation import absent, protocol, worker
 from grader.isolation.config import SandboxConfig, defences
 from grader.isolation.protocol import (
     BadValue,
@@ -39,6 +39,7 @@ from grader.isolation.transport import Deadline, Died, InProcess, Oversized, Sub
 
 _MAX_RESTARTS = 40
 _MAX_IMPORT_DEPTH = 32  # nested student imports the client keeps track of
+_MAX_UNAVAILABLE = 16  # packages without the runtime the report names (one note each)
 _GAVE_UP = "grading stopped running your code"
 #: The wall clock a grade may take, as a multiple of its CPU budget (for code that sleeps).
 _WALL_FACTOR = 3
@@ -50,7 +51,9 @@ class Problem:
     """Something that stopped student code from running, for the report's first lines.
 
     ``kind`` is the submission-level status it leads to (``import-error``, ``timeout``,
-    ``crashed``); ``key`` names the cause (a file, a function); ``message`` says what happened.
+    ``crashed``), or ``note`` for what the report tells without it being a failure (an
+    import of a package the grading runtime lacks, bound to a placeholder); ``key`` names the
+    cause (a file, a function, a package); ``message`` says what happened.
     ``hidden``: noticed only while tests shown after the due date ran, so the report's
     visible lines must not tell it (its own test's output does).
     """
@@ -125,6 +128,26 @@ class StudentClient:
             del self._importing[:-_MAX_IMPORT_DEPTH]
         elif event == "exit" and self._importing:
             self._importing.pop()
+        elif event == "unavailable":
+            self._note_unavailable(name)
+
+    def _note_unavailable(self, name: str) -> None:
+        """A student file imported a package the grading runtime lacks: the worker bound it
+        to a placeholder that fails when used. One note per package, at the report's top."""
+        stem, _, top = name.partition(":")
+        if not (stem.isidentifier() and top.isidentifier() and len(name) <= 100):
+            return  # the worker's words are student-controlled: only plain names are told
+        noted = [p for p in self.problems.values() if p.kind == "note"]
+        if len(noted) >= _MAX_UNAVAILABLE and f"note:{top}" not in self.problems:
+            return
+        self._note(
+            "note",
+            top,
+            f"Note: minitorch/{stem}.py imports {top}, which is not available when grading "
+            f"(graded code can use {absent.describe_runtime(self.config.runtime)}). The file "
+            f"was graded anyway; only a test that reaches a use of {top} fails. Remove the "
+            "import if you do not need it.",
+        )
 
     def _next_id(self) -> int:
         self._ids += 1

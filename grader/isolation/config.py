@@ -21,6 +21,7 @@ class SandboxConfig:
     uid: int = WORKER_UID
     call_log: Path | None = None  # JSON lines of every call and its answer (grader audit)
     runtime: tuple[str, ...] = ("numpy", "typing_extensions")  # assignment.toml [runtime]
+    python: str = ""  # the Python the course grades with ([runtime] python), for messages
 
 
 def probe_uid(config: SandboxConfig) -> int:

@@ -97,7 +97,13 @@ class InProcess:
         return self.worker is not None
 
     def start(self) -> None:
-        self.worker = worker.Worker(self.config.root, self.probes, lambda e, n: self.on_note(e, n))
+        self.worker = worker.Worker(
+            self.config.root,
+            self.probes,
+            lambda e, n: self.on_note(e, n),
+            self.config.runtime,
+            self.config.python,
+        )
         self.worker.start()
 
     def request(self, call: Call, timeout: float) -> Reply:
@@ -202,7 +208,7 @@ class Subprocess:
         self.cgroup: Path | None = None  # a new, empty one for every start of the worker
         # The worker's own files live outside the submission, readable by the worker user.
         self.runtime = Path(tempfile.mkdtemp(prefix="grader-worker-"))
-        for src in (Path(worker.__file__), Path(protocol.__file__)):
+        for src in (Path(worker.__file__), *map(Path, worker.COMPANIONS)):
             shutil.copyfile(src, self.runtime / src.name)
         worker_probes(config.probes, self.runtime)
         self.site, self.site_targets = runtime_site(self.runtime, config.runtime)
@@ -264,6 +270,8 @@ class Subprocess:
             str(self.site),
             "--runtime",
             ",".join(self.config.runtime),
+            "--python",
+            self.config.python,
         ]
         binds = [root, self.runtime, *self.site_targets]
         if self.view == "bubblewrap":

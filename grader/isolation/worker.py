@@ -22,12 +22,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-try:  # inside the sandbox protocol.py sits next to this file
-    from . import protocol
+try:  # inside the sandbox protocol.py, absent.py and newsyntax.py sit next to this file
+    from . import absent, newsyntax, protocol
 except ImportError:  # pragma: no cover - exercised in the sandbox
+    import absent  # type: ignore[no-redef]
+    import newsyntax  # type: ignore[no-redef]
     import protocol  # type: ignore[no-redef]
 
 PACKAGE = "minitorch"
+#: The files copied next to this one into each worker's folder (standard library only).
+COMPANIONS = (protocol.__file__, absent.__file__, newsyntax.__file__)
 MISSING_LIST = ".missing-modules"
 Notify = Callable[[str, str], None]
 
@@ -70,16 +74,33 @@ def _describe_exception(exc: BaseException) -> str:
     return f"raised {type(exc).__name__}: {text}" if text else f"raised {type(exc).__name__}"
 
 
-def _syntax_message(rel: str, exc: SyntaxError) -> str:
+def grading_python(stated: str) -> tuple[str, tuple[int, int]]:
+    """The Python a student is told their code is graded with, and this one's version.
+
+    The course states it (assignment.toml ``[runtime] python``); when this interpreter is
+    older than that, this one is what judged the file, so it is what the message names.
+    """
+    running = (sys.version_info.major, sys.version_info.minor)
+    parts = stated.split(".")
+    if len(parts) == 2 and all(p.isdigit() for p in parts):
+        if (int(parts[0]), int(parts[1])) <= running:
+            return stated, running
+    return f"{running[0]}.{running[1]}", running
+
+
+def _syntax_message(rel: str, exc: SyntaxError, source: bytes = b"", python: str = "") -> str:
     where = f"line {exc.lineno}" if exc.lineno else "unknown line"
     if "encoding" in str(exc.msg) or "decode" in str(exc.msg):
         return (
             f"{rel} could not be imported: {exc.msg} ({where}); save it as UTF-8, or declare "
             "its encoding in a first-line comment such as # -*- coding: latin-1 -*-"
         )
-    text = (exc.text or "").rstrip()
-    detail = f"\n    {text.strip()}" if text else ""
-    return f"{rel} could not be imported: {type(exc).__name__}: {exc.msg} ({where}){detail}"
+    grading, running = grading_python(python)
+    try:  # a student on a newer Python: say which syntax, and what to write instead
+        findings = newsyntax.newer_syntax(source, exc, running) if source else []
+    except Exception:  # noqa: BLE001 - a best-effort explanation must not cost the message
+        findings = []
+    return newsyntax.syntax_message(rel, exc, findings, grading)
 
 
 class _StudentLoader(importlib.abc.Loader):
@@ -113,7 +134,8 @@ class _StudentLoader(importlib.abc.Loader):
                 # (``# -*- coding: latin-1 -*-``) or a byte-order mark where the file has one.
                 code = compile(data, str(self.path), "exec", dont_inherit=True)
             except SyntaxError as exc:
-                raise self.package.fail(self.name, _syntax_message(rel, exc)) from None
+                message = _syntax_message(rel, exc, data, self.package.python)
+                raise self.package.fail(self.name, message) from None
             module.__file__ = str(self.path)
             try:
                 exec(code, module.__dict__)
@@ -123,7 +145,9 @@ class _StudentLoader(importlib.abc.Loader):
                 frames = _student_frames(exc.__traceback__, self.package.root)
                 message = f"{rel} could not be imported: it {_describe_exception(exc)}"
                 unavailable = self.package.unavailable(exc)
-                if unavailable:
+                if isinstance(exc, absent.PackageNotAvailable):  # e.g. @beartype at the top
+                    message = f"{rel} could not be imported: while it loaded, {exc.msg}"
+                elif unavailable:
                     message = f"{rel} could not be imported: {unavailable}"
                 if frames:
                     message += "\n" + frames
@@ -143,12 +167,26 @@ class StudentPackage(importlib.abc.MetaPathFinder):
     """
 
     def __init__(
-        self, root: Path, notify: Notify | None = None, runtime: tuple[str, ...] = ()
+        self,
+        root: Path,
+        notify: Notify | None = None,
+        runtime: tuple[str, ...] = (),
+        python: str = "",
     ) -> None:
         self.root = root.resolve()
         self.runtime = runtime
+        #: The Python the course grades with (assignment.toml), for syntax errors' messages.
+        self.python = python
         self.pkg_dir = self.root / PACKAGE
         self.notify: Notify = notify or (lambda event, name: None)
+        # Imports of packages the grading runtime lacks bind to placeholders (absent.py);
+        # the first import of each is a note: "unavailable", "<file stem>:<package>".
+        self.absent = absent.AbsentFinder(
+            str(self.pkg_dir),
+            runtime,
+            lambda stem, top: self.notify("unavailable", f"{stem}:{top}"),
+            PACKAGE,
+        )
         self.failures: dict[str, str] = {}
         self._init_done = False
         # Files the submission lacks (listed by the stager), so their imports say "missing".
@@ -168,13 +206,15 @@ class StudentPackage(importlib.abc.MetaPathFinder):
         sys.modules[PACKAGE] = pkg
         if self not in sys.meta_path:
             sys.meta_path.insert(0, self)
+        self.absent.install()
         return pkg
 
     def uninstall(self) -> None:
         if self in sys.meta_path:
             sys.meta_path.remove(self)
-        for name in list(sys.modules):
-            if name == PACKAGE or name.startswith(PACKAGE + "."):
+        self.absent.uninstall()
+        for name, module in list(sys.modules.items()):
+            if name == PACKAGE or name.startswith(PACKAGE + ".") or absent.is_placeholder(module):
                 del sys.modules[name]
 
     def fail(self, name: str, message: str) -> StudentImportError:
@@ -298,8 +338,9 @@ class Worker:
         probes_file: Path,
         notify: Notify | None = None,
         runtime: tuple[str, ...] = (),
+        python: str = "",
     ) -> None:
-        self.package = StudentPackage(root, notify, runtime)
+        self.package = StudentPackage(root, notify, runtime, python)
         self.probes_file = probes_file
         self._probes: types.ModuleType | None = None
 
@@ -357,14 +398,19 @@ class Worker:
 
 
 def serve(
-    root: Path, probes_file: Path, in_fd: int, out_fd: int, runtime: tuple[str, ...] = ()
+    root: Path,
+    probes_file: Path,
+    in_fd: int,
+    out_fd: int,
+    runtime: tuple[str, ...] = (),
+    python: str = "",
 ) -> None:
     """The sandboxed main loop: one frame in, notes and one reply out, until end of input."""
 
     def notify(event: str, name: str) -> None:
         protocol.write_frame(out_fd, {"type": "note", "event": event, "module": name})
 
-    worker = Worker(root, probes_file, notify, runtime)
+    worker = Worker(root, probes_file, notify, runtime, python)
     worker.start()
     while True:
         frame = protocol.read_frame_blocking(in_fd)
@@ -387,6 +433,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--probes", required=True, type=Path)
     parser.add_argument("--site", type=Path, help="folder of the runtime packages (numpy, ...)")
     parser.add_argument("--runtime", default="", help="their names, comma-separated")
+    parser.add_argument("--python", default="", help="the Python the course grades with")
     args = parser.parse_args(argv)
     # Keep the reply channel private: student prints go to stderr, not into the protocol.
     out_fd = os.dup(1)
@@ -399,7 +446,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.site is not None:
         sys.path.append(str(args.site))
     runtime = tuple(n for n in args.runtime.split(",") if n)
-    serve(args.root, args.probes, in_fd, out_fd, runtime)
+    serve(args.root, args.probes, in_fd, out_fd, runtime, args.python)
     return 0
 
 

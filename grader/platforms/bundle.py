@@ -323,14 +323,21 @@ def _zip_entry(name: str, mode: int) -> zipfile.ZipInfo:
     return info
 
 
+def _newest_first(versions: Iterable[str]) -> list[str]:
+    return sorted(versions, key=lambda v: tuple(int(p) for p in v.split(".")), reverse=True)
+
+
 def bundle_entries(
     root: Path, assignment: Assignment, wheelhouse: Path, grader_wheel: Path
 ) -> Iterator[tuple[str, bytes, int]]:
     templates = _templates_dir(root)
     for script in ("setup.sh", "run_autograder"):
         text = (templates / script).read_text(encoding="utf-8")
-        text = text.replace("@ASSIGNMENT@", assignment.name).replace(
-            "@WORKER_UID@", str(WORKER_UID)
+        text = (
+            text.replace("@ASSIGNMENT@", assignment.name)
+            .replace("@WORKER_UID@", str(WORKER_UID))
+            .replace("@PYTHONS@", " ".join(f"python{v}" for v in _newest_first(TARGET_PYTHONS)))
+            .replace("@COURSE_PYTHON@", assignment.python)
         )
         yield script, text.encode("utf-8"), 0o755
     for name, path in _source_files(root, assignment):

@@ -236,6 +236,7 @@ MALFORMED = {
     "nul_bytes": ("import-error", "scalar_functions.py"),
     "utf8_bom_crlf": ("ok", ""),
     "missing_package": ("import-error", "numpy_does_not_exist"),
+    "unused_missing_package": ("ok", ""),
     "symlink": ("import-error", "autodiff.py"),
     "tarball": ("bad-submission", "neither a folder nor a zip file"),
     "only_readme": ("empty", "No editable file was found"),

@@ -6,6 +6,7 @@ Running the bundle (setup.sh, run_autograder) is tested in a container in test_d
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import zipfile
 from pathlib import Path
@@ -57,13 +58,18 @@ def test_scripts_name_the_assignment_and_parse(bundle: Path, tmp_path: Path) -> 
     with zipfile.ZipFile(bundle) as zf:
         for script in ("setup.sh", "run_autograder"):
             text = zf.read(script).decode()
-            assert "@ASSIGNMENT@" not in text and "@WORKER_UID@" not in text
+            assert not re.search(r"@[A-Z_]+@", text), script  # every placeholder filled
             path = tmp_path / script
             path.write_text(text)
             subprocess.run(["bash", "-n", str(path)], check=True)
         run = zf.read("run_autograder").decode()
     assert "--assignment module1 --mode sandbox" in run
     assert "GRADER_ROOT=/autograder/source" in run
+    with zipfile.ZipFile(bundle) as zf:
+        setup = zf.read("setup.sh").decode()
+    # The newest Python the wheels serve comes first; the course's Python is checked.
+    assert "for candidate in python3.12 python3.11 python3.10; do" in setup
+    assert 'COURSE_PYTHON="3.11"' in setup
 
 
 @pytest.mark.parametrize("python", TARGET_PYTHONS)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 import zipfile
 from pathlib import Path
 
@@ -166,6 +167,93 @@ def test_one_sandbox_grade_of_the_reference_and_of_one_bug(tmp_path: Path) -> No
     assert not swapped_mul.full("1.4")
     assert all(swapped_mul.full(task.id) for task in M1.tasks if task.id != "1.4")
     assert "Mul" in swapped_mul.outputs()
+
+
+MAP = "def map(fn: Callable[[float], float]) -> Callable[[Iterable[float]], list[float]]:"
+GENERIC_MAP = "def map[T](fn: Callable[[T], T]) -> Callable[[Iterable[T]], list[T]]:"
+
+
+@pytest.mark.evidence
+def test_stray_imports_and_newer_syntax_in_a_students_first_hour(tmp_path: Path) -> None:
+    """Module 0 in the sandbox, at the grading budget: an unused `import pandas` (and
+    `from toposort import toposort`) costs nothing and is one note per package at the top;
+    `pandas.DataFrame()` inside mul costs task 0.1 with the placeholder's message; a generic
+    `def map[T]` (Python 3.12) says so, with its line, and costs only what needs the file;
+    `@beartype` on a class is a use while the file loads: module.py does not import, says
+    why, and gets no note saying it was graded anyway."""
+    stray = "import math\n\nimport pandas\nfrom toposort import toposort\n"
+    unused = [_edit("operators.py", "import math\n", stray)]
+    used = [
+        *unused,
+        _edit("operators.py", "    return x * y\n", "    pandas.DataFrame()\n    return x * y\n"),
+    ]
+    generic = [_edit("operators.py", MAP, GENERIC_MAP)]
+    beartype = "from typing import Any\n\nfrom beartype import beartype\n"
+    decorated = [
+        _edit("module.py", "from typing import Any\n", beartype),
+        _edit("module.py", "class Module:", "@beartype\nclass Module:"),
+    ]
+    graded = grade_all(
+        [
+            Job("unused", apply_mutations(REF, unused, tmp_path / "unused"), "module0"),
+            Job("used", apply_mutations(REF, used, tmp_path / "used"), "module0"),
+            Job("generic", apply_mutations(REF, generic, tmp_path / "generic"), "module0"),
+            Job("decorated", apply_mutations(REF, decorated, tmp_path / "decorated"), "module0"),
+        ],
+        tmp_path / "results",
+    )
+    for g in graded.values():
+        assert g.exit_code == 0, g.stderr[-2000:]
+        jsonschema.validate(g.results, SCHEMA)
+    runtime = "the standard library, numpy and typing_extensions"
+    note = (
+        "Note: minitorch/operators.py imports {}, which is not available when grading (graded "
+        f"code can use {runtime}). The file was graded anyway; only a test that reaches a use "
+        "of {} fails. Remove the import if you do not need it."
+    )
+
+    unused_g = graded["unused"]
+    assert unused_g.results["score"] == 100, unused_g.outputs()[-3000:]
+    top = unused_g.results["output"]
+    for package in ("pandas", "toposort"):
+        assert top.count(note.format(package, package)) == 1, top
+    assert unused_g.results["extra_data"]["status"] == "ok"
+
+    used_g = graded["used"]
+    assert not used_g.full("0.1")
+    assert used_g.full("0.4")
+    assert (
+        "mul raised PackageNotAvailable: your code used pandas.DataFrame(...), but pandas is "
+        f"not available when grading (graded code can use {runtime}): remove the import of "
+        "pandas from minitorch/operators.py, or stop using it"
+    ) in used_g.outputs()
+    assert note.format("pandas", "pandas") in used_g.results["output"]
+
+    generic_g = graded["generic"]
+    if sys.version_info >= (3, 12):  # the syntax exists here: the generic map is correct
+        assert generic_g.results["score"] == 100, generic_g.results["output"]
+        return
+    line = (REF / "minitorch/operators.py").read_text().splitlines().index(MAP) + 1
+    told = (
+        "minitorch/operators.py could not be imported: it uses Python 3.12 syntax (line "
+        f"{line}: a generic function `def map[...]`), and this course grades with Python 3.11: "
+        f"write it without type parameters, as `def map(...)`\n    {GENERIC_MAP}"
+    )
+    assert told in generic_g.results["output"], generic_g.results["output"]
+    assert generic_g.results["extra_data"]["status"] == "import-error"
+    assert generic_g.full("0.4") and not generic_g.full("0.1")
+
+    decorated_g = graded["decorated"]
+    top = decorated_g.results["output"]
+    assert (
+        "minitorch/module.py could not be imported: while it loaded, your code used "
+        "beartype.beartype(...), but beartype is not available when grading (graded code can "
+        f"use {runtime}): remove the import of beartype from minitorch/module.py, or stop "
+        'using it\n  File "minitorch/module.py", line '
+    ) in top
+    assert "Note: minitorch/module.py imports beartype" not in top
+    assert decorated_g.results["extra_data"]["status"] == "import-error"
+    assert decorated_g.full("0.1") and decorated_g.full("0.3") and not decorated_g.full("0.4")
 
 
 @pytest.mark.evidence

@@ -621,6 +621,65 @@ def test_makefile_commands(fake: tuple[Assignment, Path], tmp_path: Path) -> Non
     assert not (out / "submission.zip").exists()
 
 
+@pytest.mark.parametrize(
+    ("stated", "warns"),
+    [
+        (f"{sys.version_info.major}.{sys.version_info.minor - 1}", True),
+        (f"{sys.version_info.major}.{sys.version_info.minor}", False),
+        (None, False),
+    ],
+)
+def test_make_install_and_test_warn_on_a_python_newer_than_the_courses(
+    fake: tuple[Assignment, Path], tmp_path: Path, stated: str | None, warns: bool
+) -> None:
+    """The course's Python ([runtime] python) is pinned in the Makefile: `make install` and
+    `make test` say, in one line and without failing, when this Python is newer."""
+    assignment, grader_dir = fake
+    if stated is not None:
+        edit(
+            assignment.folder / "assignment.toml",
+            "[tests]\n",
+            f'[runtime]\npython = "{stated}"\n\n[tests]\n',
+        )
+    assignment = load_assignment("fake", root=assignment.root)
+    assert assignment.python == (stated or "")
+    out = generate(assignment, tmp_path / "out", grader_dir=grader_dir)
+    proc = subprocess.run(
+        ["make", "check-python", f"PYTHON={sys.executable}"],
+        cwd=out,
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    here = f"{sys.version_info.major}.{sys.version_info.minor}"
+    expected = (
+        f"warning: this is Python {here}, but your code is graded with Python {stated}: write "
+        "nothing newer (no def f[T](...), no type X = ...), or it will not import when graded\n"
+    )
+    assert proc.stdout == (expected if warns else "")
+    for target in ("install", "test"):
+        dry = subprocess.run(
+            ["make", "-n", target, f"PYTHON={sys.executable}"],
+            cwd=out,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        assert "sys.version_info" in dry.splitlines()[0], target  # the check comes first
+
+
+@pytest.mark.parametrize("value", ['"3"', '"3.9"', "3.11", '"python3.11"', '"3.11.2"'])
+def test_the_courses_python_must_be_a_version(fake: tuple[Assignment, Path], value: str) -> None:
+    assignment, _ = fake
+    edit(
+        assignment.folder / "assignment.toml",
+        "[tests]\n",
+        f"[runtime]\npython = {value}\n\n[tests]\n",
+    )
+    with pytest.raises(ConfigError, match=r"\[runtime\] python must be a Python version"):
+        load_assignment("fake", root=assignment.root)
+
+
 # --- refusals -------------------------------------------------------------------------------
 
 

@@ -176,7 +176,18 @@ def _utf8_bom_crlf(tmp: Path) -> Path:
 
 
 def _missing_package(tmp: Path) -> Path:
+    """A package the runtime lacks, used while the file loads: the file does not import."""
     sub = reference(tmp / "missing-package")
+    path = sub / "minitorch" / "scalar.py"
+    future = "from __future__ import annotations\n"
+    used = "import numpy_does_not_exist\nnumpy_does_not_exist.random.seed(0)\n"
+    path.write_text(path.read_text().replace(future, future + used))
+    return sub
+
+
+def _unused_missing_package(tmp: Path) -> Path:
+    """The same import, never used (an editor's auto-import): nothing is lost, one note."""
+    sub = reference(tmp / "unused-missing-package")
     path = sub / "minitorch" / "scalar.py"
     future = "from __future__ import annotations\n"
     path.write_text(path.read_text().replace(future, future + "import numpy_does_not_exist\n"))
@@ -271,12 +282,24 @@ CASES = [
         "missing_package",
         _missing_package,
         (
-            "minitorch/scalar.py could not be imported: it imports numpy_does_not_exist, "
-            "which graded code cannot use (available: the standard library, numpy, "
-            "typing_extensions)",
+            "minitorch/scalar.py could not be imported: while it loaded, your code used "
+            "numpy_does_not_exist.random.seed(...), but numpy_does_not_exist is not available "
+            "when grading (graded code can use the standard library, numpy and "
+            "typing_extensions): remove the import of numpy_does_not_exist from "
+            "minitorch/scalar.py, or stop using it",
         ),
         keeps=("1.1",),
         regrade=True,
+    ),
+    Case(
+        "unused_missing_package",
+        _unused_missing_package,
+        (
+            "Note: minitorch/scalar.py imports numpy_does_not_exist, which is not available "
+            "when grading (graded code can use the standard library, numpy and "
+            "typing_extensions). The file was graded anyway",
+        ),
+        keeps=("1.1", "1.2", "1.3", "1.4"),
     ),
     Case(
         "symlink",

@@ -572,3 +572,189 @@ def test_the_worker_loads_probes_without_grader_only_code(mode: str) -> None:
             assert not sorted(meaningful & read), f"solution lines of {rel} in the probes"
             checked += len(meaningful)
     assert checked > 0
+
+
+# ------------------------------------------ packages the runtime lacks, and newer syntax
+STRAY_FILES = {
+    "__init__.py": "",
+    "stray.py": """
+        import pandas
+        import matplotlib.pyplot as plt
+        from toposort import toposort
+        from beartype.typing import List
+
+        def mul(x: float, y: float) -> float:
+            return x * y
+
+        def frame():
+            return pandas.DataFrame({"a": [1.0]})
+
+        def annotated(df: pandas.DataFrame | None = None) -> List[float]:
+            return [1.0]
+
+        def subclass():
+            class Frame(pandas.DataFrame):
+                pass
+
+        def try_everything():
+            # Every way out of a placeholder fails, with the placeholder's message.
+            tries = {
+                "call": lambda: toposort({}),
+                "iterate": lambda: list(pandas),
+                "number": lambda: float(pandas.NA),
+                "arithmetic": lambda: pandas.NA + 1,
+                "isinstance": lambda: isinstance(1.0, pandas.DataFrame),
+                "subclass": subclass,
+                "dunder": lambda: pandas.__file__,
+                "bool": lambda: bool(plt),
+            }
+            said = {}
+            for name, attempt in tries.items():
+                try:
+                    attempt()
+                    said[name] = "no error"
+                except Exception as exc:
+                    said[name] = f"{type(exc).__name__}: {exc}"
+            return said
+    """,
+    "decorated.py": """
+        from beartype import beartype
+
+        @beartype
+        def mul(x: float, y: float) -> float:
+            return x * y
+    """,
+    "guarded.py": """
+        try:
+            import numba
+        except ImportError:
+            numba = None
+
+        def has_numba():
+            return numba is not None
+    """,
+    "generic.py": """
+        from collections.abc import Callable, Iterable
+
+
+        def mul(x: float, y: float) -> float:
+            return x * y
+
+
+        def map[T, U](fn: Callable[[T], U]) -> Callable[[Iterable[T]], list[U]]:
+            return lambda ls: [fn(x) for x in ls]
+    """,
+}
+
+STRAY_PROBES = """
+def call(module, name, *args):
+    import importlib
+    return getattr(importlib.import_module("minitorch." + module), name)(*args)
+"""
+
+
+@pytest.fixture(scope="module")
+def stray():  # type: ignore[no-untyped-def]
+    root = Path(tempfile.mkdtemp(prefix="grader-test-stray-"))
+    (root / "minitorch").mkdir()
+    for name, text in STRAY_FILES.items():
+        (root / "minitorch" / name).write_text(textwrap.dedent(text).lstrip("\n"))
+    (root / "probes.py").write_text(STRAY_PROBES)
+    open_to_worker(root)
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def _stray_client(root: Path, mode: str) -> StudentClient:
+    return StudentClient(
+        SandboxConfig(
+            root=root,
+            probes=root / "probes.py",
+            mode=mode,
+            limits=Limits(probe_timeout=5.0, import_timeout=5.0, memory_mb=512),
+            python="3.11",
+        )
+    )
+
+
+@pytest.mark.parametrize("mode", ["sandbox", "inprocess"])
+def test_an_unused_import_of_a_missing_package_is_a_note_not_a_lost_file(
+    stray: Path, mode: str
+) -> None:
+    """`import pandas` that nothing uses: the file imports, its functions are graded, and
+    the client has one note per package naming the file (the report's top shows them)."""
+    with _stray_client(stray, mode) as c:
+        assert c.call("call", "stray", "mul", 2.0, 3.0, label="mul") == 6.0
+        assert c.call("call", "stray", "annotated") == [1.0]  # annotations are no use
+        notes = {p.key: p for p in c.problems.values() if p.kind == "note"}
+    assert set(notes) == {"pandas", "matplotlib", "toposort", "beartype"}
+    assert notes["pandas"].message == (
+        "Note: minitorch/stray.py imports pandas, which is not available when grading "
+        "(graded code can use the standard library, numpy and typing_extensions). The file "
+        "was graded anyway; only a test that reaches a use of pandas fails. Remove the "
+        "import if you do not need it."
+    )
+    assert not any(p.kind != "note" for p in c.problems.values())
+
+
+@pytest.mark.parametrize("mode", ["sandbox", "inprocess"])
+def test_using_a_missing_package_fails_that_call_with_the_placeholders_message(
+    stray: Path, mode: str
+) -> None:
+    with _stray_client(stray, mode) as c:
+        with pytest.raises(StudentError) as info:
+            c.call("call", "stray", "frame", label="frame")
+        said = c.call("call", "stray", "try_everything")
+        assert c.call("call", "stray", "mul", 1.0, 2.0) == 2.0  # the rest still runs
+    err = info.value
+    assert err.type_name == "PackageNotAvailable"
+    assert err.message == (
+        "your code used pandas.DataFrame(...), but pandas is not available when grading "
+        "(graded code can use the standard library, numpy and typing_extensions): remove "
+        "the import of pandas from minitorch/stray.py, or stop using it"
+    )
+    assert 'File "minitorch/stray.py"' in err.traceback
+    # Fail-closed: no operation gives anything real back.
+    for name, text in said.items():
+        assert "is not available when grading" in text, (name, text)
+        assert text.startswith(("PackageNotAvailable:", "AttributeError:")), (name, text)
+
+
+@pytest.mark.parametrize("mode", ["sandbox", "inprocess"])
+def test_a_decorator_of_a_missing_package_is_a_use_at_import(stray: Path, mode: str) -> None:
+    """`@beartype` runs while the file loads: that file does not import, and says why."""
+    with _stray_client(stray, mode) as c:
+        with pytest.raises(StudentError) as info:
+            c.call("call", "decorated", "mul", 2.0, 3.0)
+    message = info.value.message
+    assert message.startswith(
+        "minitorch/decorated.py could not be imported: while it loaded, your code used "
+        "beartype.beartype(...), but beartype is not available when grading"
+    ), message
+    assert 'File "minitorch/decorated.py", line 3' in message
+
+
+@pytest.mark.parametrize("mode", ["sandbox", "inprocess"])
+def test_an_import_guarded_by_except_importerror_keeps_the_students_fallback(
+    stray: Path, mode: str
+) -> None:
+    with _stray_client(stray, mode) as c:
+        assert c.call("call", "guarded", "has_numba") is False
+        assert "note:numba" not in c.problems
+
+
+@pytest.mark.parametrize("mode", ["sandbox", "inprocess"])
+def test_a_file_with_newer_syntax_names_the_python_and_the_line(stray: Path, mode: str) -> None:
+    if sys.version_info >= (3, 12):  # the syntax exists here: the file imports and works
+        with _stray_client(stray, mode) as c:
+            assert c.call("call", "generic", "mul", 2.0, 3.0) == 6.0
+        return
+    with _stray_client(stray, mode) as c:
+        with pytest.raises(StudentError) as info:
+            c.call("call", "generic", "mul", 2.0, 3.0)
+    assert info.value.message == (
+        "minitorch/generic.py could not be imported: it uses Python 3.12 syntax (line 8: a "
+        "generic function `def map[...]`), and this course grades with Python 3.11: write "
+        "it without type parameters, as `def map(...)`\n"
+        "    def map[T, U](fn: Callable[[T], U]) -> Callable[[Iterable[T]], list[U]]:"
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 
 import jsonschema
 
@@ -116,3 +117,53 @@ def test_a_report_whose_points_do_not_add_up_is_refused() -> None:
         assert "add up" in str(exc)
     else:
         raise AssertionError("a report whose test points exceed the task was accepted")
+
+
+def test_notes_change_no_status_and_leave_out_files_that_did_not_import() -> None:
+    """A package the runtime lacks is a note at the report's top, not a failure; a note
+    about a file that did not import, or met only in a hidden test, is not told."""
+    from grader.grading.runner import grade_status
+    from grader.grading.submission import Located
+
+    located = Located(files={"minitorch/operators.py": b"", "minitorch/module.py": b""})
+    note = "Note: minitorch/{} imports {}, which is not available when grading (...)."
+    problems = [
+        {"kind": "note", "key": "pandas", "message": note.format("operators.py", "pandas")},
+        {"kind": "note", "key": "scipy", "message": note.format("module.py", "scipy")},
+        {
+            "kind": "note",
+            "key": "rich",
+            "message": note.format("operators.py", "rich"),
+            "hidden": True,
+        },
+    ]
+    for problem in problems:
+        problem.setdefault("hidden", False)
+    status, messages, notes = grade_status(load_assignment("module0"), located, problems)
+    told = [note.format("operators.py", "pandas"), note.format("module.py", "scipy")]
+    assert (status, messages, notes) == ("ok", [], told)
+
+    failed = "minitorch/module.py could not be imported: while it loaded, your code used ..."
+    problems.append(
+        {"kind": "import-error", "key": "minitorch/module.py", "message": failed, "hidden": False}
+    )
+    status, messages, notes = grade_status(load_assignment("module0"), located, problems)
+    assert (status, messages, notes) == (
+        "import-error",
+        [failed],
+        [note.format("operators.py", "pandas")],
+    )
+
+
+def test_a_grade_on_an_older_python_than_the_courses_tells_the_instructor() -> None:
+    from grader.grading.runner import older_python
+
+    module0 = load_assignment("module0")
+    here = f"{sys.version_info.major}.{sys.version_info.minor}"
+    assert older_python(dataclasses.replace(module0, python=here)) is None
+    assert older_python(dataclasses.replace(module0, python="")) is None
+    assert older_python(dataclasses.replace(module0, python="3.99")) == (
+        "assignment.toml says this course grades with Python 3.99, but this grade "
+        f"ran on Python {here}: set [runtime] python to what the grading image has (students "
+        "are told that version), or grade on a newer image."
+    )
