@@ -380,8 +380,10 @@ def timed_out(exc: ProbeTimeout, *, called: str, snippet: Sequence[str] = ()) ->
     )
 
 
-def raised(exc: StudentError, *, label: str, called: str, snippet: Sequence[str] = ()) -> NoReturn:
-    """Fail with what student code raised, where, and on which inputs.
+def raised(
+    exc: StudentError, *, label: str, called: str, snippet: Sequence[str] = (), hint: str = ""
+) -> NoReturn:
+    """Fail with what student code raised, where, and on which inputs (and ``hint``).
 
     A student file that does not import is no fault of this call: it propagates, and the
     report says it once at the top (each test it stops says so in one line)."""
@@ -392,6 +394,8 @@ def raised(exc: StudentError, *, label: str, called: str, snippet: Sequence[str]
         f"{label} raised {exc.type_name}: {exc.message}".rstrip(": "),
         f"  called:   {called}",
     ]
+    if hint:
+        lines.append(f"  hint:     {hint}")
     if exc.traceback:
         lines.append("Traceback (your code, most recent call last):")
         lines.append(exc.traceback)
@@ -1411,13 +1415,33 @@ def _operand(nodes: Sequence[Node], j: int) -> str:
     return f"t{j}"
 
 
-def expression_lines(nodes: Sequence[Node], values: Sequence[float]) -> list[str]:
-    """Python lines that build the graph with Scalars; the output is named y."""
-    lines = ["from minitorch import Scalar"]
-    lines.append("; ".join(f"x{i} = Scalar({fmt(v)})" for i, v in enumerate(values)))
+def expression_ancestors(nodes: Sequence[Node], outputs: Sequence[int]) -> set[int]:
+    """The nodes ``outputs`` depend on through their operands, ``outputs`` included."""
+    seen: set[int] = set()
+    stack = list(outputs)
+    while stack:
+        j = stack.pop()
+        if j not in seen:
+            seen.add(j)
+            if nodes[j][0] not in ("var", "num"):
+                stack.extend(nodes[j][1:])
+    return seen
+
+
+def expression_statements(
+    nodes: Sequence[Node], outputs: Sequence[int] | None = None
+) -> list[tuple[int, str]]:
+    """(node index, Python statement) for each operation ``outputs`` (by default the last
+    node, the output) depend on, in order; the last node is named y, the others t<j>.
+
+    Operations no output depends on are left out: student code never reaches them from the
+    output, so a reproducer without them builds the same graph, and a shrunk example shows
+    only what matters (as ``compact`` does for stand-in graphs)."""
     last = len(nodes) - 1
+    keep = expression_ancestors(nodes, [last] if outputs is None else list(outputs))
+    out = []
     for j, node in enumerate(nodes):
-        if node[0] in ("var", "num"):
+        if node[0] in ("var", "num") or j not in keep:
             continue
         name = "y" if j == last else f"t{j}"
         if node[0] in UNARY:
@@ -1425,8 +1449,19 @@ def expression_lines(nodes: Sequence[Node], values: Sequence[float]) -> list[str
             rhs = f"-{a}" if node[0] == "neg" else f"{a}.{node[0]}()"
         else:
             rhs = f"{_operand(nodes, node[1])} {_SYMBOL[node[0]]} {_operand(nodes, node[2])}"
-        lines.append(f"{name} = {rhs}")
-    return lines
+        out.append((j, f"{name} = {rhs}"))
+    return out
+
+
+def expression_lines(
+    nodes: Sequence[Node], values: Sequence[float], outputs: Sequence[int] | None = None
+) -> list[str]:
+    """Python lines that build the graph with Scalars: the import, every input, then the
+    operations ``outputs`` (by default the output, named y) depend on
+    (``expression_statements``)."""
+    lines = ["from minitorch import Scalar"]
+    lines.append("; ".join(f"x{i} = Scalar({fmt(v)})" for i, v in enumerate(values)))
+    return lines + [line for _, line in expression_statements(nodes, outputs)]
 
 
 def expression_snippet(nodes: Sequence[Node], values: Sequence[float], d: float) -> list[str]:
@@ -2222,7 +2257,7 @@ def check_locals(
                 returned=f"{name}.history.last_fn is None",
                 expected="a Scalar made by a ScalarFunction's apply, whose history records "
                 "its function, context and inputs",
-                snippet=[*expression_lines(nodes, expr.values), f"{name}.history"]
+                snippet=[*expression_lines(nodes, expr.values, [n - 1, j]), f"{name}.history"]
                 if n <= 40
                 else [],
             )
@@ -2239,7 +2274,8 @@ def _check_local(
     nodes = expr.nodes
     ref = _local_reference(nodes, j, entry["path"])
     call = f"{ref}.history.last_fn._backward({ref}.history.ctx, {fmt(u)})"
-    snippet = [*expression_lines(nodes, expr.values), call] if len(nodes) <= 40 else []
+    shown = expression_lines(nodes, expr.values, [len(nodes) - 1, j])
+    snippet = [*shown, call] if len(nodes) <= 40 else []
     fn = entry["fn"] if isinstance(entry["fn"], str) else "its function"
     form = _local_closed_form(nodes, j, entry)
     if form is None:
@@ -2323,38 +2359,49 @@ def scalar_order_problem(nodes: Sequence[Node], order: Any) -> str | None:
     return None
 
 
-def check_scalar_order(student: Any, expr: Expression, *, called: str) -> None:
-    """topological_sort(y) on the graph's own Scalars (task 1.4), for the graphs judged in
-    parts: backpropagate runs on stand-ins there, which are no Scalars (a membership test
-    through Scalar ``==`` only goes wrong on Scalars)."""
-    __tracebackhide__ = True
+def _scalar_order_snippet(expr: Expression) -> list[str]:
+    """The shell lines that build ``expr`` and name what topological_sort(y) returns."""
     nodes = expr.nodes
-    lines = expression_lines(nodes, expr.values)
+    if len(nodes) > 40:
+        return []
+    built = expression_ancestors(nodes, [len(nodes) - 1])  # the operations the lines build
     named = ", ".join(
         f'("{_expression_name(nodes, j)}", {_expression_name(nodes, j)})'
         for j, node in enumerate(nodes)
-        if node[0] != "num" and _canonical_nodes(nodes)[j] == j
+        if (node[0] == "var" or j in built) and _canonical_nodes(nodes)[j] == j
     )
-    snippet = (
-        [
-            *lines,
-            "from minitorch import topological_sort",
-            f"names = {{id(v): n for n, v in [{named}]}}",
-            '[names.get(id(v), "another Scalar") for v in topological_sort(y)]',
-        ]
-        if len(nodes) <= 40
-        else []
-    )
-    call = f"topological_sort(y) where {called}"
-    order = ask(
-        student,
-        "expression_order",
-        nodes,
-        expr.values,
-        label="topological_sort",
-        called=call,
-        snippet=snippet,
-    )
+    return [
+        *expression_lines(nodes, expr.values),
+        "from minitorch import topological_sort",
+        f"names = {{id(v): n for n, v in [{named}]}}",
+        '[names.get(id(v), "another Scalar") for v in topological_sort(y)]',
+    ]
+
+
+#: Said when topological_sort raises TypeError: unhashable type: 'Scalar'.
+UNHASHABLE_HINT = (
+    "a Scalar cannot go in a set or be a dict key: Scalar defines __eq__ (it builds an EQ "
+    "Scalar), so Python gives it no __hash__. Keep the unique_ids in the set instead"
+)
+
+
+def _ask_scalar_order(student: Any, probe: str, expr: Expression, call: str, snippet: Any) -> Any:
+    """``probe`` (expression_order or scalar_order) on ``expr``; a failure names the call."""
+    __tracebackhide__ = True
+    try:
+        return student.call(probe, expr.nodes, expr.values, label="topological_sort")
+    except StudentError as exc:
+        unhashable = exc.type_name == "TypeError" and "unhashable" in exc.message
+        hint = UNHASHABLE_HINT if unhashable else ""
+        raised(exc, label="topological_sort", called=call, snippet=snippet, hint=hint)
+    except ProbeTimeout as exc:
+        timed_out(exc, called=call, snippet=snippet)
+
+
+def _judge_scalar_order(expr: Expression, order: Any, *, call: str, snippet: Any) -> None:
+    """Fail with the student's message when ``order`` is no right topological_sort(y)."""
+    __tracebackhide__ = True
+    nodes = expr.nodes
     problem = scalar_order_problem(nodes, order)
     if problem:
         shown = (
@@ -2374,6 +2421,17 @@ def check_scalar_order(student: Any, expr: Expression, *, called: str) -> None:
             if "left out" in problem
             else "",
         )
+
+
+def check_scalar_order(student: Any, expr: Expression, *, called: str) -> None:
+    """topological_sort(y) on the graph's own Scalars (task 1.4), for the graphs judged in
+    parts: backpropagate runs on stand-ins there, which are no Scalars (a membership test
+    through Scalar ``==`` only goes wrong on Scalars)."""
+    __tracebackhide__ = True
+    snippet = _scalar_order_snippet(expr)
+    call = f"topological_sort(y) where {called}"
+    order = _ask_scalar_order(student, "expression_order", expr, call, snippet)
+    _judge_scalar_order(expr, order, call=call, snippet=snippet)
 
 
 def expression_in_parts(

@@ -230,3 +230,29 @@ def test_scalar_order_reproducer_names_the_graphs_scalars() -> None:
     order = [index.get(name, -1) for name in names]
     assert -1 in order  # the Scalars made inside nodes are listed too
     assert S.scalar_order_problem(nodes, order) is None  # the reference is right
+
+
+def test_expression_reproducer_leaves_out_operations_the_output_does_not_use() -> None:
+    """A shrunk graph keeps operations nothing depends on (t3 here): the reproducer and the
+    description of the call show only what y is computed from, and still give y's
+    derivatives in the shell."""
+    nodes = [["var", 0], ["var", 1], ["neg", 0], ["exp", 1], ["mul", 2, 1], ["log", 3]]
+    nodes.append(["add", 4, 0])  # y = t4 + x0: t3 = x1.exp() and t5 = t3.log() are dead
+    expr = S.Expression(nodes, [0.5, -2.0])
+    infos = expr.infos()
+    d = -1.5
+    reply = {
+        "data": [info.value for info in infos],
+        "grads": [0.0, 0.0],
+        "reaches": [sorted(info.reaches) for info in infos],
+    }
+    message = message_of(S.check_expression_gradients, expr, d, reply, what="w", points=False)
+    lines = shell_input(message)
+    assert "t2 = -x0" in lines and "t4 = t2 * x1" in lines and "y = t4 + x0" in lines
+    assert "t3" not in message and "t5" not in message  # neither in the reproducer nor called
+    assert run_in_shell(lines) == pytest.approx([d * j for j in infos[-1].jac])
+    # A node of its own (a wrong forward value of t5, say) is shown with what it uses.
+    assert S.expression_lines(nodes, expr.values, [len(nodes) - 1, 5])[-2:] == [
+        "t5 = t3.log()",
+        "y = t4 + x0",
+    ]
