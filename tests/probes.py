@@ -635,6 +635,20 @@ def chain_rule_pairs(fn_name: str, values: list[float], d_output: float) -> dict
     return {"pairs": pairs}
 
 
+def chain_rule_with_constants(
+    fn_name: str, values: list[float], constants: list[int], d_output: float
+) -> dict[str, Any]:
+    """``chain_rule_pairs`` where the inputs at the positions in ``constants`` are constant
+    Scalars (``Scalar(v, None)``: no history), the others leaf Scalars."""
+    scalar = _student("scalar")
+    fn = _linear_functions()[fn_name]
+    inputs = [
+        scalar.Scalar(v, None) if i in constants else scalar.Scalar(v) for i, v in enumerate(values)
+    ]
+    found = list(_linear_node(fn, inputs).chain_rule(d_output))
+    return {"pairs": [[_index_of(var, inputs), d] for var, d in found]}
+
+
 def _backward_returns_sequences() -> bool:
     """Whether the student's one-input backward functions return tuples (or lists).
 

@@ -2488,11 +2488,14 @@ def backpropagate_checked(
 LINEAR_COEFFS = {"Lin1": [3.0], "Lin2": [2.0, -5.0], "Lin3": [2.0, -5.0, 0.5]}  # = probes.py
 
 
-def chain_rule_problem(pairs: Any, coeffs: Sequence[float], d: float) -> str | None:
+def chain_rule_problem(
+    pairs: Any, coeffs: Sequence[float], d: float, constants: Sequence[int] = ()
+) -> str | None:
     """What is wrong with chain_rule's pairs for a probe-side linear function, or None.
 
-    Every input (all leaf Scalars) must appear exactly once with coefficient * d; nothing
-    else may appear.
+    Every input that is a leaf Scalar must appear exactly once with coefficient * d; the
+    inputs in ``constants`` (constant Scalars) may be left out or appear once, with any
+    value (minitorch-api.md, 1.3); nothing else may appear.
     """
     if not isinstance(pairs, list):
         return "chain_rule did not return a list of (input, derivative) pairs"
@@ -2507,6 +2510,8 @@ def chain_rule_problem(pairs: Any, coeffs: Sequence[float], d: float) -> str | N
             return f"chain_rule returned input {index} more than once"
         seen[index] = value
     for i, c in enumerate(coeffs):
+        if i in constants:
+            continue
         if i not in seen:
             return f"chain_rule left out input {i}"
         if not is_number(seen[i]) or not within(seen[i], c * d, RTOL, ATOL):

@@ -257,6 +257,63 @@ def test_chain_rule_pairs(student, name, data, d):
         )
 
 
+# A constant input (Scalar(c, None), the template's is_constant) before a leaf: chain_rule may
+# leave constants out or keep them (minitorch-api.md, 1.3), but every leaf keeps its own
+# derivative. Template code never makes constants: this is the one check that has them.
+_CONSTANT_CASES = {"constant_first": ("Lin2", [0]), "constant_between": ("Lin3", [1])}
+
+
+@pytest.mark.task("1.3")
+@pytest.mark.parametrize("case", list(_CONSTANT_CASES))
+@at_most(10)  # one mistake shows on every example
+@given(data=st.data(), d=d_outputs())
+def test_chain_rule_with_a_constant_input(student, case, data, d):
+    """chain_rule gives each non-constant input its own derivative when a constant comes first"""
+    name, constants = _CONSTANT_CASES[case]
+    coeffs = LINEAR_COEFFS[name]
+    values = [data.draw(floats(-10.0, 10.0), label=f"x{i}") for i in range(len(coeffs))]
+    inputs = ", ".join(
+        f"Scalar({fmt(v)}, None)" if i in constants else f"Scalar({fmt(v)})"
+        for i, v in enumerate(values)
+    )
+    called = (
+        f"y.chain_rule({fmt(d)}) where y = F.apply({inputs}) (Scalar(c, None) is a constant) "
+        f"and F's backward returns {coeffs} times d_output"
+    )
+    out = ask(
+        student,
+        "chain_rule_with_constants",
+        name,
+        values,
+        constants,
+        d,
+        label="Scalar.chain_rule",
+        called=called,
+    )
+    expect(out, {"pairs": ANY}, probe="chain_rule_with_constants", what="Scalar.chain_rule")
+    problem = chain_rule_problem(out["pairs"], coeffs, d, constants)
+    if problem:
+        args = ", ".join(chr(97 + i) for i in range(len(coeffs)))
+        fwd = " + ".join(f"{c} * {chr(97 + i)}" for i, c in enumerate(coeffs))
+        bwd = ", ".join(f"{c} * d" for c in coeffs)
+        expected = [[i, c * d] for i, c in enumerate(coeffs) if i not in constants]
+        report(
+            f"Scalar.chain_rule is wrong when an input is a constant: {problem}.",
+            called=called,
+            returned=f"pairs (input index, derivative): {fmt(out['pairs'])}",
+            expected=f"{fmt(expected)} (in any order; the constant input "
+            f"{', '.join(str(i) for i in constants)} may be left out or given any value)",
+            snippet=[
+                "from minitorch import Scalar, ScalarFunction",
+                f"class F(ScalarFunction): forward = staticmethod(lambda ctx, {args}: {fwd}); "
+                f"backward = staticmethod(lambda ctx, d: ({bwd},))",
+                f"list(F.apply({inputs}).chain_rule({fmt(d)}))",
+            ],
+            hint="pair each input with the derivative at its own position before leaving "
+            "constants out (zip the inputs with the derivatives, then filter the pairs)",
+        )
+
+
 # --------------------------------------------------------------------------- task 1.4
 
 

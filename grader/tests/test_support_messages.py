@@ -123,3 +123,25 @@ def test_skips_chosen_where_graphs_are_not_flat_fail_the_test() -> None:
         S.require_judged(tally)  # 7 of 9 graphs, but 2 of the 4 informative ones
     message = str(failed.value.msg)
     assert "only 2 of the 4 graphs tried whose output depends on an input" in message
+
+
+def test_chain_rule_with_constants_may_keep_or_leave_out_the_constants() -> None:
+    coeffs, d = S.LINEAR_COEFFS["Lin3"], 2.0
+    right = [[0, 4.0], [2, 1.0]]
+    assert S.chain_rule_problem(right, coeffs, d, [1]) is None  # constant left out
+    assert S.chain_rule_problem([*right, [1, 123.0]], coeffs, d, [1]) is None  # kept, any value
+    shifted = [[0, 4.0], [2, -10.0]]  # the filtered inputs zipped with every derivative
+    assert S.chain_rule_problem(shifted, coeffs, d, [1]) == (
+        "chain_rule gave input 2 the derivative -10.0, not 1.0"
+    )
+    assert S.chain_rule_problem(right, coeffs, d) == "chain_rule left out input 1"
+
+
+class Raises:
+    """A stand-in for the student fixture whose every call raises ``error``."""
+
+    def __init__(self, error: StudentError) -> None:
+        self.error = error
+
+    def call(self, probe: str, *args: Any, label: str = "") -> Any:
+        raise self.error
