@@ -540,6 +540,23 @@ def expression_order(graph: list[list[Any]], values: list[float]) -> list[int]:
     return [index.get(id(v), -1) for v in autodiff.topological_sort(nodes[-1])]
 
 
+def scalar_order(graph: list[list[Any]], values: list[float]) -> dict[str, Any]:
+    """``expression_order`` with what the trusted side needs to judge it only when the
+    forward is right: each node's data and reaches, and the order as node indices; if
+    building the graph raises (a forward mistake), {"forward_error": ...} instead."""
+    autodiff = _student("autodiff")
+    _student("scalar")  # an import error is not a forward mistake: let it propagate
+    try:
+        leaves, nodes = _build_expression(graph, values)
+        reaches = _reaches_of(nodes, leaves)
+        data = [_data(n) for n in nodes]
+    except Exception as exc:  # noqa: BLE001 - student code may raise anything
+        return _forward_failure(exc)
+    index = _identities(nodes)
+    order = [index.get(id(v), -1) for v in autodiff.topological_sort(nodes[-1])]
+    return {"data": data, "reaches": reaches, "order": order}
+
+
 def expression_forward(graph: list[list[Any]], values: list[float]) -> dict[str, Any]:
     """Build the expression graph with Scalars (no backward): each node's data and reaches."""
     leaves, nodes = _build_expression(graph, values)

@@ -2434,6 +2434,37 @@ def check_scalar_order(student: Any, expr: Expression, *, called: str) -> None:
     _judge_scalar_order(expr, order, call=call, snippet=snippet)
 
 
+def scalar_order_checked(student: Any, expr: Expression, *, called: str) -> bool:
+    """topological_sort(y) on the graph's own Scalars (task 1.4): the stand-in variables of
+    the topological_sort tests are hashable and have no ``==`` of their own, Scalars have
+    both (a sort keyed on the Scalars themselves raises TypeError: unhashable). Judged only
+    when the student's forward values and wiring are the trusted ones (else task 1.2's
+    mistake: False, nothing judged, as ``check_expression_gradients``)."""
+    __tracebackhide__ = True
+    snippet = _scalar_order_snippet(expr)
+    call = f"topological_sort(y) where {called}"
+    out = _ask_scalar_order(student, "scalar_order", expr, call, snippet)
+    if isinstance(out, dict) and "forward_error" in out:
+        expect(out, {"forward_error": str}, probe="scalar_order", what="topological_sort")
+        return False
+    n = len(expr.nodes)
+    expect(
+        out,
+        {
+            "data": ("list", ANY, n),
+            "reaches": ("list", ("list", int, None), n),
+            "order": ANY,
+        },
+        probe="scalar_order",
+        what="topological_sort",
+    )
+    for info, got, reach in zip(expr.infos(), out["data"], out["reaches"], strict=True):
+        if not info.value_ok(got) or set(reach) != set(info.reaches):
+            return False
+    _judge_scalar_order(expr, out["order"], call=call, snippet=snippet)
+    return True
+
+
 def expression_in_parts(
     student: Any, expr: Expression, d: float, *, label: str, called: str
 ) -> bool:
