@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any, NoReturn
 
 import pytest
-from hypothesis import settings
+from hypothesis import assume, settings
 from hypothesis import strategies as st
 
 from grader.isolation.protocol import BadValue, ProbeTimeout, StudentError, WorkerCrashed
@@ -1328,6 +1328,43 @@ def expressions(
     return Expression(nodes, values)
 
 
+@st.composite
+def continued_expressions(draw: st.DrawFn, ops: Sequence[str]) -> tuple[Expression, int]:
+    """(expr, k): the nodes of ``expr`` up to k are a first graph, whose output t<k> has been
+    through backward() once; the nodes after k are a second graph built on top of it, so the
+    output y depends on t<k> and on the first graph's intermediates (the shape of
+    ``t = x * x; t.backward(); y = 3 * t; y.backward()``). The first operation after k uses
+    t<k>, each later one the operation before it, with another operand drawn among all
+    earlier nodes; comparisons are left out there when another operator works (they would
+    make y flat in t<k>)."""
+    first = draw(expressions(ops=ops, max_ops=5))
+    nodes = [list(n) for n in first.nodes]
+    values = list(first.values)
+    k = len(nodes) - 1
+    assume(nodes[k][0] not in ("var", "num"))
+    infos = analyse(nodes, values)
+    chain_ops = [op for op in ops if op not in ("lt", "gt", "eq")] or list(ops)
+    fallback = [op for op in ("sigmoid", "neg") if op in ops]
+    last = k
+    for _ in range(draw(st.integers(1, 3))):
+        op = draw(st.sampled_from(chain_ops))
+        if op in UNARY:
+            node = [op, last]
+        else:
+            b = draw(st.integers(0, len(nodes) - 1))
+            left_ok = infos[b].scalar or op in NUMBER_LEFT
+            node = [op, b, last] if left_ok and draw(st.booleans()) else [op, last, b]
+        if not valid_node(node, infos):
+            node = next((n for n in ([f, last] for f in fallback) if valid_node(n, infos)), None)
+            if node is None:
+                continue
+        nodes.append(node)
+        infos.append(node_info(node, infos, values))
+        last = len(nodes) - 1
+    assume(last != k)
+    return Expression(nodes, values), k
+
+
 # Fixed one-operation checks of each Scalar operator: (graph, values, expected value, inputs
 # the result must reach). Used to find the operators whose forward works, so that graph
 # tests of task 1.4 only combine those (a forward mistake is task 1.2's).
@@ -1500,8 +1537,11 @@ def check_expression_gradients(
     what: str,
     points: bool = True,
     probe: str = "expression",
+    called: str | None = None,
+    snippet: Sequence[str] | None = None,
 ) -> bool:
-    """Judge the gradients an ``expression`` probe returned.
+    """Judge the gradients an ``expression`` probe returned (``called`` and ``snippet``: what
+    a failure says was called and how to reproduce it, when not ``y.backward(d)`` alone).
 
     The reply is checked against its promised shape first (every list as long as the graph
     says), so a reply cut short fails instead of leaving nothing to compare. ``points``: the
@@ -1526,8 +1566,10 @@ def check_expression_gradients(
         if set(reach) != set(info.reaches):
             return False
     out = infos[-1]
-    called = f"y.backward({fmt(d)}) where {expression_text(expr.nodes, expr.values)}"
-    snippet = expression_snippet(expr.nodes, expr.values, d) if len(expr.nodes) <= 40 else []
+    if called is None:
+        called = f"y.backward({fmt(d)}) where {expression_text(expr.nodes, expr.values)}"
+    if snippet is None:
+        snippet = expression_snippet(expr.nodes, expr.values, d) if len(expr.nodes) <= 40 else []
     grads = result["grads"]
     expected = [d * j for j in out.jac]
     shown = "[" + ", ".join(fmt(e) for e in expected) + "]"
@@ -1580,6 +1622,89 @@ def check_expression_gradients(
                 snippet=snippet,
             )
     return True
+
+
+def continued_lines(expr: Expression, k: int, d_first: float, d: float) -> list[str]:
+    """The shell lines of ``expression_continued``: the first graph, t<k>.backward(d_first),
+    the leaves' derivatives set back to None, the second graph and y.backward(d)."""
+    nodes, values = expr.nodes, expr.values
+    statements = expression_statements(nodes, [k, len(nodes) - 1])
+    split = sum(1 for j, _ in statements if j <= k)
+    leaves = [f"x{i}" for i in range(len(values))]
+    return [
+        "from minitorch import Scalar",
+        "; ".join(f"x{i} = Scalar({fmt(v)})" for i, v in enumerate(values)),
+        *(line for _, line in statements[:split]),
+        f"t{k}.backward({fmt(d_first)})",
+        "; ".join(f"{x}.derivative = None" for x in leaves) + "  # as optim.SGD.zero_grad()",
+        *(line for _, line in statements[split:]),
+        f"y.backward({fmt(d)}); [{', '.join(f'{x}.derivative' for x in leaves)}]",
+    ]
+
+
+def continued_checked(
+    student: Any, expr: Expression, k: int, d_first: float, d: float, *, label: str
+) -> bool:
+    """Judge ``expression_continued``: backward on a first graph (the nodes up to k), the
+    leaves' derivatives set back to None, then backward on a second graph built on top of
+    the first one's Scalars must give the second graph's derivatives, as on a fresh graph:
+    nothing of the first pass may stay behind on the shared Scalars (a derivative kept on
+    an intermediate Scalar and added to the next time). Leaf derivatives are only compared
+    after zeroing (accumulation across backward calls is not tested, minitorch-api.md).
+    False when nothing could be judged (a forward mistake, task 1.2's)."""
+    __tracebackhide__ = True
+    nodes, values = expr.nodes, expr.values
+    first = Expression(nodes[: k + 1], values)
+    lines = continued_lines(expr, k, d_first, d)
+    called = "; ".join(lines[1:])
+    with pointing(lambda: scalar_order_pointer(student, expr)):
+        out = ask(
+            student,
+            "expression_continued",
+            nodes,
+            values,
+            k,
+            d_first,
+            d,
+            label=label,
+            called=called,
+            snippet=lines if len(nodes) <= 40 else (),
+        )
+        probe = "expression_continued"
+        if isinstance(out, dict) and "forward_error" in out:
+            expect(out, {"forward_error": str}, probe=probe, what=label)
+            return False
+        n, n_vars = len(nodes), len(values)
+        expect(
+            out,
+            {
+                "data": ("list", ANY, n),
+                "reaches": ("list", ("list", int, None), n),
+                "first": ("list", ANY, n_vars),
+                "grads": ("list", ANY, n_vars),
+            },
+            probe=probe,
+            what=label,
+        )
+        head = {
+            "data": out["data"][: k + 1],
+            "reaches": out["reaches"][: k + 1],
+            "grads": out["first"],
+        }
+        if not check_expression_gradients(
+            first, d_first, head, what=f"{label} on the first graph", points=False, probe=probe
+        ):
+            return False
+        return check_expression_gradients(
+            expr,
+            d,
+            {"data": out["data"], "reaches": out["reaches"], "grads": out["grads"]},
+            what=f"{label} on a second graph built on the first (after zeroing the leaves)",
+            points=False,
+            probe=probe,
+            called=called,
+            snippet=lines if len(nodes) <= 40 else [],
+        )
 
 
 class Tally:
