@@ -365,7 +365,13 @@ def _build_expression(graph: list[list[Any]], values: list[float]) -> tuple[list
     scalar = _student("scalar")
     leaves = [scalar.Scalar(v) for v in values]
     nodes: list[Any] = []
-    for spec in graph:
+    _extend_expression(graph, leaves, nodes)
+    return leaves, nodes
+
+
+def _extend_expression(graph: list[list[Any]], leaves: list[Any], nodes: list[Any]) -> None:
+    """Build the nodes of ``graph`` after the ones already in ``nodes``, appending them."""
+    for spec in graph[len(nodes) :]:
         kind = spec[0]
         if kind == "var":
             nodes.append(leaves[spec[1]])
@@ -373,7 +379,6 @@ def _build_expression(graph: list[list[Any]], values: list[float]) -> tuple[list
             nodes.append(spec[1])
         else:
             nodes.append(_apply_op(kind, *[nodes[j] for j in spec[1:]]))
-    return leaves, nodes
 
 
 def _data(node: Any) -> Any:
@@ -540,6 +545,57 @@ def expression_order(graph: list[list[Any]], values: list[float]) -> list[int]:
     return [index.get(id(v), -1) for v in autodiff.topological_sort(nodes[-1])]
 
 
+def scalar_order(graph: list[list[Any]], values: list[float]) -> dict[str, Any]:
+    """``expression_order`` with what the trusted side needs to judge it only when the
+    forward is right: each node's data and reaches, and the order as node indices; if
+    building the graph raises (a forward mistake), {"forward_error": ...} instead."""
+    autodiff = _student("autodiff")
+    _student("scalar")  # an import error is not a forward mistake: let it propagate
+    try:
+        leaves, nodes = _build_expression(graph, values)
+        reaches = _reaches_of(nodes, leaves)
+        data = [_data(n) for n in nodes]
+    except Exception as exc:  # noqa: BLE001 - student code may raise anything
+        return _forward_failure(exc)
+    index = _identities(nodes)
+    order = [index.get(id(v), -1) for v in autodiff.topological_sort(nodes[-1])]
+    return {"data": data, "reaches": reaches, "order": order}
+
+
+def expression_continued(
+    graph: list[list[Any]], values: list[float], first: int, d_first: float, d_output: float
+) -> dict[str, Any]:
+    """A first graph (the nodes up to ``first``), ``backward(d_first)`` on its output; the
+    input leaves' derivatives set back to None, as ``optim.SGD.zero_grad`` does; then the
+    rest of ``graph``, built on top of the first graph's Scalars, and ``backward(d_output)``
+    on its output. Returns each node's data and reaches, the leaves' derivatives after the
+    first backward ("first") and after the second ("grads")."""
+    scalar = _student("scalar")
+    leaves = [scalar.Scalar(v) for v in values]
+    nodes: list[Any] = []
+    try:
+        _extend_expression(graph[: first + 1], leaves, nodes)
+    except Exception as exc:  # noqa: BLE001 - student code may raise anything
+        return _forward_failure(exc)
+    nodes[first].backward(d_first)
+    after_first = [x.derivative for x in leaves]
+    for x in leaves:
+        x.derivative = None
+    try:
+        _extend_expression(graph, leaves, nodes)
+        reaches = _reaches_of(nodes, leaves)
+        data = [_data(n) for n in nodes]
+    except Exception as exc:  # noqa: BLE001 - student code may raise anything
+        return _forward_failure(exc)
+    nodes[-1].backward(d_output)
+    return {
+        "data": data,
+        "reaches": reaches,
+        "first": after_first,
+        "grads": [x.derivative for x in leaves],
+    }
+
+
 def expression_forward(graph: list[list[Any]], values: list[float]) -> dict[str, Any]:
     """Build the expression graph with Scalars (no backward): each node's data and reaches."""
     leaves, nodes = _build_expression(graph, values)
@@ -633,6 +689,20 @@ def chain_rule_pairs(fn_name: str, values: list[float], d_output: float) -> dict
     found = list(_linear_node(fn, inputs).chain_rule(d_output))
     pairs = [[_index_of(var, inputs), d] for var, d in found]
     return {"pairs": pairs}
+
+
+def chain_rule_with_constants(
+    fn_name: str, values: list[float], constants: list[int], d_output: float
+) -> dict[str, Any]:
+    """``chain_rule_pairs`` where the inputs at the positions in ``constants`` are constant
+    Scalars (``Scalar(v, None)``: no history), the others leaf Scalars."""
+    scalar = _student("scalar")
+    fn = _linear_functions()[fn_name]
+    inputs = [
+        scalar.Scalar(v, None) if i in constants else scalar.Scalar(v) for i, v in enumerate(values)
+    ]
+    found = list(_linear_node(fn, inputs).chain_rule(d_output))
+    return {"pairs": [[_index_of(var, inputs), d] for var, d in found]}
 
 
 def _backward_returns_sequences() -> bool:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any, NoReturn
 
 import pytest
-from hypothesis import settings
+from hypothesis import assume, settings
 from hypothesis import strategies as st
 
 from grader.isolation.protocol import BadValue, ProbeTimeout, StudentError, WorkerCrashed
@@ -43,13 +43,23 @@ from grader.isolation.protocol import BadValue, ProbeTimeout, StudentError, Work
 #   (s * (1 - s)): up to 100% *relative* where sigmoid' < 1e-16, but <= 1.7e-16 * |d_output|
 #   absolute, hence its absolute part 1e-12 * |d_output|;
 # - graph gradients vs exact derivatives: <= 1e-13 of the sum of |path contributions|.
-# Every tolerance below leaves a margin of 7x or more over these and is 1e4x or more below
-# the smallest error of a real mistake (a missing d_output factor is off by >= 20%, a wrong
-# sign by 200%, a one-sided difference by epsilon * |f''| / 2).
-RTOL = 1e-9  # closed forms: plain float formulas
+# Students also guard their formulas with small epsilons, correct in spirit: exp(x + 1e-9)
+# (1e-9 relative), 1 / (x + 1e-12) for |x| >= 1e-3 (1e-9), -d / (x * x + 1e-12) for
+# |x| >= 1e-2 (1e-8), log(x + 1e-9). No relative tolerance is tighter than 1e-7, so these
+# pass (grader/tests/corpus/correct.toml: guard_epsilons); the smallest error of a real
+# mistake is still 1e5x larger (a missing d_output factor is off by >= 20%, a wrong sign by
+# 200%, a one-sided difference by epsilon * |f''| / 2).
+RTOL = 1e-7  # closed forms: plain float formulas, allowing guard epsilons (above)
 ATOL = 1e-12
+# Operators whose right answer is one of their inputs, 0.0 or d (max, relu, relu_back, lt,
+# eq): every correct style gets it exactly and no guard epsilon is right there, so these
+# stay as strict as rounding: a looser relative tolerance would let max return the smaller
+# of two values 1e-9 apart (close_pairs draws such gaps).
+SELECT_RTOL = 1e-9
+SELECT_ATOL = 1e-12
+SELECTING = ("max", "relu", "relu_back", "lt", "eq")
 LOG_EPS = 1.1e-6  # the template's log(x + 1e-6); its effect is <= 1.1e-6 / x absolute
-SIGMOID_RTOL = 1e-9
+SIGMOID_RTOL = 1e-7
 SIGMOID_ATOL = 1e-12  # tanh and 1 - 1/(1 + e^x) styles: ~1.6e-16 absolute in the tails
 CD_RTOL = 1e-5  # backward vs central differences of the student's forward
 GRAPH_RTOL = 1e-5  # graph gradients, relative to the sum of |path contributions|
@@ -370,8 +380,10 @@ def timed_out(exc: ProbeTimeout, *, called: str, snippet: Sequence[str] = ()) ->
     )
 
 
-def raised(exc: StudentError, *, label: str, called: str, snippet: Sequence[str] = ()) -> NoReturn:
-    """Fail with what student code raised, where, and on which inputs.
+def raised(
+    exc: StudentError, *, label: str, called: str, snippet: Sequence[str] = (), hint: str = ""
+) -> NoReturn:
+    """Fail with what student code raised, where, and on which inputs (and ``hint``).
 
     A student file that does not import is no fault of this call: it propagates, and the
     report says it once at the top (each test it stops says so in one line)."""
@@ -382,6 +394,8 @@ def raised(exc: StudentError, *, label: str, called: str, snippet: Sequence[str]
         f"{label} raised {exc.type_name}: {exc.message}".rstrip(": "),
         f"  called:   {called}",
     ]
+    if hint:
+        lines.append(f"  hint:     {hint}")
     if exc.traceback:
         lines.append("Traceback (your code, most recent call last):")
         lines.append(exc.traceback)
@@ -603,6 +617,8 @@ class Operator:
     allow_bool: bool = False  # lt / eq may return True / False (True == 1.0)
 
     def tolerance(self, args: Sequence[float]) -> tuple[float, float]:
+        if self.name in SELECTING:
+            return SELECT_RTOL, SELECT_ATOL
         if self.name == "sigmoid":
             return sigmoid_tolerance(args[0])
         if self.name == "log":
@@ -1069,7 +1085,7 @@ def central_tolerance(
     """(rtol, atol) for a central difference with step ``epsilon``: rounding of the two
     values of f (about 1e-16 * |f| each) divided by the step, with a wide margin."""
     size = max(abs(fn.f(*_shifted(vals, arg, s * epsilon))) for s in (-1.0, -0.5, 0.0, 0.5, 1.0))
-    return 1e-9, 1e-12 * max(size, 1.0) / epsilon
+    return RTOL, 1e-12 * max(size, 1.0) / epsilon
 
 
 def central_wrong_forms(
@@ -1312,6 +1328,43 @@ def expressions(
     return Expression(nodes, values)
 
 
+@st.composite
+def continued_expressions(draw: st.DrawFn, ops: Sequence[str]) -> tuple[Expression, int]:
+    """(expr, k): the nodes of ``expr`` up to k are a first graph, whose output t<k> has been
+    through backward() once; the nodes after k are a second graph built on top of it, so the
+    output y depends on t<k> and on the first graph's intermediates (the shape of
+    ``t = x * x; t.backward(); y = 3 * t; y.backward()``). The first operation after k uses
+    t<k>, each later one the operation before it, with another operand drawn among all
+    earlier nodes; comparisons are left out there when another operator works (they would
+    make y flat in t<k>)."""
+    first = draw(expressions(ops=ops, max_ops=5))
+    nodes = [list(n) for n in first.nodes]
+    values = list(first.values)
+    k = len(nodes) - 1
+    assume(nodes[k][0] not in ("var", "num"))
+    infos = analyse(nodes, values)
+    chain_ops = [op for op in ops if op not in ("lt", "gt", "eq")] or list(ops)
+    fallback = [op for op in ("sigmoid", "neg") if op in ops]
+    last = k
+    for _ in range(draw(st.integers(1, 3))):
+        op = draw(st.sampled_from(chain_ops))
+        if op in UNARY:
+            node = [op, last]
+        else:
+            b = draw(st.integers(0, len(nodes) - 1))
+            left_ok = infos[b].scalar or op in NUMBER_LEFT
+            node = [op, b, last] if left_ok and draw(st.booleans()) else [op, last, b]
+        if not valid_node(node, infos):
+            node = next((n for n in ([f, last] for f in fallback) if valid_node(n, infos)), None)
+            if node is None:
+                continue
+        nodes.append(node)
+        infos.append(node_info(node, infos, values))
+        last = len(nodes) - 1
+    assume(last != k)
+    return Expression(nodes, values), k
+
+
 # Fixed one-operation checks of each Scalar operator: (graph, values, expected value, inputs
 # the result must reach). Used to find the operators whose forward works, so that graph
 # tests of task 1.4 only combine those (a forward mistake is task 1.2's).
@@ -1399,13 +1452,33 @@ def _operand(nodes: Sequence[Node], j: int) -> str:
     return f"t{j}"
 
 
-def expression_lines(nodes: Sequence[Node], values: Sequence[float]) -> list[str]:
-    """Python lines that build the graph with Scalars; the output is named y."""
-    lines = ["from minitorch import Scalar"]
-    lines.append("; ".join(f"x{i} = Scalar({fmt(v)})" for i, v in enumerate(values)))
+def expression_ancestors(nodes: Sequence[Node], outputs: Sequence[int]) -> set[int]:
+    """The nodes ``outputs`` depend on through their operands, ``outputs`` included."""
+    seen: set[int] = set()
+    stack = list(outputs)
+    while stack:
+        j = stack.pop()
+        if j not in seen:
+            seen.add(j)
+            if nodes[j][0] not in ("var", "num"):
+                stack.extend(nodes[j][1:])
+    return seen
+
+
+def expression_statements(
+    nodes: Sequence[Node], outputs: Sequence[int] | None = None
+) -> list[tuple[int, str]]:
+    """(node index, Python statement) for each operation ``outputs`` (by default the last
+    node, the output) depend on, in order; the last node is named y, the others t<j>.
+
+    Operations no output depends on are left out: student code never reaches them from the
+    output, so a reproducer without them builds the same graph, and a shrunk example shows
+    only what matters (as ``compact`` does for stand-in graphs)."""
     last = len(nodes) - 1
+    keep = expression_ancestors(nodes, [last] if outputs is None else list(outputs))
+    out = []
     for j, node in enumerate(nodes):
-        if node[0] in ("var", "num"):
+        if node[0] in ("var", "num") or j not in keep:
             continue
         name = "y" if j == last else f"t{j}"
         if node[0] in UNARY:
@@ -1413,8 +1486,19 @@ def expression_lines(nodes: Sequence[Node], values: Sequence[float]) -> list[str
             rhs = f"-{a}" if node[0] == "neg" else f"{a}.{node[0]}()"
         else:
             rhs = f"{_operand(nodes, node[1])} {_SYMBOL[node[0]]} {_operand(nodes, node[2])}"
-        lines.append(f"{name} = {rhs}")
-    return lines
+        out.append((j, f"{name} = {rhs}"))
+    return out
+
+
+def expression_lines(
+    nodes: Sequence[Node], values: Sequence[float], outputs: Sequence[int] | None = None
+) -> list[str]:
+    """Python lines that build the graph with Scalars: the import, every input, then the
+    operations ``outputs`` (by default the output, named y) depend on
+    (``expression_statements``)."""
+    lines = ["from minitorch import Scalar"]
+    lines.append("; ".join(f"x{i} = Scalar({fmt(v)})" for i, v in enumerate(values)))
+    return lines + [line for _, line in expression_statements(nodes, outputs)]
 
 
 def expression_snippet(nodes: Sequence[Node], values: Sequence[float], d: float) -> list[str]:
@@ -1453,8 +1537,11 @@ def check_expression_gradients(
     what: str,
     points: bool = True,
     probe: str = "expression",
+    called: str | None = None,
+    snippet: Sequence[str] | None = None,
 ) -> bool:
-    """Judge the gradients an ``expression`` probe returned.
+    """Judge the gradients an ``expression`` probe returned (``called`` and ``snippet``: what
+    a failure says was called and how to reproduce it, when not ``y.backward(d)`` alone).
 
     The reply is checked against its promised shape first (every list as long as the graph
     says), so a reply cut short fails instead of leaving nothing to compare. ``points``: the
@@ -1479,8 +1566,10 @@ def check_expression_gradients(
         if set(reach) != set(info.reaches):
             return False
     out = infos[-1]
-    called = f"y.backward({fmt(d)}) where {expression_text(expr.nodes, expr.values)}"
-    snippet = expression_snippet(expr.nodes, expr.values, d) if len(expr.nodes) <= 40 else []
+    if called is None:
+        called = f"y.backward({fmt(d)}) where {expression_text(expr.nodes, expr.values)}"
+    if snippet is None:
+        snippet = expression_snippet(expr.nodes, expr.values, d) if len(expr.nodes) <= 40 else []
     grads = result["grads"]
     expected = [d * j for j in out.jac]
     shown = "[" + ", ".join(fmt(e) for e in expected) + "]"
@@ -1533,6 +1622,89 @@ def check_expression_gradients(
                 snippet=snippet,
             )
     return True
+
+
+def continued_lines(expr: Expression, k: int, d_first: float, d: float) -> list[str]:
+    """The shell lines of ``expression_continued``: the first graph, t<k>.backward(d_first),
+    the leaves' derivatives set back to None, the second graph and y.backward(d)."""
+    nodes, values = expr.nodes, expr.values
+    statements = expression_statements(nodes, [k, len(nodes) - 1])
+    split = sum(1 for j, _ in statements if j <= k)
+    leaves = [f"x{i}" for i in range(len(values))]
+    return [
+        "from minitorch import Scalar",
+        "; ".join(f"x{i} = Scalar({fmt(v)})" for i, v in enumerate(values)),
+        *(line for _, line in statements[:split]),
+        f"t{k}.backward({fmt(d_first)})",
+        "; ".join(f"{x}.derivative = None" for x in leaves) + "  # as optim.SGD.zero_grad()",
+        *(line for _, line in statements[split:]),
+        f"y.backward({fmt(d)}); [{', '.join(f'{x}.derivative' for x in leaves)}]",
+    ]
+
+
+def continued_checked(
+    student: Any, expr: Expression, k: int, d_first: float, d: float, *, label: str
+) -> bool:
+    """Judge ``expression_continued``: backward on a first graph (the nodes up to k), the
+    leaves' derivatives set back to None, then backward on a second graph built on top of
+    the first one's Scalars must give the second graph's derivatives, as on a fresh graph:
+    nothing of the first pass may stay behind on the shared Scalars (a derivative kept on
+    an intermediate Scalar and added to the next time). Leaf derivatives are only compared
+    after zeroing (accumulation across backward calls is not tested, minitorch-api.md).
+    False when nothing could be judged (a forward mistake, task 1.2's)."""
+    __tracebackhide__ = True
+    nodes, values = expr.nodes, expr.values
+    first = Expression(nodes[: k + 1], values)
+    lines = continued_lines(expr, k, d_first, d)
+    called = "; ".join(lines[1:])
+    with pointing(lambda: scalar_order_pointer(student, expr)):
+        out = ask(
+            student,
+            "expression_continued",
+            nodes,
+            values,
+            k,
+            d_first,
+            d,
+            label=label,
+            called=called,
+            snippet=lines if len(nodes) <= 40 else (),
+        )
+        probe = "expression_continued"
+        if isinstance(out, dict) and "forward_error" in out:
+            expect(out, {"forward_error": str}, probe=probe, what=label)
+            return False
+        n, n_vars = len(nodes), len(values)
+        expect(
+            out,
+            {
+                "data": ("list", ANY, n),
+                "reaches": ("list", ("list", int, None), n),
+                "first": ("list", ANY, n_vars),
+                "grads": ("list", ANY, n_vars),
+            },
+            probe=probe,
+            what=label,
+        )
+        head = {
+            "data": out["data"][: k + 1],
+            "reaches": out["reaches"][: k + 1],
+            "grads": out["first"],
+        }
+        if not check_expression_gradients(
+            first, d_first, head, what=f"{label} on the first graph", points=False, probe=probe
+        ):
+            return False
+        return check_expression_gradients(
+            expr,
+            d,
+            {"data": out["data"], "reaches": out["reaches"], "grads": out["grads"]},
+            what=f"{label} on a second graph built on the first (after zeroing the leaves)",
+            points=False,
+            probe=probe,
+            called=called,
+            snippet=lines if len(nodes) <= 40 else [],
+        )
 
 
 class Tally:
@@ -1938,7 +2110,7 @@ def check_backpropagate(graph: Sequence[VarNode], deriv: float, got: Any, *, cal
             headline = f"backpropagate never gave leaf v{i} its derivative."
         elif not is_number(g):
             headline = f"backpropagate gave leaf v{i} a {type_name(g)} as derivative."
-        elif within(g, adj[i], RTOL, 1e-9 * absadj[i] + 1e-12):
+        elif within(g, adj[i], RTOL, RTOL * absadj[i] + 1e-12):
             continue
         else:
             headline = f"backpropagate gave leaf v{i} the wrong derivative."
@@ -1946,7 +2118,7 @@ def check_backpropagate(graph: Sequence[VarNode], deriv: float, got: Any, *, cal
             headline,
             called=called,
             returned=returned,
-            expected=f"{shown} (each within 1e-9 of its size)",
+            expected=f"{shown} (each within {RTOL:.0e} of its size)",
             snippet=snippet,
             hint="a variable must receive the derivatives from all of its uses before it "
             "passes its own derivative on (process variables in topological order)",
@@ -2210,7 +2382,7 @@ def check_locals(
                 returned=f"{name}.history.last_fn is None",
                 expected="a Scalar made by a ScalarFunction's apply, whose history records "
                 "its function, context and inputs",
-                snippet=[*expression_lines(nodes, expr.values), f"{name}.history"]
+                snippet=[*expression_lines(nodes, expr.values, [n - 1, j]), f"{name}.history"]
                 if n <= 40
                 else [],
             )
@@ -2227,7 +2399,8 @@ def _check_local(
     nodes = expr.nodes
     ref = _local_reference(nodes, j, entry["path"])
     call = f"{ref}.history.last_fn._backward({ref}.history.ctx, {fmt(u)})"
-    snippet = [*expression_lines(nodes, expr.values), call] if len(nodes) <= 40 else []
+    shown = expression_lines(nodes, expr.values, [len(nodes) - 1, j])
+    snippet = [*shown, call] if len(nodes) <= 40 else []
     fn = entry["fn"] if isinstance(entry["fn"], str) else "its function"
     form = _local_closed_form(nodes, j, entry)
     if form is None:
@@ -2311,38 +2484,49 @@ def scalar_order_problem(nodes: Sequence[Node], order: Any) -> str | None:
     return None
 
 
-def check_scalar_order(student: Any, expr: Expression, *, called: str) -> None:
-    """topological_sort(y) on the graph's own Scalars (task 1.4), for the graphs judged in
-    parts: backpropagate runs on stand-ins there, which are no Scalars (a membership test
-    through Scalar ``==`` only goes wrong on Scalars)."""
-    __tracebackhide__ = True
+def _scalar_order_snippet(expr: Expression) -> list[str]:
+    """The shell lines that build ``expr`` and name what topological_sort(y) returns."""
     nodes = expr.nodes
-    lines = expression_lines(nodes, expr.values)
+    if len(nodes) > 40:
+        return []
+    built = expression_ancestors(nodes, [len(nodes) - 1])  # the operations the lines build
     named = ", ".join(
         f'("{_expression_name(nodes, j)}", {_expression_name(nodes, j)})'
         for j, node in enumerate(nodes)
-        if node[0] != "num" and _canonical_nodes(nodes)[j] == j
+        if (node[0] == "var" or j in built) and _canonical_nodes(nodes)[j] == j
     )
-    snippet = (
-        [
-            *lines,
-            "from minitorch import topological_sort",
-            f"names = {{id(v): n for n, v in [{named}]}}",
-            '[names.get(id(v), "another Scalar") for v in topological_sort(y)]',
-        ]
-        if len(nodes) <= 40
-        else []
-    )
-    call = f"topological_sort(y) where {called}"
-    order = ask(
-        student,
-        "expression_order",
-        nodes,
-        expr.values,
-        label="topological_sort",
-        called=call,
-        snippet=snippet,
-    )
+    return [
+        *expression_lines(nodes, expr.values),
+        "from minitorch import topological_sort",
+        f"names = {{id(v): n for n, v in [{named}]}}",
+        '[names.get(id(v), "another Scalar") for v in topological_sort(y)]',
+    ]
+
+
+#: Said when topological_sort raises TypeError: unhashable type: 'Scalar'.
+UNHASHABLE_HINT = (
+    "a Scalar cannot go in a set or be a dict key: Scalar defines __eq__ (it builds an EQ "
+    "Scalar), so Python gives it no __hash__. Keep the unique_ids in the set instead"
+)
+
+
+def _ask_scalar_order(student: Any, probe: str, expr: Expression, call: str, snippet: Any) -> Any:
+    """``probe`` (expression_order or scalar_order) on ``expr``; a failure names the call."""
+    __tracebackhide__ = True
+    try:
+        return student.call(probe, expr.nodes, expr.values, label="topological_sort")
+    except StudentError as exc:
+        unhashable = exc.type_name == "TypeError" and "unhashable" in exc.message
+        hint = UNHASHABLE_HINT if unhashable else ""
+        raised(exc, label="topological_sort", called=call, snippet=snippet, hint=hint)
+    except ProbeTimeout as exc:
+        timed_out(exc, called=call, snippet=snippet)
+
+
+def _judge_scalar_order(expr: Expression, order: Any, *, call: str, snippet: Any) -> None:
+    """Fail with the student's message when ``order`` is no right topological_sort(y)."""
+    __tracebackhide__ = True
+    nodes = expr.nodes
     problem = scalar_order_problem(nodes, order)
     if problem:
         shown = (
@@ -2362,6 +2546,48 @@ def check_scalar_order(student: Any, expr: Expression, *, called: str) -> None:
             if "left out" in problem
             else "",
         )
+
+
+def check_scalar_order(student: Any, expr: Expression, *, called: str) -> None:
+    """topological_sort(y) on the graph's own Scalars (task 1.4), for the graphs judged in
+    parts: backpropagate runs on stand-ins there, which are no Scalars (a membership test
+    through Scalar ``==`` only goes wrong on Scalars)."""
+    __tracebackhide__ = True
+    snippet = _scalar_order_snippet(expr)
+    call = f"topological_sort(y) where {called}"
+    order = _ask_scalar_order(student, "expression_order", expr, call, snippet)
+    _judge_scalar_order(expr, order, call=call, snippet=snippet)
+
+
+def scalar_order_checked(student: Any, expr: Expression, *, called: str) -> bool:
+    """topological_sort(y) on the graph's own Scalars (task 1.4): the stand-in variables of
+    the topological_sort tests are hashable and have no ``==`` of their own, Scalars have
+    both (a sort keyed on the Scalars themselves raises TypeError: unhashable). Judged only
+    when the student's forward values and wiring are the trusted ones (else task 1.2's
+    mistake: False, nothing judged, as ``check_expression_gradients``)."""
+    __tracebackhide__ = True
+    snippet = _scalar_order_snippet(expr)
+    call = f"topological_sort(y) where {called}"
+    out = _ask_scalar_order(student, "scalar_order", expr, call, snippet)
+    if isinstance(out, dict) and "forward_error" in out:
+        expect(out, {"forward_error": str}, probe="scalar_order", what="topological_sort")
+        return False
+    n = len(expr.nodes)
+    expect(
+        out,
+        {
+            "data": ("list", ANY, n),
+            "reaches": ("list", ("list", int, None), n),
+            "order": ANY,
+        },
+        probe="scalar_order",
+        what="topological_sort",
+    )
+    for info, got, reach in zip(expr.infos(), out["data"], out["reaches"], strict=True):
+        if not info.value_ok(got) or set(reach) != set(info.reaches):
+            return False
+    _judge_scalar_order(expr, out["order"], call=call, snippet=snippet)
+    return True
 
 
 def expression_in_parts(
@@ -2418,11 +2644,14 @@ def backpropagate_checked(
 LINEAR_COEFFS = {"Lin1": [3.0], "Lin2": [2.0, -5.0], "Lin3": [2.0, -5.0, 0.5]}  # = probes.py
 
 
-def chain_rule_problem(pairs: Any, coeffs: Sequence[float], d: float) -> str | None:
+def chain_rule_problem(
+    pairs: Any, coeffs: Sequence[float], d: float, constants: Sequence[int] = ()
+) -> str | None:
     """What is wrong with chain_rule's pairs for a probe-side linear function, or None.
 
-    Every input (all leaf Scalars) must appear exactly once with coefficient * d; nothing
-    else may appear.
+    Every input that is a leaf Scalar must appear exactly once with coefficient * d; the
+    inputs in ``constants`` (constant Scalars) may be left out or appear once, with any
+    value (minitorch-api.md, 1.3); nothing else may appear.
     """
     if not isinstance(pairs, list):
         return "chain_rule did not return a list of (input, derivative) pairs"
@@ -2437,6 +2666,8 @@ def chain_rule_problem(pairs: Any, coeffs: Sequence[float], d: float) -> str | N
             return f"chain_rule returned input {index} more than once"
         seen[index] = value
     for i, c in enumerate(coeffs):
+        if i in constants:
+            continue
         if i not in seen:
             return f"chain_rule left out input {i}"
         if not is_number(seen[i]) or not within(seen[i], c * d, RTOL, ATOL):
@@ -2461,7 +2692,7 @@ def chain_rule_twice_problem(pairs: Any, d: float) -> str | None:
     if not all(is_number(g) for g in got):
         return "chain_rule returned a derivative that is not a number"
     expected = sorted(c * d for c in coeffs)
-    if not all(within(g, e, 1e-9, 1e-12) for g, e in zip(sorted(got), expected, strict=True)):
+    if not all(within(g, e, RTOL, ATOL) for g, e in zip(sorted(got), expected, strict=True)):
         return "chain_rule gave the wrong derivatives"
     return None
 

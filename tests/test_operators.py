@@ -54,11 +54,15 @@ def test_list_operators_at_fixed_points(student):
 
 
 @pytest.mark.task("0.1")
-@given(pair=st.tuples(floats(-100, 100), st.one_of(floats(0.0, 9e-3), floats(1.1e-2, 5.0))))
-def test_is_close(student, pair):
-    """is_close is true exactly when the values differ by less than 1e-2"""
-    x, gap = pair
-    y = x + gap
+@given(
+    pair=st.tuples(floats(-100, 100), st.one_of(floats(0.0, 9e-3), floats(1.1e-2, 5.0))),
+    larger_first=st.booleans(),
+)
+def test_is_close(student, pair, larger_first):
+    """is_close is true exactly when the values differ by less than 1e-2, in either order"""
+    low, gap = pair
+    # Both orders: `x - y < 1e-2` without abs() is right whenever x <= y.
+    x, y = (low + gap, low) if larger_first else (low, low + gap)
     expected = abs(x - y) < 1e-2
     got = ask(
         student,

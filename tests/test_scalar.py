@@ -3,18 +3,22 @@
 Each task is judged on its own as far as the code allows:
 - 1.2 checks forward values and that every Scalar operator records its inputs (no backward).
 - 1.3 checks chain_rule with probe-side functions whose derivatives are known constants, so
-  a wrong backward of task 1.4 cannot cost task-1.3 points.
+  a wrong backward of task 1.4 cannot cost task-1.3 points (and once with a constant input
+  before a leaf: constants may be left out, but not by shifting the other pairs).
 - 1.4 checks each backward in isolation (forward then backward on one Context; on a Context
-  holding the usual saved values when the forward is wrong), then whole backward passes
-  through Scalars. Those graphs use only the operators whose forward works (else: 1.2's);
-  when the student's chain_rule is wrong (1.3's), a pass is judged in parts on the trusted
-  side instead: each node's backward function against closed forms, topological_sort on the
-  Scalars, backpropagate on stand-in variables of the same shape (support.expression_in_parts).
+  holding the usual saved values when the forward is wrong), topological_sort on graphs of
+  real Scalars (unhashable, with their own ==, unlike the stand-ins of test_autodiff.py),
+  then whole backward passes through Scalars. Those graphs use only the operators whose
+  forward works (else: 1.2's); when the student's chain_rule is wrong (1.3's), a pass is
+  judged in parts on the trusted side instead: each node's backward function against
+  closed forms, topological_sort on the Scalars, backpropagate on stand-in variables of the
+  same shape (support.expression_in_parts).
 
 Scalars are used as the template allows: forward and apply get floats, a Python float only
 beside a Scalar, on the left only of + * / (the template has no __rsub__), and no constant
-Scalars (template code never makes one). Add and Log (forward and backward) come with the
-template, so they are not tested on their own; graphs still use them.
+Scalars (template code never makes one) except in the one chain_rule check above. Add and
+Log (forward and backward) come with the template, so they are not tested on their own;
+graphs still use them.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ from support import (
     expect,
     expression_checked,
     expression_lines,
+    expression_text,
     expressions,
     floats,
     fmt,
@@ -52,6 +57,7 @@ from support import (
     magnitudes,
     report,
     require_judged,
+    scalar_order_checked,
     tolerance_text,
     within,
 )
@@ -257,6 +263,63 @@ def test_chain_rule_pairs(student, name, data, d):
         )
 
 
+# A constant input (Scalar(c, None), the template's is_constant) before a leaf: chain_rule may
+# leave constants out or keep them (minitorch-api.md, 1.3), but every leaf keeps its own
+# derivative. Template code never makes constants: this is the one check that has them.
+_CONSTANT_CASES = {"constant_first": ("Lin2", [0]), "constant_between": ("Lin3", [1])}
+
+
+@pytest.mark.task("1.3")
+@pytest.mark.parametrize("case", list(_CONSTANT_CASES))
+@at_most(10)  # one mistake shows on every example
+@given(data=st.data(), d=d_outputs())
+def test_chain_rule_with_a_constant_input(student, case, data, d):
+    """chain_rule gives each non-constant input its own derivative when a constant comes first"""
+    name, constants = _CONSTANT_CASES[case]
+    coeffs = LINEAR_COEFFS[name]
+    values = [data.draw(floats(-10.0, 10.0), label=f"x{i}") for i in range(len(coeffs))]
+    inputs = ", ".join(
+        f"Scalar({fmt(v)}, None)" if i in constants else f"Scalar({fmt(v)})"
+        for i, v in enumerate(values)
+    )
+    called = (
+        f"y.chain_rule({fmt(d)}) where y = F.apply({inputs}) (Scalar(c, None) is a constant) "
+        f"and F's backward returns {coeffs} times d_output"
+    )
+    out = ask(
+        student,
+        "chain_rule_with_constants",
+        name,
+        values,
+        constants,
+        d,
+        label="Scalar.chain_rule",
+        called=called,
+    )
+    expect(out, {"pairs": ANY}, probe="chain_rule_with_constants", what="Scalar.chain_rule")
+    problem = chain_rule_problem(out["pairs"], coeffs, d, constants)
+    if problem:
+        args = ", ".join(chr(97 + i) for i in range(len(coeffs)))
+        fwd = " + ".join(f"{c} * {chr(97 + i)}" for i, c in enumerate(coeffs))
+        bwd = ", ".join(f"{c} * d" for c in coeffs)
+        expected = [[i, c * d] for i, c in enumerate(coeffs) if i not in constants]
+        report(
+            f"Scalar.chain_rule is wrong when an input is a constant: {problem}.",
+            called=called,
+            returned=f"pairs (input index, derivative): {fmt(out['pairs'])}",
+            expected=f"{fmt(expected)} (in any order; the constant input "
+            f"{', '.join(str(i) for i in constants)} may be left out or given any value)",
+            snippet=[
+                "from minitorch import Scalar, ScalarFunction",
+                f"class F(ScalarFunction): forward = staticmethod(lambda ctx, {args}: {fwd}); "
+                f"backward = staticmethod(lambda ctx, d: ({bwd},))",
+                f"list(F.apply({inputs}).chain_rule({fmt(d)}))",
+            ],
+            hint="pair each input with the derivative at its own position before leaving "
+            "constants out (zip the inputs with the derivatives, then filter the pairs)",
+        )
+
+
 # --------------------------------------------------------------------------- task 1.4
 
 
@@ -358,6 +421,22 @@ def check_backward_with_saved_values(student, name, args, d, out):
         expected=f"{fmt(list(expected))} ({tolerance_text(rtol, atol)})",
         hint=f"{name}.forward gave {forward} here, so its ctx could not be used either",
     )
+
+
+@pytest.mark.task("1.4")
+def test_topological_sort_on_scalars(student):
+    """topological_sort orders graphs of real Scalars, which have their own == and no hash"""
+    ops = graph_ops(student)  # operators whose forward works (else: task 1.2)
+    tally = Tally()  # more than half of the graphs must be judged (require_judged)
+
+    @at_most(20)  # cheap graphs; a sort that fails on Scalars fails on nearly all of them
+    @given(expr=expressions(ops=ops))
+    def check(expr):
+        called = expression_text(expr.nodes, expr.values)
+        tally.add(scalar_order_checked(student, expr, called=called), expr)
+
+    check()
+    require_judged(tally, "topological_sort")
 
 
 @pytest.mark.task("1.4")

@@ -230,3 +230,54 @@ def test_scalar_order_reproducer_names_the_graphs_scalars() -> None:
     order = [index.get(name, -1) for name in names]
     assert -1 in order  # the Scalars made inside nodes are listed too
     assert S.scalar_order_problem(nodes, order) is None  # the reference is right
+
+
+def test_expression_reproducer_leaves_out_operations_the_output_does_not_use() -> None:
+    """A shrunk graph keeps operations nothing depends on (t3 here): the reproducer and the
+    description of the call show only what y is computed from, and still give y's
+    derivatives in the shell."""
+    nodes = [["var", 0], ["var", 1], ["neg", 0], ["exp", 1], ["mul", 2, 1], ["log", 3]]
+    nodes.append(["add", 4, 0])  # y = t4 + x0: t3 = x1.exp() and t5 = t3.log() are dead
+    expr = S.Expression(nodes, [0.5, -2.0])
+    infos = expr.infos()
+    d = -1.5
+    reply = {
+        "data": [info.value for info in infos],
+        "grads": [0.0, 0.0],
+        "reaches": [sorted(info.reaches) for info in infos],
+    }
+    message = message_of(S.check_expression_gradients, expr, d, reply, what="w", points=False)
+    lines = shell_input(message)
+    assert "t2 = -x0" in lines and "t4 = t2 * x1" in lines and "y = t4 + x0" in lines
+    assert "t3" not in message and "t5" not in message  # neither in the reproducer nor called
+    assert run_in_shell(lines) == pytest.approx([d * j for j in infos[-1].jac])
+    # A node of its own (a wrong forward value of t5, say) is shown with what it uses.
+    assert S.expression_lines(nodes, expr.values, [len(nodes) - 1, 5])[-2:] == [
+        "t5 = t3.log()",
+        "y = t4 + x0",
+    ]
+
+
+def test_continued_reproducer_backpropagates_twice_through_shared_scalars() -> None:
+    """The reproducer of test_backward_again_through_shared_scalars builds the first graph,
+    runs backward on it, zeroes the leaves, builds the second graph on top of it and runs
+    backward again: the reference (right) shows the second graph's derivatives."""
+    nodes = [["var", 0], ["var", 1], ["mul", 0, 0], ["exp", 1]]  # t3 = x1.exp() is dead
+    nodes += [["mul", 2, 1], ["num", 3.0], ["mul", 5, 4], ["add", 6, 0]]  # first graph: t4
+    expr = S.Expression(nodes, [2.0, 0.5])
+    k, d_first, d = 4, 0.5, -2.0
+    infos = expr.infos()
+    first = S.Expression(nodes[: k + 1], expr.values).infos()[-1]
+    reply = {
+        "data": [info.value for info in infos],
+        "reaches": [sorted(info.reaches) for info in infos],
+        "first": [d_first * j for j in first.jac],
+        "grads": [0.0, 0.0],
+    }
+    message = message_of(S.continued_checked, _Replies(reply), expr, k, d_first, d, label="w")
+    assert "on a second graph built on the first" in message
+    lines = shell_input(message)
+    assert lines[2:5] == ["t2 = x0 * x0", "t4 = t2 * x1", "t4.backward(0.5)"]
+    assert lines[5].startswith("x0.derivative = None; x1.derivative = None")
+    assert "t3" not in message
+    assert run_in_shell(lines) == pytest.approx([d * j for j in infos[-1].jac])

@@ -123,3 +123,40 @@ def test_skips_chosen_where_graphs_are_not_flat_fail_the_test() -> None:
         S.require_judged(tally)  # 7 of 9 graphs, but 2 of the 4 informative ones
     message = str(failed.value.msg)
     assert "only 2 of the 4 graphs tried whose output depends on an input" in message
+
+
+def test_chain_rule_with_constants_may_keep_or_leave_out_the_constants() -> None:
+    coeffs, d = S.LINEAR_COEFFS["Lin3"], 2.0
+    right = [[0, 4.0], [2, 1.0]]
+    assert S.chain_rule_problem(right, coeffs, d, [1]) is None  # constant left out
+    assert S.chain_rule_problem([*right, [1, 123.0]], coeffs, d, [1]) is None  # kept, any value
+    shifted = [[0, 4.0], [2, -10.0]]  # the filtered inputs zipped with every derivative
+    assert S.chain_rule_problem(shifted, coeffs, d, [1]) == (
+        "chain_rule gave input 2 the derivative -10.0, not 1.0"
+    )
+    assert S.chain_rule_problem(right, coeffs, d) == "chain_rule left out input 1"
+
+
+class Raises:
+    """A stand-in for the student fixture whose every call raises ``error``."""
+
+    def __init__(self, error: StudentError) -> None:
+        self.error = error
+
+    def call(self, probe: str, *args: Any, label: str = "") -> Any:
+        raise self.error
+
+
+def test_a_sort_keyed_on_scalars_is_told_why_scalars_are_unhashable() -> None:
+    expr = S.Expression([["var", 0], ["var", 1], ["mul", 0, 1]], [0.5, 1.5])
+    error = StudentError("TypeError", "unhashable type: 'Scalar'", "  File x", label="")
+    with pytest.raises(pytest.fail.Exception) as failed:
+        S.scalar_order_checked(Raises(error), expr, called="y = x0 * x1")
+    message = str(failed.value.msg)
+    assert message.startswith("topological_sort raised TypeError: unhashable type: 'Scalar'")
+    assert f"  hint:     {S.UNHASHABLE_HINT}" in message
+    assert '>>> [names.get(id(v), "another Scalar") for v in topological_sort(y)]' in message
+    other = StudentError("ValueError", "no", "  File x", label="")
+    with pytest.raises(pytest.fail.Exception) as failed:
+        S.scalar_order_checked(Raises(other), expr, called="y = x0 * x1")
+    assert "hint" not in str(failed.value.msg)

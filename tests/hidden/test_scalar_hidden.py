@@ -1,5 +1,6 @@
 """Hidden tests for tasks 1.2, 1.3 and 1.4 (not in the hand-out): composed forwards, an input
-used twice in chain_rule, the classic graph shapes and deep, bigger and separate graphs."""
+used twice in chain_rule, the classic graph shapes and deep, bigger and separate graphs, and
+a graph built on top of one that has been through backward() already."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ from support import (
     chain_rule_twice_problem,
     chain_rule_works,
     check_expression_gradients,
+    continued_checked,
+    continued_expressions,
     d_outputs,
     expect,
     expression_checked,
@@ -40,7 +43,8 @@ from support import (
 @given(expr=expressions(max_ops=10))
 def test_composed_forward(student, expr):
     """Expressions combining every Scalar operator give the right values"""
-    lines = expression_lines(expr.nodes, expr.values)
+    # Every node is checked here, so every node is shown (not only what y depends on).
+    lines = expression_lines(expr.nodes, expr.values, range(len(expr.nodes)))
     called = "; ".join(lines[1:])
     out = ask(
         student,
@@ -269,6 +273,29 @@ def test_backward_on_two_graphs(student):
                 )
             ]
         tally.add(all(results), first, second)
+
+    check()
+    require_judged(tally)
+
+
+@pytest.mark.task("1.4")
+def test_backward_again_through_shared_scalars(student):
+    """backward on a graph built on top of one already backpropagated (leaves zeroed between)"""
+    ops = graph_ops(student)
+    own = chain_rule_works(student)
+    tally = Tally()  # more than half of the graphs must be judged (require_judged)
+
+    @given(case=continued_expressions(ops), d_first=d_outputs(), d=d_outputs())
+    def check(case, d_first, d):
+        expr, k = case
+        if not own:  # chain_rule is wrong (task 1.3): the second graph is judged in parts
+            called = expression_text(expr.nodes, expr.values)
+            judged = expression_checked(
+                student, expr, d, own, label="Scalar.backward", called=called
+            )
+            tally.add(judged, expr)
+            return
+        tally.add(continued_checked(student, expr, k, d_first, d, label="Scalar.backward"), expr)
 
     check()
     require_judged(tally)
