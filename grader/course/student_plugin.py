@@ -424,12 +424,11 @@ class LocalStudent:
             self._hung[self.scope, what] = message
             raise self._timeout(message, label) from None
         except Exception as exc:  # student code may raise anything
-            error = StudentError(
-                type(exc).__name__,
-                str(exc),
-                _student_frames(exc.__traceback__, self.package),
-                label=label,
-            )
+            frames = _student_frames(exc.__traceback__, self.package)
+            if isinstance(exc, SyntaxError) and _inside(str(exc.filename), self.package):
+                rel = Path(str(exc.filename)).relative_to(self.root).as_posix()
+                frames += f'\n  File "{rel}", line {exc.lineno}\n    {(exc.text or "").strip()}'
+            error = StudentError(type(exc).__name__, str(exc), frames.strip("\n"), label=label)
             standing = _standing(exc, self.package)
             if standing is not None:
                 error.stands = True
@@ -547,9 +546,11 @@ def _render(exc: BaseException, shown: dict[str, str], test: str) -> str | None:
         if fault.cause in shown:
             return f"{fault.waits_on} (see {shown[fault.cause]} above)"
         shown[fault.cause] = test
-        first = fault.waits_on + "\n"
-    notes = [str(n) for n in getattr(exc, "__notes__", []) or []]
-    notes = [n for n in notes if n.startswith("Falsifying")]
+        if not fault.headline().startswith(fault.waits_on):  # a timeout says it already
+            first = fault.waits_on + "\n"
+    # Hypothesis' example, the only record of the inputs of a fault raised straight
+    # through a test (without the fixture's line); none when no input changes the fault.
+    notes = [] if fault is not None and fault.stands else _example_notes(exc)
     for top in _faults(exc):
         if isinstance(top, StudentFault):
             return first + "\n".join([_told(top), *notes])
@@ -559,6 +560,15 @@ def _render(exc: BaseException, shown: dict[str, str], test: str) -> str | None:
     if first and fault is not None:  # a check that caught it failed in another way
         return first + "\n".join([_told(fault), *notes])
     return None
+
+
+def _example_notes(exc: BaseException) -> list[str]:
+    notes = [str(n) for n in getattr(exc, "__notes__", []) or []]
+    return [
+        "\n".join(line for line in n.splitlines() if not line.strip().startswith("student="))
+        for n in notes
+        if n.startswith("Falsifying")
+    ]
 
 
 def _told(fault: StudentFault) -> str:
