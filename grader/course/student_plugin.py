@@ -414,15 +414,19 @@ class LocalStudent:
             raise LookupError(f"tests/probes.py has no probe named {probe!r}")
         args = tuple(json.loads(json.dumps(list(args))))
         what = label or probe
-        if (self.scope, what) in self._hung:
-            raise self._timeout(self._hung[self.scope, what], label)
         try:
+            if (self.scope, what) in self._hung:
+                raise _Timeout()
             with self._deadline():
                 value = fn(*args)
         except _Timeout:
+            # One place raises it, first time or repeat: hypothesis sees the same failure.
             message = f"timed out after {self.timeout:g} s in {what} (an infinite loop?)"
             self._hung[self.scope, what] = message
-            raise self._timeout(message, label) from None
+            fault = ProbeTimeout(message, label=label)
+            fault.stands, fault.cause = True, f"timeout:{message}"
+            fault.waits_on = message.replace(" (an infinite loop?)", "")
+            raise fault from None
         except Exception as exc:  # student code may raise anything
             frames = _student_frames(exc.__traceback__, self.package)
             if isinstance(exc, SyntaxError) and _inside(str(exc.filename), self.package):
@@ -435,13 +439,6 @@ class LocalStudent:
                 error.cause, error.waits_on = standing
             raise error from exc
         return _plain(value, f"the value returned for {what}")
-
-    @staticmethod
-    def _timeout(message: str, label: str | None) -> ProbeTimeout:
-        fault = ProbeTimeout(message, label=label)
-        fault.stands, fault.cause = True, f"timeout:{message}"
-        fault.waits_on = message.replace(" (an infinite loop?)", "")
-        return fault
 
     @staticmethod
     def _can_alarm() -> bool:
