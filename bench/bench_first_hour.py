@@ -14,8 +14,9 @@ lines of output, the failures, and the blocks of chained exceptions ("During han
 the above exception" / "The above exception was the direct cause") in the output.
 
 With ``--course-repo`` (a checkout of the course's Module-1 repository, kept outside this
-project) the course's own module-1 tests run too, on the same untouched code (the
-hand-out's minitorch files copied over the checkout's), as bench_feedback.py runs them.
+project) the course's own module-1 tests run too, as bench_feedback.py runs them: on the
+course's untouched template (the first run a student of the course sees), and on the same
+untouched code as the hand-out's (its minitorch files copied over the checkout's).
 With ``--before DIR`` (a folder holding another student_plugin.py, e.g. main's
 grader/course) the same cases run again with that plugin, side by side.
 
@@ -49,6 +50,8 @@ from grader.course.assignment import Assignment, load_assignment  # noqa: E402
 from grader.course.handout import generate  # noqa: E402
 from grader.evidence.mutations import apply_mutations, load_corpus  # noqa: E402
 
+COURSE_TEMPLATE = "course's tests, its untouched template"
+COURSE_SAME = "course's tests, the untouched hand-out's code"
 CHAINED = ("During handling of the above exception", "The above exception was the direct cause")
 
 
@@ -107,10 +110,11 @@ def fill(handout: Path, files: Path, rels: tuple[str, ...], dest: Path) -> Path:
     return dest
 
 
-def course_copy(repo: Path, handout: Path, assignment: Assignment, dest: Path) -> Path:
-    """The course's checkout with the untouched hand-out's minitorch files over its own."""
+def course_copy(repo: Path, handout: Path | None, assignment: Assignment, dest: Path) -> Path:
+    """The course's checkout, as it is or with the untouched hand-out's minitorch files
+    (the editable and fallback ones) over its own."""
     shutil.copytree(repo, dest, ignore=shutil.ignore_patterns(".git", ".hypothesis"))
-    for rel in [*assignment.editable, *assignment.fallback]:
+    for rel in [*assignment.editable, *assignment.fallback] if handout is not None else []:
         shutil.copyfile(handout / rel, dest / rel)
     return dest
 
@@ -168,13 +172,14 @@ def main() -> int:
                 )
         if args.course_repo is not None:
             course_cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
-            cases["course's tests, untouched"] = (
-                [*course_cmd, *COURSE_SELECTION],
-                {**env, "PYTHONPATH": str(runs / "course")},
-                functools.partial(
-                    course_copy, args.course_repo, handouts[""], assignment, runs / "course"
-                ),
-            )
+            for case, code in ((COURSE_TEMPLATE, None), (COURSE_SAME, handouts[""])):
+                cases[case] = (
+                    [*course_cmd, *COURSE_SELECTION],
+                    {**env, "PYTHONPATH": str(runs / "course")},
+                    functools.partial(
+                        course_copy, args.course_repo, code, assignment, runs / "course"
+                    ),
+                )
         figures: dict[str, list[Run]] = {k: [] for k in cases}
         for r in range(args.rounds):
             for key, (command, case_env, make) in cases.items():
@@ -208,13 +213,13 @@ def main() -> int:
         f"cpu {untouched.cpu / reference.cpu:.2f}x; one bug / reference: wall "
         f"{one_bug.wall / reference.wall:.2f}x, cpu {one_bug.cpu / reference.cpu:.2f}x"
     )
-    course = results.get("course's tests, untouched")
-    if course is not None:
-        print(
-            f"untouched / the course's tests on the same code: wall "
-            f"{untouched.wall / course.wall:.2f}x, cpu {untouched.cpu / course.cpu:.2f}x "
-            "(target <= about 1x)"
-        )
+    for case in (COURSE_TEMPLATE, COURSE_SAME):
+        course = results.get(case)
+        if course is not None:
+            print(
+                f"untouched / {case}: wall {untouched.wall / course.wall:.2f}x, cpu "
+                f"{untouched.cpu / course.cpu:.2f}x (target <= about 1x)"
+            )
     if args.before is not None:
         for case in ("untouched", f"one bug ({args.bug})", "reference"):
             was, now = results["before: " + case], results[case]
