@@ -15,8 +15,10 @@ the above exception" / "The above exception was the direct cause") in the output
 
 With ``--course-repo`` (a checkout of the course's Module-1 repository, kept outside this
 project) the course's own module-1 tests run too, as bench_feedback.py runs them: on the
-course's untouched template (the first run a student of the course sees), and on the same
-untouched code as the hand-out's (its minitorch files copied over the checkout's).
+course's untouched template (the first run a student of the course sees, and the second,
+which replays the failures hypothesis saved), and on the same untouched code as the
+hand-out's (its minitorch files copied over the checkout's). The untouched hand-out gets a
+second run too.
 With ``--before DIR`` (a folder holding another student_plugin.py, e.g. main's
 grader/course) the same cases run again with that plugin, side by side.
 
@@ -52,6 +54,7 @@ from grader.evidence.mutations import apply_mutations, load_corpus  # noqa: E402
 
 COURSE_TEMPLATE = "course's tests, its untouched template"
 COURSE_SAME = "course's tests, the untouched hand-out's code"
+SECOND = ", second run"
 CHAINED = ("During handling of the above exception", "The above exception was the direct cause")
 
 
@@ -180,29 +183,35 @@ def main() -> int:
                         course_copy, args.course_repo, code, assignment, runs / "course"
                     ),
                 )
-        figures: dict[str, list[Run]] = {k: [] for k in cases}
+        figures: dict[str, list[Run]] = {}
         for r in range(args.rounds):
             for key, (command, case_env, make) in cases.items():
                 shutil.rmtree(runs, ignore_errors=True)
                 runs.mkdir()
-                log = tmp / "out.txt"
-                run = timed(command, make(), case_env, log)
-                if args.keep is not None:
-                    args.keep.mkdir(parents=True, exist_ok=True)
-                    shutil.copyfile(log, args.keep / f"{re.sub(r'[^A-Za-z0-9.-]+', '_', key)}.txt")
-                figures[key].append(run)
-                print(
-                    f"round {r + 1} {key:<44} wall {run.wall:7.2f} s  cpu {run.cpu:7.2f} s  "
-                    f"{run.lines:5d} lines  {run.failed:3d} failed  {run.chained:3d} chained",
-                    flush=True,
-                )
+                folder = make()
+                # A second run in the same folder replays the failures hypothesis saved in
+                # .hypothesis: what a student sees from the second `make test` on.
+                again = [key + SECOND] if key.endswith(("untouched", COURSE_TEMPLATE)) else []
+                for name in [key, *again]:
+                    log = tmp / "out.txt"
+                    run = timed(command, folder, case_env, log)
+                    if args.keep is not None:
+                        args.keep.mkdir(parents=True, exist_ok=True)
+                        safe = re.sub(r"[^A-Za-z0-9.-]+", "_", name)
+                        shutil.copyfile(log, args.keep / f"{safe}.txt")
+                    figures.setdefault(name, []).append(run)
+                    print(
+                        f"round {r + 1} {name:<50} wall {run.wall:7.2f} s  cpu {run.cpu:7.2f} s  "
+                        f"{run.lines:5d} lines  {run.failed:3d} failed  {run.chained:3d} chained",
+                        flush=True,
+                    )
         results = {k: median(v) for k, v in figures.items()}
     print(f"\n{assignment.name} hand-out, `make test` (median of {args.rounds} round(s))")
-    head = f"{'case':<44} {'wall s':>8} {'cpu s':>8} {'lines':>6} {'failed':>6} {'chained':>7}"
+    head = f"{'case':<50} {'wall s':>8} {'cpu s':>8} {'lines':>6} {'failed':>6} {'chained':>7}"
     print(head)
     for key, run in results.items():
         print(
-            f"{key:<44} {run.wall:8.2f} {run.cpu:8.2f} {run.lines:6d} {run.failed:6d} "
+            f"{key:<50} {run.wall:8.2f} {run.cpu:8.2f} {run.lines:6d} {run.failed:6d} "
             f"{run.chained:7d}"
         )
     reference = results["reference"]
@@ -213,7 +222,7 @@ def main() -> int:
         f"cpu {untouched.cpu / reference.cpu:.2f}x; one bug / reference: wall "
         f"{one_bug.wall / reference.wall:.2f}x, cpu {one_bug.cpu / reference.cpu:.2f}x"
     )
-    for case in (COURSE_TEMPLATE, COURSE_SAME):
+    for case in (COURSE_TEMPLATE, COURSE_TEMPLATE + SECOND, COURSE_SAME):
         course = results.get(case)
         if course is not None:
             print(
