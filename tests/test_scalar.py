@@ -55,6 +55,7 @@ from support import (
     graph_ops,
     is_number,
     magnitudes,
+    raised,
     report,
     require_judged,
     scalar_order_checked,
@@ -401,6 +402,15 @@ def check_backward_with_saved_values(student, name, args, d, out):
                 "function_backward_saved", name, saved, d, label=f"{name}.backward"
             )
         except StudentError as exc:
+            if getattr(exc, "stands", False):
+                # A `make test` run knows this fault fails every Context alike (backward is
+                # not written yet, say): it tells it once, as what the test waits on.
+                raised(
+                    exc,
+                    label=f"{name}.backward",
+                    called=f"{name}.backward(ctx, {fmt(d)}) with ctx.saved_values = "
+                    f"{fmt(tuple(saved))}",
+                )
             tried.append(f"ctx.saved_values = {fmt(tuple(saved))}: raised {exc.type_name}")
             continue
         if (

@@ -5,6 +5,13 @@ through a ``student`` fixture: ``student.call(probe, *args, label=...)`` runs a 
 ``tests/probes.py`` and returns plain data. On Gradescope that call crosses into a
 sandboxed worker; here, on the student's machine, it is an ordinary function call in this
 process, so a traceback points straight into the student's own files.
+One module: it ships alone in every hand-out (setup.cfg loads it with ``-p``), so it cannot
+import a sibling.
+
+A failure that no input changes (a function not written yet, a file that does not import)
+is not shrunk, and is told once: the first test it stops shows it in full, every later one
+says in one line what it waits on ("waits on Task 1.1: autodiff.central_difference"). No
+report shows the chain of exceptions a check was raised from.
 
 Besides the fixture this module gives the tests' markers (``@pytest.mark.task("1.4")`` and
 the course's ``task1_4`` spelling, so ``pytest -m task1_4`` works), ``--task 1.4``, the
@@ -19,6 +26,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import json
+import re
 import signal
 import sys
 import threading
@@ -53,6 +61,14 @@ PROFILES = ("grading", "student")
 # --------------------------------------------------------------------------- faults
 class StudentFault(Exception):
     """The student's code gave no usable value; the test that asked for it fails."""
+
+    #: Whether no other input changes this fault (a function not written yet, a file that
+    #: does not import, a missing name, a call that hung): the example that found it is not
+    #: shrunk, and the report tells it once (``cause``) and in one line in every other test
+    #: it stops (``waits_on``). Set by the local ``student`` fixture.
+    stands = False
+    cause = ""
+    waits_on = ""
 
     def __init__(self, message: str, *, label: str | None = None) -> None:
         super().__init__(message)
@@ -131,6 +147,9 @@ def marker_name(task: str) -> str:
 
 
 _COURSE = pytest.StashKey[_Course]()
+_STUDENT = pytest.StashKey["LocalStudent"]()
+# The faults the report told in full, by cause: {cause: the test that told it}.
+_SHOWN = pytest.StashKey[dict[str, str]]()
 
 
 # --------------------------------------------------------------------------- options
@@ -156,12 +175,22 @@ def pytest_configure(config: pytest.Config) -> None:
             f"unknown task {', '.join(unknown)}: the tasks of this assignment are "
             f"{', '.join(course.tasks)}"
         )
+    config.stash[_SHOWN] = {}
     _load_hypothesis_profile(config, course)
+    _no_shrinking_of_standing_faults()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    _no_shrinking_of_standing_faults(undo=True)
 
 
 def _load_hypothesis_profile(config: pytest.Config, course: _Course) -> None:
-    """Derandomized settings for a grading run; more, fresh examples for a local run."""
-    from hypothesis import HealthCheck, settings
+    """Derandomized settings for a grading run; more, fresh examples for a local run.
+
+    Neither runs hypothesis' explain phase (as when grading): it re-ran a failing test
+    hundreds of times to annotate an example that a check's own message never shows.
+    """
+    from hypothesis import HealthCheck, Phase, settings
 
     profile = config.getoption("grading_profile") or "student"
     grading = profile == "grading"
@@ -173,11 +202,48 @@ def _load_hypothesis_profile(config: pytest.Config, course: _Course) -> None:
         max_examples=examples,
         print_blob=False,
         report_multiple_bugs=False,
+        phases=[p for p in Phase if p.name != "explain"],
         suppress_health_check=list(HealthCheck),
     )
     settings.register_profile("grading", derandomize=True, database=None, **common)
     settings.register_profile("student", derandomize=False, **common)
     settings.load_profile(profile)
+
+
+def _no_shrinking_of_standing_faults(undo: bool = False) -> None:
+    """Hypothesis does not shrink a failure that no input changes: the example that found it
+    is shown as it is, at once.
+
+    Shrinking the NotImplementedError of an unwritten function cost a fresh hand-out's
+    ``make test`` minutes: every smaller input fails the same way, and hypothesis tries
+    hundreds. Which faults stand is decided where they are raised (``_standing``), and read
+    here from the failing example's own exception. The grader skips shrinking through the
+    same hook (grader/grading/shrinking.py) for the faults it knows stand; this copy stands
+    alone. The hook is private to hypothesis, whose version the hand-out pins; a version
+    without it shrinks as usual.
+    """
+    try:
+        from hypothesis.internal.conjecture import engine
+    except ImportError:  # pragma: no cover - another hypothesis
+        return
+    runner = getattr(engine, "ConjectureRunner", None)
+    current = getattr(runner, "new_shrinker", None)
+    if current is None:  # pragma: no cover - another hypothesis
+        return
+    original = getattr(current, "_minitorch_original", current)
+    if undo:
+        runner.new_shrinker = original  # type: ignore[union-attr]
+        return
+
+    def new_shrinker(self: Any, example: Any, *args: Any, **kwargs: Any) -> Any:
+        shrinker = original(self, example, *args, **kwargs)
+        fault = _student_fault(getattr(example, "expected_exception", None))
+        if fault is not None and fault.stands:
+            shrinker.shrink = lambda: None
+        return shrinker
+
+    new_shrinker._minitorch_original = original  # type: ignore[attr-defined]
+    runner.new_shrinker = new_shrinker  # type: ignore[union-attr]
 
 
 # --------------------------------------------------------------------------- collection
@@ -264,6 +330,63 @@ def _student_frames(tb: types.TracebackType | None, package: Path) -> str:
     return "\n".join(lines[-16:])
 
 
+# The hand-out's stubs raise NotImplementedError("Task 1.4: implement Mul.backward").
+_STUB = re.compile(r"\bTask (\d+(?:\.\d+)*): implement (\S+)")
+_TASK = re.compile(r"\bTask\s*(\d+(?:\.\d+)+)")
+
+
+def _inside(filename: str, package: Path) -> bool:
+    return filename.startswith(str(package) + "/") or filename.startswith(str(package) + "\\")
+
+
+def _standing(exc: BaseException, package: Path) -> tuple[str, str] | None:
+    """``(cause, line)`` when no other input would change ``exc``, else None.
+
+    Such a fault is a function not written yet (NotImplementedError raised in the student's
+    package), a file of the package that does not import, or a name the package lacks (an
+    ImportError; an AttributeError of one of its modules or classes). The example that found it is
+    the one to show: hypothesis would only spend minutes shrinking it to another input
+    that fails the same way. ``cause`` tells one such fault from another; ``line`` says in
+    one line what every test stopped by it waits on.
+    """
+    tb, last = exc.__traceback__, None
+    importing: str | None = None
+    while tb is not None:  # the student's frames, innermost last
+        code = tb.tb_frame.f_code
+        if _inside(code.co_filename, package):
+            last = tb
+            if code.co_name == "<module>":
+                importing = code.co_filename
+        tb = tb.tb_next
+    text = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+    what = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    if isinstance(exc, NotImplementedError) and last is not None:
+        stub = _STUB.search(str(exc))
+        if stub:
+            return f"stub:{stub[1]}:{stub[2]}", f"waits on Task {stub[1]}: {stub[2]}"
+        code = last.tb_frame.f_code
+        name = f"{Path(code.co_filename).stem}.{getattr(code, 'co_qualname', code.co_name)}"
+        task = _TASK.search(str(exc))
+        where = f"{code.co_filename}:{last.tb_lineno}"
+        if task:
+            return f"stub:{where}", f"waits on Task {task[1]}: {name}"
+        return f"stub:{where}", f"waits on {name} (not written yet)"
+    filename = getattr(exc, "filename", None) if isinstance(exc, SyntaxError) else None
+    if isinstance(filename, str) and _inside(filename, package):
+        importing = filename
+    if importing is not None:
+        rel = Path(importing).relative_to(package.parent).as_posix()
+        return f"import:{rel}:{what}", f"waits on {rel}, which does not import ({what})"
+    owner = getattr(exc, "obj", None) if isinstance(exc, AttributeError) else None
+    owner_module = owner.__name__ if isinstance(owner, types.ModuleType) else None
+    if isinstance(owner, type):
+        owner_module = owner.__module__
+    lacking = str(owner_module or "").partition(".")[0] == package.name
+    if isinstance(exc, ImportError) or lacking:
+        return f"name:{what}", f"waits on a name your package lacks ({what})"
+    return None
+
+
 class _Timeout(BaseException):
     """Raised by the alarm inside a call that ran too long."""
 
@@ -280,28 +403,42 @@ class LocalStudent:
             raise pytest.UsageError(f"cannot load {root / PROBES}")
         self.probes = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(self.probes)
+        #: The test running now (``pytest_runtest_call``), and the calls that hung in it:
+        #: as when grading, a call that hung fails at once when its test calls it again.
+        self.scope: str | None = None
+        self._hung: dict[tuple[str | None, str], str] = {}
 
     def call(self, probe: str, *args: Any, label: str | None = None) -> Any:
         fn = getattr(self.probes, probe, None)
         if probe.startswith("_") or not callable(fn):
             raise LookupError(f"tests/probes.py has no probe named {probe!r}")
         args = tuple(json.loads(json.dumps(list(args))))
+        what = label or probe
         try:
+            if (self.scope, what) in self._hung:
+                raise _Timeout()
             with self._deadline():
                 value = fn(*args)
         except _Timeout:
-            raise ProbeTimeout(
-                f"timed out after {self.timeout:g} s in {label or probe} (an infinite loop?)",
-                label=label,
-            ) from None
+            # One place raises it, first time or repeat: hypothesis sees the same failure.
+            message = f"timed out after {self.timeout:g} s in {what} (an infinite loop?)"
+            self._hung[self.scope, what] = message
+            fault = ProbeTimeout(message, label=label)
+            fault.stands, fault.cause = True, f"timeout:{message}"
+            fault.waits_on = message.replace(" (an infinite loop?)", "")
+            raise fault from None
         except Exception as exc:  # student code may raise anything
-            raise StudentError(
-                type(exc).__name__,
-                str(exc),
-                _student_frames(exc.__traceback__, self.package),
-                label=label,
-            ) from exc
-        return _plain(value, f"the value returned for {label or probe}")
+            frames = _student_frames(exc.__traceback__, self.package)
+            if isinstance(exc, SyntaxError) and _inside(str(exc.filename), self.package):
+                rel = Path(str(exc.filename)).relative_to(self.root).as_posix()
+                frames += f'\n  File "{rel}", line {exc.lineno}\n    {(exc.text or "").strip()}'
+            error = StudentError(type(exc).__name__, str(exc), frames.strip("\n"), label=label)
+            standing = _standing(exc, self.package)
+            if standing is not None:
+                error.stands = True
+                error.cause, error.waits_on = standing
+            raise error from exc
+        return _plain(value, f"the value returned for {what}")
 
     @staticmethod
     def _can_alarm() -> bool:
@@ -342,7 +479,10 @@ def student(request: pytest.FixtureRequest) -> Iterator[LocalStudent]:
     timeout = config.getoption("probe_timeout")
     if timeout is None:
         timeout = config.stash[_COURSE].probe_timeout
-    yield LocalStudent(root, timeout)
+    local = LocalStudent(root, timeout)
+    config.stash[_STUDENT] = local
+    yield local
+    del config.stash[_STUDENT]
     for name in [n for n in sys.modules if n == "minitorch" or n.startswith("minitorch.")]:
         del sys.modules[name]
     importlib.invalidate_caches()
@@ -358,19 +498,91 @@ def _faults(exc: BaseException) -> Iterator[BaseException]:
         yield exc
 
 
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and what it was raised from or while handling, innermost last."""
+    seen: BaseException | None = exc
+    for _ in range(16):
+        if seen is None:
+            return
+        yield seen
+        seen = seen.__cause__ or (None if seen.__suppress_context__ else seen.__context__)
+
+
+def _student_fault(exc: BaseException | None) -> StudentFault | None:
+    """The student's fault behind a test's failure: the failure itself, or the fault a
+    check caught and worded (``support.raised``)."""
+    if exc is None:
+        return None
+    for top in _faults(exc):
+        for seen in _chain(top):
+            if isinstance(seen, StudentFault):
+                return seen
+    return None
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_call(item: pytest.Item) -> None:
+    """Tell the student fixture which test runs now (its memory of hung calls is per test)."""
+    local = item.config.stash.get(_STUDENT, None)
+    if local is not None:
+        local.scope = item.nodeid
+
+
+def _render(exc: BaseException, shown: dict[str, str], test: str) -> str | None:
+    """A failure's report: one block per cause, no chained exceptions; None keeps pytest's.
+
+    A fault no input changes (a function not written yet, a file that does not import) is
+    told in full by the first test it stops, and in one line by every later one ("waits on
+    Task 1.1: autodiff.central_difference"). A check's own message (``pytest.fail(msg,
+    pytrace=False)``: the inputs, what came back, what was expected, a reproducer) is shown
+    alone, without the exceptions it was raised while handling.
+    """
+    fault = _student_fault(exc)
+    first = ""
+    if fault is not None and fault.stands:
+        if fault.cause in shown:
+            return f"{fault.waits_on} (see {shown[fault.cause]} above)"
+        shown[fault.cause] = test
+        if not fault.headline().startswith(fault.waits_on):  # a timeout says it already
+            first = fault.waits_on + "\n"
+    # Hypothesis' example, the only record of the inputs of a fault raised straight
+    # through a test (without the fixture's line); none when no input changes the fault.
+    notes = [] if fault is not None and fault.stands else _example_notes(exc)
+    for top in _faults(exc):
+        if isinstance(top, StudentFault):
+            return first + "\n".join([_told(top), *notes])
+        if isinstance(top, pytest.fail.Exception) and not top.pytrace:
+            if first or len(list(_chain(top))) > 1:
+                return first + str(top.msg)
+    if first and fault is not None:  # a check that caught it failed in another way
+        return first + "\n".join([_told(fault), *notes])
+    return None
+
+
+def _example_notes(exc: BaseException) -> list[str]:
+    notes = [str(n) for n in getattr(exc, "__notes__", []) or []]
+    return [
+        "\n".join(line for line in n.splitlines() if not line.strip().startswith("student="))
+        for n in notes
+        if n.startswith("Falsifying")
+    ]
+
+
+def _told(fault: StudentFault) -> str:
+    text = fault.headline()
+    if isinstance(fault, StudentError) and fault.traceback:
+        text += "\nTraceback (your code, most recent call last):\n" + fault.traceback
+    return text
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
     report = yield
     if call.excinfo is not None and report.failed:
-        notes = [str(n) for n in getattr(call.excinfo.value, "__notes__", []) or []]
-        notes = [n for n in notes if n.startswith("Falsifying")]
-        for fault in _faults(call.excinfo.value):
-            if isinstance(fault, StudentFault):
-                text = fault.headline()
-                if isinstance(fault, StudentError) and fault.traceback:
-                    text += "\nTraceback (your code, most recent call last):\n" + fault.traceback
-                report.longrepr = "\n".join([text, *notes])
-                break
+        shown = item.config.stash.setdefault(_SHOWN, {})
+        text = _render(call.excinfo.value, shown, getattr(item, "name", item.nodeid))
+        if text is not None:
+            report.longrepr = text
     return report
 
 

@@ -21,7 +21,9 @@ import shutil
 import stat
 import subprocess
 import sys
+import tempfile
 import textwrap
+import time
 import zipfile
 from pathlib import Path
 
@@ -841,6 +843,173 @@ def test_cli_registers_the_handout_command(
     assert (tmp_path / "elsewhere" / MARKER_FILE).is_file()
 
 
+# --- the shipped plugin on a small course: what a failure shows, and what it costs ---------
+
+#: What pytest prints between the exceptions of a chain: never in a student's output.
+CHAINED = ("During handling of the above exception", "The above exception was the direct cause")
+
+SMALL_COURSE = {
+    "setup.cfg": """
+        [tool:pytest]
+        testpaths = tests
+        pythonpath = . tests
+        addopts = -p no:minitorch_grader -p pytest_minitorch -p no:cacheprovider
+    """,
+    "minitorch/__init__.py": "",
+    "minitorch/ops.py": """
+        def mul(xs):
+            raise NotImplementedError("Task 0.1: implement ops.mul")
+
+
+        def buggy(xs):
+            return [x + 1 if x >= 10 else x for x in xs]
+
+
+        def fragile(xs):
+            if max(xs) >= 10:
+                raise ValueError(f"too big: {max(xs)}")
+            return xs
+
+
+        def spin(xs):
+            while True:
+                pass
+    """,
+    "minitorch/broken.py": """
+        from .ops import mul
+
+        def f(:
+            pass
+    """,
+    "tests/probes.py": """
+        import importlib
+        import os
+
+
+        def _log(name):
+            with open(os.environ["CALL_LOG"], "a") as fh:
+                fh.write(name + "\\n")
+
+
+        def call(name, xs):
+            _log(name)
+            from minitorch import ops
+
+            return getattr(ops, name)(xs)
+
+
+        def broken(xs):
+            _log("broken")
+            return importlib.import_module("minitorch.broken").f(xs)
+    """,
+    "tests/test_small.py": """
+        import pytest
+        from hypothesis import given
+        from hypothesis import strategies as st
+
+        from pytest_minitorch import StudentError
+
+        LISTS = st.lists(st.integers(0, 1000), min_size=3, max_size=8)
+
+
+        def ask(student, name, xs):
+            try:
+                return student.call("call", name, xs, label=f"ops.{name}")
+            except StudentError as exc:
+                message = f"ops.{name} raised {exc}\\n  called:   ops.{name}({xs})\\n"
+                pytest.fail(message + exc.traceback, pytrace=False)
+
+
+        @given(LISTS)
+        def test_stub_first(student, xs):
+            ask(student, "mul", xs)
+
+
+        @given(LISTS)
+        def test_stub_again(student, xs):
+            assert student.call("call", "mul", xs, label="ops.mul") == xs
+
+
+        @given(LISTS)
+        def test_bug(student, xs):
+            got = ask(student, "buggy", xs)
+            if got != xs:
+                pytest.fail(f"ops.buggy({xs}) returned {got}", pytrace=False)
+
+
+        @given(LISTS)
+        def test_raises_on_some_inputs(student, xs):
+            ask(student, "fragile", xs)
+
+
+        @given(LISTS)
+        def test_hangs(student, xs):
+            ask(student, "spin", xs)
+
+
+        @pytest.mark.parametrize("twice", [1, 2])
+        @given(LISTS)
+        def test_needs_a_file_that_does_not_import(student, twice, xs):
+            student.call("broken", xs, label="broken.f")
+    """,
+}
+
+
+@pytest.fixture
+def small_course(tmp_path: Path) -> Path:
+    """A hand-out in miniature with the real plugin: a stub, a bug, an input-dependent
+    error and a hang, each under a hypothesis test."""
+    out = tmp_path / "small"
+    for rel, text in SMALL_COURSE.items():
+        path = out / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
+    shutil.copyfile(ROOT / "grader" / "course" / PLUGIN_SOURCE, out / f"{PLUGIN_MODULE}.py")
+    return out
+
+
+@pytest.mark.slow
+def test_plugin_tells_a_standing_fault_once_unshrunk(small_course: Path) -> None:
+    """A stub's NotImplementedError is not shrunk (hypothesis calls it only to find, replay
+    and report it), the first test shows it in full and the next says what it waits on in
+    one line; so is a file that does not import; a hung call is not re-run; a bug and an
+    input-dependent error are still shrunk to their smallest input; no report shows a
+    chain of exceptions."""
+    log = small_course / "calls.log"
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:randomly", "--probe-timeout", "0.3"],
+        cwd=small_course,
+        capture_output=True,
+        text=True,
+        env={**clean_env(), "CALL_LOG": str(log)},
+        timeout=300,
+    )
+    out = proc.stdout
+    assert proc.returncode == 1, out + proc.stderr
+    assert "7 failed" in out, out
+    assert not [c for c in CHAINED if c in out], out
+    calls = log.read_text().split()
+    # Found, replayed before shrinking, reported: three calls per test; shrinking a list of
+    # three to eight integers would take dozens.
+    assert calls.count("mul") <= 6, calls.count("mul")
+    assert calls.count("spin") == 1  # its repeats in the same test fail at once
+    assert out.count("ops.mul raised NotImplementedError: Task 0.1: implement ops.mul") == 1
+    assert 'File "minitorch/ops.py", line 2, in mul' in out
+    assert "waits on Task 0.1: ops.mul (see test_stub_first above)" in out
+    assert "ops.buggy([0, 0, 10]) returned [0, 0, 11]" in out  # shrunk
+    assert "ops.fragile raised ValueError: too big: 10" in out  # shrunk, told without chain
+    assert "timed out after 0.3 s in ops.spin" in out
+    assert calls.count("broken") <= 6  # two tests
+    assert out.count("broken.f raised SyntaxError") == 1
+    assert 'File "minitorch/broken.py", line 3\n    def f(:' in out
+    assert re.search(
+        r"^waits on minitorch/broken\.py, which does not import \(SyntaxError: .*\) "
+        r"\(see test_needs_a_file_that_does_not_import\[1\] above\)$",
+        out,
+        re.M,
+    ), out
+
+
 # --- the real course ------------------------------------------------------------------------
 
 REAL = ("module0", "module1")
@@ -969,6 +1138,63 @@ def test_real_handout_reports_the_task_of_a_missing_function(real: tuple[Assignm
     assert f"NotImplementedError: Task {first}: implement " in proc.stdout
 
 
+def _make_test(
+    assignment: Assignment, folder: Path, timeout: float = 600
+) -> tuple[subprocess.CompletedProcess[str], float]:
+    """The hand-out Makefile's `make test` command in ``folder`` (with this Python), and the
+    CPU seconds it took, children included."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "--grading-profile=student",
+        f"--max-examples={assignment.local_max_examples}",
+    ]
+    with tempfile.TemporaryFile("w+", encoding="utf-8") as out:
+        proc = subprocess.Popen(
+            cmd, cwd=folder, env=clean_env(), stdout=out, stderr=subprocess.STDOUT, text=True
+        )
+        deadline = time.monotonic() + timeout
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.monotonic() > deadline:
+                proc.kill()
+                pid, status, usage = os.wait4(proc.pid, 0)
+                break
+            time.sleep(0.1)
+        out.seek(0)
+        text = out.read()
+    code = os.waitstatus_to_exitcode(status)
+    return subprocess.CompletedProcess(cmd, code, text, ""), usage.ru_utime + usage.ru_stime
+
+
+@pytest.mark.slow
+def test_real_handout_untouched_tells_each_missing_function_once(
+    real: tuple[Assignment, Path], tmp_path: Path
+) -> None:
+    """A student's first `make test`: every unwritten function fails its tests at once (no
+    minutes of hypothesis shrinking an error no input changes), the first test it stops
+    shows it with its location, every later one says in one line what it waits on, and no
+    report shows a chain of exceptions."""
+    assignment, out = real
+    work = shutil.copytree(out, tmp_path / "untouched")
+    proc, cpu = _make_test(assignment, work)
+    text = proc.stdout
+    assert proc.returncode == 1, text[-3000:]
+    assert not [c for c in CHAINED if c in text], text
+    causes = set(re.findall(r"^waits on Task (\S+): (\S+)$", text, re.M))
+    assert len(causes) >= 5, text
+    for task, name in causes:
+        told = f"raised NotImplementedError: Task {task}: implement {name}\n"
+        assert text.count(told) == 1, f"{name} is told {text.count(told)} times:\n{text}"
+    # Module 1's tests share their stubs (module 0's mostly have one each).
+    assert re.search(r"^waits on Task .* \(see \S+ above\)$", text, re.M), text
+    # main before this change: 224 s of wall clock for module 1, most of it CPU shrinking.
+    assert cpu < 60, f"{cpu:.1f} s of CPU for a hand-out with nothing written"
+
+
 def _pytest_in(folder: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     """The bare `pytest ARGS` command in ``folder``, from a student's shell."""
     return subprocess.run(
@@ -1082,3 +1308,8 @@ def test_real_handout_passes_a_correct_solution_and_fails_a_wrong_derivative(
     proc = _local_run(assignment, out, wrong)
     assert proc.returncode == 1, proc.stdout[-3000:]
     assert "backward" in proc.stdout or "_back" in proc.stdout
+    # A real bug is told as before: the inputs, got and expected, a reproducer; no chain.
+    for part in ("  called:   ", "  returned: ", "  expected: ", "Reproduce it in a Python shell:"):
+        assert part in proc.stdout, proc.stdout[-3000:]
+    assert not [c for c in CHAINED if c in proc.stdout], proc.stdout[-3000:]
+    assert "waits on" not in proc.stdout
