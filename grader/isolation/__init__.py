@@ -5,8 +5,8 @@ worker (``transport``: in this process, or a locked-down subprocess) and turns w
 worker does into a reply or a fault (``protocol``). The subprocess runs as a leased uid
 (``processes``), in an allowlist view of the filesystem (``view``), with the interpreter and
 file modes the host allows (``host``); ``defences`` reports which of these were active.
-``worker.py`` and ``protocol.py`` use the standard library only: they are copied, alone,
-into the worker's folder.
+``worker.py``, ``protocol.py``, ``absent.py`` and ``newsyntax.py`` use the standard library
+only: they are copied, alone, into the worker's folder.
 """
 
 from grader.isolation.client import Problem, StudentClient
