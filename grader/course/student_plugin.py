@@ -176,6 +176,10 @@ def pytest_configure(config: pytest.Config) -> None:
             f"{', '.join(course.tasks)}"
         )
     config.stash[_SHOWN] = {}
+    # One line per failure in pytest's short summary, in CI too (GitHub Classroom runs the
+    # tests with CI=true, where pytest would repeat each whole report there).
+    if hasattr(config.option, "force_short_summary"):
+        config.option.force_short_summary = True
     _load_hypothesis_profile(config, course)
     _no_shrinking_of_standing_faults()
 
