@@ -123,16 +123,24 @@ def use_slow():
 
 @pytest.fixture(scope="module")
 def package():  # type: ignore[no-untyped-def]
-    # Not tmp_path: pytest's temp root is private (0700) and the worker's uid must read this,
-    # as it reads a real stage.
-    root = Path(tempfile.mkdtemp(prefix="grader-test-student-"))
-    (root / "minitorch").mkdir()
-    for name, text in FILES.items():
-        (root / "minitorch" / name).write_text(textwrap.dedent(text))
-    (root / "probes.py").write_text(PROBES)
-    open_to_worker(root)
+    root = student_package("grader-test-student-", FILES, PROBES)
     yield root
     shutil.rmtree(root, ignore_errors=True)
+
+
+def student_package(prefix: str, files: dict[str, str], probes: str) -> Path:
+    """A student's ``minitorch/`` of ``files`` and a probes module, readable by the worker.
+
+    Not in tmp_path: pytest's temp root is private (0700) and the worker's uid must read
+    this, as it reads a real stage.
+    """
+    root = Path(tempfile.mkdtemp(prefix=prefix))
+    (root / "minitorch").mkdir()
+    for name, text in files.items():
+        (root / "minitorch" / name).write_text(textwrap.dedent(text).lstrip("\n"))
+    (root / "probes.py").write_text(probes)
+    open_to_worker(root)
+    return root
 
 
 def client(package: Path, mode: str) -> StudentClient:
@@ -655,12 +663,7 @@ def call(module, name, *args):
 
 @pytest.fixture(scope="module")
 def stray():  # type: ignore[no-untyped-def]
-    root = Path(tempfile.mkdtemp(prefix="grader-test-stray-"))
-    (root / "minitorch").mkdir()
-    for name, text in STRAY_FILES.items():
-        (root / "minitorch" / name).write_text(textwrap.dedent(text).lstrip("\n"))
-    (root / "probes.py").write_text(STRAY_PROBES)
-    open_to_worker(root)
+    root = student_package("grader-test-stray-", STRAY_FILES, STRAY_PROBES)
     yield root
     shutil.rmtree(root, ignore_errors=True)
 
