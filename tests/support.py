@@ -1275,6 +1275,16 @@ class Expression:
         return analyse(self.nodes, self.values)
 
 
+def _draw_node(draw: Any, op: str, a: int, count: int, infos: list[Any]) -> list[Any]:
+    """One node applying ``op`` to node ``a`` (and, for a binary ``op``, to a node drawn from
+    the ``count`` so far, on either side where a number may stand on the left)."""
+    if op in UNARY:
+        return [op, a]
+    b = draw(st.integers(0, count - 1))
+    left_ok = infos[b].scalar or op in NUMBER_LEFT
+    return [op, b, a] if left_ok and draw(st.booleans()) else [op, a, b]
+
+
 @st.composite
 def expressions(
     draw: st.DrawFn,
@@ -1303,12 +1313,7 @@ def expressions(
         op = draw(st.sampled_from(list(ops)))
         # Prefer recent nodes a little, so graphs get deep as well as wide.
         a = draw(st.sampled_from(scalars[-4:] if draw(st.booleans()) else scalars))
-        if op in UNARY:
-            node = [op, a]
-        else:
-            b = draw(st.integers(0, len(nodes) - 1))
-            left_ok = infos[b].scalar or op in NUMBER_LEFT
-            node = [op, b, a] if left_ok and draw(st.booleans()) else [op, a, b]
+        node = _draw_node(draw, op, a, len(nodes), infos)
         if not valid_node(node, infos):
             if fallback is None:
                 continue
@@ -1352,12 +1357,7 @@ def continued_expressions(draw: st.DrawFn, ops: Sequence[str]) -> tuple[Expressi
     last = k
     for _ in range(draw(st.integers(1, 3))):
         op = draw(st.sampled_from(chain_ops))
-        if op in UNARY:
-            node = [op, last]
-        else:
-            b = draw(st.integers(0, len(nodes) - 1))
-            left_ok = infos[b].scalar or op in NUMBER_LEFT
-            node = [op, b, last] if left_ok and draw(st.booleans()) else [op, last, b]
+        node = _draw_node(draw, op, last, len(nodes), infos)
         if not valid_node(node, infos):
             node = next((n for n in ([f, last] for f in fallback) if valid_node(n, infos)), None)
             if node is None:

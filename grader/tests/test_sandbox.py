@@ -143,13 +143,14 @@ def student_package(prefix: str, files: dict[str, str], probes: str) -> Path:
     return root
 
 
-def client(package: Path, mode: str) -> StudentClient:
+def client(package: Path, mode: str, timeout: float = 1.0, python: str = "") -> StudentClient:
     return StudentClient(
         SandboxConfig(
             root=package,
             probes=package / "probes.py",
             mode=mode,
-            limits=Limits(probe_timeout=1.0, import_timeout=1.0, memory_mb=512),
+            limits=Limits(probe_timeout=timeout, import_timeout=timeout, memory_mb=512),
+            python=python,
         )
     )
 
@@ -669,15 +670,7 @@ def stray():  # type: ignore[no-untyped-def]
 
 
 def _stray_client(root: Path, mode: str) -> StudentClient:
-    return StudentClient(
-        SandboxConfig(
-            root=root,
-            probes=root / "probes.py",
-            mode=mode,
-            limits=Limits(probe_timeout=5.0, import_timeout=5.0, memory_mb=512),
-            python="3.11",
-        )
-    )
+    return client(root, mode, timeout=5.0, python="3.11")
 
 
 @pytest.mark.parametrize("mode", ["sandbox", "inprocess"])
