@@ -267,8 +267,21 @@ class StudentClient:
 
         Raises a ``StudentFault`` subclass when student code fails, hangs or crashes.
         """
+        return self._logged(probe, args, label, "call")
+
+    def run(self, message: dict[str, Any], label: str) -> Any:
+        """Send one batch of handle operations (``handles.Session``'s request) and return
+        the worker's answer; faults as for ``call``."""
+        return self._logged("run", (message,), label, "run")
+
+    @property
+    def generation(self) -> int:
+        """Changes whenever the worker restarts (its objects are gone then)."""
+        return self.restarts
+
+    def _logged(self, probe: str, args: tuple[Any, ...], label: str | None, op: str) -> Any:
         try:
-            value = self._call(probe, args, label)
+            value = self._call(probe, args, label, op)
         except protocol.StudentFault as exc:
             self.fault_stands = _stands(exc)
             if self.config.call_log is not None:
@@ -293,7 +306,7 @@ class StudentClient:
         with open(self.config.call_log, "a", encoding="utf-8") as fh:
             fh.write(json.dumps(entry, sort_keys=True) + "\n")
 
-    def _call(self, probe: str, args: tuple[Any, ...], label: str | None) -> Any:
+    def _call(self, probe: str, args: tuple[Any, ...], label: str | None, op: str) -> Any:
         what = label or probe
         if (self.scope, what) in self._hung:
             self._hang_again(what, label)
@@ -307,7 +320,7 @@ class StudentClient:
         try:
             self._ensure_worker()
             self._importing = []
-            call = Call(self._next_id(), probe, list(args))
+            call = Call(self._next_id(), probe, list(args), op)
             reply = self._conn.request(call, self.config.limits.probe_timeout)
         except Deadline:
             culprit = self._importing[-1] if self._importing else None
