@@ -32,6 +32,7 @@ class _State:
     assignment: Any = None  # grader.course.assignment.Assignment, when --assignment-toml is given
     outcomes: dict[str, dict[str, Any]] = field(default_factory=dict)
     client: Any = None  # the session's StudentClient, once a test asked for it
+    handles: Any = None  # the session's handles.Session, once a test asked for ``mt``
     shown: set[str] = field(default_factory=set)  # causes whose full message a test showed
 
 
@@ -251,6 +252,20 @@ def student(request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
     client.close()
 
 
+@pytest.fixture(scope="session")
+def mt(request: pytest.FixtureRequest, student: Any) -> Any:
+    """A handle to the student's ``minitorch`` package (grader.isolation.handles).
+
+    Operations on it are recorded here and run in the worker when a value is asked for;
+    each test starts with no objects (the plugin resets the session before it runs).
+    """
+    from grader.isolation.handles import Session
+
+    state = request.config.stash[_STATE]
+    state.handles = Session(student.run, lambda: student.generation)
+    return state.handles.package()
+
+
 # --------------------------------------------------------------------------- reports
 def _flatten(exc: BaseException) -> list[BaseException]:
     inner = getattr(exc, "exceptions", None)
@@ -379,6 +394,8 @@ def pytest_runtest_call(item: pytest.Item) -> None:
         client.scope = item.nodeid
         client.hidden_scope = _hidden(item)
         client.fault_stands = False
+    if _STATE in item.config.stash and item.config.stash[_STATE].handles is not None:
+        item.config.stash[_STATE].handles.reset()
 
 
 @pytest.hookimpl(wrapper=True)

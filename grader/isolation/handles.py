@@ -97,8 +97,13 @@ class Session:
         self._root = None
         self._failures = 0
 
+    def package(self) -> Handle:
+        """A handle to the student's ``minitorch`` package that outlives ``reset``: each use
+        means the package handle of the test now running (a fixture holds it)."""
+        return _Package(self)
+
     def root(self) -> Handle:
-        """The handle to the student's ``minitorch`` package."""
+        """The handle to the student's ``minitorch`` package (this test's)."""
         if self._root is None:
             self._root = self._add("root", [], (), lambda name: "minitorch")
         return self._root
@@ -450,6 +455,19 @@ class Handle:
 
     def __repr__(self) -> str:
         return f"<handle {self._h_session.expression(self._h_number)}>"
+
+
+class _Package(Handle):
+    """``Session.package()``: always the current test's root handle."""
+
+    __slots__ = ()
+
+    def __init__(self, session: Session) -> None:
+        self._h_session = session
+
+    @property  # type: ignore[override]
+    def _h_number(self) -> int:
+        return self._h_session.root()._h_number
 
 
 def _callee(session: Session, number: int) -> str:
