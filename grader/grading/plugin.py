@@ -281,7 +281,9 @@ def _example_notes(exc: BaseException) -> list[str]:
     """Hypothesis' falsifying example, without the fixture line (it is not an input)."""
     notes = [str(n) for n in getattr(exc, "__notes__", []) or []]
     return [
-        "\n".join(line for line in n.splitlines() if not line.strip().startswith("student="))
+        "\n".join(
+            line for line in n.splitlines() if not line.strip().startswith(("student=", "mt="))
+        )
         for n in notes
         if n.startswith("Falsifying")
     ]
@@ -396,6 +398,25 @@ def pytest_runtest_call(item: pytest.Item) -> None:
         client.fault_stands = False
     if _STATE in item.config.stash and item.config.stash[_STATE].handles is not None:
         item.config.stash[_STATE].handles.reset()
+        _reset_per_example(item, item.config.stash[_STATE].handles)
+
+
+def _reset_per_example(item: pytest.Item, session: Any) -> None:
+    """Start every hypothesis example with no objects: the worker's table stays small, and a
+    failing example's reproducer holds only that example's operations.
+
+    ``inner_test`` is hypothesis' documented seam for wrapping each example's call."""
+    given = getattr(getattr(item, "obj", None), "hypothesis", None)
+    inner = getattr(given, "inner_test", None)
+    if inner is None or getattr(inner, "_resets_handles", False):
+        return
+
+    def each_example(*args: Any, **kwargs: Any) -> Any:
+        session.reset()
+        return inner(*args, **kwargs)
+
+    each_example._resets_handles = True  # type: ignore[attr-defined]
+    given.inner_test = each_example
 
 
 @pytest.hookimpl(wrapper=True)
@@ -409,6 +430,18 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
         state = item.config.stash[_STATE]
         told = not _hidden(item) or _told_above(state, call.excinfo.value)
         text = render_failure(call.excinfo.value, state.shown if told else None)
+        exc = call.excinfo.value
+        if text is None and isinstance(exc, AssertionError) and state.handles is not None:
+            # A plain assert over handles: its message, and the lines that rebuild the values
+            # the failing example read (the recorded operations), never the test's source.
+            lines = state.handles.read_lines()
+            text = "\n".join(
+                [
+                    str(exc).strip() or "a check failed",
+                    *_example_notes(exc),
+                    *(["To reproduce:", *(f"    {line}" for line in lines)] if lines else []),
+                ]
+            )
         if text is None and _hidden(item):
             # pytest's own report would quote the hidden test's source lines.
             exc = call.excinfo.value

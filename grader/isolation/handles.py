@@ -87,6 +87,9 @@ class Session:
         self._reset = True
         self._root: Handle | None = None
         self._failures = 0
+        #: The operations whose values this test (this example) asked for, in order: a
+        #: failing plain ``assert`` is reproduced from them (``read_lines``).
+        self.read: list[int] = []
 
     # -- scope
     def reset(self) -> None:
@@ -96,6 +99,7 @@ class Session:
         self._reset = True
         self._root = None
         self._failures = 0
+        self.read.clear()
 
     def package(self) -> Handle:
         """A handle to the student's ``minitorch`` package that outlives ``reset``: each use
@@ -166,6 +170,7 @@ class Session:
 
     def _flush(self, want: Sequence[int]) -> list[Any]:
         """Send what is queued and read ``want``; a value is the fault when it has one."""
+        self.read.extend(n for n in dict.fromkeys(want) if n not in self.read[-64:])
         asked = [n for n in dict.fromkeys(want) if self._ops[n].state != "failed"]
         asked = [n for n in asked if self._ops[n].state == "pending" or self._live(self._ops[n])]
         if self._pending or asked:
@@ -216,7 +221,9 @@ class Session:
         for i, number in enumerate(asked):
             why = bad.get(str(i)) if type(bad) is dict else None
             if why:
-                out[number] = protocol.BadValue(f"{self.expression(number)} is not plain data: {why}")
+                out[number] = protocol.BadValue(
+                    f"{self.expression(number)} is not plain data: {why}"
+                )
             else:
                 out[number] = got[i]
         return out
@@ -331,9 +338,21 @@ class Session:
                 label = given.get(n) or op.name or f"v{counter}"
                 body.append(f"{label} = {name_of(n)}")
                 named[n] = label
-        return body + [name_of(n) for n in targets if n not in given] + [
-            given[n] for n in targets if n in given
-        ]
+        return (
+            body
+            + [name_of(n) for n in targets if n not in given]
+            + [given[n] for n in targets if n in given]
+        )
+
+    def read_lines(self, limit: int = 40) -> list[str]:
+        """The reproducer of the values this test read last (at most ``limit`` lines)."""
+        targets = [n for n in self.read[-8:] if n in self._ops]
+        if not targets:
+            return []
+        lines = self.lines(targets)
+        if len(lines) > limit:
+            lines = [*lines[: limit // 2], "...", *lines[-limit // 2 :]]
+        return lines
 
 
 class Handle:
@@ -351,7 +370,9 @@ class Handle:
         self._h_number = number
 
     # -- recording helpers
-    def _h_op(self, kind: str, wire: list[Any], inputs: list[int], render: Any, **kw: Any) -> Handle:
+    def _h_op(
+        self, kind: str, wire: list[Any], inputs: list[int], render: Any, **kw: Any
+    ) -> Handle:
         return self._h_session._add(kind, wire, tuple(inputs), render, **kw)
 
     def __getattr__(self, name: str) -> Handle:
@@ -378,9 +399,7 @@ class Handle:
         session, number = self._h_session, self._h_number
         inputs = [number]
         wire = [{"$h": number}, session.encode(key, inputs)]
-        return self._h_op(
-            "getitem", wire, inputs, lambda t: f"{t(number)}[{session.text(key, t)}]"
-        )
+        return self._h_op("getitem", wire, inputs, lambda t: f"{t(number)}[{session.text(key, t)}]")
 
     def _h_binary(self, name: str, left: Any, right: Any) -> Handle:
         session = self._h_session
@@ -413,26 +432,65 @@ class Handle:
         )
 
     # Arithmetic and comparisons give handles, as the student's operators would.
-    def __add__(self, o: Any) -> Handle: return self._h_binary("add", self, o)  # noqa: E704
-    def __radd__(self, o: Any) -> Handle: return self._h_binary("add", o, self)  # noqa: E704
-    def __sub__(self, o: Any) -> Handle: return self._h_binary("sub", self, o)  # noqa: E704
-    def __rsub__(self, o: Any) -> Handle: return self._h_binary("sub", o, self)  # noqa: E704
-    def __mul__(self, o: Any) -> Handle: return self._h_binary("mul", self, o)  # noqa: E704
-    def __rmul__(self, o: Any) -> Handle: return self._h_binary("mul", o, self)  # noqa: E704
-    def __truediv__(self, o: Any) -> Handle: return self._h_binary("truediv", self, o)  # noqa: E704
-    def __rtruediv__(self, o: Any) -> Handle: return self._h_binary("truediv", o, self)  # noqa: E704
-    def __matmul__(self, o: Any) -> Handle: return self._h_binary("matmul", self, o)  # noqa: E704
-    def __pow__(self, o: Any) -> Handle: return self._h_binary("pow", self, o)  # noqa: E704
-    def __lt__(self, o: Any) -> Handle: return self._h_binary("lt", self, o)  # noqa: E704
-    def __le__(self, o: Any) -> Handle: return self._h_binary("le", self, o)  # noqa: E704
-    def __gt__(self, o: Any) -> Handle: return self._h_binary("gt", self, o)  # noqa: E704
-    def __ge__(self, o: Any) -> Handle: return self._h_binary("ge", self, o)  # noqa: E704
-    def __eq__(self, o: Any) -> Handle: return self._h_binary("eq", self, o)  # type: ignore[override]  # noqa: E704
-    def __ne__(self, o: Any) -> Handle: return self._h_binary("ne", self, o)  # type: ignore[override]  # noqa: E704
-    def __neg__(self) -> Handle: return self._h_unary("neg")  # noqa: E704
-    def __pos__(self) -> Handle: return self._h_unary("pos")  # noqa: E704
-    def __abs__(self) -> Handle: return self._h_unary("abs")  # noqa: E704
-    def __invert__(self) -> Handle: return self._h_unary("inv")  # noqa: E704
+    def __add__(self, o: Any) -> Handle:
+        return self._h_binary("add", self, o)
+
+    def __radd__(self, o: Any) -> Handle:
+        return self._h_binary("add", o, self)
+
+    def __sub__(self, o: Any) -> Handle:
+        return self._h_binary("sub", self, o)
+
+    def __rsub__(self, o: Any) -> Handle:
+        return self._h_binary("sub", o, self)
+
+    def __mul__(self, o: Any) -> Handle:
+        return self._h_binary("mul", self, o)
+
+    def __rmul__(self, o: Any) -> Handle:
+        return self._h_binary("mul", o, self)
+
+    def __truediv__(self, o: Any) -> Handle:
+        return self._h_binary("truediv", self, o)
+
+    def __rtruediv__(self, o: Any) -> Handle:
+        return self._h_binary("truediv", o, self)
+
+    def __matmul__(self, o: Any) -> Handle:
+        return self._h_binary("matmul", self, o)
+
+    def __pow__(self, o: Any) -> Handle:
+        return self._h_binary("pow", self, o)
+
+    def __lt__(self, o: Any) -> Handle:
+        return self._h_binary("lt", self, o)
+
+    def __le__(self, o: Any) -> Handle:
+        return self._h_binary("le", self, o)
+
+    def __gt__(self, o: Any) -> Handle:
+        return self._h_binary("gt", self, o)
+
+    def __ge__(self, o: Any) -> Handle:
+        return self._h_binary("ge", self, o)
+
+    def __eq__(self, o: Any) -> Handle:
+        return self._h_binary("eq", self, o)  # type: ignore[override]
+
+    def __ne__(self, o: Any) -> Handle:
+        return self._h_binary("ne", self, o)  # type: ignore[override]
+
+    def __neg__(self) -> Handle:
+        return self._h_unary("neg")
+
+    def __pos__(self) -> Handle:
+        return self._h_unary("pos")
+
+    def __abs__(self) -> Handle:
+        return self._h_unary("abs")
+
+    def __invert__(self) -> Handle:
+        return self._h_unary("inv")
 
     __hash__ = object.__hash__
 
@@ -454,7 +512,8 @@ class Handle:
             yield items[i]
 
     def __repr__(self) -> str:
-        return f"<handle {self._h_session.expression(self._h_number)}>"
+        text = self._h_session.expression(self._h_number)
+        return f"<handle {text if len(text) <= 60 else text[:57] + '...'}>"
 
 
 class _Package(Handle):
@@ -498,9 +557,7 @@ def code(like: Handle, source: str, name: str = "") -> Handle:
     ``math`` in scope: an expression (``code(mt, "lambda x: x * x")``), or statements
     defining ``name`` (a class, a function)."""
     text = source.strip() if not name else source
-    handle = like._h_session._add(
-        "code", [text, name], (), lambda t: text if not name else name
-    )
+    handle = like._h_session._add("code", [text, name], (), lambda t: text if not name else name)
     if name:
         like._h_session._ops[handle._h_number].name = name
     return handle

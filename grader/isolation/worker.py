@@ -250,10 +250,12 @@ class StudentPackage(importlib.abc.MetaPathFinder):
         """
         import re
 
-        defines = re.compile(rf"^(?:class|def)\s+{re.escape(attr)}\b|^{re.escape(attr)}\s*[:=]", re.M)
-        for name, message in sorted(self.failures.items()):
+        defines = re.compile(
+            rf"^(?:class|def)\s+{re.escape(attr)}\b|^{re.escape(attr)}\s*[:=]", re.M
+        )
+        for stem, message in sorted(self.failures.items()):
             try:
-                text = (self.pkg_dir / f"{name}.py").read_text(encoding="utf-8", errors="replace")
+                text = (self.pkg_dir / f"{stem}.py").read_text(encoding="utf-8", errors="replace")
             except OSError:
                 text = ""
             if defines.search(text) or not text:
@@ -420,7 +422,6 @@ class Worker:
                 message = _shorten(str(exc))
             error = protocol.StudentError(type(exc).__name__, message, frames).to_json()
             return protocol.Reply(call.id, False, error=error)
-
 
     def run(self, message: dict[str, Any]) -> dict[str, Any]:
         """Apply a batch of handle operations; answer the values asked for.
