@@ -14,12 +14,13 @@ depends on, and the calls made on the objects it depends on (``y.backward()`` be
 
 Standard library only, like protocol.py: the hand-out's plugin uses it in the student's
 own process, where the "worker" is an executor in that same process.
+One module: it travels alone into each hand-out, and the handle, its session and the
+reproducer share one operation log.
 """
 
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -174,9 +175,11 @@ class Session:
         asked = [n for n in dict.fromkeys(want) if self._ops[n].state != "failed"]
         asked = [n for n in asked if self._ops[n].state == "pending" or self._live(self._ops[n])]
         if self._pending or asked:
-            batch, self._pending = self._pending, []
+            batch, self._pending = self._revive(self._pending), []
             message = {"reset": self._reset, "ops": [op.wire for op in batch], "want": asked}
             label = next((op.label for op in reversed(batch) if op.label), "")
+            if label.startswith("@"):  # a call: named by what it runs, computed only now
+                label = self.callee(int(label[1:]))
             self._reset = False
             got = self._send(message, label, batch, asked)
         else:
@@ -192,6 +195,40 @@ class Session:
                 )
             out.append(fault if fault is not None else got.get(number))
         return out
+
+    def _revive(self, batch: list[_Op]) -> list[_Op]:
+        """``batch`` as it can be sent. An operation whose input failed fails here (its fault
+        is that input's). After a restart of the worker, the package, its attributes and
+        trusted code are made again first (they hold no student state); an operation that
+        needs an object student code made in the lost worker fails, saying so."""
+        stale: dict[int, bool] = {}  # number -> can be made again
+        lost = protocol.WorkerCrashed(
+            "this value was lost: the process running your code was restarted "
+            "after an earlier fault in this test"
+        )
+
+        def usable(n: int) -> bool:
+            op = self._ops[n]
+            if op.state == "failed":
+                return False
+            if op.state == "pending" or self._live(op):
+                return True
+            if n not in stale:
+                stale[n] = op.kind in ("root", "builtin", "code") or (
+                    op.kind == "getattr" and all(usable(i) for i in op.inputs)
+                )
+            return stale[n]
+
+        keep: list[_Op] = []
+        for op in batch:
+            if all(usable(i) for i in op.inputs):
+                keep.append(op)
+                continue
+            inputs_failed = any(self._ops[i].state == "failed" for i in op.inputs)
+            op.state, op.fault = "failed", None if inputs_failed else lost
+            self._failures += 1
+        remade = [self._ops[n] for n in sorted(stale) if stale[n]]
+        return [*remade, *keep]
 
     def _send(
         self, message: dict[str, Any], label: str, batch: list[_Op], asked: list[int]
@@ -240,26 +277,47 @@ class Session:
             return protocol.StudentError("Exception", "an operation it needs failed")
         return None
 
-    def label_of(self, number: int) -> str:
-        return self.expression(number)
-
     # -- reproducers
-    def expression(self, number: int) -> str:
-        """The Python expression of one operation, its inputs written out in full."""
-        op = self._ops[number]
-        return op.render(lambda n: self._wrapped(n, op.precedence))
+    def _texts(self, order: Sequence[int], named: dict[int, str], limit: int = 0) -> dict[int, str]:
+        """The text of each operation of ``order`` (inputs first), inputs written inline
+        unless ``named``; cut to ``limit`` characters when given (for one-line labels)."""
+        texts: dict[int, str] = {}
 
-    def _wrapped(self, number: int, context: str) -> str:
+        def shown(n: int, context: str) -> str:
+            if n in named:
+                return named[n]
+            op = self._ops[n]
+            text = texts[n]
+            if _PRECEDENCE[op.precedence] < _PRECEDENCE.get(context, 4) or (
+                op.precedence != "atom" and op.precedence == context
+            ):
+                return f"({text})"
+            return text
+
+        for n in order:
+            op = self._ops[n]
+            text = op.render(lambda m, p=op.precedence: shown(m, p))  # type: ignore[misc]
+            texts[n] = text if not limit or len(text) <= limit else text[: limit - 3] + "..."
+        return texts
+
+    def expression(self, number: int, limit: int = 200) -> str:
+        """The Python expression of one operation, its inputs written out inline."""
+        return self._texts(sorted(self._deps(number)), {}, limit)[number]
+
+    def callee(self, number: int) -> str:
+        """What a call runs, without variables: ``minitorch.operators.mul``, ``.backward``."""
+        names: list[str] = []
         op = self._ops[number]
-        text = op.render(lambda n: self._wrapped(n, op.precedence))
-        if _PRECEDENCE[op.precedence] < _PRECEDENCE.get(context, 4) or (
-            op.precedence != "atom" and op.precedence == context
-        ):
-            return f"({text})"
-        return text
+        while op.kind == "getattr" and len(names) < 8:
+            names.append(op.wire[3])
+            op = self._ops[op.inputs[0]]
+        if op.kind == "root":
+            return ".".join(["minitorch", *reversed(names)])
+        return "." + ".".join(reversed(names)) if names else "a function"
 
     def closure(self, targets: Sequence[int]) -> list[int]:
-        """The operations ``targets`` depend on, and the calls made on those objects."""
+        """The operations ``targets`` depend on, and the calls made on those objects whose
+        results nothing used (statements such as ``y.backward()``: run for their effect)."""
         needed: set[int] = set()
         stack = list(targets)
         while stack:
@@ -273,7 +331,7 @@ class Session:
         while changed:
             changed = False
             for op in self._ops.values():
-                if op.number in needed or op.number > last or op.kind != "call":
+                if op.number in needed or op.number > last or op.kind != "call" or op.uses:
                     continue
                 deps = self._deps(op.number)
                 if deps & objects:
@@ -295,54 +353,57 @@ class Session:
         return seen
 
     def lines(self, targets: Sequence[int], names: dict[int, str] | None = None) -> list[str]:
-        """Python lines reproducing ``targets``: statements, then each target's expression."""
+        """Python lines reproducing ``targets``: statements, then each target's expression.
+
+        A result used more than once, made by a call, or too long to write inline gets a
+        variable; a call whose result nothing uses is a statement (``y.backward()``)."""
         order = self.closure(targets)
         inside = set(order)
-        uses = {n: [u for u in self._ops[n].uses if u in inside] for n in order}
         named: dict[int, str] = {}
         given = dict(names or {})
-        counter = 0
         body: list[str] = []
-
-        def name_of(n: int) -> str:
-            if n in named:
-                return named[n]
-            op = self._ops[n]
-            return op.render(lambda m: wrapped(m, op.precedence))
-
-        def wrapped(n: int, context: str) -> str:
-            if n in named:
-                return named[n]
-            op = self._ops[n]
-            text = op.render(lambda m: wrapped(m, op.precedence))
-            if _PRECEDENCE[op.precedence] < _PRECEDENCE.get(context, 4) or (
-                op.precedence != "atom" and op.precedence == context
-            ):
-                return f"({text})"
-            return text
-
+        texts: dict[int, str] = {}
+        counter = 0
         for n in order:
             op = self._ops[n]
+            text = texts[n] = self._render_one(n, named, texts)
             if op.kind == "root":
                 body.append("import minitorch")
+                named[n] = "minitorch"
                 continue
-            if op.kind in ("getattr", "builtin") and n not in given:
+            if op.kind == "code" and op.name:  # a definition: its source, then its name
+                body.extend(str(op.wire[2]).rstrip().splitlines())
+                named[n] = op.name
                 continue
+            uses = [u for u in op.uses if u in inside]
             if n in targets and n not in given:
                 continue
-            statement = not uses[n] and n not in targets
-            if statement:
-                body.append(name_of(n))
-            elif n in given or op.name or len(uses[n]) > 1 or op.kind in ("call", "code"):
+            if not uses and n not in targets:
+                body.append(text)
+                continue
+            long = len(text) > 60 and op.kind != "getattr"
+            if n in given or op.kind == "call" or len(uses) > 1 or long:
                 counter += 1
-                label = given.get(n) or op.name or f"v{counter}"
-                body.append(f"{label} = {name_of(n)}")
+                label = given.get(n) or f"v{counter}"
+                body.append(f"{label} = {text}")
                 named[n] = label
-        return (
-            body
-            + [name_of(n) for n in targets if n not in given]
-            + [given[n] for n in targets if n in given]
-        )
+        tail = [given[n] if n in given else texts[n] for n in targets]
+        return body + tail
+
+    def _render_one(self, n: int, named: dict[int, str], texts: dict[int, str]) -> str:
+        op = self._ops[n]
+
+        def shown(m: int) -> str:
+            if m in named:
+                return named[m]
+            inner = self._ops[m]
+            if _PRECEDENCE[inner.precedence] < _PRECEDENCE.get(op.precedence, 4) or (
+                inner.precedence != "atom" and inner.precedence == op.precedence
+            ):
+                return f"({texts[m]})"
+            return texts[m]
+
+        return op.render(shown)
 
     def read_lines(self, limit: int = 40) -> list[str]:
         """The reproducer of the values this test read last (at most ``limit`` lines)."""
@@ -393,7 +454,7 @@ class Handle:
             parts += [f"{k}={session.text(v, t)}" for k, v in kwargs.items()]
             return f"{t(number)}({', '.join(parts)})"
 
-        return self._h_op("call", wire, inputs, render, label=_callee(session, number))
+        return self._h_op("call", wire, inputs, render, label=f"@{number}")
 
     def __getitem__(self, key: Any) -> Handle:
         session, number = self._h_session, self._h_number
@@ -527,15 +588,6 @@ class _Package(Handle):
     @property  # type: ignore[override]
     def _h_number(self) -> int:
         return self._h_session.root()._h_number
-
-
-def _callee(session: Session, number: int) -> str:
-    """``minitorch.operators.mul`` or ``.backward``: what a call runs, with no variables."""
-    text = session.expression(number)
-    if text.startswith("minitorch"):
-        return re.sub(r"\(.*", "", text)
-    tail = re.search(r"(\.\w+)$", text)
-    return tail.group(1) if tail else "a function"
 
 
 def _session_of(handles: Sequence[Handle]) -> Session:
