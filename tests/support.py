@@ -26,7 +26,14 @@ import pytest
 from hypothesis import assume, settings
 from hypothesis import strategies as st
 
-from grader.isolation.protocol import BadValue, ProbeTimeout, StudentError, WorkerCrashed
+from grader.isolation.handles import code, outcomes, reproducer
+from grader.isolation.protocol import (
+    BadValue,
+    ProbeTimeout,
+    StudentError,
+    StudentFault,
+    WorkerCrashed,
+)
 
 # --------------------------------------------------------------------------- tolerances
 # Every numeric check accepts |got - expected| <= atol + rtol * |expected|, both terms
@@ -1406,45 +1413,6 @@ def _op_cases() -> dict[str, list[tuple[list[Node], list[float], float, list[int
 
 
 OP_CASES = _op_cases()
-_HEALTHY: dict[int, tuple[str, ...]] = {}
-
-
-def healthy_ops(student: Any) -> tuple[str, ...]:
-    """The Scalar operators whose forward value and recorded inputs are right on fixed cases.
-
-    Asked through ``expression_forward``, the very probe the task-1.2 operator tests are
-    judged with, once per session. Graph tests of task 1.4 draw only these operators (and
-    the fixed shapes swap a broken one for a working one, see ``substitute_ops``), so a
-    forward mistake (task 1.2) is not charged again in task 1.4. The verdict only chooses
-    which operators a graph uses: it never lets a test pass without judging, so being wrong
-    only while it runs gains nothing.
-    """
-    key = id(student)
-    if key not in _HEALTHY:
-        broken = set()
-        for op, cases in OP_CASES.items():
-            for graph, values, _, inputs in cases:
-                try:
-                    result = student.call("expression_forward", graph, values, label=f"Scalar {op}")
-                except StudentError as error:
-                    if error.type_name == "ImportError":
-                        raise  # a file that does not import: the report says so, once
-                    broken.add(op)
-                    break
-                expect(
-                    result,
-                    {"data": ("list", ANY, len(graph)), "reaches": ("list", ANY, len(graph))},
-                    probe="expression_forward",
-                    what=f"Scalar {op}",
-                )
-                reach = result["reaches"][-1]
-                if not analyse(graph, values)[-1].value_ok(result["data"][-1]) or not (
-                    isinstance(reach, list) and sorted(map(str, reach)) == list(map(str, inputs))
-                ):
-                    broken.add(op)
-                    break
-        _HEALTHY[key] = tuple(op for op in UNARY + BINARY if op not in broken)
-    return _HEALTHY[key]
 
 
 def _operand(nodes: Sequence[Node], j: int) -> str:
@@ -1505,212 +1473,6 @@ def expression_lines(
     return lines + [line for _, line in expression_statements(nodes, outputs)]
 
 
-def expression_snippet(nodes: Sequence[Node], values: Sequence[float], d: float) -> list[str]:
-    leaves = ", ".join(f"x{i}.derivative" for i in range(len(values)))
-    return [*expression_lines(nodes, values), f"y.backward({fmt(d)}); [{leaves}]"]
-
-
-def expression_text(nodes: Sequence[Node], values: Sequence[float]) -> str:
-    """A one-line description: 'x0 = Scalar(0.5); t1 = x0 + 1.5; y = t1 * t1.log()'; a long
-    graph keeps its first and last statements and says how many it leaves out."""
-    statements = "; ".join(expression_lines(nodes, values)[1:]).split("; ")
-    if len(statements) > 14:
-        left_out = len(statements) - 10
-        statements = [*statements[:7], f"... ({left_out} more statements) ...", *statements[-3:]]
-    return "; ".join(statements)
-
-
-def expression_reply_shape(expr: Expression, points: bool) -> dict[str, Any]:
-    """What an ``expression`` reply (or one graph of ``expression_pair``) must look like."""
-    n_nodes, n_vars = len(expr.nodes), len(expr.values)
-    shape: dict[str, Any] = {
-        "data": ("list", ANY, n_nodes),
-        "reaches": ("list", ("list", int, None), n_nodes),
-        "grads": ("list", ANY, n_vars),
-    }
-    if points:
-        shape["points"] = ("list", ANY, 2 * n_vars)
-    return shape
-
-
-def check_expression_gradients(
-    expr: Expression,
-    d: float,
-    result: Any,
-    *,
-    what: str,
-    points: bool = True,
-    probe: str = "expression",
-    called: str | None = None,
-    snippet: Sequence[str] | None = None,
-) -> bool:
-    """Judge the gradients an ``expression`` probe returned (``called`` and ``snippet``: what
-    a failure says was called and how to reproduce it, when not ``y.backward(d)`` alone).
-
-    The reply is checked against its promised shape first (every list as long as the graph
-    says), so a reply cut short fails instead of leaving nothing to compare. ``points``: the
-    test asked for the forward values at central-difference points (then they must be there).
-
-    Returns False (nothing judged) when the student's forward values or graph wiring differ
-    from the trusted ones: that is a task-1.2 mistake, graded by the forward tests, and
-    gradients of a different function say nothing about backpropagation. The caller must
-    fail when no example at all was judged (``require_judged``).
-    """
-    __tracebackhide__ = True
-    if isinstance(result, dict) and "forward_error" in result:
-        expect(result, {"forward_error": str}, probe=probe, what=what)
-        return False
-    expect(result, expression_reply_shape(expr, points), probe=probe, what=what)
-    infos = expr.infos()
-    data = result["data"]
-    for info, got in zip(infos, data, strict=True):
-        if not info.value_ok(got):
-            return False
-    for info, reach in zip(infos, result["reaches"], strict=True):
-        if set(reach) != set(info.reaches):
-            return False
-    out = infos[-1]
-    if called is None:
-        called = f"y.backward({fmt(d)}) where {expression_text(expr.nodes, expr.values)}"
-    if snippet is None:
-        snippet = expression_snippet(expr.nodes, expr.values, d) if len(expr.nodes) <= 40 else []
-    grads = result["grads"]
-    expected = [d * j for j in out.jac]
-    shown = "[" + ", ".join(fmt(e) for e in expected) + "]"
-    # A log(x + 1e-6) upstream may shift each derivative by up to out.gslack[i].
-    for i, (got, exact, scale) in enumerate(zip(grads, expected, out.absjac, strict=True)):
-        atol = abs(d) * (GRAPH_RTOL * scale + 2.0 * out.gslack[i]) + 1e-12
-        if got is None and (exact == 0.0 or i not in out.reaches):
-            continue  # a leaf the output does not (effectively) depend on may stay None
-        if got is None:
-            report(
-                f"{what}: x{i}.derivative is None after backward().",
-                called=called,
-                returned=grads,
-                expected=f"{shown} (each within {atol:.2g})",
-                snippet=snippet,
-                hint="every leaf the output depends on must receive a derivative",
-            )
-        if not is_number(got) or not within(got, exact, RTOL, atol):
-            report(
-                f"{what}: x{i}.derivative is wrong after backward().",
-                called=called,
-                returned=grads,
-                expected=f"{shown} (each within {atol:.2g})",
-                snippet=snippet,
-            )
-    if not points:
-        return True
-    # Central differences of the student's own forward, as a second opinion.
-    at_points = result["points"]
-    if not all(is_number(v) for v in at_points):
-        report(
-            f"{what}: y is not a number at points near the inputs, so the derivatives could "
-            "not be compared with central differences.",
-            called=called,
-            returned=f"y.data at {fmt(expression_points(expr))}: {fmt(at_points)}",
-            expected="a number at each point",
-            snippet=snippet,
-        )
-    estimates = central_estimates(expr.values, at_points)
-    for i, ((estimate, rounding), got) in enumerate(zip(estimates, grads, strict=True)):
-        got_value = 0.0 if got is None else got
-        atol = abs(d) * (rounding + GRAPH_RTOL * out.absjac[i] + 2.0 * out.gslack[i]) + 1e-9
-        if not within(got_value, d * estimate, 1e-3, atol):
-            report(
-                f"{what}: x{i}.derivative disagrees with central differences of y.",
-                called=called,
-                returned=grads,
-                expected=f"x{i}.derivative close to {fmt(d * estimate)} "
-                f"(central difference times d_output, within {atol:.2g} + 1e-3 * |expected|)",
-                snippet=snippet,
-            )
-    return True
-
-
-def continued_lines(expr: Expression, k: int, d_first: float, d: float) -> list[str]:
-    """The shell lines of ``expression_continued``: the first graph, t<k>.backward(d_first),
-    the leaves' derivatives set back to None, the second graph and y.backward(d)."""
-    nodes, values = expr.nodes, expr.values
-    statements = expression_statements(nodes, [k, len(nodes) - 1])
-    split = sum(1 for j, _ in statements if j <= k)
-    leaves = [f"x{i}" for i in range(len(values))]
-    return [
-        "from minitorch import Scalar",
-        "; ".join(f"x{i} = Scalar({fmt(v)})" for i, v in enumerate(values)),
-        *(line for _, line in statements[:split]),
-        f"t{k}.backward({fmt(d_first)})",
-        "; ".join(f"{x}.derivative = None" for x in leaves) + "  # as optim.SGD.zero_grad()",
-        *(line for _, line in statements[split:]),
-        f"y.backward({fmt(d)}); [{', '.join(f'{x}.derivative' for x in leaves)}]",
-    ]
-
-
-def continued_checked(
-    student: Any, expr: Expression, k: int, d_first: float, d: float, *, label: str
-) -> bool:
-    """Judge ``expression_continued``: backward on a first graph (the nodes up to k), the
-    leaves' derivatives set back to None, then backward on a second graph built on top of
-    the first one's Scalars must give the second graph's derivatives, as on a fresh graph:
-    nothing of the first pass may stay behind on the shared Scalars (a derivative kept on
-    an intermediate Scalar and added to the next time). Leaf derivatives are only compared
-    after zeroing (accumulation across backward calls is not tested, minitorch-api.md).
-    False when nothing could be judged (a forward mistake, task 1.2's)."""
-    __tracebackhide__ = True
-    nodes, values = expr.nodes, expr.values
-    first = Expression(nodes[: k + 1], values)
-    lines = continued_lines(expr, k, d_first, d)
-    called = "; ".join(lines[1:])
-    with pointing(lambda: scalar_order_pointer(student, expr)):
-        out = ask(
-            student,
-            "expression_continued",
-            nodes,
-            values,
-            k,
-            d_first,
-            d,
-            label=label,
-            called=called,
-            snippet=lines if len(nodes) <= 40 else (),
-        )
-        probe = "expression_continued"
-        if isinstance(out, dict) and "forward_error" in out:
-            expect(out, {"forward_error": str}, probe=probe, what=label)
-            return False
-        n, n_vars = len(nodes), len(values)
-        expect(
-            out,
-            {
-                "data": ("list", ANY, n),
-                "reaches": ("list", ("list", int, None), n),
-                "first": ("list", ANY, n_vars),
-                "grads": ("list", ANY, n_vars),
-            },
-            probe=probe,
-            what=label,
-        )
-        head = {
-            "data": out["data"][: k + 1],
-            "reaches": out["reaches"][: k + 1],
-            "grads": out["first"],
-        }
-        if not check_expression_gradients(
-            first, d_first, head, what=f"{label} on the first graph", points=False, probe=probe
-        ):
-            return False
-        return check_expression_gradients(
-            expr,
-            d,
-            {"data": out["data"], "reaches": out["reaches"], "grads": out["grads"]},
-            what=f"{label} on a second graph built on the first (after zeroing the leaves)",
-            points=False,
-            probe=probe,
-            called=called,
-            snippet=lines if len(nodes) <= 40 else [],
-        )
-
-
 class Tally:
     """The examples a graph test tried and those it could judge (``require_judged``), overall
     and among the informative ones: graphs whose output depends on an input, by the trusted
@@ -1763,23 +1525,6 @@ def require_judged(tally: Tally, what: str = "Scalar.backward") -> None:
             )
 
 
-def graph_ops(student: Any) -> tuple[str, ...]:
-    """The operators a graph test of task 1.4 may use (see ``healthy_ops``).
-
-    Fails the test when no operator works at all: there is nothing to backpropagate
-    through, and a test that cannot judge never passes.
-    """
-    __tracebackhide__ = True
-    ops = healthy_ops(student)
-    if not ops:
-        pytest.fail(
-            "Scalar.backward could not be checked: no Scalar operator gives the right "
-            "forward value with its inputs recorded. Fix the forward tests (task 1.2) first.",
-            pytrace=False,
-        )
-    return ops
-
-
 # Replacements for an operator whose forward is wrong, in order of preference: each keeps the
 # fixed shapes inside every op's domain (inputs in [0.2, 2], values in the shapes below 50).
 _SUBSTITUTES = {
@@ -1819,14 +1564,6 @@ def substitute_ops(nodes: Sequence[Node], ops: Sequence[str]) -> list[Node]:
             )
         out.append([swap, *node[1:]])
     return out
-
-
-def shape_ops(nodes: Sequence[Node]) -> list[str]:
-    return sorted({n[0] for n in nodes if n[0] not in ("var", "num")})
-
-
-def expression_points(expr: Expression) -> list[list[float]]:
-    return central_points(expr.values)
 
 
 # --------------------------------------------------------------------------- variable graphs
@@ -2171,73 +1908,624 @@ def _expression_name(nodes: Sequence[Node], j: int) -> str:
     return "y" if j == len(nodes) - 1 else _operand(nodes, j)
 
 
-def scalar_order_pointer(student: Any, expr: Expression) -> str:
-    """A pointer at topological_sort when it is wrong on a failing Scalar graph, with the
-    usual cause when it leaves out Scalars that the stand-in tests cannot catch: a
-    membership test that goes through ``Scalar.__eq__``."""
-    nodes = expr.nodes
-    var_node = {}
-    for j, node in enumerate(nodes):
-        if node[0] == "var":
-            var_node.setdefault(node[1], j)
-    expected: set[int] = set()
-    stack = [len(nodes) - 1]
-    while stack:
-        j = stack.pop()
-        node = nodes[j]
-        if node[0] == "num" or j in expected:
-            continue
-        if node[0] == "var":
-            expected.add(var_node[node[1]])
-            continue
-        expected.add(j)
-        stack.extend(node[1:])
-    try:
-        order = student.call("expression_order", nodes, expr.values, label="topological_sort")
-    except StudentError as exc:
-        return f"topological_sort(y) raised {exc.type_name} on this graph (see its tests)"
-    name = functools.partial(_expression_name, nodes)
-    membership = (
-        "; if it passes the topological_sort tests, look for a membership test such as "
-        "`v in visited`: `in` compares Scalars with ==, and Scalar == builds an EQ "
-        "Scalar that is true whenever two values are equal. Keep unique_ids in a set"
-    )
-    return _order_problem(order, len(nodes) - 1, expected, name, membership)
+# --------------------------------------------------------------------------- test_scalar*.py 1.4
+# tests/test_scalar.py and tests/hidden/test_scalar_hidden.py, task 1.4: Scalar graphs over
+# handles.
+# A graph (``Expression``, drawn above) is built on the trusted side by applying handle
+# operators to Scalar handles (``x0 * 1.5``, ``t2.log()``); backward runs in the student's
+# process, and only plain numbers come back, in one round trip per example, to be judged
+# against the exact derivatives computed here (``analyse``). Task attribution: graphs use
+# only operators whose forward works (``graph_ops``, else task 1.2's), a graph whose forward
+# values differ from the trusted ones is not judged (``most_judged`` counts), and when
+# chain_rule is wrong (task 1.3's) a backward pass is judged in parts (``_in_parts``).
+_APPLY: dict[str, Callable[..., Any]] = {
+    "neg": lambda a: -a,
+    "log": lambda a: a.log(),
+    "exp": lambda a: a.exp(),
+    "sigmoid": lambda a: a.sigmoid(),
+    "relu": lambda a: a.relu(),
+    "add": lambda a, b: a + b,
+    "sub": lambda a, b: a - b,
+    "mul": lambda a, b: a * b,
+    "div": lambda a, b: a / b,
+    "lt": lambda a, b: a < b,
+    "gt": lambda a, b: a > b,
+    "eq": lambda a, b: a == b,
+}
+# Trusted code run beside the student's objects (handles.code), read only where nothing
+# else can: the leaves a Scalar's history reaches, a function's name and inputs, ids.
+_REACHES = """
+def reaches(node, *leaves):
+    seen, stack, found = set(), [node], set()
+    while stack and len(seen) < 5000:
+        v = stack.pop()
+        if id(v) not in seen:
+            seen.add(id(v))
+            found.update(i for i, x in enumerate(leaves) if x is v)
+            stack.extend(getattr(getattr(v, "history", None), "inputs", None) or ())
+    return sorted(found)
+"""
+_MADE_BY = "lambda h: [getattr(h.last_fn, '__name__', None), [x.data for x in h.inputs]]"
+_IDS = "lambda order, *nodes: [[id(v) for v in order], [id(n) for n in nodes]]"
+_ZERO = "lambda *xs: [setattr(x, 'derivative', None) for x in xs]"
+_LINEAR = """
+class Linear(minitorch.ScalarFunction):
+    @staticmethod
+    def forward(ctx, *xs):
+        ctx.save_for_backward(*(2.0, -5.0, 0.5)[: len(xs)])
+        return sum(c * x for c, x in zip((2.0, -5.0, 0.5), xs))
+
+    @staticmethod
+    def backward(ctx, d):
+        grads = tuple(c * d for c in ctx.saved_values)
+        return grads[0] if len(grads) == 1 else grads
+"""
+_PAIRS = "lambda pairs, *xs: [[[i for i, x in enumerate(xs) if x is v][:1], g] for v, g in pairs]"
 
 
-def expression_checked(
-    student: Any, expr: Expression, d: float, own_chain_rule: bool, *, label: str, called: str
-) -> bool:
-    """Build ``expr`` with Scalars, call backward(d) and judge the gradients, pointing at
-    topological_sort when it is what went wrong. False when nothing could be judged (a
-    forward mistake, task 1.2's; see ``check_expression_gradients``).
+class Graph:
+    """``expr`` built with handles: ``leaves`` (x0, x1, ...), ``nodes`` (a handle per node, a
+    float for a number), ``names`` for reproducers (x0, t3, y; another ``style`` for a
+    second graph)."""
 
-    When the student's chain_rule is wrong (task 1.3, ``own_chain_rule`` False), backward
-    cannot work through Scalars; the pass is judged in parts instead (``expression_in_parts``).
+    def __init__(self, mt: Any, expr: Expression, upto: int | None = None, style: str = "xty"):
+        self.mt, self.expr, self.style = mt, expr, style
+        self.leaves = [mt.Scalar(v) for v in expr.values]
+        self.nodes: list[Any] = []
+        self.names: dict[Any, str] = {h: f"{style[0]}{i}" for i, h in enumerate(self.leaves)}
+        self.extend(len(expr.nodes) if upto is None else upto)
+
+    def extend(self, upto: int) -> None:
+        last = len(self.expr.nodes) - 1
+        for j in range(len(self.nodes), upto):
+            node = self.expr.nodes[j]
+            if node[0] == "var":
+                self.nodes.append(self.leaves[node[1]])
+            elif node[0] == "num":
+                self.nodes.append(float(node[1]))
+            else:
+                self.nodes.append(_APPLY[node[0]](*[self.nodes[k] for k in node[1:]]))
+                self.names[self.nodes[j]] = self.style[2] if j == last else f"{self.style[1]}{j}"
+
+    @property
+    def y(self) -> Any:
+        return self.nodes[-1]
+
+    def data(self, start: int = 0) -> list[tuple[int, Any]]:
+        """(node, handle of its .data) for the computed nodes from ``start`` on."""
+        return [
+            (j, self.nodes[j].data)
+            for j in range(start, len(self.nodes))
+            if self.expr.nodes[j][0] not in ("var", "num")
+        ]
+
+    def forward_ok(self, data: list[tuple[int, Any]], got: Sequence[Any]) -> bool:
+        """Whether the student's forward values are the trusted ones (else task 1.2's
+        mistake: not judged). A fault that is no forward mistake is raised."""
+        infos = self.expr.infos()
+        for (j, _), value in zip(data, got, strict=True):
+            if isinstance(value, StudentFault):
+                _raise_unless_student_error(value)
+                return False
+            if not infos[j].value_ok(value):
+                return False
+        return True
+
+    def lines(self, *targets: Any) -> list[str]:
+        """The shell lines that rebuild ``targets`` (without them: the graph only)."""
+        if targets:
+            return reproducer(*targets, names=self.names)
+        return reproducer(self.y, names=self.names)[:-1]
+
+
+def _raise_unless_student_error(fault: StudentFault) -> None:
+    """A hang, a crash, the budget or a file that does not import stops the test as is."""
+    if not isinstance(fault, StudentError) or (
+        fault.type_name == "ImportError" and " could not be imported: " in fault.message
+    ):
+        raise fault
+
+
+def _called(lines: Sequence[str], targets: int = 0) -> str:
+    """The statements of reproducer ``lines`` on one line (a long graph: its ends)."""
+    statements = list(lines[1 : len(lines) - targets])
+    if len(statements) > 14:
+        statements = [*statements[:7], f"... ({len(statements) - 10} more) ...", *statements[-3:]]
+    return "; ".join(statements)
+
+
+def _shown(lines: Sequence[str]) -> list[str]:
+    return list(lines) if len(lines) <= 40 else []
+
+
+def _raised(
+    fault: Any, what: str, lines: Callable[[], list[str]], targets: int = 1, hint: str = ""
+) -> None:
+    """Fail with what student code raised (``fault``), when it is a fault; ``lines`` makes
+    the reproducer (only then: a reproducer costs more than the check)."""
+    __tracebackhide__ = True
+    if isinstance(fault, StudentFault):
+        _raise_unless_student_error(fault)
+        shown = lines()
+        raised(fault, label=what, called=_called(shown, targets), snippet=_shown(shown), hint=hint)
+
+
+# Which operators a graph may use, and how a backward pass is judged.
+_HEALTHY: dict[int, tuple[str, ...]] = {}
+
+
+def graph_ops(mt: Any) -> tuple[str, ...]:
+    """The Scalar operators whose forward value and recorded inputs are right on fixed cases
+    (``OP_CASES``), asked once per session in one round trip. Graph tests of task 1.4 draw
+    only these (the fixed shapes swap a broken one, ``substitute_ops``), so a forward mistake
+    (task 1.2) is not charged again. Fails when none works: nothing to backpropagate through.
     """
     __tracebackhide__ = True
-    if not own_chain_rule:
-        return expression_in_parts(student, expr, d, label=label, called=called)
-    with pointing(lambda: scalar_order_pointer(student, expr)):
-        out = ask(
-            student,
-            "expression",
-            expr.nodes,
-            expr.values,
-            d,
-            expression_points(expr),
-            label=label,
-            called=f"{called}; y.backward({fmt(d)})",
+    if id(mt) not in _HEALTHY:
+        reach = code(mt, _REACHES, name="reaches")
+        asked, exprs = [], []
+        for op, cases in OP_CASES.items():
+            for graph, values, expected, inputs in cases:
+                exprs.append(Expression(graph, values))
+                g = Graph(mt, exprs[-1])
+                asked.append((op, expected, inputs, g.y.data, reach(g.y, *g.leaves)))
+        got = outcomes(*[h for *_, data, reached in asked for h in (data, reached)])
+        trusted = [e.infos()[-1] for e in exprs]
+        broken = set()
+        for k, (op, _, inputs, _, _) in enumerate(asked):
+            data, reached = got[2 * k], got[2 * k + 1]
+            for value in (data, reached):
+                if isinstance(value, StudentFault):
+                    _raise_unless_student_error(value)
+            if not trusted[k].value_ok(data) or reached != inputs:
+                broken.add(op)
+        _HEALTHY[id(mt)] = tuple(op for op in UNARY + BINARY if op not in broken)
+    if not _HEALTHY[id(mt)]:
+        pytest.fail(
+            "Scalar.backward could not be checked: no Scalar operator gives the right "
+            "forward value with its inputs recorded. Fix the forward tests (task 1.2) first.",
+            pytrace=False,
         )
-        return check_expression_gradients(expr, d, out, what="Scalar.backward")
+    return _HEALTHY[id(mt)]
 
 
-# --------------------------------------------------------------------------- backward in parts
-# For a student whose chain_rule is wrong (task 1.3 loses its points for it), task 1.4's graph
-# tests judge backpropagation in parts, on the trusted side: each node's backward function
-# against closed forms, then backpropagate on stand-in variables of the same shape whose
-# chain_rule is right. Nothing of chain_rule runs in the worker for it; the leaf derivatives
-# then follow from the parts.
+_CHAIN_RULE_OK: dict[int, bool] = {}
+
+
+def chain_rule_works(mt: Any) -> bool:
+    """Whether the student's chain_rule (task 1.3) pairs each input with its derivative, on
+    a trusted linear function (one, two and three inputs, and one input used twice), once
+    per session. When it does not (task 1.3 loses its points), graph tests judge a backward
+    pass in parts (``_in_parts``): this only chooses how a pass is judged, never whether."""
+    if id(mt) not in _CHAIN_RULE_OK:
+        linear, pairs_of, d = code(mt, _LINEAR, name="Linear"), code(mt, _PAIRS), -2.5
+        asked = []
+        for values, uses in (([0.75], [0]), ([0.5, -1.5], [0, 1]), ([0.5, -1.5, 2.25], [0, 1, 2])):
+            xs = [mt.Scalar(v) for v in values]
+            inputs = tuple(xs[i] for i in uses) if len(values) > 1 else (xs[0],)
+            asked.append((_linear_node(mt, linear, inputs, values, uses), xs, uses))
+        x = mt.Scalar(0.5)
+        asked.append((_linear_node(mt, linear, (x, x), [0.5], [0, 0]), [x], [0, 0]))
+        got = outcomes(*[pairs_of(y.chain_rule(d), *xs) for y, xs, _ in asked])
+        expected = [
+            sorted([[[i], c * d] for i, c in zip(uses, (2.0, -5.0, 0.5), strict=False)])
+            for _, _, uses in asked
+        ]
+        _CHAIN_RULE_OK[id(mt)] = all(
+            isinstance(g, list)
+            and len(g) == len(e)
+            and all(isinstance(p, list) and len(p) == 2 and is_number(p[1]) for p in g)
+            and all(
+                a[0] == b[0] and within(a[1], b[1], RTOL, ATOL)
+                for a, b in zip(sorted(g, key=lambda p: (p[0], p[1])), e, strict=True)
+            )
+            for g, e in zip(got, expected, strict=True)
+        )
+    return _CHAIN_RULE_OK[id(mt)]
+
+
+def _linear_node(mt: Any, linear: Any, inputs: tuple[Any, ...], values: Any, uses: Any) -> Any:
+    """``Linear.apply(*inputs)`` built from the contract's parts (a broken ``apply`` is task
+    1.2's): a Scalar whose history holds Linear, its context and the inputs."""
+    ctx = mt.Context(False)
+    value = linear.forward(ctx, *[values[i] for i in uses])
+    return mt.Scalar(value, mt.ScalarHistory(linear, ctx, inputs))
+
+
+# The checks: each builds its graph, asks every value in one round trip, and judges.
+class _Judged:
+    """The tallies of the ``most_judged`` tests running now (innermost last)."""
+
+    stack: list[Tally] = []
+
+
+def most_judged(test: Callable[..., None]) -> Callable[..., None]:
+    """Fail a graph test unless it judged more than half of its examples (``require_judged``):
+    the checks below count each example they try."""
+
+    @functools.wraps(test)
+    def run(*args: Any, **kwargs: Any) -> None:
+        __tracebackhide__ = True
+        tally = Tally()
+        _Judged.stack.append(tally)
+        try:
+            test(*args, **kwargs)
+        finally:
+            _Judged.stack.pop()
+        require_judged(tally)
+
+    return run
+
+
+def _count(judged: bool, *exprs: Expression) -> bool:
+    if _Judged.stack:
+        _Judged.stack[-1].add(judged, *exprs)
+    return judged
+
+
+def check_backward(mt: Any, expr: Expression, d: float) -> bool:
+    """y.backward(d) on ``expr`` gives each leaf d times its exact derivative (judged in parts
+    when chain_rule is wrong). False when not judged: the forward values are not the trusted
+    ones (task 1.2's mistake)."""
+    __tracebackhide__ = True
+    if not chain_rule_works(mt):
+        return _count(_in_parts(mt, expr, d), expr)
+    g = Graph(mt, expr)
+    data = g.data()
+    g.y.backward(d)
+    derivs = [x.derivative for x in g.leaves]
+    got = outcomes(*[h for _, h in data], *derivs)
+    if not g.forward_ok(data, got[: len(data)]):
+        return _count(False, expr)
+    with pointing(lambda: _order_pointer(mt, expr)):
+        out = expr.infos()[-1]
+        judge_derivatives(out, d, got[len(data) :], lambda: g.lines(*derivs), "Scalar.backward")
+    return _count(True, expr)
+
+
+def judge_derivatives(
+    out: NodeInfo,
+    d: float,
+    got: Sequence[Any],
+    lines: Callable[[], list[str]],
+    what: str,
+    leaf: str = "x",
+) -> None:
+    """The leaves' derivatives after ``y.backward(d)`` (``out``: y's trusted NodeInfo): d times
+    the exact derivatives, within GRAPH_RTOL of the sum of |path contributions| (and the log
+    EPS upstream)."""
+    __tracebackhide__ = True
+    n = len(got)
+    for value in got:
+        _raised(value, what, lines, n)
+    expected = [d * j for j in out.jac]
+    atols = [
+        abs(d) * (GRAPH_RTOL * s + 2.0 * k) + 1e-12
+        for s, k in zip(out.absjac, out.gslack, strict=True)
+    ]
+    for i, (value, exact, atol) in enumerate(zip(got, expected, atols, strict=True)):
+        if value is None and (exact == 0.0 or i not in out.reaches):
+            continue  # a leaf the output does not (effectively) depend on may keep None
+        if is_number(value) and within(value, exact, RTOL, atol):
+            continue
+        state, shown = "None" if value is None else "wrong", lines()
+        report(
+            f"{what}: {leaf}{i}.derivative is {state} after backward().",
+            called=_called(shown, n),
+            returned=list(got),
+            expected=f"{fmt(expected)} (each within {max(atols):.2g})",
+            snippet=_shown(shown),
+            hint="every leaf the output depends on must receive a derivative"
+            if value is None
+            else "",
+        )
+
+
+def check_order(mt: Any, expr: Expression) -> bool:
+    """topological_sort(y) on the graph's own Scalars (which have their own == and no hash):
+    each Scalar y depends on once, y first, each before the Scalars it was computed from.
+    False when not judged (forward values not the trusted ones)."""
+    __tracebackhide__ = True
+    g = Graph(mt, expr)
+    data = g.data()
+    ids = code(mt, _IDS)(mt.topological_sort(g.y), *g.nodes)
+    got = outcomes(*[h for _, h in data], ids)
+    if not g.forward_ok(data, got[:-1]):
+        return _count(False, expr)
+    _judge_order(g, got[-1])
+    return _count(True, expr)
+
+
+def _order_of(g: Graph, ids: Any) -> Any:
+    """The order as node indices (-1: a Scalar that is no node, e.g. a number apply wraps)."""
+    index: dict[Any, int] = {}
+    for j, i in enumerate(ids[1]):
+        if g.expr.nodes[j][0] != "num":
+            index.setdefault(i, j)
+    return [index.get(i, -1) for i in ids[0]]
+
+
+def _judge_order(g: Graph, ids: Any) -> None:
+    __tracebackhide__ = True
+    nodes = g.expr.nodes
+    built = expression_ancestors(nodes, [len(nodes) - 1])
+    shown = {g.names[g.nodes[j]] for j in built if nodes[j][0] != "num"}
+    named = ", ".join(f"id({n}): {n!r}" for n in g.names.values() if n in shown)
+    lines = lambda: [  # noqa: E731 - made only for a failure
+        *g.lines(),
+        f"names = {{{named}}}",
+        '[names.get(id(v), "another Scalar") for v in minitorch.topological_sort(y)]',
+    ]
+    unhashable = isinstance(ids, StudentError) and "unhashable" in ids.message
+    _raised(ids, "topological_sort", lines, 1, UNHASHABLE_HINT if unhashable else "")
+    if not (
+        isinstance(ids, list)
+        and len(ids) == 2
+        and all(isinstance(x, list) for x in ids)
+        and len(ids[1]) == len(nodes)
+    ):
+        pytest.fail(
+            "topological_sort could not be checked: reading its order failed.", pytrace=False
+        )
+    order = _order_of(g, ids)
+    problem = scalar_order_problem(nodes, order)
+    if problem:
+        shown = lines()
+        report(
+            f"{problem}.",
+            called=f"topological_sort(y) where {_called(shown[:-2])}",
+            returned=brief(
+                [_expression_name(nodes, i) if i >= 0 else "another Scalar" for i in order]
+            ),
+            expected="each Scalar y depends on exactly once, y first, every Scalar before the "
+            "Scalars it was computed from",
+            snippet=_shown(shown),
+            hint="`in` on a list compares Scalars with ==, which builds an EQ Scalar: keep "
+            "unique_ids in a set instead"
+            if "left out" in problem
+            else "",
+        )
+
+
+def _order_pointer(mt: Any, expr: Expression) -> str:
+    """For a failing backward pass: what is wrong with topological_sort(y) there, or ""."""
+    g = Graph(mt, expr)
+    ids = outcomes(code(mt, _IDS)(mt.topological_sort(g.y), *g.nodes))[0]
+    problem = scalar_order_problem(expr.nodes, _order_of(g, ids)) if isinstance(ids, list) else None
+    if not problem:
+        return ""
+    membership = (
+        "; `in` compares Scalars with ==, and Scalar == builds an EQ Scalar that is true "
+        "whenever two values are equal: keep unique_ids in a set"
+        if "left out" in problem
+        else ""
+    )
+    return f"{problem.replace('topological_sort', 'your topological_sort', 1)} here{membership}"
+
+
+def check_continued(mt: Any, expr: Expression, k: int, d_first: float, d: float) -> bool:
+    """backward(d_first) on a first graph (the nodes up to k), the leaves' derivatives set
+    back to None (as optim.SGD.zero_grad), then backward(d) on a second graph built on top
+    of the first one's Scalars gives the second graph's derivatives, as on a fresh graph:
+    nothing of the first pass may stay behind on the shared Scalars. Leaf derivatives are
+    compared after zeroing only (accumulation across backward calls is not tested)."""
+    __tracebackhide__ = True
+    if not chain_rule_works(mt):
+        return _count(_in_parts(mt, expr, d), expr)
+    g = Graph(mt, expr, upto=k + 1)
+    data = g.data()
+    g.nodes[k].backward(d_first)
+    first = [x.derivative for x in g.leaves]
+    zero = code(mt, _ZERO)
+    g.names[zero] = "zero_grad"
+    zero(*g.leaves)
+    g.extend(len(expr.nodes))
+    data += g.data(k + 1)
+    g.y.backward(d)
+    second = [x.derivative for x in g.leaves]
+    got = outcomes(*[h for _, h in data], *first, *second)
+    n, m = len(data), len(g.leaves)
+    if not g.forward_ok(data, got[:n]):
+        return _count(False, expr)
+    head = Expression(expr.nodes[: k + 1], expr.values).infos()[-1]
+    with pointing(lambda: _order_pointer(mt, expr)):
+        judge_derivatives(head, d_first, got[n : n + m], lambda: g.lines(*first), "Scalar.backward")
+        judge_derivatives(
+            expr.infos()[-1],
+            d,
+            got[n + m :],
+            lambda: g.lines(*second),
+            "Scalar.backward on a second graph built on the first (after zeroing the leaves)",
+        )
+    return _count(True, expr)
+
+
+def check_two_graphs(mt: Any, first: Expression, second: Expression, d: float) -> bool:
+    """backward(d) on one graph and then backward() on another, separate one: each graph's
+    leaves get their own derivatives."""
+    __tracebackhide__ = True
+    if not chain_rule_works(mt):
+        return _count(_in_parts(mt, first, d) and _in_parts(mt, second, 1.0), first, second)
+    g1, g2 = Graph(mt, first), Graph(mt, second, style="wsz")
+    data1, data2 = g1.data(), g2.data()
+    g1.y.backward(d)
+    g2.y.backward()
+    derivs = [x.derivative for x in g1.leaves + g2.leaves]
+    got = outcomes(*[h for _, h in data1 + data2], *derivs)
+    n, m, k = len(data1), len(data1) + len(data2), len(data1) + len(data2) + len(g1.leaves)
+    if not (g1.forward_ok(data1, got[:n]) and g2.forward_ok(data2, got[n:m])):
+        return _count(False, first, second)
+    lines = functools.cache(lambda: reproducer(*derivs, names={**g1.names, **g2.names}))
+    judge_derivatives(first.infos()[-1], d, got[m:k], lines, "Scalar.backward")
+    what = "Scalar.backward on a second, separate graph"
+    judge_derivatives(second.infos()[-1], 1.0, got[k:], lines, what, leaf="w")
+    return _count(True, first, second)
+
+
+def _in_parts(mt: Any, expr: Expression, d: float) -> bool:
+    """y.backward(d) judged in parts, for a student whose chain_rule is wrong (task 1.3):
+    each node's ``last_fn._backward(ctx, u)``, u being dy/dnode times d, against its closed
+    form, and topological_sort(y) on the graph's Scalars (backpropagate itself is judged on
+    stand-in variables in test_autodiff.py). False when not judged."""
+    __tracebackhide__ = True
+    g = Graph(mt, expr)
+    data = g.data()
+    upstream = upstream_derivatives(expr, d)
+    last = len(expr.nodes) - 1
+    computed = [j for j in sorted(expression_ancestors(expr.nodes, [last])) if j in dict(data)]
+    made_by = code(mt, _MADE_BY)
+    parts = []
+    for j in computed:
+        history = g.nodes[j].history
+        parts.append((made_by(history), history.last_fn._backward(history.ctx, upstream[j])))
+    ids = code(mt, _IDS)(mt.topological_sort(g.y), *g.nodes)
+    got = outcomes(*[h for _, h in data], *[h for p in parts for h in p], ids)
+    if not g.forward_ok(data, got[: len(data)]):
+        return False
+    for k, j in enumerate(computed):
+        made, grads = got[len(data) + 2 * k : len(data) + 2 * k + 2]
+        name = g.names[g.nodes[j]]
+        ref = f"{name}.history"
+        call = f"{ref}.last_fn._backward({ref}.ctx, {fmt(upstream[j])})"
+        lines = functools.cache(
+            lambda j=j, call=call: [*reproducer(g.nodes[j], names=g.names)[:-1], call]
+        )
+        if isinstance(made, StudentFault) or not (
+            isinstance(made, list) and len(made) == 2 and isinstance(made[1], list)
+        ):
+            _raised(made, "Scalar history", lines)
+            report(
+                f"{name} has no usable history: no function with its inputs to call backward on.",
+                called=_called(lines(), 1),
+                returned=made,
+                expected="a Scalar made by a ScalarFunction's apply, whose history records "
+                "its function, context and inputs",
+                snippet=_shown(lines()),
+            )
+        fn, inputs = made
+        op = FUNCTION_OPS.get(fn) if isinstance(fn, str) else None
+        node = expr.nodes[j]
+        if op is None and len(inputs) == len(node) - 1:
+            op = node[0]  # a function of the student's own (a Sub), on the node's operands
+        if op is None or len(inputs) != _ARITY[op] or not all(is_number(x) for x in inputs):
+            report(
+                f"Scalar.backward could not be checked at {name}: it is made by {fn}, which "
+                "is not one of the template's ScalarFunctions, and your chain_rule is wrong "
+                "(see the task 1.3 tests), so backward cannot be followed through it either.",
+                called=_called(lines(), 1),
+                returned=made,
+                expected="a Scalar made by Add, Mul, Inv, Neg, Log, Exp, Sigmoid, ReLU, LT or EQ",
+                snippet=_shown(lines()),
+                hint="fix chain_rule first: then this test runs backward() on the graph itself",
+            )
+        args = inputs  # the values its function saw (a - b may be a + (-b), 2 * x be x * 2)
+        _raised(grads, f"{fn}.backward", lines)
+        if isinstance(grads, list) and len(grads) == 1 and isinstance(grads[0], list):
+            grads = grads[0]  # wrap_tuple of a list
+        function = FUNCTIONS.get(fn) if isinstance(fn, str) else None
+        u = upstream[j]
+        rtol, atol = (
+            function.backward_tolerance(args, u)
+            if function is not None
+            else (RTOL + DERIV_RTOL, ATOL * max(1.0, abs(u)))
+        )
+        grads = grads if isinstance(grads, list) else [grads]
+        expected = [u * x for x in local_derivatives(op, *args)]
+        if len(grads) == len(expected) and all(
+            is_number(a) and within(a, b, rtol, atol) for a, b in zip(grads, expected, strict=True)
+        ):
+            continue
+        check_numbers(
+            grads,
+            expected,
+            what=f"Scalar.backward: {fn}.backward at {name}",
+            called=f"{call} where {_called(lines(), 1)} (d_output {fmt(u)} is dy/d{name} "
+            "times the d_output of y.backward)",
+            rtol=rtol,
+            atol=atol,
+            snippet=_shown(lines()),
+            hint="your chain_rule is wrong (see the task 1.3 tests), so this test checks each "
+            "backward function of the graph on its own: it returns d_output times the local "
+            "derivative, one per input",
+        )
+    _judge_order(g, got[-1])
+    return True
+
+
+def check_function_backward(mt: Any, name: str, cases: Sequence[tuple[list[float], float]]) -> None:
+    """``name``.backward after its forward on one Context, for each (args, d) of ``cases``:
+    d times the closed-form local derivatives, one per input. Where the forward is wrong
+    (task 1.2's), on a Context holding the usual saved values instead (``_with_saved``)."""
+    __tracebackhide__ = True
+    fn, function = FUNCTIONS[name], getattr(mt, name)
+    made = []
+    for args, d in cases:
+        ctx = mt.Context()
+        made.append((ctx, function.forward(ctx, *args), function.backward(ctx, d)))
+    got = outcomes(*[h for _, forward, grads in made for h in (forward, grads)])
+    for k, ((args, d), (ctx, _, grads)) in enumerate(zip(cases, made, strict=True)):
+        forward, backward = got[2 * k], got[2 * k + 1]
+        rtol, atol = fn.forward_tolerance(args)
+        if isinstance(forward, StudentFault):
+            _raise_unless_student_error(forward)
+        if not (is_number(forward) and within(forward, fn.forward(*args), rtol, atol)):
+            _with_saved(mt, name, args, d, forward)
+            continue
+        lines = functools.cache(lambda grads=grads, ctx=ctx: reproducer(grads, names={ctx: "ctx"}))
+        _raised(backward, f"{name}.backward", lines, 0)
+        rtol, atol = fn.backward_tolerance(args, d)
+        backward = backward if isinstance(backward, list) else [backward]
+        expected = fn.grads(*args, d)
+        if len(backward) == len(expected) and all(
+            is_number(a) and within(a, b, rtol, atol)
+            for a, b in zip(backward, expected, strict=True)
+        ):
+            continue
+        check_numbers(
+            backward,
+            expected,
+            what=f"{name}.backward",
+            called=_called(lines()),
+            rtol=rtol,
+            atol=atol,
+            snippet=lines(),
+            hint="backward returns d_output times the local derivative, one per input",
+        )
+
+
+def _with_saved(mt: Any, name: str, args: list[float], d: float, forward: Any) -> None:
+    """Backward must give the closed form from a Context holding the inputs, the output, or
+    both (the usual things a forward saves), for a student whose forward is wrong."""
+    __tracebackhide__ = True
+    fn, function = FUNCTIONS[name], getattr(mt, name)
+    expected = fn.grads(*args, d)
+    rtol, atol = fn.backward_tolerance(args, d)
+    tries = []
+    for saved in (args, [fn.forward(*args)], [*args, fn.forward(*args)]):
+        ctx = mt.Context()
+        ctx.save_for_backward(*saved)
+        tries.append((saved, function.backward(ctx, d)))
+    tried = []
+    for (saved, _), grads in zip(tries, outcomes(*[h for _, h in tries]), strict=True):
+        if isinstance(grads, StudentFault):
+            _raise_unless_student_error(grads)
+            tried.append(f"ctx.saved_values = {fmt(tuple(saved))}: raised {grads.type_name}")
+            continue
+        grads = grads if isinstance(grads, list) else [grads]
+        if len(grads) == len(expected) and all(
+            is_number(g) and within(g, e, rtol, atol) for g, e in zip(grads, expected, strict=True)
+        ):
+            return
+        tried.append(f"ctx.saved_values = {fmt(tuple(saved))}: returned {fmt(grads)}")
+    shown = f"raised {forward.type_name}" if isinstance(forward, StudentError) else fmt(forward)
+    report(
+        f"{name}.backward is wrong (and {name}.forward too, see the task 1.2 tests).",
+        called=f"{name}.backward(ctx, {fmt(d)}) for the input(s) {fmt(args)}",
+        returned="; ".join(tried),
+        expected=f"{fmt(list(expected))} ({tolerance_text(rtol, atol)})",
+        hint=f"{name}.forward gave {shown} here, so its ctx could not be used either",
+    )
+
 
 #: The template's ScalarFunctions, by name, and the operation whose closed form each has.
 FUNCTION_OPS = {
@@ -2272,173 +2560,6 @@ def upstream_derivatives(expr: Expression, d: float) -> list[float]:
         for k, g in zip(node[1:], local, strict=True):
             adjoint[k] += g * adjoint[j]
     return adjoint
-
-
-def stand_in_graph(expr: Expression) -> tuple[list[VarNode], list[str]]:
-    """The stand-in variable graph of ``expr``: one leaf per input (and per number, which
-    apply wraps as a leaf Scalar), one node per operation, weighted by its exact local
-    derivatives; the output last. Also what each variable stands for (``x0``, ``1.5``,
-    ``t3``, ``y``)."""
-    infos = expr.infos()
-    graph: list[VarNode] = []
-    names: list[str] = []
-    where: dict[int, int] = {}
-    canon = _canonical_nodes(expr.nodes)
-    for j, node in enumerate(expr.nodes):
-        if canon[j] != j:
-            where[j] = where[canon[j]]
-            continue
-        where[j] = len(graph)
-        names.append(_expression_name(expr.nodes, j))
-        if node[0] in ("var", "num"):
-            graph.append(["leaf"])
-        else:
-            local = local_derivatives(node[0], *_operand_values(infos, node))
-            weights = [[where[k], float(g)] for k, g in zip(node[1:], local, strict=True)]
-            graph.append(["node", weights])
-    output = where[len(expr.nodes) - 1]
-    if output != len(graph) - 1:
-        graph.append(["node", [[output, 1.0]]])
-        names.append("y")
-    return graph, names
-
-
-def _local_reference(nodes: Sequence[Node], j: int, path: Sequence[int]) -> str:
-    """How the student reaches a Scalar made for node j in a shell: ``t3``, ``y``,
-    ``t3.history.inputs[1]`` (the ``-b`` of ``a + (-b)``)."""
-    return _expression_name(nodes, j) + "".join(f".history.inputs[{p}]" for p in path)
-
-
-def _local_closed_form(
-    nodes: Sequence[Node], j: int, entry: dict[str, Any]
-) -> tuple[str, Function | None] | None:
-    """The operation whose closed form an entry of ``expression_locals`` must follow, and the
-    Function whose tolerance applies; None when the tests do not know its function."""
-    fn, inputs = entry["fn"], entry["inputs"]
-    op = FUNCTION_OPS.get(fn) if isinstance(fn, str) else None
-    if op is not None and len(inputs) == _ARITY[op]:
-        return op, FUNCTIONS[fn]
-    # A function of the student's own (a Sub, a Div) made straight from the node's operands.
-    node = nodes[j]
-    direct = [k if nodes[k][0] != "num" else -1 for k in node[1:]]
-    if not entry["path"] and list(inputs) == direct:
-        return node[0], None
-    return None
-
-
-def check_locals(
-    expr: Expression, d: float, upstream: Sequence[float], result: Any, *, what: str
-) -> bool:
-    """Judge the reply of ``expression_locals``: each backward function of the graph, called
-    with the derivative of y with respect to its node (times d) as d_output, must return
-    that times its local derivatives (task 1.4). False (nothing judged) when the forward
-    values or the wiring differ from the trusted ones, as ``check_expression_gradients``."""
-    __tracebackhide__ = True
-    probe = "expression_locals"
-    if isinstance(result, dict) and "forward_error" in result:
-        expect(result, {"forward_error": str}, probe=probe, what=what)
-        return False
-    n = len(expr.nodes)
-    entry_shape = {
-        "fn": ANY,
-        "path": ("list", int, None),
-        "inputs": ("list", int, None),
-        "data": list,
-        "grads": list,
-    }
-    expect(
-        result,
-        {
-            "data": ("list", ANY, n),
-            "reaches": ("list", ("list", int, None), n),
-            "locals": ("list", ANY, n),
-        },
-        probe=probe,
-        what=what,
-    )
-    infos = expr.infos()
-    for info, got, reach in zip(infos, result["data"], result["reaches"], strict=True):
-        if not info.value_ok(got) or set(reach) != set(info.reaches):
-            return False
-    nodes = expr.nodes
-    computed = [j for j, node in enumerate(nodes) if node[0] not in ("var", "num")]
-    for j in computed:
-        entries = expect(result["locals"][j], ("list", entry_shape, None), probe=probe, what=what)
-        for entry in entries:
-            inputs, data = entry["inputs"], entry["data"]
-            if len(data) != len(inputs) or not all(is_number(x) for x in data):
-                unusable(
-                    f"the inputs of a Scalar of node {j} are not numbers", probe=probe, what=what
-                )
-            if not all(k == -1 or 0 <= k < j for k in inputs):
-                unusable(f"node {j} has an input that is no earlier node", probe=probe, what=what)
-            if not all(k < 0 or infos[k].value_ok(x) for k, x in zip(inputs, data, strict=True)):
-                return False  # an input's value differs from its node's: not judged
-    text = expression_text(nodes, expr.values)
-    for j in computed:
-        entries = result["locals"][j]
-        name = _local_reference(nodes, j, [])
-        if not entries:
-            report(
-                f"{what}: {name} has no history: its last_fn is None, so there is no "
-                "backward function to call.",
-                called=text,
-                returned=f"{name}.history.last_fn is None",
-                expected="a Scalar made by a ScalarFunction's apply, whose history records "
-                "its function, context and inputs",
-                snippet=[*expression_lines(nodes, expr.values, [n - 1, j]), f"{name}.history"]
-                if n <= 40
-                else [],
-            )
-        for entry in entries:
-            _check_local(expr, j, entry, upstream[j], what=what, text=text)
-    return True
-
-
-def _check_local(
-    expr: Expression, j: int, entry: dict[str, Any], u: float, *, what: str, text: str
-) -> None:
-    """One Scalar's ``last_fn._backward(ctx, u)``: u times its closed-form local derivatives."""
-    __tracebackhide__ = True
-    nodes = expr.nodes
-    ref = _local_reference(nodes, j, entry["path"])
-    call = f"{ref}.history.last_fn._backward({ref}.history.ctx, {fmt(u)})"
-    shown = expression_lines(nodes, expr.values, [len(nodes) - 1, j])
-    snippet = [*shown, call] if len(nodes) <= 40 else []
-    fn = entry["fn"] if isinstance(entry["fn"], str) else "its function"
-    form = _local_closed_form(nodes, j, entry)
-    if form is None:
-        report(
-            f"{what} could not be checked at {ref}: it is made by {fn}, which is not one of "
-            "the template's ScalarFunctions, and your chain_rule is wrong (see the task 1.3 "
-            "tests), so backward cannot be followed through it either.",
-            called=f"{call} where {text}",
-            returned=entry["grads"],
-            expected="a Scalar made by Add, Mul, Inv, Neg, Log, Exp, Sigmoid, ReLU, LT or EQ",
-            snippet=snippet,
-            hint="fix chain_rule first: then this test runs backward() on the graph itself",
-        )
-    op, function = form
-    args = entry["data"]
-    local = local_derivatives(op, *args)
-    expected = [u * g for g in local]
-    if function is not None:
-        rtol, atol = function.backward_tolerance(args, u)
-    else:
-        rtol, atol = RTOL + DERIV_RTOL, ATOL * max(1.0, abs(u))
-    check_numbers(
-        entry["grads"],
-        expected,
-        what=f"{what}: {fn}.backward at {ref}",
-        called=f"{call} where {text} (d_output {fmt(u)} is dy/d{ref.split('.')[0]} times "
-        f"the d_output of y.backward)",
-        rtol=rtol,
-        atol=atol,
-        snippet=snippet,
-        hint="your chain_rule is wrong (see the task 1.3 tests), so this test checks each "
-        "backward function of the graph on its own: it returns d_output times the local "
-        "derivative, one per input",
-    )
 
 
 def _canonical_nodes(nodes: Sequence[Node]) -> list[int]:
@@ -2488,25 +2609,6 @@ def scalar_order_problem(nodes: Sequence[Node], order: Any) -> str | None:
     return None
 
 
-def _scalar_order_snippet(expr: Expression) -> list[str]:
-    """The shell lines that build ``expr`` and name what topological_sort(y) returns."""
-    nodes = expr.nodes
-    if len(nodes) > 40:
-        return []
-    built = expression_ancestors(nodes, [len(nodes) - 1])  # the operations the lines build
-    named = ", ".join(
-        f'("{_expression_name(nodes, j)}", {_expression_name(nodes, j)})'
-        for j, node in enumerate(nodes)
-        if (node[0] == "var" or j in built) and _canonical_nodes(nodes)[j] == j
-    )
-    return [
-        *expression_lines(nodes, expr.values),
-        "from minitorch import topological_sort",
-        f"names = {{id(v): n for n, v in [{named}]}}",
-        '[names.get(id(v), "another Scalar") for v in topological_sort(y)]',
-    ]
-
-
 #: Said when topological_sort raises TypeError: unhashable type: 'Scalar'.
 UNHASHABLE_HINT = (
     "a Scalar cannot go in a set or be a dict key: Scalar defines __eq__ (it builds an EQ "
@@ -2514,125 +2616,8 @@ UNHASHABLE_HINT = (
 )
 
 
-def _ask_scalar_order(student: Any, probe: str, expr: Expression, call: str, snippet: Any) -> Any:
-    """``probe`` (expression_order or scalar_order) on ``expr``; a failure names the call."""
-    __tracebackhide__ = True
-    try:
-        return student.call(probe, expr.nodes, expr.values, label="topological_sort")
-    except StudentError as exc:
-        unhashable = exc.type_name == "TypeError" and "unhashable" in exc.message
-        hint = UNHASHABLE_HINT if unhashable else ""
-        raised(exc, label="topological_sort", called=call, snippet=snippet, hint=hint)
-    except ProbeTimeout as exc:
-        timed_out(exc, called=call, snippet=snippet)
-
-
-def _judge_scalar_order(expr: Expression, order: Any, *, call: str, snippet: Any) -> None:
-    """Fail with the student's message when ``order`` is no right topological_sort(y)."""
-    __tracebackhide__ = True
-    nodes = expr.nodes
-    problem = scalar_order_problem(nodes, order)
-    if problem:
-        shown = (
-            brief([_expression_name(nodes, i) if i >= 0 else "another Scalar" for i in order])
-            if isinstance(order, list) and all(is_number(i) for i in order)
-            else order
-        )
-        report(
-            f"{problem}.",
-            called=call,
-            returned=shown,
-            expected="each Scalar y depends on exactly once, y first, every Scalar before the "
-            "Scalars it was computed from",
-            snippet=snippet,
-            hint="`in` on a list compares Scalars with ==, which builds an EQ Scalar: keep "
-            "unique_ids in a set instead"
-            if "left out" in problem
-            else "",
-        )
-
-
-def check_scalar_order(student: Any, expr: Expression, *, called: str) -> None:
-    """topological_sort(y) on the graph's own Scalars (task 1.4), for the graphs judged in
-    parts: backpropagate runs on stand-ins there, which are no Scalars (a membership test
-    through Scalar ``==`` only goes wrong on Scalars)."""
-    __tracebackhide__ = True
-    snippet = _scalar_order_snippet(expr)
-    call = f"topological_sort(y) where {called}"
-    order = _ask_scalar_order(student, "expression_order", expr, call, snippet)
-    _judge_scalar_order(expr, order, call=call, snippet=snippet)
-
-
-def scalar_order_checked(student: Any, expr: Expression, *, called: str) -> bool:
-    """topological_sort(y) on the graph's own Scalars (task 1.4): the stand-in variables of
-    the topological_sort tests are hashable and have no ``==`` of their own, Scalars have
-    both (a sort keyed on the Scalars themselves raises TypeError: unhashable). Judged only
-    when the student's forward values and wiring are the trusted ones (else task 1.2's
-    mistake: False, nothing judged, as ``check_expression_gradients``)."""
-    __tracebackhide__ = True
-    snippet = _scalar_order_snippet(expr)
-    call = f"topological_sort(y) where {called}"
-    out = _ask_scalar_order(student, "scalar_order", expr, call, snippet)
-    if isinstance(out, dict) and "forward_error" in out:
-        expect(out, {"forward_error": str}, probe="scalar_order", what="topological_sort")
-        return False
-    n = len(expr.nodes)
-    expect(
-        out,
-        {
-            "data": ("list", ANY, n),
-            "reaches": ("list", ("list", int, None), n),
-            "order": ANY,
-        },
-        probe="scalar_order",
-        what="topological_sort",
-    )
-    for info, got, reach in zip(expr.infos(), out["data"], out["reaches"], strict=True):
-        if not info.value_ok(got) or set(reach) != set(info.reaches):
-            return False
-    _judge_scalar_order(expr, out["order"], call=call, snippet=snippet)
-    return True
-
-
-def expression_in_parts(
-    student: Any, expr: Expression, d: float, *, label: str, called: str
-) -> bool:
-    """Judge y.backward(d) on ``expr`` in parts, for a student whose chain_rule is wrong:
-    each node's backward function with d_output the derivative of y with respect to the node
-    times d (``check_locals``), then backpropagate on stand-in variables of the same shape,
-    weighted by the exact local derivatives (``stand_in_graph``). When both are right, the
-    leaf derivatives y.backward(d) would give follow. False when nothing could be judged."""
-    __tracebackhide__ = True
-    upstream = upstream_derivatives(expr, d)
-    out = ask(
-        student,
-        "expression_locals",
-        expr.nodes,
-        expr.values,
-        upstream,
-        label=label,
-        called=f"{called}; then each node's last_fn._backward(ctx, dy/dnode * {fmt(d)})",
-    )
-    if not check_locals(expr, d, upstream, out, what="Scalar.backward"):
-        return False
-    check_scalar_order(student, expr, called=called)
-    graph, names = stand_in_graph(expr)
-    output = len(graph) - 1
-    standing = brief([f"v{i} for {name}" for i, name in enumerate(names)])[1:-1]
-    backpropagate_checked(
-        student,
-        graph,
-        d,
-        called=f"backpropagate(v{output}, {fmt(d)}) on stand-in variables ({standing}) shaped "
-        f"like the graph {expression_text(expr.nodes, expr.values)}, each weighted by its "
-        f"exact local derivatives ({variable_graph_text(graph)}): your chain_rule is wrong "
-        "(see the task 1.3 tests), so backpropagation is checked with variables whose "
-        "chain_rule is right",
-        label="backpropagate",
-    )
-    return True
-
-
+# --------------------------------------------------------------------------- backward in parts
+# backpropagate on stand-in variables, pointing at topological_sort when it goes wrong.
 def backpropagate_checked(
     student: Any, graph: Sequence[VarNode], deriv: float, *, called: str, label: str
 ) -> None:
@@ -2699,42 +2684,3 @@ def chain_rule_twice_problem(pairs: Any, d: float) -> str | None:
     if not all(within(g, e, RTOL, ATOL) for g, e in zip(sorted(got), expected, strict=True)):
         return "chain_rule gave the wrong derivatives"
     return None
-
-
-_CHAIN_RULE_OK: dict[int, bool] = {}
-
-
-def chain_rule_works(student: Any) -> bool:
-    """Whether the student's chain_rule (task 1.3) is right on a few fixed cases.
-
-    Tests of task 1.4 that run whole backward passes through Scalars depend on chain_rule;
-    when it is wrong (task 1.3 already loses its points) they judge the pass in parts
-    instead (``expression_in_parts``), so a chain_rule mistake is not charged twice. The
-    verdict only chooses how a pass is judged, never whether. Computed once per session.
-    """
-    key = id(student)
-    if key not in _CHAIN_RULE_OK:
-        ok = True
-        cases = [("Lin1", [0.75]), ("Lin2", [0.5, -1.5]), ("Lin3", [0.5, -1.5, 2.25])]
-        for name, values in cases:
-            try:
-                out = student.call(
-                    "chain_rule_pairs", name, values, -2.5, label="Scalar.chain_rule"
-                )
-            except (StudentError, ProbeTimeout, WorkerCrashed, BadValue):
-                ok = False
-                break
-            expect(out, {"pairs": ANY}, probe="chain_rule_pairs", what="Scalar.chain_rule")
-            if chain_rule_problem(out["pairs"], LINEAR_COEFFS[name], -2.5):
-                ok = False
-                break
-        if ok:  # an input used twice (x * x) gets two pairs, not one merged or dropped
-            try:
-                twice = student.call("chain_rule_twice", 0.5, -2.5, label="Scalar.chain_rule")
-            except (StudentError, ProbeTimeout, WorkerCrashed, BadValue):
-                ok = False
-            else:
-                expect(twice, {"pairs": ANY}, probe="chain_rule_twice", what="Scalar.chain_rule")
-                ok = chain_rule_twice_problem(twice["pairs"], -2.5) is None
-        _CHAIN_RULE_OK[key] = ok
-    return _CHAIN_RULE_OK[key]
