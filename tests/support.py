@@ -2014,8 +2014,16 @@ class Graph:
     def lines(self, *targets: Any) -> list[str]:
         """The shell lines that rebuild ``targets`` (without them: the graph only)."""
         if targets:
-            return reproducer(*targets, names=self.names)
+            return _reproduce(*targets, names=self.names)
         return reproducer(self.y, names=self.names)[:-1]
+
+
+def _reproduce(*targets: Any, names: dict[Any, str]) -> list[str]:
+    """``reproducer``, its targets shown as one list (a shell shows the last value)."""
+    lines = reproducer(*targets, names=names)
+    if len(targets) == 1:
+        return lines
+    return [*lines[: -len(targets)], "[" + ", ".join(lines[-len(targets) :]) + "]"]
 
 
 def _raise_unless_student_error(fault: StudentFault) -> None:
@@ -2195,9 +2203,8 @@ def judge_derivatives(
     the exact derivatives, within GRAPH_RTOL of the sum of |path contributions| (and the log
     EPS upstream)."""
     __tracebackhide__ = True
-    n = len(got)
     for value in got:
-        _raised(value, what, lines, n)
+        _raised(value, what, lines)
     expected = [d * j for j in out.jac]
     atols = [
         abs(d) * (GRAPH_RTOL * s + 2.0 * k) + 1e-12
@@ -2211,7 +2218,7 @@ def judge_derivatives(
         state, shown = "None" if value is None else "wrong", lines()
         report(
             f"{what}: {leaf}{i}.derivative is {state} after backward().",
-            called=_called(shown, n),
+            called=_called(shown, 1),
             returned=list(got),
             expected=f"{fmt(expected)} (each within {max(atols):.2g})",
             snippet=_shown(shown),
@@ -2355,7 +2362,7 @@ def check_two_graphs(mt: Any, first: Expression, second: Expression, d: float) -
     n, m, k = len(data1), len(data1) + len(data2), len(data1) + len(data2) + len(g1.leaves)
     if not (g1.forward_ok(data1, got[:n]) and g2.forward_ok(data2, got[n:m])):
         return _count(False, first, second)
-    lines = functools.cache(lambda: reproducer(*derivs, names={**g1.names, **g2.names}))
+    lines = functools.cache(lambda: _reproduce(*derivs, names={**g1.names, **g2.names}))
     judge_derivatives(first.infos()[-1], d, got[m:k], lines, "Scalar.backward")
     what = "Scalar.backward on a second, separate graph"
     judge_derivatives(second.infos()[-1], 1.0, got[k:], lines, what, leaf="w")
@@ -2471,7 +2478,8 @@ def check_function_backward(mt: Any, name: str, cases: Sequence[tuple[list[float
         if not (is_number(forward) and within(forward, fn.forward(*args), rtol, atol)):
             _with_saved(mt, name, args, d, forward)
             continue
-        lines = functools.cache(lambda grads=grads, ctx=ctx: reproducer(grads, names={ctx: "ctx"}))
+        names = {ctx: "ctx", function: name}
+        lines = functools.cache(lambda grads=grads, names=names: reproducer(grads, names=names))
         _raised(backward, f"{name}.backward", lines, 0)
         rtol, atol = fn.backward_tolerance(args, d)
         backward = backward if isinstance(backward, list) else [backward]
