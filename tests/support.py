@@ -1909,31 +1909,21 @@ def _expression_name(nodes: Sequence[Node], j: int) -> str:
 
 
 # --------------------------------------------------------------------------- test_scalar*.py 1.4
-# tests/test_scalar.py and tests/hidden/test_scalar_hidden.py, task 1.4: Scalar graphs over
-# handles.
-# A graph (``Expression``, drawn above) is built on the trusted side by applying handle
-# operators to Scalar handles (``x0 * 1.5``, ``t2.log()``); backward runs in the student's
-# process, and only plain numbers come back, in one round trip per example, to be judged
-# against the exact derivatives computed here (``analyse``). Task attribution: graphs use
-# only operators whose forward works (``graph_ops``, else task 1.2's), a graph whose forward
-# values differ from the trusted ones is not judged (``most_judged`` counts), and when
-# chain_rule is wrong (task 1.3's) a backward pass is judged in parts (``_in_parts``).
+# tests/test_scalar.py and tests/hidden/test_scalar_hidden.py, task 1.4. A graph (an
+# ``Expression``) is built on the trusted side by applying handle operators to Scalar handles
+# (``x0 * 1.5``, ``t2.log()``); backward runs in the student's process and only plain numbers
+# come back, in one round trip per example, judged against the exact derivatives (``analyse``).
+# Attribution: graphs use only operators whose forward works (``graph_ops``, else task 1.2's),
+# a graph whose forward values are not the trusted ones is not judged (``most_judged``
+# counts), and when chain_rule is wrong (task 1.3's) only topological_sort is judged on a
+# graph: each backward function and backpropagate have tests of their own.
 _APPLY: dict[str, Callable[..., Any]] = {
-    "neg": lambda a: -a,
-    "log": lambda a: a.log(),
-    "exp": lambda a: a.exp(),
-    "sigmoid": lambda a: a.sigmoid(),
-    "relu": lambda a: a.relu(),
-    "add": lambda a, b: a + b,
-    "sub": lambda a, b: a - b,
-    "mul": lambda a, b: a * b,
-    "div": lambda a, b: a / b,
-    "lt": lambda a, b: a < b,
-    "gt": lambda a, b: a > b,
-    "eq": lambda a, b: a == b,
-}
-# Trusted code run beside the student's objects (handles.code), read only where nothing
-# else can: the leaves a Scalar's history reaches, a function's name and inputs, ids.
+    "neg": lambda a: -a, "log": lambda a: a.log(), "exp": lambda a: a.exp(),
+    "sigmoid": lambda a: a.sigmoid(), "relu": lambda a: a.relu(), "add": lambda a, b: a + b,
+    "sub": lambda a, b: a - b, "mul": lambda a, b: a * b, "div": lambda a, b: a / b,
+    "lt": lambda a, b: a < b, "gt": lambda a, b: a > b, "eq": lambda a, b: a == b,
+}  # fmt: skip
+# Trusted code run beside the student's objects (handles.code), for what no handle reads.
 _REACHES = """
 def reaches(node, *leaves):
     seen, stack, found = set(), [node], set()
@@ -1945,9 +1935,6 @@ def reaches(node, *leaves):
             stack.extend(getattr(getattr(v, "history", None), "inputs", None) or ())
     return sorted(found)
 """
-_MADE_BY = "lambda h: [getattr(h.last_fn, '__name__', None), [x.data for x in h.inputs]]"
-_IDS = "lambda order, *nodes: [[id(v) for v in order], [id(n) for n in nodes]]"
-_ZERO = "lambda *xs: [setattr(x, 'derivative', None) for x in xs]"
 _LINEAR = """
 class Linear(minitorch.ScalarFunction):
     @staticmethod
@@ -1961,80 +1948,73 @@ class Linear(minitorch.ScalarFunction):
         return grads[0] if len(grads) == 1 else grads
 """
 _PAIRS = "lambda pairs, *xs: [[[i for i, x in enumerate(xs) if x is v][:1], g] for v, g in pairs]"
+# the position of each Scalar of an order among the nodes, by identity (-1: no node)
+_WHERE = (
+    "lambda order, *nodes: [next((j for j, n in enumerate(nodes) if n is v), -1) for v in order]"
+)
+_ZERO = "lambda *xs: [setattr(x, 'derivative', None) for x in xs]"
 
 
 class Graph:
-    """``expr`` built with handles: ``leaves`` (x0, x1, ...), ``nodes`` (a handle per node, a
-    float for a number), ``names`` for reproducers (x0, t3, y; another ``style`` for a
-    second graph)."""
+    """``expr`` built with handles: ``leaves``, ``nodes`` (a float for a number) and their
+    ``names`` in reproducers (x0, t3, y; a second graph w0, s3, z)."""
 
-    def __init__(self, mt: Any, expr: Expression, upto: int | None = None, style: str = "xty"):
-        self.mt, self.expr, self.style = mt, expr, style
+    def __init__(self, mt: Any, expr: Expression, upto: int = 0, style: str = "xty") -> None:
+        self.expr, self.style = expr, style
         self.leaves = [mt.Scalar(v) for v in expr.values]
         self.nodes: list[Any] = []
         self.names: dict[Any, str] = {h: f"{style[0]}{i}" for i, h in enumerate(self.leaves)}
-        self.extend(len(expr.nodes) if upto is None else upto)
+        self.extend(upto or len(expr.nodes))
 
     def extend(self, upto: int) -> None:
-        last = len(self.expr.nodes) - 1
         for j in range(len(self.nodes), upto):
-            node = self.expr.nodes[j]
-            if node[0] == "var":
-                self.nodes.append(self.leaves[node[1]])
-            elif node[0] == "num":
-                self.nodes.append(float(node[1]))
-            else:
-                self.nodes.append(_APPLY[node[0]](*[self.nodes[k] for k in node[1:]]))
-                self.names[self.nodes[j]] = self.style[2] if j == last else f"{self.style[1]}{j}"
+            kind, *args = self.expr.nodes[j]
+            if kind in ("var", "num"):
+                self.nodes.append(self.leaves[args[0]] if kind == "var" else float(args[0]))
+                continue
+            self.nodes.append(_APPLY[kind](*[self.nodes[k] for k in args]))
+            last = j == len(self.expr.nodes) - 1
+            self.names[self.nodes[j]] = self.style[2] if last else f"{self.style[1]}{j}"
 
     @property
     def y(self) -> Any:
         return self.nodes[-1]
 
     def data(self, start: int = 0) -> list[tuple[int, Any]]:
-        """(node, handle of its .data) for the computed nodes from ``start`` on."""
+        """(node, handle of its .data) of each computed node from ``start`` on."""
+        kinds = [node[0] for node in self.expr.nodes]
         return [
             (j, self.nodes[j].data)
             for j in range(start, len(self.nodes))
-            if self.expr.nodes[j][0] not in ("var", "num")
+            if kinds[j] not in ("var", "num")
         ]
 
     def forward_ok(self, data: list[tuple[int, Any]], got: Sequence[Any]) -> bool:
-        """Whether the student's forward values are the trusted ones (else task 1.2's
-        mistake: not judged). A fault that is no forward mistake is raised."""
+        """Whether the student's forward values are the trusted ones (else: task 1.2's)."""
         infos = self.expr.infos()
         for (j, _), value in zip(data, got, strict=True):
             if isinstance(value, StudentFault):
                 _raise_unless_student_error(value)
-                return False
             if not infos[j].value_ok(value):
                 return False
         return True
 
     def lines(self, *targets: Any) -> list[str]:
-        """The shell lines that rebuild ``targets`` (without them: the graph only)."""
-        if targets:
-            return _reproduce(*targets, names=self.names)
-        return reproducer(self.y, names=self.names)[:-1]
-
-
-def _reproduce(*targets: Any, names: dict[Any, str]) -> list[str]:
-    """``reproducer``, its targets shown as one list (a shell shows the last value)."""
-    lines = reproducer(*targets, names=names)
-    if len(targets) == 1:
-        return lines
-    return [*lines[: -len(targets)], "[" + ", ".join(lines[-len(targets) :]) + "]"]
+        """The shell lines that rebuild ``targets`` (shown as one list), or the graph."""
+        if not targets:
+            return reproducer(self.y, names=self.names)[:-1]
+        lines = reproducer(*targets, names=self.names)
+        n = len(targets)
+        return lines if n == 1 else [*lines[:-n], "[" + ", ".join(lines[-n:]) + "]"]
 
 
 def _raise_unless_student_error(fault: StudentFault) -> None:
     """A hang, a crash, the budget or a file that does not import stops the test as is."""
-    if not isinstance(fault, StudentError) or (
-        fault.type_name == "ImportError" and " could not be imported: " in fault.message
-    ):
+    if not isinstance(fault, StudentError) or " could not be imported: " in fault.message:
         raise fault
 
 
-def _called(lines: Sequence[str], targets: int = 0) -> str:
+def _called(lines: Sequence[str], targets: int = 1) -> str:
     """The statements of reproducer ``lines`` on one line (a long graph: its ends)."""
     statements = list(lines[1 : len(lines) - targets])
     if len(statements) > 14:
@@ -2042,50 +2022,39 @@ def _called(lines: Sequence[str], targets: int = 0) -> str:
     return "; ".join(statements)
 
 
-def _shown(lines: Sequence[str]) -> list[str]:
-    return list(lines) if len(lines) <= 40 else []
-
-
-def _raised(
-    fault: Any, what: str, lines: Callable[[], list[str]], targets: int = 1, hint: str = ""
-) -> None:
-    """Fail with what student code raised (``fault``), when it is a fault; ``lines`` makes
-    the reproducer (only then: a reproducer costs more than the check)."""
+def _raised(fault: Any, what: str, lines: Callable[[], list[str]], hint: str = "") -> None:
+    """Fail with what student code raised, when ``fault`` is one; ``lines`` makes the
+    reproducer (only then: it costs more than the check)."""
     __tracebackhide__ = True
     if isinstance(fault, StudentFault):
         _raise_unless_student_error(fault)
         shown = lines()
-        raised(fault, label=what, called=_called(shown, targets), snippet=_shown(shown), hint=hint)
+        snippet = shown if len(shown) <= 40 else []
+        raised(fault, label=what, called=_called(shown), snippet=snippet, hint=hint)
 
 
-# Which operators a graph may use, and how a backward pass is judged.
 _HEALTHY: dict[int, tuple[str, ...]] = {}
+_CHAIN_RULE_OK: dict[int, bool] = {}
 
 
 def graph_ops(mt: Any) -> tuple[str, ...]:
     """The Scalar operators whose forward value and recorded inputs are right on fixed cases
-    (``OP_CASES``), asked once per session in one round trip. Graph tests of task 1.4 draw
-    only these (the fixed shapes swap a broken one, ``substitute_ops``), so a forward mistake
-    (task 1.2) is not charged again. Fails when none works: nothing to backpropagate through.
-    """
+    (``OP_CASES``), asked once per session in one round trip: graphs of task 1.4 use only
+    these (a forward mistake is task 1.2's). Fails when none works."""
     __tracebackhide__ = True
     if id(mt) not in _HEALTHY:
-        reach = code(mt, _REACHES, name="reaches")
-        asked, exprs = [], []
+        reach, asked = code(mt, _REACHES, name="reaches"), []
         for op, cases in OP_CASES.items():
-            for graph, values, expected, inputs in cases:
-                exprs.append(Expression(graph, values))
-                g = Graph(mt, exprs[-1])
-                asked.append((op, expected, inputs, g.y.data, reach(g.y, *g.leaves)))
+            for graph, values, _, inputs in cases:
+                g = Graph(mt, Expression(graph, values))
+                asked.append((op, g.expr.infos()[-1], inputs, g.y.data, reach(g.y, *g.leaves)))
         got = outcomes(*[h for *_, data, reached in asked for h in (data, reached)])
-        trusted = [e.infos()[-1] for e in exprs]
         broken = set()
-        for k, (op, _, inputs, _, _) in enumerate(asked):
-            data, reached = got[2 * k], got[2 * k + 1]
-            for value in (data, reached):
-                if isinstance(value, StudentFault):
-                    _raise_unless_student_error(value)
-            if not trusted[k].value_ok(data) or reached != inputs:
+        for (op, info, inputs, *_), data, reached in zip(asked, got[::2], got[1::2], strict=True):
+            for fault in (data, reached):
+                if isinstance(fault, StudentFault):
+                    _raise_unless_student_error(fault)
+            if not info.value_ok(data) or reached != inputs:
                 broken.add(op)
         _HEALTHY[id(mt)] = tuple(op for op in UNARY + BINARY if op not in broken)
     if not _HEALTHY[id(mt)]:
@@ -2097,54 +2066,42 @@ def graph_ops(mt: Any) -> tuple[str, ...]:
     return _HEALTHY[id(mt)]
 
 
-_CHAIN_RULE_OK: dict[int, bool] = {}
-
-
 def chain_rule_works(mt: Any) -> bool:
-    """Whether the student's chain_rule (task 1.3) pairs each input with its derivative, on
-    a trusted linear function (one, two and three inputs, and one input used twice), once
-    per session. When it does not (task 1.3 loses its points), graph tests judge a backward
-    pass in parts (``_in_parts``): this only chooses how a pass is judged, never whether."""
+    """Whether chain_rule (task 1.3) pairs each input with its derivative, on a trusted
+    linear function (one, two, three inputs, one input twice), once per session. It only
+    chooses how graphs are judged (``check_backward``), never whether. The history is built
+    from the contract's parts: a broken ``apply`` is task 1.2's."""
     if id(mt) not in _CHAIN_RULE_OK:
-        linear, pairs_of, d = code(mt, _LINEAR, name="Linear"), code(mt, _PAIRS), -2.5
-        asked = []
-        for values, uses in (([0.75], [0]), ([0.5, -1.5], [0, 1]), ([0.5, -1.5, 2.25], [0, 1, 2])):
-            xs = [mt.Scalar(v) for v in values]
-            inputs = tuple(xs[i] for i in uses) if len(values) > 1 else (xs[0],)
-            asked.append((_linear_node(mt, linear, inputs, values, uses), xs, uses))
-        x = mt.Scalar(0.5)
-        asked.append((_linear_node(mt, linear, (x, x), [0.5], [0, 0]), [x], [0, 0]))
-        got = outcomes(*[pairs_of(y.chain_rule(d), *xs) for y, xs, _ in asked])
-        expected = [
-            sorted([[[i], c * d] for i, c in zip(uses, (2.0, -5.0, 0.5), strict=False)])
-            for _, _, uses in asked
-        ]
+        linear, pairs_of, d, got, expected = (
+            code(mt, _LINEAR, name="Linear"),
+            code(mt, _PAIRS),
+            -2.5,
+            [],
+            [],
+        )
+        for uses in ([0], [0, 1], [0, 1, 2], [0, 0]):
+            xs = [mt.Scalar(0.5 - i) for i in range(max(uses) + 1)]
+            ctx = mt.Context(False)
+            value = linear.forward(ctx, *[0.5 - i for i in uses])
+            y = mt.Scalar(value, mt.ScalarHistory(linear, ctx, tuple(xs[i] for i in uses)))
+            got.append(pairs_of(y.chain_rule(d), *xs))
+            expected.append(
+                sorted([[i], c * d] for i, c in zip(uses, (2.0, -5.0, 0.5), strict=False))
+            )
         _CHAIN_RULE_OK[id(mt)] = all(
-            isinstance(g, list)
-            and len(g) == len(e)
-            and all(isinstance(p, list) and len(p) == 2 and is_number(p[1]) for p in g)
+            isinstance(pairs, list)
+            and all(isinstance(p, list) and len(p) == 2 and is_number(p[1]) for p in pairs)
+            and len(pairs) == len(want)
             and all(
                 a[0] == b[0] and within(a[1], b[1], RTOL, ATOL)
-                for a, b in zip(sorted(g, key=lambda p: (p[0], p[1])), e, strict=True)
+                for a, b in zip(sorted(pairs), want, strict=True)
             )
-            for g, e in zip(got, expected, strict=True)
+            for pairs, want in zip(outcomes(*got), expected, strict=True)
         )
     return _CHAIN_RULE_OK[id(mt)]
 
 
-def _linear_node(mt: Any, linear: Any, inputs: tuple[Any, ...], values: Any, uses: Any) -> Any:
-    """``Linear.apply(*inputs)`` built from the contract's parts (a broken ``apply`` is task
-    1.2's): a Scalar whose history holds Linear, its context and the inputs."""
-    ctx = mt.Context(False)
-    value = linear.forward(ctx, *[values[i] for i in uses])
-    return mt.Scalar(value, mt.ScalarHistory(linear, ctx, inputs))
-
-
-# The checks: each builds its graph, asks every value in one round trip, and judges.
-class _Judged:
-    """The tallies of the ``most_judged`` tests running now (innermost last)."""
-
-    stack: list[Tally] = []
+_TALLIES: list[Tally] = []  # of the ``most_judged`` tests running now
 
 
 def most_judged(test: Callable[..., None]) -> Callable[..., None]:
@@ -2154,30 +2111,28 @@ def most_judged(test: Callable[..., None]) -> Callable[..., None]:
     @functools.wraps(test)
     def run(*args: Any, **kwargs: Any) -> None:
         __tracebackhide__ = True
-        tally = Tally()
-        _Judged.stack.append(tally)
+        _TALLIES.append(Tally())
         try:
             test(*args, **kwargs)
         finally:
-            _Judged.stack.pop()
+            tally = _TALLIES.pop()
         require_judged(tally)
 
     return run
 
 
 def _count(judged: bool, *exprs: Expression) -> bool:
-    if _Judged.stack:
-        _Judged.stack[-1].add(judged, *exprs)
+    if _TALLIES:
+        _TALLIES[-1].add(judged, *exprs)
     return judged
 
 
 def check_backward(mt: Any, expr: Expression, d: float) -> bool:
-    """y.backward(d) on ``expr`` gives each leaf d times its exact derivative (judged in parts
-    when chain_rule is wrong). False when not judged: the forward values are not the trusted
-    ones (task 1.2's mistake)."""
+    """y.backward(d) gives each leaf d times its exact derivative (when chain_rule is wrong,
+    ``check_order`` instead). False when not judged (a forward mistake, task 1.2's)."""
     __tracebackhide__ = True
     if not chain_rule_works(mt):
-        return _count(_in_parts(mt, expr, d), expr)
+        return check_order(mt, expr)
     g = Graph(mt, expr)
     data = g.data()
     g.y.backward(d)
@@ -2186,25 +2141,25 @@ def check_backward(mt: Any, expr: Expression, d: float) -> bool:
     if not g.forward_ok(data, got[: len(data)]):
         return _count(False, expr)
     with pointing(lambda: _order_pointer(mt, expr)):
-        out = expr.infos()[-1]
-        judge_derivatives(out, d, got[len(data) :], lambda: g.lines(*derivs), "Scalar.backward")
+        judge_derivatives(expr, d, got[len(data) :], lambda: g.lines(*derivs))
     return _count(True, expr)
 
 
 def judge_derivatives(
-    out: NodeInfo,
+    expr: Expression,
     d: float,
     got: Sequence[Any],
     lines: Callable[[], list[str]],
-    what: str,
+    what: str = "",
     leaf: str = "x",
 ) -> None:
-    """The leaves' derivatives after ``y.backward(d)`` (``out``: y's trusted NodeInfo): d times
-    the exact derivatives, within GRAPH_RTOL of the sum of |path contributions| (and the log
-    EPS upstream)."""
+    """The leaves' derivatives after backward(d) on ``expr``: d times the exact ones, within
+    GRAPH_RTOL of the sum of |path contributions| (and the log EPS upstream)."""
     __tracebackhide__ = True
+    what = f"Scalar.backward{what}"
     for value in got:
         _raised(value, what, lines)
+    out = expr.infos()[-1]
     expected = [d * j for j in out.jac]
     atols = [
         abs(d) * (GRAPH_RTOL * s + 2.0 * k) + 1e-12
@@ -2215,13 +2170,13 @@ def judge_derivatives(
             continue  # a leaf the output does not (effectively) depend on may keep None
         if is_number(value) and within(value, exact, RTOL, atol):
             continue
-        state, shown = "None" if value is None else "wrong", lines()
+        shown = lines()
         report(
-            f"{what}: {leaf}{i}.derivative is {state} after backward().",
-            called=_called(shown, 1),
+            f"{what}: {leaf}{i}.derivative is {'None' if value is None else 'wrong'}.",
+            called=_called(shown),
             returned=list(got),
             expected=f"{fmt(expected)} (each within {max(atols):.2g})",
-            snippet=_shown(shown),
+            snippet=shown if len(shown) <= 40 else [],
             hint="every leaf the output depends on must receive a derivative"
             if value is None
             else "",
@@ -2229,96 +2184,63 @@ def judge_derivatives(
 
 
 def check_order(mt: Any, expr: Expression) -> bool:
-    """topological_sort(y) on the graph's own Scalars (which have their own == and no hash):
-    each Scalar y depends on once, y first, each before the Scalars it was computed from.
-    False when not judged (forward values not the trusted ones)."""
+    """topological_sort(y) on the graph's own Scalars (their own ==, no hash): each Scalar y
+    depends on once, y first, each before its inputs. False when not judged."""
     __tracebackhide__ = True
     g = Graph(mt, expr)
     data = g.data()
-    ids = code(mt, _IDS)(mt.topological_sort(g.y), *g.nodes)
-    got = outcomes(*[h for _, h in data], ids)
+    order = code(mt, _WHERE)(mt.topological_sort(g.y), *g.nodes)
+    got = outcomes(*[h for _, h in data], order)
     if not g.forward_ok(data, got[:-1]):
         return _count(False, expr)
-    _judge_order(g, got[-1])
+    nodes, order = expr.nodes, got[-1]
+
+    def lines() -> list[str]:
+        built = expression_ancestors(nodes, [len(nodes) - 1])
+        named = [g.names[g.nodes[j]] for j in sorted(built) if nodes[j][0] != "num"]
+        table = ", ".join(f"id({n}): {n!r}" for n in dict.fromkeys(named))
+        order = "minitorch.topological_sort(y)"
+        return [*g.lines(), f"names = {{{table}}}", f'[names.get(id(v), "other") for v in {order}]']
+
+    unhashable = isinstance(order, StudentError) and "unhashable" in order.message
+    _raised(order, "topological_sort", lines, UNHASHABLE_HINT if unhashable else "")
+    problem = scalar_order_problem(nodes, order)
+    if problem:
+        report(
+            f"{problem}.",
+            called=f"topological_sort(y) where {_called(lines(), 2)}",
+            returned=brief([_expression_name(nodes, i) if i >= 0 else "other" for i in order])
+            if isinstance(order, list) and all(is_number(i) for i in order)
+            else fmt(order),
+            expected="each Scalar y depends on once, y first, each before its inputs",
+            snippet=lines(),
+            hint=MEMBERSHIP_HINT if "left out" in problem else "",
+        )
     return _count(True, expr)
 
 
-def _order_of(g: Graph, ids: Any) -> Any:
-    """The order as node indices (-1: a Scalar that is no node, e.g. a number apply wraps)."""
-    index: dict[Any, int] = {}
-    for j, i in enumerate(ids[1]):
-        if g.expr.nodes[j][0] != "num":
-            index.setdefault(i, j)
-    return [index.get(i, -1) for i in ids[0]]
-
-
-def _judge_order(g: Graph, ids: Any) -> None:
-    __tracebackhide__ = True
-    nodes = g.expr.nodes
-    built = expression_ancestors(nodes, [len(nodes) - 1])
-    shown = {g.names[g.nodes[j]] for j in built if nodes[j][0] != "num"}
-    named = ", ".join(f"id({n}): {n!r}" for n in g.names.values() if n in shown)
-    lines = lambda: [  # noqa: E731 - made only for a failure
-        *g.lines(),
-        f"names = {{{named}}}",
-        '[names.get(id(v), "another Scalar") for v in minitorch.topological_sort(y)]',
-    ]
-    unhashable = isinstance(ids, StudentError) and "unhashable" in ids.message
-    _raised(ids, "topological_sort", lines, 1, UNHASHABLE_HINT if unhashable else "")
-    if not (
-        isinstance(ids, list)
-        and len(ids) == 2
-        and all(isinstance(x, list) for x in ids)
-        and len(ids[1]) == len(nodes)
-    ):
-        pytest.fail(
-            "topological_sort could not be checked: reading its order failed.", pytrace=False
-        )
-    order = _order_of(g, ids)
-    problem = scalar_order_problem(nodes, order)
-    if problem:
-        shown = lines()
-        report(
-            f"{problem}.",
-            called=f"topological_sort(y) where {_called(shown[:-2])}",
-            returned=brief(
-                [_expression_name(nodes, i) if i >= 0 else "another Scalar" for i in order]
-            ),
-            expected="each Scalar y depends on exactly once, y first, every Scalar before the "
-            "Scalars it was computed from",
-            snippet=_shown(shown),
-            hint="`in` on a list compares Scalars with ==, which builds an EQ Scalar: keep "
-            "unique_ids in a set instead"
-            if "left out" in problem
-            else "",
-        )
+MEMBERSHIP_HINT = (
+    "`in` on a list compares Scalars with ==, which builds an EQ Scalar (true whenever two "
+    "values are equal): keep unique_ids in a set instead"
+)
 
 
 def _order_pointer(mt: Any, expr: Expression) -> str:
     """For a failing backward pass: what is wrong with topological_sort(y) there, or ""."""
     g = Graph(mt, expr)
-    ids = outcomes(code(mt, _IDS)(mt.topological_sort(g.y), *g.nodes))[0]
-    problem = scalar_order_problem(expr.nodes, _order_of(g, ids)) if isinstance(ids, list) else None
-    if not problem:
-        return ""
-    membership = (
-        "; `in` compares Scalars with ==, and Scalar == builds an EQ Scalar that is true "
-        "whenever two values are equal: keep unique_ids in a set"
-        if "left out" in problem
-        else ""
-    )
-    return f"{problem.replace('topological_sort', 'your topological_sort', 1)} here{membership}"
+    order = outcomes(code(mt, _WHERE)(mt.topological_sort(g.y), *g.nodes))[0]
+    problem = scalar_order_problem(expr.nodes, order)
+    return f"your {problem} here (see the topological_sort tests)" if problem else ""
 
 
 def check_continued(mt: Any, expr: Expression, k: int, d_first: float, d: float) -> bool:
-    """backward(d_first) on a first graph (the nodes up to k), the leaves' derivatives set
-    back to None (as optim.SGD.zero_grad), then backward(d) on a second graph built on top
-    of the first one's Scalars gives the second graph's derivatives, as on a fresh graph:
-    nothing of the first pass may stay behind on the shared Scalars. Leaf derivatives are
-    compared after zeroing only (accumulation across backward calls is not tested)."""
+    """backward(d_first) on a first graph (nodes up to k), the leaves' derivatives set back
+    to None (as optim.SGD.zero_grad), then backward(d) on a second graph built on the first
+    one's Scalars gives its derivatives as on a fresh graph: nothing of the first pass may
+    stay on shared Scalars. Accumulation across backward calls is not tested."""
     __tracebackhide__ = True
     if not chain_rule_works(mt):
-        return _count(_in_parts(mt, expr, d), expr)
+        return check_order(mt, expr)
     g = Graph(mt, expr, upto=k + 1)
     data = g.data()
     g.nodes[k].backward(d_first)
@@ -2331,28 +2253,22 @@ def check_continued(mt: Any, expr: Expression, k: int, d_first: float, d: float)
     g.y.backward(d)
     second = [x.derivative for x in g.leaves]
     got = outcomes(*[h for _, h in data], *first, *second)
-    n, m = len(data), len(g.leaves)
+    n, m = len(data), len(data) + len(first)
     if not g.forward_ok(data, got[:n]):
         return _count(False, expr)
-    head = Expression(expr.nodes[: k + 1], expr.values).infos()[-1]
     with pointing(lambda: _order_pointer(mt, expr)):
-        judge_derivatives(head, d_first, got[n : n + m], lambda: g.lines(*first), "Scalar.backward")
-        judge_derivatives(
-            expr.infos()[-1],
-            d,
-            got[n + m :],
-            lambda: g.lines(*second),
-            "Scalar.backward on a second graph built on the first (after zeroing the leaves)",
-        )
+        head = Expression(expr.nodes[: k + 1], expr.values)
+        judge_derivatives(head, d_first, got[n:m], lambda: g.lines(*first))
+        what = " on a second graph built on the first (after zeroing the leaves)"
+        judge_derivatives(expr, d, got[m:], lambda: g.lines(*second), what)
     return _count(True, expr)
 
 
 def check_two_graphs(mt: Any, first: Expression, second: Expression, d: float) -> bool:
-    """backward(d) on one graph and then backward() on another, separate one: each graph's
-    leaves get their own derivatives."""
+    """backward(d) on one graph, then backward() on another: each gets its own derivatives."""
     __tracebackhide__ = True
     if not chain_rule_works(mt):
-        return _count(_in_parts(mt, first, d) and _in_parts(mt, second, 1.0), first, second)
+        return check_order(mt, first) and check_order(mt, second)
     g1, g2 = Graph(mt, first), Graph(mt, second, style="wsz")
     data1, data2 = g1.data(), g2.data()
     g1.y.backward(d)
@@ -2362,107 +2278,16 @@ def check_two_graphs(mt: Any, first: Expression, second: Expression, d: float) -
     n, m, k = len(data1), len(data1) + len(data2), len(data1) + len(data2) + len(g1.leaves)
     if not (g1.forward_ok(data1, got[:n]) and g2.forward_ok(data2, got[n:m])):
         return _count(False, first, second)
-    lines = functools.cache(lambda: _reproduce(*derivs, names={**g1.names, **g2.names}))
-    judge_derivatives(first.infos()[-1], d, got[m:k], lines, "Scalar.backward")
-    what = "Scalar.backward on a second, separate graph"
-    judge_derivatives(second.infos()[-1], 1.0, got[k:], lines, what, leaf="w")
+    g1.names.update(g2.names)
+    judge_derivatives(first, d, got[m:k], lambda: g1.lines(*derivs))
+    judge_derivatives(second, 1.0, got[k:], lambda: g1.lines(*derivs), " on a second graph", "w")
     return _count(True, first, second)
 
 
-def _in_parts(mt: Any, expr: Expression, d: float) -> bool:
-    """y.backward(d) judged in parts, for a student whose chain_rule is wrong (task 1.3):
-    each node's ``last_fn._backward(ctx, u)``, u being dy/dnode times d, against its closed
-    form, and topological_sort(y) on the graph's Scalars (backpropagate itself is judged on
-    stand-in variables in test_autodiff.py). False when not judged."""
-    __tracebackhide__ = True
-    g = Graph(mt, expr)
-    data = g.data()
-    upstream = upstream_derivatives(expr, d)
-    last = len(expr.nodes) - 1
-    computed = [j for j in sorted(expression_ancestors(expr.nodes, [last])) if j in dict(data)]
-    made_by = code(mt, _MADE_BY)
-    parts = []
-    for j in computed:
-        history = g.nodes[j].history
-        parts.append((made_by(history), history.last_fn._backward(history.ctx, upstream[j])))
-    ids = code(mt, _IDS)(mt.topological_sort(g.y), *g.nodes)
-    got = outcomes(*[h for _, h in data], *[h for p in parts for h in p], ids)
-    if not g.forward_ok(data, got[: len(data)]):
-        return False
-    for k, j in enumerate(computed):
-        made, grads = got[len(data) + 2 * k : len(data) + 2 * k + 2]
-        name = g.names[g.nodes[j]]
-        ref = f"{name}.history"
-        call = f"{ref}.last_fn._backward({ref}.ctx, {fmt(upstream[j])})"
-        lines = functools.cache(
-            lambda j=j, call=call: [*reproducer(g.nodes[j], names=g.names)[:-1], call]
-        )
-        if isinstance(made, StudentFault) or not (
-            isinstance(made, list) and len(made) == 2 and isinstance(made[1], list)
-        ):
-            _raised(made, "Scalar history", lines)
-            report(
-                f"{name} has no usable history: no function with its inputs to call backward on.",
-                called=_called(lines(), 1),
-                returned=made,
-                expected="a Scalar made by a ScalarFunction's apply, whose history records "
-                "its function, context and inputs",
-                snippet=_shown(lines()),
-            )
-        fn, inputs = made
-        op = FUNCTION_OPS.get(fn) if isinstance(fn, str) else None
-        node = expr.nodes[j]
-        if op is None and len(inputs) == len(node) - 1:
-            op = node[0]  # a function of the student's own (a Sub), on the node's operands
-        if op is None or len(inputs) != _ARITY[op] or not all(is_number(x) for x in inputs):
-            report(
-                f"Scalar.backward could not be checked at {name}: it is made by {fn}, which "
-                "is not one of the template's ScalarFunctions, and your chain_rule is wrong "
-                "(see the task 1.3 tests), so backward cannot be followed through it either.",
-                called=_called(lines(), 1),
-                returned=made,
-                expected="a Scalar made by Add, Mul, Inv, Neg, Log, Exp, Sigmoid, ReLU, LT or EQ",
-                snippet=_shown(lines()),
-                hint="fix chain_rule first: then this test runs backward() on the graph itself",
-            )
-        args = inputs  # the values its function saw (a - b may be a + (-b), 2 * x be x * 2)
-        _raised(grads, f"{fn}.backward", lines)
-        if isinstance(grads, list) and len(grads) == 1 and isinstance(grads[0], list):
-            grads = grads[0]  # wrap_tuple of a list
-        function = FUNCTIONS.get(fn) if isinstance(fn, str) else None
-        u = upstream[j]
-        rtol, atol = (
-            function.backward_tolerance(args, u)
-            if function is not None
-            else (RTOL + DERIV_RTOL, ATOL * max(1.0, abs(u)))
-        )
-        grads = grads if isinstance(grads, list) else [grads]
-        expected = [u * x for x in local_derivatives(op, *args)]
-        if len(grads) == len(expected) and all(
-            is_number(a) and within(a, b, rtol, atol) for a, b in zip(grads, expected, strict=True)
-        ):
-            continue
-        check_numbers(
-            grads,
-            expected,
-            what=f"Scalar.backward: {fn}.backward at {name}",
-            called=f"{call} where {_called(lines(), 1)} (d_output {fmt(u)} is dy/d{name} "
-            "times the d_output of y.backward)",
-            rtol=rtol,
-            atol=atol,
-            snippet=_shown(lines()),
-            hint="your chain_rule is wrong (see the task 1.3 tests), so this test checks each "
-            "backward function of the graph on its own: it returns d_output times the local "
-            "derivative, one per input",
-        )
-    _judge_order(g, got[-1])
-    return True
-
-
 def check_function_backward(mt: Any, name: str, cases: Sequence[tuple[list[float], float]]) -> None:
-    """``name``.backward after its forward on one Context, for each (args, d) of ``cases``:
-    d times the closed-form local derivatives, one per input. Where the forward is wrong
-    (task 1.2's), on a Context holding the usual saved values instead (``_with_saved``)."""
+    """``name``.backward after its forward on one Context, for each (args, d): d times the
+    local derivatives, one per input. Where the forward is wrong (task 1.2's), on a Context
+    holding the usual saved values instead: the inputs, the output, or both."""
     __tracebackhide__ = True
     fn, function = FUNCTIONS[name], getattr(mt, name)
     made = []
@@ -2470,104 +2295,69 @@ def check_function_backward(mt: Any, name: str, cases: Sequence[tuple[list[float
         ctx = mt.Context()
         made.append((ctx, function.forward(ctx, *args), function.backward(ctx, d)))
     got = outcomes(*[h for _, forward, grads in made for h in (forward, grads)])
-    for k, ((args, d), (ctx, _, grads)) in enumerate(zip(cases, made, strict=True)):
-        forward, backward = got[2 * k], got[2 * k + 1]
-        rtol, atol = fn.forward_tolerance(args)
+    for (args, d), (ctx, _, grads), forward, backward in zip(
+        cases, made, got[::2], got[1::2], strict=True
+    ):
         if isinstance(forward, StudentFault):
             _raise_unless_student_error(forward)
-        if not (is_number(forward) and within(forward, fn.forward(*args), rtol, atol)):
+        if not (
+            is_number(forward) and within(forward, fn.forward(*args), *fn.forward_tolerance(args))
+        ):
             _with_saved(mt, name, args, d, forward)
             continue
         names = {ctx: "ctx", function: name}
         lines = functools.cache(lambda grads=grads, names=names: reproducer(grads, names=names))
-        _raised(backward, f"{name}.backward", lines, 0)
-        rtol, atol = fn.backward_tolerance(args, d)
-        backward = backward if isinstance(backward, list) else [backward]
-        expected = fn.grads(*args, d)
-        if len(backward) == len(expected) and all(
-            is_number(a) and within(a, b, rtol, atol)
-            for a, b in zip(backward, expected, strict=True)
-        ):
-            continue
-        check_numbers(
-            backward,
-            expected,
-            what=f"{name}.backward",
-            called=_called(lines()),
-            rtol=rtol,
-            atol=atol,
-            snippet=lines(),
-            hint="backward returns d_output times the local derivative, one per input",
-        )
+        _raised(backward, f"{name}.backward", lines)
+        if not _close(backward, fn.grads(*args, d), *fn.backward_tolerance(args, d)):
+            check_numbers(
+                backward if isinstance(backward, list) else [backward],
+                fn.grads(*args, d),
+                what=f"{name}.backward",
+                called=_called(lines(), 0),
+                rtol=fn.backward_tolerance(args, d)[0],
+                atol=fn.backward_tolerance(args, d)[1],
+                snippet=lines(),
+                hint="backward returns d_output times the local derivative, one per input",
+            )
+
+
+def _close(got: Any, expected: Sequence[float], rtol: float, atol: float) -> bool:
+    got = got if isinstance(got, list) else [got]
+    return len(got) == len(expected) and all(
+        is_number(g) and within(g, e, rtol, atol) for g, e in zip(got, expected, strict=True)
+    )
 
 
 def _with_saved(mt: Any, name: str, args: list[float], d: float, forward: Any) -> None:
-    """Backward must give the closed form from a Context holding the inputs, the output, or
-    both (the usual things a forward saves), for a student whose forward is wrong."""
     __tracebackhide__ = True
     fn, function = FUNCTIONS[name], getattr(mt, name)
-    expected = fn.grads(*args, d)
-    rtol, atol = fn.backward_tolerance(args, d)
-    tries = []
+    expected, tolerance, tries = fn.grads(*args, d), fn.backward_tolerance(args, d), []
     for saved in (args, [fn.forward(*args)], [*args, fn.forward(*args)]):
         ctx = mt.Context()
         ctx.save_for_backward(*saved)
-        tries.append((saved, function.backward(ctx, d)))
+        tries.append((f"ctx.saved_values = {fmt(tuple(saved))}", function.backward(ctx, d)))
     tried = []
-    for (saved, _), grads in zip(tries, outcomes(*[h for _, h in tries]), strict=True):
+    for (text, _), grads in zip(tries, outcomes(*[h for _, h in tries]), strict=True):
         if isinstance(grads, StudentFault):
             _raise_unless_student_error(grads)
-            tried.append(f"ctx.saved_values = {fmt(tuple(saved))}: raised {grads.type_name}")
-            continue
-        grads = grads if isinstance(grads, list) else [grads]
-        if len(grads) == len(expected) and all(
-            is_number(g) and within(g, e, rtol, atol) for g, e in zip(grads, expected, strict=True)
-        ):
+        elif _close(grads, expected, *tolerance):
             return
-        tried.append(f"ctx.saved_values = {fmt(tuple(saved))}: returned {fmt(grads)}")
+        tried.append(
+            f"{text}: "
+            + (
+                f"raised {grads.type_name}"
+                if isinstance(grads, StudentError)
+                else f"returned {fmt(grads)}"
+            )
+        )
     shown = f"raised {forward.type_name}" if isinstance(forward, StudentError) else fmt(forward)
     report(
         f"{name}.backward is wrong (and {name}.forward too, see the task 1.2 tests).",
         called=f"{name}.backward(ctx, {fmt(d)}) for the input(s) {fmt(args)}",
         returned="; ".join(tried),
-        expected=f"{fmt(list(expected))} ({tolerance_text(rtol, atol)})",
+        expected=f"{fmt(list(expected))} ({tolerance_text(*tolerance)})",
         hint=f"{name}.forward gave {shown} here, so its ctx could not be used either",
     )
-
-
-#: The template's ScalarFunctions, by name, and the operation whose closed form each has.
-FUNCTION_OPS = {
-    "Add": "add",
-    "Mul": "mul",
-    "Inv": "inv",
-    "Neg": "neg",
-    "Log": "log",
-    "Exp": "exp",
-    "Sigmoid": "sigmoid",
-    "ReLU": "relu",
-    "LT": "lt",
-    "EQ": "eq",
-}
-_ARITY = {"inv": 1, **{op: 1 for op in UNARY}, **{op: 2 for op in BINARY}}
-
-
-def _operand_values(infos: Sequence[NodeInfo], node: Node) -> tuple[float, ...]:
-    return tuple(infos[k].value for k in node[1:])
-
-
-def upstream_derivatives(expr: Expression, d: float) -> list[float]:
-    """d(y)/d(node j) times d for every node of ``expr`` (reverse mode over the closed forms)."""
-    infos = expr.infos()
-    adjoint = [0.0] * len(expr.nodes)
-    adjoint[-1] = d
-    for j in range(len(expr.nodes) - 1, -1, -1):
-        node = expr.nodes[j]
-        if node[0] in ("var", "num"):
-            continue
-        local = local_derivatives(node[0], *_operand_values(infos, node))
-        for k, g in zip(node[1:], local, strict=True):
-            adjoint[k] += g * adjoint[j]
-    return adjoint
 
 
 def _canonical_nodes(nodes: Sequence[Node]) -> list[int]:

@@ -8,11 +8,10 @@ Each task is judged on its own as far as the code allows:
 - 1.4 checks each backward in isolation (forward then backward on one Context; on a Context
   holding the usual saved values when the forward is wrong), topological_sort on graphs of
   real Scalars (unhashable, with their own ==, unlike the stand-ins of test_autodiff.py),
-  then whole backward passes through Scalars, built with handles (``mt``) and judged here
-  against exact derivatives. Those graphs use only the operators whose forward works
-  (else: 1.2's); when the student's chain_rule is wrong (1.3's), a pass is judged in parts
-  on the trusted side instead: each node's backward function against closed forms and
-  topological_sort on the Scalars (support._in_parts).
+  then whole backward passes through Scalars, built with handles (``mt``) and judged against
+  exact derivatives. Those graphs use only the operators whose forward works (else: 1.2's);
+  when the student's chain_rule is wrong (1.3's), a graph judges topological_sort only (each
+  backward function and backpropagate have tests of their own).
 
 Scalars are used as the template allows: forward and apply get floats, a Python float only
 beside a Scalar, on the left only of + * / (the template has no __rsub__), and no constant

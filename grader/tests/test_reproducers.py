@@ -189,12 +189,23 @@ def test_continued_reproducer_backpropagates_twice_through_shared_scalars(broken
     assert run_in_shell(lines) == pytest.approx([-2.0 * j for j in expr.infos()[-1].jac])
 
 
-@pytest.mark.parametrize("broken", [["mul_backward_swapped"]], indirect=True)
-def test_backward_in_parts_reproducer_gives_the_expected_local_derivatives(broken: Any) -> None:
-    S._CHAIN_RULE_OK[id(broken)] = False  # as for a wrong chain_rule: judged in parts
-    message = message_of(S.check_backward, broken, SCALARS, 0.75)
-    assert "Mul.backward at t5" in message
-    shown = run_in_shell(shell_input(message))
-    upstream = S.upstream_derivatives(SCALARS, 0.75)
-    t4 = SCALARS.infos()[4].value
-    assert list(shown) == pytest.approx([upstream[5] * 1.5, upstream[5] * t4])
+@pytest.mark.parametrize(
+    ("broken", "fails"),
+    [(["mul_backward_swapped"], False), (["toposort_list_membership"], True)],
+    indirect=["broken"],
+)
+def test_with_a_wrong_chain_rule_a_graph_judges_topological_sort(broken: Any, fails: bool) -> None:
+    """A backward pass needs chain_rule (task 1.3): when it is wrong, check_backward judges
+    topological_sort(y) on the graph's Scalars only (a wrong Mul.backward is left to its own
+    test), and the reproducer of a wrong order names the Scalars of a right one."""
+    S._CHAIN_RULE_OK[id(broken)] = False
+    nodes = [["var", 0], ["var", 1], ["mul", 0, 1], ["mul", 1, 0], ["add", 2, 3]]
+    tied = S.Expression(nodes, [0.5, 1.5])  # t2 == t3: a membership test with == drops one
+    if not fails:
+        assert S.check_backward(broken, tied, 0.75)
+        return
+    message = message_of(S.check_backward, broken, tied, 0.75)
+    assert S.MEMBERSHIP_HINT in message
+    names = run_in_shell(shell_input(message))
+    index = {S._expression_name(nodes, j): j for j in range(len(nodes))}
+    assert S.scalar_order_problem(nodes, [index.get(name, -1) for name in names]) is None

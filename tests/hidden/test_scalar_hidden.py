@@ -96,7 +96,7 @@ def test_chain_rule_same_input_twice(student, x, d):
 
 
 # --------------------------------------------------------------------------- task 1.4
-# Classic shapes, as expression graphs (probes.py format); input values are drawn.
+# Classic shapes, as expression graphs (support.Expression's nodes); input values are drawn.
 SHAPES = {
     # t = x + 1; y = t * t.log()  (t feeds the output directly and through log)
     "shared_intermediate": [["var", 0], ["num", 1.5], ["add", 0, 1], ["log", 2], ["mul", 2, 3]],
