@@ -38,6 +38,7 @@ __all__ = [
     "identity",
     "outcomes",
     "reproducer",
+    "reset_each_example",
     "value",
     "values",
 ]
@@ -613,6 +614,24 @@ def code(like: Handle, source: str, name: str = "") -> Handle:
     if name:
         like._h_session._ops[handle._h_number].name = name
     return handle
+
+
+def reset_each_example(test: Any, session: Session) -> None:
+    """Make every hypothesis example of ``test`` start with no objects: the worker's table
+    stays small, and a failing example's reproducer holds that example's operations only.
+
+    ``.hypothesis.inner_test`` is hypothesis' documented seam for wrapping each example."""
+    given = getattr(test, "hypothesis", None)
+    inner = getattr(given, "inner_test", None)
+    if inner is None or getattr(inner, "_resets_handles", False):
+        return
+
+    def each_example(*args: Any, **kwargs: Any) -> Any:
+        session.reset()
+        return inner(*args, **kwargs)
+
+    each_example._resets_handles = True  # type: ignore[attr-defined]
+    given.inner_test = each_example
 
 
 def outcomes(*handles: Handle) -> list[Any]:
