@@ -20,6 +20,7 @@ reproducer share one operation log.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -438,7 +439,9 @@ class Handle:
         return self._h_session._add(kind, wire, tuple(inputs), render, **kw)
 
     def __getattr__(self, name: str) -> Handle:
-        if name.startswith("__") and name.endswith("__"):
+        if name.startswith("_") and name.endswith("_"):
+            # Python's and tools' hooks (__len__, _repr_pretty_, _ipython_display_) asked of
+            # the handle itself: never the student's attributes.
             raise AttributeError(name)
         number = self._h_number
         return self._h_op(
@@ -626,6 +629,7 @@ def reset_each_example(test: Any, session: Session) -> None:
     if inner is None or getattr(inner, "_resets_handles", False):
         return
 
+    @functools.wraps(inner)  # hypothesis names the test by it ("Falsifying example: ...")
     def each_example(*args: Any, **kwargs: Any) -> Any:
         session.reset()
         return inner(*args, **kwargs)
