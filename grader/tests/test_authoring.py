@@ -42,14 +42,12 @@ def course(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Assignment:
     """module1 from a private copy of the course, with the example added as the page says."""
     root = tmp_path / "course"
     for name in ("assignments", "tests", "reference"):
-        shutil.copytree(
-            PROJECT / name, root / name, ignore=shutil.ignore_patterns("__pycache__")
-        )
+        shutil.copytree(PROJECT / name, root / name, ignore=shutil.ignore_patterns("__pycache__"))
     path, text = example()
     (root / path).write_text(text, encoding="utf-8")
     toml = root / "assignments" / "module1" / "assignment.toml"
     listed = re.sub(
-        r'^public = \[(.*?)\]',
+        r"^public = \[(.*?)\]",
         lambda m: f'public = [{m.group(1)}, "{Path(path).name}"]',
         toml.read_text(encoding="utf-8"),
         count=1,
@@ -77,7 +75,8 @@ def example_outcome(results: dict) -> float:
     for test in results["tests"]:
         if "log(x) * y" in test["name"]:
             return test["score"] / test["max_score"]
-    raise AssertionError(f"the example is not in the report: {[t['name'] for t in results['tests']]}")
+    names = [t["name"] for t in results["tests"]]
+    raise AssertionError(f"the example is not in the report: {names}")
 
 
 def judge(results: dict[str, dict]) -> None:
