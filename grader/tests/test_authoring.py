@@ -41,8 +41,13 @@ def test_the_worked_example_is_at_most_ten_lines() -> None:
 def course(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Assignment:
     """module1 from a private copy of the course, with the example added as the page says."""
     root = tmp_path / "course"
-    for name in ("assignments", "tests", "reference"):
-        shutil.copytree(PROJECT / name, root / name, ignore=shutil.ignore_patterns("__pycache__"))
+    skip = shutil.ignore_patterns("__pycache__", "tests")
+    for name in ("assignments", "tests", "reference", "docker", "grader"):
+        ignore = skip if name == "grader" else shutil.ignore_patterns("__pycache__")
+        shutil.copytree(PROJECT / name, root / name, ignore=ignore)
+    for name in ("pyproject.toml", "README.md"):  # the bundle packs the grader from here
+        shutil.copy2(PROJECT / name, root / name)
+    (root / "build").symlink_to(PROJECT / "build")  # the wheelhouse, already downloaded
     path, text = example()
     (root / path).write_text(text, encoding="utf-8")
     toml = root / "assignments" / "module1" / "assignment.toml"
