@@ -142,3 +142,14 @@ def test_a_hang_and_a_crash_fail_their_values_and_later_ones_say_why(client, mt)
         with pytest.raises(WorkerCrashed, match="was restarted"):
             value(x.data)  # made by a worker that is gone
     assert value(mt.Scalar(5.0).data) == 5.0
+
+
+def test_printing_a_handle_runs_nothing() -> None:
+    """hypothesis prints a failing example's arguments (the ``mt`` fixture's handle among
+    them) through a ``_repr_pretty_`` hook: a handle has none, and records nothing."""
+    from hypothesis.vendor.pretty import pretty
+
+    session = Session(lambda message, label: pytest.fail(f"{message} was sent"))
+    mt = session.package()
+    assert pretty(mt) == "<handle minitorch>"
+    assert pretty(mt.Scalar(2.0)) == "<handle minitorch.Scalar(2.0)>"
