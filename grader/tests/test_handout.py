@@ -31,7 +31,7 @@ import pytest
 
 from grader.course import handout
 from grader.course.assignment import Assignment, load_assignment
-from grader.course.handout import MARKER_FILE, PLUGIN_MODULE, PLUGIN_SOURCE, generate
+from grader.course.handout import MARKER_FILE, PLUGIN_FILE, PLUGIN_MODULE, PLUGIN_SOURCE, generate
 from grader.course.skeleton import display_name, solution_regions
 from grader.errors import ConfigError
 
@@ -438,9 +438,25 @@ FAKE_FILES = {
     "tests/hidden/test_ops_hidden.py": "def test_secret_hidden_check(student):\n    pass\n",
 }
 FAKE_PLUGIN = (
-    '"""A stand-in for grader/student_plugin.py."""\n\nimport pytest\n\n'
-    '__all__ = ["StudentError"]\n'
+    '"""A stand-in for grader/course/student_plugin.py."""\n\nimport pytest\n\n'
+    '__all__ = ["StudentError"]\n\n\nclass StudentError(Exception):\n    pass\n'
 )
+FAKE_HANDLES_IMPORT = (
+    "try:\n    from . import protocol\nexcept ImportError:  # beside the worker\n"
+    "    import protocol\n"
+)
+FAKE_HANDLES = f'''"""A stand-in for grader/isolation/handles.py."""
+
+import math
+
+{FAKE_HANDLES_IMPORT}
+__all__ = ["value"]
+
+
+def value(handle):
+    raise protocol.StudentError(str(math.pi))
+'''
+FAKE_EXECUTOR = '"""A stand-in for grader/isolation/executor.py."""\n\nimport math\n'
 
 
 @pytest.fixture
@@ -451,9 +467,12 @@ def fake(tmp_path: Path) -> tuple[Assignment, Path]:
         path = root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
-    grader_dir = tmp_path / "grader"
-    grader_dir.mkdir()
+    grader_dir = tmp_path / "grader" / "course"
+    grader_dir.mkdir(parents=True)
     (grader_dir / PLUGIN_SOURCE).write_text(FAKE_PLUGIN)
+    (tmp_path / "grader" / "isolation").mkdir()
+    (tmp_path / "grader" / "isolation" / "handles.py").write_text(FAKE_HANDLES)
+    (tmp_path / "grader" / "isolation" / "executor.py").write_text(FAKE_EXECUTOR)
     return load_assignment("fake", root=root), grader_dir
 
 
@@ -475,7 +494,9 @@ def test_fake_handout_layout(fake: tuple[Assignment, Path], tmp_path: Path) -> N
         "assignment.toml",
         "setup.cfg",
         "requirements.txt",
-        f"{PLUGIN_MODULE}.py",
+        PLUGIN_FILE,
+        f"{PLUGIN_MODULE}/handles.py",
+        f"{PLUGIN_MODULE}/executor.py",
         "minitorch/__init__.py",
         "minitorch/helpers.py",
         "minitorch/operators.py",
@@ -492,7 +513,16 @@ def test_fake_handout_layout(fake: tuple[Assignment, Path], tmp_path: Path) -> N
     shipped_test = (out / "tests/test_ops.py").read_text()
     assert "from pytest_minitorch import StudentError\n" in shipped_test
     assert "grader" not in shipped_test
-    assert (out / f"{PLUGIN_MODULE}.py").read_text() == FAKE_PLUGIN
+    # The tooling package: the plugin, and the grader modules beside it, whose import of
+    # protocol.py is the plugin (its fault classes are the hand-out's one set).
+    assert (out / PLUGIN_FILE).read_text() == FAKE_PLUGIN
+    assert (out / PLUGIN_MODULE / "executor.py").read_text() == FAKE_EXECUTOR
+    shipped_handles = (out / PLUGIN_MODULE / "handles.py").read_text()
+    assert FAKE_HANDLES_IMPORT not in shipped_handles
+    assert shipped_handles == FAKE_HANDLES.replace(
+        FAKE_HANDLES_IMPORT,
+        "import pytest_minitorch as protocol  # the plugin: the hand-out's faults\n",
+    )
     ref = assignment.reference_dir
     assert (out / "minitorch/optim.py").read_bytes() == (ref / "minitorch/optim.py").read_bytes()
     assert (out / "minitorch/helpers.py").read_text() == "def double(x):\n    return 2.0 * x\n"
@@ -725,18 +755,62 @@ def test_a_config_error_leaves_the_previous_handout_alone(
     with pytest.raises(ConfigError, match=r"needs grader/course/student_plugin\.py"):
         generate(assignment, out, grader_dir=grader_dir)
     assert snapshot(out) == before
+    (grader_dir / PLUGIN_SOURCE).write_text(FAKE_PLUGIN)
+    (grader_dir.parent / "isolation" / "handles.py").unlink()
+    with pytest.raises(ConfigError, match=r"needs grader/isolation/handles\.py"):
+        generate(assignment, out, grader_dir=grader_dir)
+    assert snapshot(out) == before
 
 
 TOML = "course/assignments/fake/assignment.toml"
+PLUGIN = f"grader/course/{PLUGIN_SOURCE}"
 
 
 @pytest.mark.parametrize(
     ("edits", "message"),
     [
         pytest.param(
-            [("grader/student_plugin.py", "import pytest", "from .protocol import Call")],
+            [(PLUGIN, "import pytest", "from .protocol import Call")],
             r"grader/course/student_plugin\.py imports from the grader \(line 3\)",
             id="plugin-imports-the-grader",
+        ),
+        pytest.param(
+            [(PLUGIN, "import pytest", "import numpy")],
+            r"grader/course/student_plugin\.py imports numpy, which the hand-out does not "
+            r"have \(line 3\)",
+            id="plugin-imports-a-package-the-handout-lacks",
+        ),
+        pytest.param(
+            [("grader/isolation/executor.py", "import math", "from grader.errors import X")],
+            r"grader/isolation/executor\.py imports from the grader \(line 3\)",
+            id="companion-imports-the-grader",
+        ),
+        pytest.param(
+            [("grader/isolation/handles.py", "import math", "import numpy as math")],
+            r"grader/isolation/handles\.py imports numpy, which the hand-out does not have",
+            id="companion-imports-a-package-the-handout-lacks",
+        ),
+        pytest.param(
+            [("grader/isolation/handles.py", "from . import protocol", "from . import worker")],
+            r"grader/isolation/handles\.py imports from the grader",
+            id="companion-imports-a-sibling-that-does-not-ship",
+        ),
+        pytest.param(
+            [("grader/isolation/handles.py", "protocol.StudentError", "protocol.fault_from_json")],
+            r"grader/isolation/handles\.py uses protocol\.fault_from_json, which the "
+            r"hand-out's plugin \(grader/course/student_plugin\.py\) does not define",
+            id="companion-uses-a-fault-the-plugin-lacks",
+        ),
+        pytest.param(
+            [
+                (
+                    "course/tests/test_ops.py",
+                    "import StudentError\n",
+                    "import StudentError\nfrom grader.isolation.handles import values\n",
+                )
+            ],
+            r"\['values'\] are missing in the hand-out's pytest_minitorch\.handles",
+            id="public-test-imports-a-name-handles-lacks",
         ),
         pytest.param(
             [("course/tests/test_ops.py", "grader.isolation.protocol", "grader.isolation.sandbox")],
@@ -746,7 +820,7 @@ TOML = "course/assignments/fake/assignment.toml"
         ),
         pytest.param(
             [("course/tests/test_ops.py", "import StudentError", "import BadValue")],
-            r"\['BadValue'\] are missing in the hand-out's plugin module",
+            r"\['BadValue'\] are missing in the hand-out's pytest_minitorch\b",
             id="public-test-imports-a-name-the-plugin-lacks",
         ),
         pytest.param(
@@ -1020,6 +1094,135 @@ def test_plugin_tells_a_standing_fault_once_unshrunk(small_course: Path) -> None
     ), out
 
 
+#: A public test file over handles (the `mt` fixture), as the grader's tests are written.
+HANDLE_TESTS = """
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from grader.isolation.handles import code, outcomes, reproducer, value
+from grader.isolation.protocol import BadValue
+
+
+@pytest.mark.task("0.1")
+@given(st.floats(-100, 100), st.floats(-100, 100))
+def test_mul(mt, x, y):
+    got = mt.operators.mul(x, y)
+    if value(got) != x * y:
+        lines = "\\n".join(reproducer(got))
+        pytest.fail(f"got {value(got)}, expected {x * y}\\n{lines}", pytrace=False)
+
+
+@pytest.mark.task("0.1")
+def test_mul_commutes(mt):
+    assert value(mt.operators.mul(2.0, 3.0)) == value(mt.operators.mul(3.0, 2.0))
+
+
+@pytest.mark.task("0.1")
+def test_ident(mt):
+    assert value(mt.operators.ident(2.5)) == 2.5
+
+
+@pytest.mark.task("0.3")
+def test_map(mt):
+    double = code(mt, "lambda v: 2 * v")
+    assert value(mt.operators.map(double)([1.0, 2.0, 3.0])) == [2.0, 4.0, 6.0]
+
+
+@pytest.mark.task("0.1")
+def test_plain_values_only(mt):
+    assert value(code(mt, "__import__('numpy').float64(2.5)")) == 2.5
+    [got] = outcomes(mt.operators.id)
+    assert isinstance(got, BadValue), got
+"""
+
+#: The fake course's operators.py with a bug per function: an error on some inputs, a hang,
+#: a wrong value.
+BUGGY_OPERATORS = """
+def mul(x, y):
+    if x > 50:
+        raise ValueError(f"too big: {x}")
+    return x * y
+
+
+def id(x):
+    return x
+
+
+def ident(x):
+    while True:
+        pass
+
+
+def map(fn):
+    def apply(ls):
+        return [fn(value) for value in ls[:1]]
+
+    return apply
+"""
+
+
+def _run_handout_tests(out: Path, *args: str) -> str:
+    """The hand-out's pytest in ``out``, from a student's shell: its output."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:randomly", *args],
+        cwd=out,
+        capture_output=True,
+        text=True,
+        env=clean_env(),
+        timeout=300,
+    )
+    assert proc.returncode in (0, 1), proc.stdout + proc.stderr
+    assert not [c for c in CHAINED if c in proc.stdout], proc.stdout
+    return proc.stdout
+
+
+@pytest.mark.slow
+def test_handle_tests_run_in_the_students_process(
+    fake: tuple[Assignment, Path], tmp_path: Path
+) -> None:
+    """Public tests over handles (`mt`) run in the student's own process with the shipped
+    handles and executor: the reference passes (numpy scalars made plain, other objects
+    refused), an unwritten function is told once and not shrunk, a student's exception
+    shows the student's own frames, a hang times out, a plain assert shows the lines that
+    rebuild what it read, and no report shows a chain of exceptions."""
+    assignment, _ = fake
+    (assignment.tests_dir / "test_ops.py").write_text(textwrap.dedent(HANDLE_TESTS).lstrip())
+    assignment = load_assignment("fake", root=assignment.root)
+    out = generate(assignment, tmp_path / "out")  # this grader's own plugin and companions
+    shipped = (out / "tests" / "test_ops.py").read_text()
+    assert "from pytest_minitorch.handles import code, outcomes, reproducer, value\n" in shipped
+    assert "from pytest_minitorch import BadValue\n" in shipped
+
+    untouched = _run_handout_tests(shutil.copytree(out, tmp_path / "untouched"))
+    assert "4 failed, 1 passed" in untouched, untouched
+    told = "your code raised NotImplementedError: Task 0.1: implement operators.mul"
+    assert untouched.count(told) == 1, untouched
+    assert re.search(r'File "minitorch/operators\.py", line \d+, in mul\n', untouched), untouched
+    assert "waits on Task 0.1: operators.mul (see test_mul above)" in untouched, untouched
+    assert "Falsifying example" not in untouched  # a stub is shown as found, not shrunk
+
+    reference = shutil.copytree(out, tmp_path / "reference")
+    shutil.copyfile(
+        assignment.reference_dir / "minitorch/operators.py", reference / "minitorch/operators.py"
+    )
+    passed = _run_handout_tests(reference)
+    assert "5 passed" in passed, passed
+
+    buggy = shutil.copytree(out, tmp_path / "buggy")
+    (buggy / "minitorch/operators.py").write_text(BUGGY_OPERATORS.lstrip())
+    failed = _run_handout_tests(buggy, "--probe-timeout", "0.5")
+    assert "3 failed, 2 passed" in failed, failed
+    assert "your code raised ValueError: too big: " in failed, failed
+    frame = 'File "minitorch/operators.py", line 3, in mul\n    raise ValueError(f"too big: {x}")'
+    assert frame in failed, failed
+    assert "Falsifying example: test_mul(" in failed and "mt=" not in failed, failed
+    assert "timed out after 0.5 s in minitorch.operators.ident" in failed, failed
+    assert "assert [2.0] == [2.0, 4.0, 6.0]" in failed, failed
+    assert "To reproduce:\n    import minitorch\n" in failed, failed
+    assert "minitorch.operators.map(" in failed, failed
+
+
 # --- the real course ------------------------------------------------------------------------
 
 REAL = ("module0", "module1")
@@ -1038,6 +1241,7 @@ def missing_inputs(assignment: Assignment, hidden: bool = False) -> list[str]:
     wanted += assignment.test_files(include_hidden=False)
     wanted += [assignment.tests_dir / n for n in handout.REQUIRED_TEST_SUPPORT]
     wanted += [ROOT / "grader" / "course" / PLUGIN_SOURCE]
+    wanted += [ROOT / "grader" / "isolation" / name for name in handout.COMPANIONS]
     missing = [str(p.relative_to(ROOT)) for p in wanted if not p.exists()]
     listed = {
         rel
