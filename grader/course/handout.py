@@ -31,11 +31,14 @@ from grader.course.skeleton import make_skeleton, solution_regions, strip_grader
 from grader.errors import ConfigError
 
 __all__ = [
+    "COMPANIONS",
     "MARKER_FILE",
+    "PLUGIN_FILE",
     "PLUGIN_MODULE",
     "add_commands",
     "generate",
     "plan_handout",
+    "tooling_files",
 ]
 
 # The hand-out's test tooling: one package at its top, loaded by setup.cfg with `-p`. Its
@@ -351,7 +354,7 @@ def _companion(path: Path, siblings: set[str]) -> str:
     return "".join(lines)
 
 
-def _tooling_files(grader_dir: Path) -> tuple[Plan, dict[str, set[str]]]:
+def tooling_files(grader_dir: Path) -> tuple[Plan, dict[str, set[str]]]:
     """The hand-out's tooling package, checked to stand alone, and the names each grader
     module a shipped test may import gives there (by the grader module's name)."""
     path = grader_dir / PLUGIN_SOURCE
@@ -461,7 +464,7 @@ def plan_handout(assignment: Assignment, grader_dir: Path | None = None) -> Plan
     elsewhere.
     """
     grader_dir = grader_dir or Path(__file__).resolve().parent
-    tooling, exported = _tooling_files(grader_dir)  # the tests' imports are checked against it
+    tooling, exported = tooling_files(grader_dir)  # the tests' imports are checked against it
     plan: Plan = {}
     for part in (
         _package_files(assignment),

@@ -443,6 +443,12 @@ class _Timeout(BaseException):
     """Raised by the alarm inside a call that ran too long."""
 
 
+def _ring(signum: int = 0, frame: Any = None) -> None:
+    """The alarm: one place raises ``_Timeout``, first time or repeat, so hypothesis sees
+    the same failure each time."""
+    raise _Timeout()
+
+
 def _companion(name: str) -> types.ModuleType:
     """A grader module shipped in this package beside the plugin (``handles``, ``executor``)."""
     try:
@@ -507,6 +513,8 @@ class LocalStudent:
         try:
             with self._guarded(what, label):
                 value = fn(*args)
+        except StudentFault:
+            raise
         except Exception as exc:  # student code may raise anything
             raise self._student_error(exc, label) from exc
         return _plain(value, f"the value returned for {what}")
@@ -578,7 +586,7 @@ class LocalStudent:
         repeat = (self.scope, what) in self._hung
         try:
             if repeat:
-                raise _Timeout()
+                _ring()
             with self._deadline():
                 yield
         except _Timeout:
@@ -603,10 +611,7 @@ class LocalStudent:
             yield
             return
 
-        def ring(signum: int, frame: Any) -> None:
-            raise _Timeout()
-
-        previous = signal.signal(signal.SIGALRM, ring)
+        previous = signal.signal(signal.SIGALRM, _ring)
         signal.setitimer(signal.ITIMER_REAL, self.timeout)
         try:
             yield
