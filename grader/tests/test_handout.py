@@ -1112,7 +1112,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from grader.isolation.handles import code, outcomes, reproducer, value
-from grader.isolation.protocol import BadValue
+from grader.isolation.protocol import BadValue, StudentFault
 
 
 @pytest.mark.task("0.1")
@@ -1139,6 +1139,14 @@ def test_ident(mt):
 def test_map(mt):
     double = code(mt, "lambda v: 2 * v")
     assert value(mt.operators.map(double)([1.0, 2.0, 3.0])) == [2.0, 4.0, 6.0]
+
+
+@pytest.mark.task("0.3")
+def test_map_keeps_one(mt):
+    [got] = outcomes(mt.operators.map(code(mt, "lambda v: v"))([1.0]))
+    if isinstance(got, StudentFault):
+        pytest.fail(f"map raised {got}", pytrace=False)  # worded here, not raised
+    assert got == [1.0]
 
 
 @pytest.mark.task("0.1")
@@ -1204,7 +1212,7 @@ def test_handle_tests_run_in_the_students_process(
     out = generate(assignment, tmp_path / "out")  # this grader's own plugin and companions
     shipped = (out / "tests" / "test_ops.py").read_text()
     assert "from pytest_minitorch.handles import code, outcomes, reproducer, value\n" in shipped
-    assert "from pytest_minitorch import BadValue\n" in shipped
+    assert "from pytest_minitorch import BadValue, StudentFault\n" in shipped
 
     untouched_dir = shutil.copytree(out, tmp_path / "untouched")
     stub = '    raise NotImplementedError("Task 0.1: implement operators.mul")'
@@ -1217,24 +1225,26 @@ def test_handle_tests_run_in_the_students_process(
     # Found, replayed, reported, and one call from the second test: no shrinking (every
     # input fails the same way; shrinking these lists took 12 calls in all).
     assert len((untouched_dir / "calls.log").read_text().split()) <= 6
-    assert "4 failed, 1 passed" in untouched, untouched
+    assert "5 failed, 1 passed" in untouched, untouched
     told = "your code raised NotImplementedError: Task 0.1: implement operators.mul"
     assert untouched.count(told) == 1, untouched
     assert re.search(r'File "minitorch/operators\.py", line \d+, in mul\n', untouched), untouched
     assert "waits on Task 0.1: operators.mul (see test_mul above)" in untouched, untouched
     assert "Falsifying example" not in untouched
+    # A fault a check words itself (from outcomes) is told once as well.
+    assert "waits on Task 0.3: operators.map (see test_map above)" in untouched, untouched
 
     reference = shutil.copytree(out, tmp_path / "reference")
     shutil.copyfile(
         assignment.reference_dir / "minitorch/operators.py", reference / "minitorch/operators.py"
     )
     passed = _run_handout_tests(reference)
-    assert "5 passed" in passed, passed
+    assert "6 passed" in passed, passed
 
     buggy = shutil.copytree(out, tmp_path / "buggy")
     (buggy / "minitorch/operators.py").write_text(BUGGY_OPERATORS.lstrip())
     failed = _run_handout_tests(buggy, "--probe-timeout", "0.5", "--grading-profile=grading")
-    assert "3 failed, 2 passed" in failed, failed
+    assert "3 failed, 3 passed" in failed, failed
     assert "your code raised ValueError: too big: " in failed, failed
     frame = 'File "minitorch/operators.py", line 3, in mul\n    raise ValueError(f"too big: {x}")'
     assert frame in failed, failed
