@@ -1054,10 +1054,10 @@ def small_course(tmp_path: Path) -> Path:
         path = out / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
-    plan, _ = handout.tooling_files(ROOT / "grader" / "course")
-    for rel, file in plan.items():
+    files, _ = handout.tooling_files(ROOT / "grader" / "course")
+    for rel, data in files.items():
         (out / rel).parent.mkdir(exist_ok=True)
-        (out / rel).write_bytes(file.data)
+        (out / rel).write_bytes(data)
     return out
 
 
