@@ -46,6 +46,7 @@ __all__ = [
     "add_commands",
     "generate",
     "plan_handout",
+    "rewrite_grader_imports",
     "tooling_files",
 ]
 

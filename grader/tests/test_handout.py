@@ -1255,6 +1255,41 @@ def test_handle_tests_run_in_the_students_process(
     assert "minitorch.operators.map(" in failed, failed
 
 
+@pytest.mark.evidence
+@pytest.mark.slow
+def test_the_authoring_example_runs_in_the_students_process(tmp_path: Path) -> None:
+    """docs/authoring.md's worked example, a test over handles, in a module-1 hand-out (its
+    grader imports rewritten as the hand-out build does): the reference passes it, and a
+    Mul.backward that swaps its derivatives fails it, told by the assertion and the lines
+    that rebuild what the failing example read."""
+    from grader.evidence.mutations import apply_mutations, load_corpus
+
+    doc = (ROOT / "docs" / "authoring.md").read_text(encoding="utf-8")
+    found = re.search(r"<!-- authoring-example: (\S+) -->\n```python\n(.*?)```", doc, re.S)
+    assert found, "docs/authoring.md lost its worked example"
+    assignment = load_assignment("module1", root=ROOT)
+    out = generate(assignment, tmp_path / "handout")
+    _, exported = handout.tooling_files(ROOT / "grader" / "course")
+    example = tmp_path / Path(found.group(1)).name
+    example.write_text(found.group(2), encoding="utf-8")
+    shipped = handout.rewrite_grader_imports(example, example.read_bytes(), exported)
+    (out / "tests" / example.name).write_bytes(shipped)
+    corpus = {e.name: e for e in load_corpus(ROOT / "grader/tests/corpus/buggy.toml")}
+    bug = apply_mutations(
+        assignment.reference_dir, corpus["mul_backward_swapped"].edits, tmp_path / "bug"
+    )
+    told = {}
+    for name, solution in (("reference", assignment.reference_dir), ("bug", bug)):
+        work = shutil.copytree(out, tmp_path / f"run-{name}")
+        for rel in assignment.editable:
+            shutil.copyfile(solution / rel, work / rel)
+        told[name] = _run_handout_tests(work, f"tests/{example.name}", "--max-examples=20")
+    assert "1 passed" in told["reference"], told["reference"]
+    assert "1 failed" in told["bug"], told["bug"]
+    for part in ("assert ", "To reproduce:\n    import minitorch\n", ".backward("):
+        assert part in told["bug"], told["bug"]
+
+
 # --- the real course ------------------------------------------------------------------------
 
 REAL = ("module0", "module1")
