@@ -335,26 +335,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 # --------------------------------------------------------------------------- the fixture
-def _numpy_plain(v: Any) -> Any:
-    """A numpy scalar as the grader receives it (its float, int or bool), else ``v``."""
-    numpy = sys.modules.get("numpy")
-    if numpy is None or type(v).__module__ != "numpy":
-        return v
-    for kind, cast in ((numpy.bool_, bool), (numpy.integer, int), (numpy.floating, float)):
-        if isinstance(v, kind):
-            return cast(v)
-    return v
-
-
 def _plain(value: Any, what: str) -> Any:
-    """``value`` as the grader would receive it: plain data only, after a JSON round trip."""
-
-    def convert(v: Any, depth: int) -> Any:
-        if depth < 32 and type(v) in (list, tuple):
-            return type(v)(convert(x, depth + 1) for x in v)
-        if depth < 32 and type(v) is dict:
-            return {k: convert(x, depth + 1) for k, x in v.items()}
-        return _numpy_plain(v)
+    """``value`` as the grader would receive it: numpy scalars made plain by the grader's
+    own executor (``plain``), then plain data only, after a JSON round trip."""
 
     def check(v: Any, depth: int) -> None:
         if depth > 32:
@@ -376,7 +359,7 @@ def _plain(value: Any, what: str) -> Any:
             "lists and dicts (did a function return a Scalar or a subclass of float?)"
         )
 
-    value = convert(value, 0)
+    value = _companion("executor").plain(value)
     check(value, 0)
     return json.loads(json.dumps(value))
 
