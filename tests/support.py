@@ -1178,13 +1178,13 @@ def _stand_in_order_problem(mt: Handle, graph: Sequence[VarNode]) -> str:
 # --------------------------------------------------------------------------- 1.1 functions
 @dataclass(frozen=True)
 class Differentiable:
-    """A function the probe passes to central_difference, with its exact gradient here."""
+    """A function a test sends to central_difference (as source text), with its exact gradient."""
 
     name: str
     arity: int
     f: Callable[..., float]
     grad: Callable[..., tuple[float, ...]]
-    source: str  # for the snippet
+    source: str  # what the worker evaluates (trusted text, minitorch and math in scope)
     # (f(.., x + h, ..) - f(.., x - h, ..)) / (2 h) along each argument, worked out by hand
     # for this f: (args..., h) -> one value per argument. The general formula is task 1.1's
     # solution; these closed forms are not (grader/tests/test_closed_forms.py checks them).
