@@ -26,7 +26,7 @@ import pytest
 from hypothesis import assume, settings
 from hypothesis import strategies as st
 
-from grader.isolation.handles import Handle, builtin, code, identity, outcomes, reproducer
+from grader.isolation.handles import Handle, builtin, code, outcomes, reproducer
 from grader.isolation.protocol import (
     BadValue,
     ProbeTimeout,
@@ -1119,21 +1119,25 @@ def stand_ins(mt: Handle, graph: Sequence[VarNode]) -> tuple[list[Handle], dict[
     return nodes, {n: f"v{i}" for i, n in enumerate(nodes)}
 
 
+# Where each object topological_sort returned is among the nodes (by identity, never their
+# ==), as positions: ids would differ from run to run (grader audit compares answers).
+_POSITIONS = "lambda order, *nodes: [[k for k, n in enumerate(nodes) if n is v] for v in order]"
+
+
 def stand_in_order(mt: Handle, graph: Sequence[VarNode]) -> tuple[Handle, Any, dict]:
     """``topological_sort`` of stand-ins of ``graph`` in one round trip: its handle, what it
-    returned as node indices (-1: not a node of the graph; None: not an iterable of objects;
-    a fault: it raised), and the nodes' names."""
+    returned as node indices (-1: not a node of the graph; None: not an iterable; a fault:
+    it raised), and the nodes' names."""
     nodes, names = stand_ins(mt, graph)
     order = mt.topological_sort(nodes[-1])
-    ran = identity(order)  # made before anything else uses ``order``: its own fault only
-    listed = builtin(mt, "list")(builtin(mt, "map")(builtin(mt, "id"), order))
-    got = outcomes(ran, listed, *[identity(n) for n in nodes])
-    if isinstance(got[0], StudentFault):
-        return order, got[0], names
-    if not isinstance(got[1], list) or not all(type(i) is int for i in [*got[1], *got[2:]]):
+    iterable = builtin(mt, "hasattr")(order, "__iter__")  # before anything iterates it
+    got = outcomes(iterable, code(mt, _POSITIONS)(order, *nodes))
+    if isinstance(got[0], StudentFault) or got[0] is not True:
+        return order, got[0] if isinstance(got[0], StudentFault) else None, names
+    found = got[1]
+    if not isinstance(found, list) or not all(isinstance(at, list) for at in found):
         return order, None, names
-    index = {k: i for i, k in enumerate(got[2:])}
-    return order, [index.get(k, -1) for k in got[1]], names
+    return order, [at[0] if len(at) == 1 and type(at[0]) is int else -1 for at in found], names
 
 
 def check_stand_in_order(mt: Handle, graph: Sequence[VarNode], called: str = "") -> None:
