@@ -1027,29 +1027,21 @@ class reproduced:  # noqa: N801 - used as a context manager, like pointing
         pytest.fail("\n".join([str(exc.msg), *shell_lines(lines)]), pytrace=False)
 
 
-def fault_fails(
-    fault: StudentFault, handle: Handle, *, what: str, called: str = "", names: Any = None
-) -> NoReturn:
-    """Fail on what stopped ``handle``'s value: what student code raised or that it hung, on
-    which call (``called``, else the call's own line) and the lines that reproduce it
-    (``names`` for ``shell``). Other faults (a crash, a value that is not
-    plain data) propagate: the plugin words them."""
-    __tracebackhide__ = True
-    if not isinstance(fault, (StudentError, ProbeTimeout)):
-        raise fault
-    lines = shell(handle, names=names)
-    if isinstance(fault, ProbeTimeout):
-        timed_out(fault, called=called or lines[-1], snippet=lines)
-    raised(fault, label=what, called=called or lines[-1], snippet=lines)
-
-
 def answers(*handles: Handle, what: str, called: str = "", names: Any = None) -> list[Any]:
-    """The plain values of ``handles`` in one round trip; fails on the first fault met."""
+    """The plain values of ``handles`` in one round trip. Where student code raised or hung,
+    fail saying so, on which call (``called``, else the call's own line), with the lines
+    that reproduce it; other faults (a crash, a value that is not plain data) propagate:
+    the plugin words them."""
     __tracebackhide__ = True
     got = outcomes(*handles)
-    for handle, result in zip(handles, got, strict=True):
-        if isinstance(result, StudentFault):
-            fault_fails(result, handle, what=what, called=called, names=names)
+    for handle, fault in zip(handles, got, strict=True):
+        if isinstance(fault, StudentFault):
+            if not isinstance(fault, (StudentError, ProbeTimeout)):
+                raise fault
+            lines = shell(handle, names=names)
+            if isinstance(fault, ProbeTimeout):
+                timed_out(fault, called=called or lines[-1], snippet=lines)
+            raised(fault, label=what, called=called or lines[-1], snippet=lines)
     return got
 
 
@@ -1060,12 +1052,12 @@ def central_differences(
     ``(vals, arg, epsilon)`` of ``cases`` (epsilon None: the default), in one round trip:
     the calls, their values and the names for their reproducers."""
     __tracebackhide__ = True
-    f = code(mt, fn.source)
+    fs = [code(mt, fn.source) for _ in cases]  # one each: a reproducer shows its own call only
     calls = [
         mt.central_difference(f, *vals, arg=arg, **({} if e is None else {"epsilon": e}))
-        for vals, arg, e in cases
+        for f, (vals, arg, e) in zip(fs, cases, strict=True)
     ]
-    names = {f: "f"}
+    names = dict.fromkeys(fs, "f")
     return calls, answers(*calls, what="central_difference", names=names), names
 
 
@@ -1126,18 +1118,16 @@ _POSITIONS = "lambda order, *nodes: [[k for k, n in enumerate(nodes) if n is v] 
 
 def stand_in_order(mt: Handle, graph: Sequence[VarNode]) -> tuple[Handle, Any, dict]:
     """``topological_sort`` of stand-ins of ``graph`` in one round trip: its handle, what it
-    returned as node indices (-1: not a node of the graph; None: not an iterable; a fault:
-    it raised), and the nodes' names."""
+    returned as node indices (-1: not a node of the graph; a fault: it raised; a string:
+    the type of what it returned, not an iterable), and the nodes' names."""
     nodes, names = stand_ins(mt, graph)
     order = mt.topological_sort(nodes[-1])
-    iterable = builtin(mt, "hasattr")(order, "__iter__")  # before anything iterates it
-    got = outcomes(iterable, code(mt, _POSITIONS)(order, *nodes))
-    if isinstance(got[0], StudentFault) or got[0] is not True:
-        return order, got[0] if isinstance(got[0], StudentFault) else None, names
-    found = got[1]
-    if not isinstance(found, list) or not all(isinstance(at, list) for at in found):
-        return order, None, names
-    return order, [at[0] if len(at) == 1 and type(at[0]) is int else -1 for at in found], names
+    # Its type's name, asked before anything iterates ``order``: that fault is not its own.
+    kind = builtin(mt, "getattr")(builtin(mt, "type")(order), "__name__")
+    got = outcomes(kind, code(mt, _POSITIONS)(order, *nodes))
+    if isinstance(got[0], StudentFault) or not isinstance(got[1], list):
+        return order, got[0] if isinstance(got[0], StudentFault) else str(got[0]), names
+    return order, [at[0] if at == at[:1] and type(at[0]) is int else -1 for at in got[1]], names
 
 
 def check_stand_in_order(mt: Handle, graph: Sequence[VarNode], called: str = "") -> None:
@@ -1147,8 +1137,11 @@ def check_stand_in_order(mt: Handle, graph: Sequence[VarNode], called: str = "")
     called = called or f"topological_sort(v{len(graph) - 1}) where {variable_graph_text(graph)}"
     order, got, names = stand_in_order(mt, graph)
     if isinstance(got, StudentFault):
-        fault_fails(got, order, what="topological_sort", called=called, names=names)
+        answers(order, what="topological_sort", called=called, names=names)
     with reproduced(order, names=names):
+        if isinstance(got, str):
+            headline = "topological_sort did not return an iterable of the graph's variables."
+            report(headline, called=called, returned=f"a {got} object", expected="a list of them")
         check_topological_order(graph, got, called=called, snippet=())
 
 
