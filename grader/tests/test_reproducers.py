@@ -82,14 +82,6 @@ GRAPH = [  # a diamond with a reused input and a weight, a constant, and a leaf 
 ]
 
 
-def test_topological_sort_reproducer_builds_the_tests_graph() -> None:
-    message = message_of(S.check_topological_order, GRAPH, [0, 1, 3, 4, 5], called="")
-    names = run_in_shell(shell_input(message))
-    # The same variables by name, and a correct order of them: the reference is right.
-    order = [int(name[1:]) for name in names]
-    S.check_topological_order(GRAPH, order, called="")
-
-
 def test_backpropagate_reproducer_gives_the_expected_derivatives() -> None:
     deriv = -0.5
     got = [None] * len(GRAPH)
