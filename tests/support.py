@@ -1163,10 +1163,11 @@ def check_stand_in_backpropagate(
     nodes, names = stand_ins(mt, graph)
     mt.backpropagate(nodes[output], deriv)
     derivs = [nodes[i].derivative for i, n in enumerate(graph) if n[0] == "leaf"]
-    got = iter(answers(*derivs, what="backpropagate", called=called, names=names))
-    leaf_derivatives = [next(got) if n[0] == "leaf" else None for n in graph]
-    with pointing(lambda: _stand_in_order_problem(mt, graph)), reproduced(*derivs, names=names):
-        check_backpropagate(graph, deriv, leaf_derivatives, called=called, snippet=())
+    with pointing(lambda: _stand_in_order_problem(mt, graph)):
+        got = iter(answers(*derivs, what="backpropagate", called=called, names=names))
+        leaf_derivatives = [next(got) if n[0] == "leaf" else None for n in graph]
+        with reproduced(*derivs, names=names):
+            check_backpropagate(graph, deriv, leaf_derivatives, called=called, snippet=())
 
 
 def _stand_in_order_problem(mt: Handle, graph: Sequence[VarNode]) -> str:
