@@ -32,7 +32,6 @@ The last node is the output.
 from __future__ import annotations
 
 import importlib
-import math
 from typing import Any
 
 UNARY = ("neg", "log", "exp", "sigmoid", "relu")
@@ -130,30 +129,6 @@ def module_tree(spec: dict[str, Any], actions: list[list[str]], parts: list[str]
     if "training" in parts:
         out["training"] = {path: m.training for path, m in mods.items()}
     return out
-
-
-# --------------------------------------------------------------------------- 1.1
-_FUNCTIONS = {
-    "square": lambda x: x * x,
-    "cubic": lambda x, y: x * x * x - 2.0 * x * y + y,
-    "product3": lambda x, y, z: x * y * z,
-    "sin_exp": lambda x, y: math.sin(x) * math.exp(0.5 * y),
-    "ratio": lambda x, y: x / (1.0 + y * y),
-}
-
-
-def central_difference(fn_name: str, vals: list[float], arg: int, epsilon: Any) -> Any:
-    """``central_difference(f, *vals, arg=arg[, epsilon=epsilon])`` with a probe-side ``f``."""
-    autodiff = _student("autodiff")
-    fn = _FUNCTIONS[fn_name]
-    if epsilon is None:
-        return autodiff.central_difference(fn, *vals, arg=arg)
-    return autodiff.central_difference(fn, *vals, arg=arg, epsilon=epsilon)
-
-
-def central_difference_many(fn_name: str, cases: list[list[Any]]) -> list[Any]:
-    """``central_difference`` for each ``[vals, arg, epsilon]`` of ``cases``, in one call."""
-    return [central_difference(fn_name, vals, arg, epsilon) for vals, arg, epsilon in cases]
 
 
 # --------------------------------------------------------------------------- 1.4 in isolation

@@ -26,7 +26,7 @@ import pytest
 from hypothesis import assume, settings
 from hypothesis import strategies as st
 
-from grader.isolation.handles import code, outcomes, reproducer
+from grader.isolation.handles import Handle, builtin, code, outcomes, reproducer
 from grader.isolation.protocol import (
     BadValue,
     ProbeTimeout,
@@ -1001,16 +1001,194 @@ def check_fold(student, name, ls, got):
     )
 
 
+# ------------------------------------------------ test_autodiff.py (+ hidden), over handles
+def shell(*handles: Handle, names: dict[Handle, str] | None = None) -> list[str]:
+    """``reproducer(...)`` as a student pastes it: the imports first."""
+    body = [line for line in reproducer(*handles, names=names) if line != "import minitorch"]
+    uses_math = any("math." in line for line in body)
+    return ["import minitorch", *(["import math"] if uses_math else []), *body]
+
+
+def pasteable(lines: list[str]) -> list[str]:
+    """``lines`` when short enough to paste (a 200-variable graph is not shown)."""
+    return lines if len(lines) <= 60 else []
+
+
+class reproduced:  # noqa: N801 - used as a context manager, like pointing
+    """On a failure inside the block, add the shell lines that reproduce ``handles`` (made
+    only then: a passing example pays nothing for them)."""
+
+    def __init__(self, *handles: Handle, names: Any = None) -> None:
+        self.handles, self.names = handles, names
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: Any, exc: Any, tb: Any) -> bool:
+        if kind is None or not issubclass(kind, pytest.fail.Exception):
+            return False
+        __tracebackhide__ = True
+        lines = pasteable(shell(*self.handles, names=self.names))
+        pytest.fail("\n".join([str(exc.msg), *shell_lines(lines)]), pytrace=False)
+
+
+def answers(*handles: Handle, what: str, called: str = "", names: Any = None) -> list[Any]:
+    """The plain values of ``handles`` in one round trip. Where student code raised or hung,
+    fail saying so, on which call (``called``, else the call's own line), with the lines
+    that reproduce it; other faults (a crash, a value that is not plain data) propagate:
+    the plugin words them."""
+    __tracebackhide__ = True
+    got = outcomes(*handles)
+    for handle, fault in zip(handles, got, strict=True):
+        if isinstance(fault, StudentFault):
+            if not isinstance(fault, (StudentError, ProbeTimeout)):
+                raise fault
+            lines = shell(handle, names=names)
+            called = called or lines[-1]
+            if isinstance(fault, ProbeTimeout):
+                timed_out(fault, called=called, snippet=pasteable(lines))
+            raised(fault, label=what, called=called, snippet=pasteable(lines))
+    return got
+
+
+def central_differences(
+    mt: Handle, fn: Differentiable, cases: Sequence[tuple[list[float], int, float | None]]
+) -> tuple[list[Handle], list[Any], dict[Handle, str]]:
+    """The student's central_difference of ``fn`` (sent as its source text) at each
+    ``(vals, arg, epsilon)`` of ``cases`` (epsilon None: the default), in one round trip:
+    the calls, their values and the names for their reproducers."""
+    __tracebackhide__ = True
+    fs = [code(mt, fn.source) for _ in cases]  # one each: a reproducer shows its own call only
+    calls = [
+        mt.central_difference(f, *vals, arg=arg, **({} if e is None else {"epsilon": e}))
+        for f, (vals, arg, e) in zip(fs, cases, strict=True)
+    ]
+    names = dict.fromkeys(fs, "f")
+    return calls, answers(*calls, what="central_difference", names=names), names
+
+
+def central_called(fn: Differentiable, vals: Sequence[float], arg: int, e: float | None) -> str:
+    eps = "" if e is None else f", epsilon={fmt(e)}"
+    return f"central_difference({fn.source}, {', '.join(fmt(v) for v in vals)}, arg={arg}{eps})"
+
+
+# Stand-in variables for topological_sort and backpropagate: they follow the Variable
+# protocol of autodiff.py (as a Scalar does) with known local derivatives (edge weights), so
+# these tests depend on autodiff.py alone. The worker defines them from this text.
+STAND_IN = """class Variable:
+    def __init__(self, index, parents=(), weights=(), constant=False):
+        self.index, self.name, self.data, self.derivative = index, f"v{index}", 0.0, None
+        self._parents, self._weights, self._constant = list(parents), list(weights), constant
+        self.history = None if constant else History(self._parents)
+    def __repr__(self):
+        return self.name
+    @property
+    def unique_id(self):
+        return 1000 + self.index
+    def is_leaf(self):
+        return not self._constant and not self._parents
+    def is_constant(self):
+        return self._constant
+    @property
+    def parents(self):
+        return list(self._parents)
+    def chain_rule(self, d_output):
+        assert self._parents, "chain_rule called on a leaf or a constant"
+        return [(p, w * d_output) for p, w in zip(self._parents, self._weights)]
+    def accumulate_derivative(self, x):
+        assert self.is_leaf(), "accumulate_derivative called on a variable that is not a leaf"
+        self.derivative = x if self.derivative is None else self.derivative + x
+class History:  # what a Scalar's history holds, for code that reads it
+    def __init__(self, inputs):
+        self.last_fn, self.ctx, self.inputs = ("node" if inputs else None), None, tuple(inputs)
+"""
+
+
+def stand_ins(mt: Handle, graph: Sequence[VarNode]) -> tuple[list[Handle], dict[Handle, str]]:
+    """``graph`` built of stand-in variables in the worker: the nodes, and their names."""
+    variable = code(mt, STAND_IN, name="Variable")
+    nodes: list[Handle] = []
+    for i, node in enumerate(graph):
+        if node[0] == "node":
+            parents = [nodes[j] for j, _ in node[1]]
+            nodes.append(variable(i, parents, [float(w) for _, w in node[1]]))
+        else:
+            nodes.append(variable(i, constant=True) if node[0] == "const" else variable(i))
+    return nodes, {n: f"v{i}" for i, n in enumerate(nodes)}
+
+
+# Where each object topological_sort returned is among the nodes (by identity, never their
+# ==), as positions: ids would differ from run to run (grader audit compares answers).
+_POSITIONS = "lambda order, *nodes: [[k for k, n in enumerate(nodes) if n is v] for v in order]"
+
+
+def stand_in_order(mt: Handle, graph: Sequence[VarNode]) -> tuple[Handle, Any, dict]:
+    """``topological_sort`` of stand-ins of ``graph`` in one round trip: its handle, what it
+    returned as node indices (-1: not a node of the graph; a fault: it raised; a string:
+    the type of what it returned, not an iterable), and the nodes' names."""
+    nodes, names = stand_ins(mt, graph)
+    order = mt.topological_sort(nodes[-1])
+    # Its type's name, asked before anything iterates ``order``: that fault is not its own.
+    kind = builtin(mt, "getattr")(builtin(mt, "type")(order), "__name__")
+    got = outcomes(kind, code(mt, _POSITIONS)(order, *nodes))
+    if isinstance(got[0], StudentFault) or not isinstance(got[1], list):
+        return order, got[0] if isinstance(got[0], StudentFault) else str(got[0]), names
+    return order, [at[0] if at == at[:1] and type(at[0]) is int else -1 for at in got[1]], names
+
+
+def check_stand_in_order(mt: Handle, graph: Sequence[VarNode], called: str = "") -> None:
+    """topological_sort on stand-ins of ``graph``: each reachable non-constant variable
+    once, the output first, every variable before its parents."""
+    __tracebackhide__ = True
+    called = called or f"topological_sort(v{len(graph) - 1}) where {variable_graph_text(graph)}"
+    order, got, names = stand_in_order(mt, graph)
+    if isinstance(got, StudentFault):
+        answers(order, what="topological_sort", called=called, names=names)
+    with reproduced(order, names=names):
+        if isinstance(got, str):
+            headline = "topological_sort did not return an iterable of the graph's variables."
+            report(headline, called=called, returned=f"a {got} object", expected="a list of them")
+        check_topological_order(graph, got, called=called)
+
+
+def check_stand_in_backpropagate(
+    mt: Handle, graph: Sequence[VarNode], deriv: float, called: str = ""
+) -> None:
+    """backpropagate on stand-ins of ``graph``: each leaf gets the sum over paths of the
+    products of the weights, times ``deriv``. When it does not, point at topological_sort if
+    that is what went wrong (on stand-ins of its own)."""
+    __tracebackhide__ = True
+    output = len(graph) - 1
+    called = called or f"backpropagate(v{output}, {fmt(deriv)}) where {variable_graph_text(graph)}"
+    nodes, names = stand_ins(mt, graph)
+    mt.backpropagate(nodes[output], deriv)
+    derivs = [nodes[i].derivative for i, n in enumerate(graph) if n[0] == "leaf"]
+    with pointing(lambda: _stand_in_order_problem(mt, graph)):
+        got = iter(answers(*derivs, what="backpropagate", called=called, names=names))
+        leaf_derivatives = [next(got) if n[0] == "leaf" else None for n in graph]
+        with reproduced(*derivs, names=names):
+            check_backpropagate(graph, deriv, leaf_derivatives, called=called, snippet=())
+
+
+def _stand_in_order_problem(mt: Handle, graph: Sequence[VarNode]) -> str:
+    """What is wrong with topological_sort on stand-ins of ``graph`` that matters to
+    backpropagate, or ""."""
+    _, order, _ = stand_in_order(mt, graph)
+    if isinstance(order, StudentError):
+        return f"topological_sort raised {order.type_name} on this graph (see its tests)"
+    return _order_problem(order, len(graph) - 1, reachable(graph), lambda i: f"v{i}")
+
+
 # --------------------------------------------------------------------------- 1.1 functions
 @dataclass(frozen=True)
 class Differentiable:
-    """A function the probe passes to central_difference, with its exact gradient here."""
+    """A function a test sends to central_difference (as source text), with its exact gradient."""
 
     name: str
     arity: int
     f: Callable[..., float]
     grad: Callable[..., tuple[float, ...]]
-    source: str  # for the snippet
+    source: str  # what the worker evaluates (trusted text, minitorch and math in scope)
     # (f(.., x + h, ..) - f(.., x - h, ..)) / (2 h) along each argument, worked out by hand
     # for this f: (args..., h) -> one value per argument. The general formula is task 1.1's
     # solution; these closed forms are not (grader/tests/test_closed_forms.py checks them).
@@ -1719,19 +1897,10 @@ def check_topological_order(graph: Sequence[VarNode], order: Any, *, called: str
         f"each of {{{members} exactly once, "
         f"v{output} first, every variable before its parents, no constants"
     )
-    snippet = (
-        [
-            *variable_graph_lines(graph),
-            "from minitorch import topological_sort",
-            f"[v.name for v in topological_sort(v{output})]",
-        ]
-        if len(graph) < 30
-        else []
-    )
 
     def bad(headline: str) -> NoReturn:
         __tracebackhide__ = True
-        report(headline, called=called, returned=shown, expected=rule, snippet=snippet)
+        report(headline, called=called, returned=shown, expected=rule)
 
     if not isinstance(order, list) or not all(is_number(i) for i in order):
         bad("topological_sort did not return an iterable of the graph's variables.")
@@ -1820,9 +1989,17 @@ def module_lines(spec: ModuleSpec) -> list[str]:
     return lines
 
 
-def check_backpropagate(graph: Sequence[VarNode], deriv: float, got: Any, *, called: str) -> None:
+def check_backpropagate(
+    graph: Sequence[VarNode],
+    deriv: float,
+    got: Any,
+    *,
+    called: str,
+    snippet: Sequence[str] | None = None,
+) -> None:
     """Each leaf the output depends on holds the sum over paths of the products of the
-    edge weights, times ``deriv``; other leaves keep None (or 0)."""
+    edge weights, times ``deriv``; other leaves keep None (or 0). (``snippet``: the
+    reproducer, else one built of Scalars.)"""
     __tracebackhide__ = True
     expect(got, ("list", ANY, len(graph)), probe="backpropagate_variables", what="backpropagate")
     adj, absadj = path_derivatives(graph, deriv)
@@ -1832,8 +2009,9 @@ def check_backpropagate(graph: Sequence[VarNode], deriv: float, got: Any, *, cal
     expected = {i: (adj[i] if i in live else None) for i in leaves}
     shown = "{" + ", ".join(f"v{i}: {fmt(e)}" for i, e in expected.items()) + "}"
     returned = "{" + ", ".join(f"v{i}: {fmt(got[i])}" for i in leaves) + "}"
-    snippet = []
-    if len(graph) < 30:
+    if snippet is None and len(graph) >= 30:
+        snippet = []
+    elif snippet is None:
         snippet = [
             *variable_graph_lines(graph),
             f"v{output}.backward({fmt(deriv)})",

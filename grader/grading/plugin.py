@@ -397,26 +397,10 @@ def pytest_runtest_call(item: pytest.Item) -> None:
         client.hidden_scope = _hidden(item)
         client.fault_stands = False
     if _STATE in item.config.stash and item.config.stash[_STATE].handles is not None:
+        from grader.isolation.handles import reset_each_example
+
         item.config.stash[_STATE].handles.reset()
-        _reset_per_example(item, item.config.stash[_STATE].handles)
-
-
-def _reset_per_example(item: pytest.Item, session: Any) -> None:
-    """Start every hypothesis example with no objects: the worker's table stays small, and a
-    failing example's reproducer holds only that example's operations.
-
-    ``inner_test`` is hypothesis' documented seam for wrapping each example's call."""
-    given = getattr(getattr(item, "obj", None), "hypothesis", None)
-    inner = getattr(given, "inner_test", None)
-    if inner is None or getattr(inner, "_resets_handles", False):
-        return
-
-    def each_example(*args: Any, **kwargs: Any) -> Any:
-        session.reset()
-        return inner(*args, **kwargs)
-
-    each_example._resets_handles = True  # type: ignore[attr-defined]
-    given.inner_test = each_example
+        reset_each_example(getattr(item, "obj", None), item.config.stash[_STATE].handles)
 
 
 @pytest.hookimpl(wrapper=True)

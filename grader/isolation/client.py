@@ -294,10 +294,21 @@ class StudentClient:
                     }
                 )
             raise
-        self.fault_stands = False
+        self.fault_stands = op == "run" and self._batch_faults(value)
         if self.config.call_log is not None:
             self._log({"probe": probe, "args": list(args), "value": value})
         return value
+
+    def _batch_faults(self, answer: Any) -> bool:
+        """Note the files a batch of handle operations found not importing (the report's
+        top says so, as for a call that raised it) and say whether one stands."""
+        failed = answer.get("failed") if type(answer) is dict else None
+        stands = False
+        for error in (failed or {}).values() if type(failed) is dict else ():
+            if type(error) is dict and error.get("type") == "ImportError":
+                self._note_import(str(error.get("message", "")))
+                stands = True
+        return stands
 
     def _log(self, entry: dict[str, Any]) -> None:
         import json

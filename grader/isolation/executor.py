@@ -37,7 +37,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["Executor", "UnknownHandle", "BINARY", "UNARY", "BUILTINS"]
+__all__ = ["Executor", "UnknownHandle", "BINARY", "UNARY", "BUILTINS", "plain"]
 
 #: The operators a handle supports, by the name ``operator`` gives them.
 BINARY = frozenset(
@@ -95,6 +95,7 @@ class Executor:
         self._package = package
         self._missing = missing
         self.objects: dict[int, Any] = {}
+        self._compiled: dict[tuple[str, str], Any] = {}
 
     def reset(self) -> None:
         self.objects.clear()
@@ -170,7 +171,44 @@ class Executor:
 
     def _code(self, source: str, name: str) -> Any:
         scope: dict[str, Any] = {"minitorch": self._package(), "math": math}
+        # Tests send the same few texts for every example: compile each once per worker.
+        key = (source, "exec" if name else "eval")
+        compiled = self._compiled.get(key)
+        if compiled is None:
+            if len(self._compiled) >= 256:
+                self._compiled.clear()
+            compiled = self._compiled[key] = compile(source, "<test>", key[1])
         if not name:
-            return eval(compile(source, "<test>", "eval"), scope)  # noqa: S307 - trusted text
-        exec(compile(source, "<test>", "exec"), scope)  # noqa: S102 - trusted text
+            return eval(compiled, scope)  # noqa: S307 - trusted text
+        exec(compiled, scope)  # noqa: S102 - trusted text
         return scope[name]
+
+
+def plain(value: Any, depth: int = 0) -> Any:
+    """``value`` with numpy scalars (at any depth of lists, tuples, dicts) made plain.
+
+    Graded code may return numpy scalars (numpy is a runtime package and the template
+    imports it): ``np.exp(x)`` is a ``numpy.float64``, a float subclass the protocol refuses,
+    and ``np.longdouble`` is no float at all. Every numpy real floating type becomes its
+    ``float``, every integer type its ``int``, ``numpy.bool_`` its ``bool``. Only what crosses
+    the wire changes: the trusted side still checks every value's type after decoding, so
+    an impostor class can only make a number cross as a number.
+    """
+    kind = type(value)
+    if kind.__module__ == "numpy":
+        numpy = sys.modules.get("numpy")
+        try:
+            if numpy is not None and isinstance(value, numpy.bool_):
+                return bool(value)
+            if numpy is not None and isinstance(value, numpy.integer):
+                return int(value)
+            if numpy is not None and isinstance(value, numpy.floating):
+                return float(value)
+        except Exception:  # noqa: BLE001 - left as is: check_plain refuses it with a message
+            return value
+        return value
+    if depth < 32 and kind in (list, tuple):
+        return kind(plain(v, depth + 1) for v in value)
+    if depth < 32 and kind is dict:
+        return {k: plain(v, depth + 1) for k, v in value.items()}
+    return value

@@ -20,6 +20,7 @@ reproducer share one operation log.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -38,6 +39,7 @@ __all__ = [
     "identity",
     "outcomes",
     "reproducer",
+    "reset_each_example",
     "value",
     "values",
 ]
@@ -437,7 +439,9 @@ class Handle:
         return self._h_session._add(kind, wire, tuple(inputs), render, **kw)
 
     def __getattr__(self, name: str) -> Handle:
-        if name.startswith("__") and name.endswith("__"):
+        if name.startswith("_") and name.endswith("_"):
+            # Python's and tools' hooks (__len__, _repr_pretty_, _ipython_display_) asked of
+            # the handle itself: never the student's attributes.
             raise AttributeError(name)
         number = self._h_number
         return self._h_op(
@@ -613,6 +617,25 @@ def code(like: Handle, source: str, name: str = "") -> Handle:
     if name:
         like._h_session._ops[handle._h_number].name = name
     return handle
+
+
+def reset_each_example(test: Any, session: Session) -> None:
+    """Make every hypothesis example of ``test`` start with no objects: the worker's table
+    stays small, and a failing example's reproducer holds that example's operations only.
+
+    ``.hypothesis.inner_test`` is hypothesis' documented seam for wrapping each example."""
+    given = getattr(test, "hypothesis", None)
+    inner = getattr(given, "inner_test", None)
+    if inner is None or getattr(inner, "_resets_handles", False):
+        return
+
+    @functools.wraps(inner)  # hypothesis names the test by it ("Falsifying example: ...")
+    def each_example(*args: Any, **kwargs: Any) -> Any:
+        session.reset()
+        return inner(*args, **kwargs)
+
+    each_example._resets_handles = True  # type: ignore[attr-defined]
+    given.inner_test = each_example
 
 
 def outcomes(*handles: Handle) -> list[Any]:

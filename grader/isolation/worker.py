@@ -320,36 +320,6 @@ class StudentPackage(importlib.abc.MetaPathFinder):
         raise AttributeError(f"module 'minitorch' has no attribute '{attr}'")
 
 
-def _numpy_scalars_to_plain(value: Any, depth: int = 0) -> Any:
-    """``value`` with numpy scalars (at any depth of lists, tuples, dicts) made plain.
-
-    Graded code may return numpy scalars (numpy is a runtime package and the template
-    imports it): ``np.exp(x)`` is a ``numpy.float64``, a float subclass the protocol refuses,
-    and ``np.longdouble`` is no float at all. Every numpy real floating type becomes its
-    ``float``, every integer type its ``int``, ``numpy.bool_`` its ``bool``. Only what crosses
-    the wire changes: the trusted side still checks every value's type after decoding, so
-    an impostor class can only make a number cross as a number.
-    """
-    kind = type(value)
-    if kind.__module__ == "numpy":
-        numpy = sys.modules.get("numpy")
-        try:
-            if numpy is not None and isinstance(value, numpy.bool_):
-                return bool(value)
-            if numpy is not None and isinstance(value, numpy.integer):
-                return int(value)
-            if numpy is not None and isinstance(value, numpy.floating):
-                return float(value)
-        except Exception:  # noqa: BLE001 - left as is: check_plain refuses it with a message
-            return value
-        return value
-    if depth < 32 and kind in (list, tuple):
-        return kind(_numpy_scalars_to_plain(v, depth + 1) for v in value)
-    if depth < 32 and kind is dict:
-        return {k: _numpy_scalars_to_plain(v, depth + 1) for k, v in value.items()}
-    return value
-
-
 class Worker:
     """Answers calls: runs probes against the student package and packs the results."""
 
@@ -404,7 +374,7 @@ class Worker:
                 fn = getattr(self.probes, call.probe, None)
                 if call.probe.startswith("_") or not callable(fn):
                     raise LookupError(f"no probe named {call.probe!r}")
-                value = _numpy_scalars_to_plain(fn(*call.args))
+                value = executor.plain(fn(*call.args))
             protocol.check_plain(value, f"the value returned for {call.probe}")
             return protocol.Reply(call.id, True, value)
         except protocol.BadValue as exc:
@@ -439,7 +409,7 @@ class Worker:
             value: Any = None
             if str(number) not in failed:
                 try:
-                    value = _numpy_scalars_to_plain(self.executor.held(number))
+                    value = executor.plain(self.executor.held(number))
                     protocol.check_plain(value, "the value")
                 except protocol.BadValue as exc:
                     bad[str(i)] = exc.message

@@ -142,3 +142,33 @@ def test_a_hang_and_a_crash_fail_their_values_and_later_ones_say_why(client, mt)
         with pytest.raises(WorkerCrashed, match="was restarted"):
             value(x.data)  # made by a worker that is gone
     assert value(mt.Scalar(5.0).data) == 5.0
+
+
+def test_printing_a_handle_runs_nothing() -> None:
+    """hypothesis prints a failing example's arguments (the ``mt`` fixture's handle among
+    them) through a ``_repr_pretty_`` hook: a handle has none, and records nothing."""
+    from hypothesis.vendor.pretty import pretty
+
+    session = Session(lambda message, label: pytest.fail(f"{message} was sent"))
+    mt = session.package()
+    assert pretty(mt) == "<handle minitorch>"
+    assert pretty(mt.Scalar(2.0)) == "<handle minitorch.Scalar(2.0)>"
+
+
+def test_a_falsifying_example_is_named_after_its_test() -> None:
+    """Each example starts afresh (``reset_each_example``) and is still told by its test's
+    name: "Falsifying example: test_small(...)"."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from grader.isolation.handles import reset_each_example
+
+    @settings(database=None, derandomize=True)
+    @given(st.integers(0, 100))
+    def test_small(x: int) -> None:
+        assert x < 5
+
+    reset_each_example(test_small, Session(lambda message, label: pytest.fail("sent")))
+    with pytest.raises(AssertionError) as info:
+        test_small()
+    assert any("Falsifying example: test_small(" in n for n in info.value.__notes__)

@@ -85,14 +85,6 @@ GRAPH = [  # a diamond with a reused input and a weight, a constant, and a leaf 
 ]
 
 
-def test_topological_sort_reproducer_builds_the_tests_graph() -> None:
-    message = message_of(S.check_topological_order, GRAPH, [0, 1, 3, 4, 5], called="")
-    names = run_in_shell(shell_input(message))
-    # The same variables by name, and a correct order of them: the reference is right.
-    order = [int(name[1:]) for name in names]
-    S.check_topological_order(GRAPH, order, called="")
-
-
 def test_backpropagate_reproducer_gives_the_expected_derivatives() -> None:
     deriv = -0.5
     got = [None] * len(GRAPH)
@@ -209,3 +201,46 @@ def test_with_a_wrong_chain_rule_a_graph_judges_topological_sort(broken: Any, fa
     names = run_in_shell(shell_input(message))
     index = {S._expression_name(nodes, j): j for j in range(len(nodes))}
     assert S.scalar_order_problem(nodes, [index.get(name, -1) for name in names]) is None
+
+
+# --------------------------------------------------------------------------- over handles
+@pytest.fixture(scope="module")
+def mt():  # type: ignore[no-untyped-def]
+    """Handles to the reference package, in this process (as a student's ``make test``)."""
+    from grader.isolation import SandboxConfig, StudentClient
+    from grader.isolation.handles import Session
+
+    config = SandboxConfig(root=ROOT / "reference", probes=ROOT / "tests" / "probes.py")
+    with StudentClient(SandboxConfig(**{**config.__dict__, "mode": "inprocess"})) as client:
+        yield Session(client.run, lambda: client.generation).package()
+
+
+def typed(lines: list[str]) -> list[str]:
+    """What a student types from a message's reproducer (blocks end with an empty line)."""
+    return shell_input("\n".join(S.shell_lines(lines)))
+
+
+def test_stand_in_order_reproducer_builds_the_tests_graph(mt: Any) -> None:
+    order, got, names = S.stand_in_order(mt, GRAPH)
+    S.check_topological_order(GRAPH, got, called="")  # the reference is right
+    *build, call = S.shell(order, names=names)
+    assert run_in_shell(typed([*build, f"[v.name for v in {call}]"])) == [f"v{i}" for i in got]
+
+
+def test_stand_in_backpropagate_reproducer_gives_the_expected_derivatives(mt: Any) -> None:
+    deriv = -0.5
+    nodes, names = S.stand_ins(mt, GRAPH)
+    mt.backpropagate(nodes[-1], deriv)
+    leaves = [i for i, n in enumerate(GRAPH) if n[0] == "leaf"]
+    lines = S.shell(*[nodes[i].derivative for i in leaves], names=names)
+    shown = run_in_shell(
+        typed([*lines[: -len(leaves)], "[" + ", ".join(lines[-len(leaves) :]) + "]"])
+    )
+    expected, _ = S.path_derivatives(GRAPH, deriv)
+    assert shown == pytest.approx([expected[i] for i in leaves], rel=1e-12)
+
+
+def test_central_difference_reproducer_gives_the_students_value(mt: Any) -> None:
+    fn = S.DIFFERENTIABLES["sin_exp"]
+    calls, got, names = S.central_differences(mt, fn, [([0.5, -1.0], 1, 0.25)])
+    assert run_in_shell(typed(S.shell(calls[0], names=names))) == got[0]
