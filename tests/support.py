@@ -450,20 +450,27 @@ def at_most(examples: int) -> settings:
     return settings(max_examples=min(examples, settings().max_examples))
 
 
+@functools.cache  # one strategy per bounds: composites draw them every example
 def floats(lo: float, hi: float) -> st.SearchStrategy[float]:
     return st.floats(lo, hi, allow_nan=False, allow_infinity=False)
 
 
+@functools.cache
 def away_from(point: float, margin: float, lo: float, hi: float) -> st.SearchStrategy[float]:
     """Floats in [lo, hi] at least ``margin`` away from ``point``."""
     return st.one_of(floats(point + margin, hi), floats(lo, point - margin))
 
 
+@functools.cache
 def magnitudes(lo: float, hi: float) -> st.SearchStrategy[float]:
     """Floats with |x| in [lo, hi], either sign."""
     return st.one_of(floats(lo, hi), floats(-hi, -lo))
 
 
+_D_SIZES = st.one_of(floats(0.1, 0.8), floats(1.25, 10.0))
+
+
+@functools.cache
 @st.composite
 def d_outputs(draw: st.DrawFn) -> float:
     """A random upstream gradient: |d| in [0.1, 0.8] or [1.25, 10], either sign.
@@ -471,7 +478,7 @@ def d_outputs(draw: st.DrawFn) -> float:
     Never close to 1, so a backward that forgets to multiply by d_output is caught on every
     example (its result is off by at least 20%).
     """
-    size = draw(st.one_of(floats(0.1, 0.8), floats(1.25, 10.0)))
+    size = draw(_D_SIZES)
     return size if draw(st.booleans()) else -size
 
 
@@ -1470,6 +1477,7 @@ def _draw_node(draw: Any, op: str, a: int, count: int, infos: list[Any]) -> list
     return [op, b, a] if left_ok and draw(st.booleans()) else [op, a, b]
 
 
+@functools.cache  # one strategy per arguments: building one costs more than a draw
 @st.composite
 def expressions(
     draw: st.DrawFn,
@@ -1522,6 +1530,7 @@ def expressions(
     return Expression(nodes, values)
 
 
+@functools.cache
 @st.composite
 def continued_expressions(draw: st.DrawFn, ops: Sequence[str]) -> tuple[Expression, int]:
     """(expr, k): the nodes of ``expr`` up to k are a first graph, whose output t<k> has been

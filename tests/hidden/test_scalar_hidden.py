@@ -4,6 +4,8 @@ a graph built on top of one that has been through backward() already."""
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -125,6 +127,7 @@ SHAPES = {
 }
 
 
+@functools.cache  # one strategy per arguments: building one costs more than a draw
 @st.composite
 def shaped(draw, name, ops):
     nodes = substitute_ops(SHAPES[name], ops)
@@ -155,6 +158,7 @@ def test_bigger_expression_graphs(mt, data, d):
     check_backward(mt, data.draw(expressions(ops=graph_ops(mt), max_ops=20), label="graph"), d)
 
 
+@functools.cache
 @st.composite
 def deep_chains(draw, ops):
     """y = x; then 100 times y = y * w + c: 200 operations deep (another + or * when one of
