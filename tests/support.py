@@ -2082,15 +2082,6 @@ def _order_problem(
     return ""
 
 
-def toposort_pointer(student: Any, graph: Sequence[VarNode]) -> str:
-    """A pointer at topological_sort when it is wrong on a failing backpropagate graph."""
-    try:
-        order = student.call("toposort_variables", list(graph), label="topological_sort")
-    except StudentError as exc:
-        return f"topological_sort raised {exc.type_name} on this graph (see its tests)"
-    return _order_problem(order, len(graph) - 1, reachable(graph), lambda i: f"v{i}")
-
-
 def _expression_name(nodes: Sequence[Node], j: int) -> str:
     return "y" if j == len(nodes) - 1 else _operand(nodes, j)
 
@@ -2215,6 +2206,8 @@ def _raised(fault: Any, what: str, lines: Callable[[], list[str]], hint: str = "
     __tracebackhide__ = True
     if isinstance(fault, StudentFault):
         _raise_unless_student_error(fault)
+        if getattr(fault, "stands", False):  # a make test run tells it once: not written yet
+            raise fault
         shown = lines()
         snippet = shown if len(shown) <= 40 else []
         raised(fault, label=what, called=_called(shown), snippet=snippet, hint=hint)
@@ -2527,6 +2520,8 @@ def _with_saved(mt: Any, name: str, args: list[float], d: float, forward: Any) -
     for (text, _), grads in zip(tries, outcomes(*[h for _, h in tries]), strict=True):
         if isinstance(grads, StudentFault):
             _raise_unless_student_error(grads)
+            if getattr(grads, "stands", False):  # a make test run tells it once
+                raise grads
         elif _close(grads, expected, *tolerance):
             return
         tried.append(
@@ -2599,19 +2594,6 @@ UNHASHABLE_HINT = (
     "a Scalar cannot go in a set or be a dict key: Scalar defines __eq__ (it builds an EQ "
     "Scalar), so Python gives it no __hash__. Keep the unique_ids in the set instead"
 )
-
-
-# --------------------------------------------------------------------------- backward in parts
-# backpropagate on stand-in variables, pointing at topological_sort when it goes wrong.
-def backpropagate_checked(
-    student: Any, graph: Sequence[VarNode], deriv: float, *, called: str, label: str
-) -> None:
-    """Run backpropagate on the stand-in graph and judge it; when it fails, point at
-    topological_sort if that is what went wrong."""
-    __tracebackhide__ = True
-    with pointing(lambda: toposort_pointer(student, graph)):
-        got = ask(student, "backpropagate_variables", graph, deriv, label=label, called=called)
-        check_backpropagate(graph, deriv, got, called=called)
 
 
 # --------------------------------------------------------------------------- chain_rule
