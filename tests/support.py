@@ -18,6 +18,7 @@ from __future__ import annotations
 import cmath
 import functools
 import math
+import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, NoReturn
@@ -26,7 +27,22 @@ import pytest
 from hypothesis import assume, settings
 from hypothesis import strategies as st
 
-from grader.isolation.protocol import BadValue, ProbeTimeout, StudentError, WorkerCrashed
+from grader.isolation.handles import (
+    Handle,
+    builtin,
+    code,
+    identity,
+    outcomes,
+    reproducer,
+)
+from grader.isolation.protocol import (
+    BadValue,
+    BudgetExhausted,
+    ProbeTimeout,
+    StudentError,
+    StudentFault,
+    WorkerCrashed,
+)
 
 # --------------------------------------------------------------------------- tolerances
 # Every numeric check accepts |got - expected| <= atol + rtol * |expected|, both terms
@@ -2642,6 +2658,278 @@ def backpropagate_checked(
     with pointing(lambda: toposort_pointer(student, graph)):
         got = ask(student, "backpropagate_variables", graph, deriv, label=label, called=called)
         check_backpropagate(graph, deriv, got, called=called)
+
+
+# ------------------------------------------------ test_scalar(_hidden).py, tasks 1.2, 1.3: handles
+def reproduced(handle: Handle, names: dict[Handle, str] | None = None) -> tuple[str, list[str]]:
+    """(called, lines): the statements that make ``handle`` on one line, and the lines that
+    rebuild it in a shell (``grader.isolation.handles.reproducer``)."""
+    lines = reproducer(handle, names=names)
+    return "; ".join(line for line in lines if line != "import minitorch"), lines
+
+
+def fault_reported(
+    fault: StudentFault, handle: Handle, *, what: str, names: dict[Handle, str] | None = None
+) -> NoReturn:
+    """Fail with what student code did while making ``handle`` (raised, hung, or gave
+    something that is not plain data), with the lines that reproduce it. A crash, the spent
+    budget and a file that does not import pass through: the plugin words them, once."""
+    __tracebackhide__ = True
+    if isinstance(fault, (WorkerCrashed, BudgetExhausted)):
+        raise fault
+    called, lines = reproduced(handle, names)
+    if isinstance(fault, StudentError):
+        raised(fault, label=what, called=called, snippet=lines)
+    if isinstance(fault, ProbeTimeout):
+        timed_out(fault, called=called, snippet=lines)
+    why = fault.message.rsplit(" is not plain data: ", 1)[-1]
+    report(
+        f"{what} returned something that is not plain data.",
+        called=called,
+        returned=why,
+        expected="a float",
+        snippet=lines,
+    )
+
+
+def fetched(
+    *handles: Handle,
+    what: str,
+    names: dict[Handle, str] | None = None,
+    shown: Handle | None = None,
+) -> list[Any]:
+    """The plain values of ``handles`` in one round trip. The first one that student code
+    kept from coming fails the test (``fault_reported``; the reproducer of ``shown`` if given,
+    else of that handle)."""
+    __tracebackhide__ = True
+    results = outcomes(*handles)
+    for handle, result in zip(handles, results, strict=True):
+        if isinstance(result, StudentFault):
+            fault_reported(result, shown or handle, what=what, names=names)
+    return results
+
+
+def check_returned(
+    got: Any,
+    expected: float,
+    handle: Handle,
+    *,
+    what: str,
+    rtol: float = RTOL,
+    atol: float = ATOL,
+    names: dict[Handle, str] | None = None,
+) -> None:
+    """``check_number`` of ``got``, the value of ``handle``; the reproducer is made only when
+    the check fails."""
+    __tracebackhide__ = True
+    if not (is_number(got) and within(got, expected, rtol, atol)):
+        called, lines = reproduced(handle, names)
+        check_number(got, expected, what=what, called=called, rtol=rtol, atol=atol, snippet=lines)
+
+
+_OPERATION = {
+    "add": operator.add, "sub": operator.sub, "mul": operator.mul, "div": operator.truediv,
+    "lt": operator.lt, "gt": operator.gt, "eq": operator.eq, "neg": operator.neg,
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ScalarGraph:
+    """An ``Expression`` built with the student's Scalars: each node's handle (a Python float
+    for a number), the input leaves, and reproducer names (x<i>, t<j>, the output y)."""
+
+    nodes: list[Any]
+    leaves: list[Handle]
+    names: dict[Handle, str]
+
+
+def scalar_graph(mt: Handle, expr: Expression) -> ScalarGraph:
+    nodes: list[Any] = []
+    leaves: list[Handle] = []
+    names: dict[Handle, str] = {}
+    last = len(expr.nodes) - 1
+    for j, (kind, *args) in enumerate(expr.nodes):
+        if kind == "num":
+            nodes.append(float(args[0]))
+            continue
+        if kind == "var":
+            node = mt.Scalar(expr.values[args[0]])
+            leaves.append(node)
+        elif kind in _OPERATION:
+            node = _OPERATION[kind](*(nodes[k] for k in args))
+        else:
+            node = getattr(nodes[args[0]], kind)()
+        names[node] = f"x{args[0]}" if kind == "var" else "y" if j == last else f"t{j}"
+        nodes.append(node)
+    return ScalarGraph(nodes, leaves, names)
+
+
+@dataclass(frozen=True)
+class Forward:
+    """A graph's output as ``forwards`` reads it."""
+
+    data: Handle  # y.data
+    history: Handle  # y.history, to reproduce a missing link
+    value: Any  # y.data as plain data
+    reached: list[int]  # the indices of the graph's leaves y reaches through history.inputs
+
+
+def forwards(mt: Handle, graphs: Sequence[ScalarGraph], *, what: str) -> list[Forward]:
+    """Each graph's output value and the leaves it reaches, in one round trip (a fault fails
+    the test, ``fetched``)."""
+    __tracebackhide__ = True
+    outs = [g.nodes[-1] for g in graphs]
+    datas, histories = [y.data for y in outs], [y.history for y in outs]
+    reaches = code(mt, REACHES, name="reaches")  # after datas: it is no part of their reproducer
+    walks = [reaches(y) for y in outs]
+    ids = [identity(x) for g in graphs for x in g.leaves]
+    names = {h: name for g in graphs for h, name in g.names.items()}
+    got = iter(fetched(*datas, *walks, *ids, what=what, names=names))
+    values, walked = [next(got) for _ in outs], [next(got) for _ in outs]
+    out = []
+    for g, data, history, value, walk in zip(graphs, datas, histories, values, walked, strict=True):
+        seen = set(walk) if isinstance(walk, list) and all(type(i) is int for i in walk) else set()
+        leaf_ids = [next(got) for _ in g.leaves]
+        reached = [i for i, x in enumerate(leaf_ids) if x in seen]
+        out.append(Forward(data, history, value, reached))
+    return out
+
+
+# Trusted text for the worker: id() of every object reachable from y through history.inputs
+# (the trusted side tells a graph's leaves apart among them with identity()).
+REACHES = """
+def reaches(y):
+    seen, stack = {}, [y]
+    while stack and len(seen) < 5000:
+        v = stack.pop()
+        if id(v) not in seen:
+            seen[id(v)] = v
+            stack.extend(getattr(getattr(v, "history", None), "inputs", None) or ())
+    return list(seen)
+"""
+
+
+def linear_function(mt: Handle, coeffs: Sequence[float], as_tuple: bool) -> Handle:
+    """A ScalarFunction with forward sum(c * x) and backward c * d per input, made in the
+    worker from this text, so chain_rule (task 1.3) is judged without the student's backward
+    functions (1.4). The coefficients go through ctx (forward saves them), so a chain_rule
+    that does not pass history.ctx gets them wrong. A one-input backward returns a bare float,
+    as the template's Log does, unless ``as_tuple``."""
+    xs = ", ".join(f"x{i}" for i in range(len(coeffs)))
+    total = " + ".join(f"{c!r} * x{i}" for i, c in enumerate(coeffs))
+    saved = ", ".join(repr(c) for c in coeffs)
+    one = len(coeffs) == 1 and not as_tuple
+    backward = "sum(ctx.saved_values) * d" if one else "tuple(c * d for c in ctx.saved_values)"
+    return code(
+        mt,
+        "type('F', (minitorch.ScalarFunction,), {"
+        f"'forward': staticmethod(lambda ctx, {xs}: ctx.save_for_backward({saved}) or {total}), "
+        f"'backward': staticmethod(lambda ctx, d: {backward})}})",
+    )
+
+
+# Trusted text: chain_rule's pairs as plain data, [id(input), derivative] (None: not a pair).
+_PAIRS = "lambda ps: [[id(p[0]), p[1]] if type(p) in (tuple, list) and len(p) == 2 else None for p in ps]"  # noqa: E501
+
+
+def chain_rule_pairs(
+    mt: Handle,
+    values: Sequence[float],
+    coeffs: Sequence[float],
+    d: float,
+    constants: Sequence[int] = (),
+    twice: bool = False,
+) -> tuple[Any, Handle, dict[Handle, str]]:
+    """``y.chain_rule(d)`` where y is ``F(*inputs)``, ``F = linear_function(coeffs)``, its
+    history made from the template's parts (Scalar, ScalarHistory, Context), not through the
+    course's ``apply``, which a student may have edited (task 1.2 judges that). The inputs are
+    leaves, constants (``Scalar(v, None)``) at the positions in ``constants``; with ``twice``
+    one leaf is both arguments. A one-input F follows the student's own Log.backward (a bare
+    float; or a 1-tuple, for students who call backward directly): both are built, the
+    trusted side picks one. Returns (pairs as [input index or -1, derivative], the handle of
+    ``list(y.chain_rule(d))`` and names, to reproduce it), in one round trip."""
+    __tracebackhide__ = True
+    log_ctx = mt.Context()
+    log_ctx.save_for_backward(2.0)
+    asked, built = [mt.Log.backward(log_ctx, 1.0)], []
+    for as_tuple in [False, True] if len(coeffs) == 1 else [True]:
+        leaves = [
+            mt.Scalar(v, None) if i in constants else mt.Scalar(v) for i, v in enumerate(values)
+        ]  # noqa: E501
+        inputs = leaves * 2 if twice else leaves
+        fn, ctx = linear_function(mt, coeffs, as_tuple), mt.Context()
+        forward = fn.forward(ctx, *(values * 2 if twice else values))
+        y = mt.Scalar(forward, mt.ScalarHistory(fn, ctx, tuple(inputs)))
+        shown = builtin(mt, "list")(y.chain_rule(d))
+        names = {fn: "F", ctx: "ctx", y: "y", **{x: f"x{i}" for i, x in enumerate(leaves)}}
+        built.append((len(asked), shown, names))
+        asked += [code(mt, _PAIRS)(shown), *(identity(x) for x in leaves)]
+    got = outcomes(*asked)
+    at, shown, names = built[-1 if isinstance(got[0], list) else 0]
+    for result in got[at : at + 1 + len(values)]:
+        if isinstance(result, StudentFault):
+            fault_reported(result, shown, what="Scalar.chain_rule", names=names)
+    ids = got[at + 1 : at + 1 + len(values)]
+    pairs = got[at]
+    for pair in pairs if isinstance(pairs, list) else ():
+        if isinstance(pair, list) and len(pair) == 2:
+            pair[0] = ids.index(pair[0]) if pair[0] in ids else -1
+    return pairs, shown, names
+
+
+def chain_rule_checked(
+    mt: Handle,
+    values: Sequence[float],
+    coeffs: Sequence[float],
+    d: float,
+    constants: Sequence[int] = (),
+    twice: bool = False,
+) -> None:
+    """``chain_rule_pairs`` judged on the trusted side: each leaf input once with c * d
+    (constants free: left out, or kept with any value); with ``twice``, two pairs for the one
+    leaf, one per argument."""
+    __tracebackhide__ = True
+    pairs, shown, names = chain_rule_pairs(mt, values, coeffs, d, constants, twice)
+    args = ", ".join(f"x{i}" for i in ([0, 0] if twice else range(len(values))))
+    called = (
+        f"y.chain_rule({fmt(d)}) where y = F({args}) and F's backward returns "
+        f"{fmt(list(coeffs))} times d_output"
+        + (
+            f" (x{', x'.join(map(str, constants))} a constant: Scalar(v, None))"
+            if constants
+            else ""
+        )
+    )
+    if twice:
+        problem = chain_rule_twice_problem(pairs, d)
+        headline = "Scalar.chain_rule is wrong when an input is used twice"
+        expected = f"[[0, {fmt(coeffs[0] * d)}], [0, {fmt(coeffs[1] * d)}]]"
+        hint = "one pair per argument of the function, in order: do not merge or drop them"
+    else:
+        problem = chain_rule_problem(pairs, coeffs, d, constants)
+        headline = "Scalar.chain_rule is wrong" + (
+            " when an input is a constant" if constants else ""
+        )
+        right = [[i, c * d] for i, c in enumerate(coeffs) if i not in constants]
+        expected = f"{fmt(right)} (in any order" + (
+            "; the constant input may be left out or given any value)" if constants else ")"
+        )
+        hint = (
+            "pair each input with the derivative at its own position before leaving "
+            "constants out (zip the inputs with the derivatives, then filter the pairs)"
+            if constants
+            else "call history.last_fn._backward(history.ctx, d_output) and pair each "
+            "result with history.inputs, in order"
+        )
+    if problem:
+        report(
+            f"{headline}: {problem}.",
+            called=called,
+            returned=f"pairs (input index, derivative): {fmt(pairs)}",
+            expected=expected,
+            snippet=reproducer(shown, names=names),
+            hint=hint,
+        )
 
 
 # --------------------------------------------------------------------------- chain_rule
