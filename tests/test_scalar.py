@@ -97,7 +97,7 @@ def batch_of(strategy):
 @pytest.mark.parametrize("name", STUDENT_FUNCTIONS)
 @BATCHED
 @given(data=st.data())
-def test_function_forward(name, data, mt):
+def test_function_forward(mt, name, data):
     """ScalarFunction.forward matches the closed form"""
     fn, what = FUNCTIONS[name], f"{name}.forward"
     cases = data.draw(batch_of(_FORWARD_INPUTS.get(name, fn.inputs)), "args")
@@ -155,7 +155,7 @@ def operator_cases(draw, op):
 @pytest.mark.parametrize("op", list(_BINARY_OPS) + list(_UNARY_OPS))
 @BATCHED
 @given(data=st.data())
-def test_scalar_operator(op, data, mt):
+def test_scalar_operator(mt, op, data):
     """Scalar operator gives the right value and records its inputs in the history"""
     cases = data.draw(batch_of(operator_cases(op)), label="cases")
     what = f"Scalar {_SYMBOLS[op]}" if op in _SYMBOLS else f"Scalar.{op}"
@@ -187,7 +187,7 @@ def test_scalar_operator(op, data, mt):
     "name", list(LINEAR_COEFFS), ids=["one_input", "two_inputs", "three_inputs"]
 )
 @given(data=st.data(), d=d_outputs())
-def test_chain_rule_pairs(name, data, d, mt):
+def test_chain_rule_pairs(mt, name, data, d):
     """chain_rule pairs every input with its local derivative times d_output"""
     coeffs = LINEAR_COEFFS[name]
     values = [data.draw(floats(-10.0, 10.0), label=f"x{i}") for i in range(len(coeffs))]
@@ -204,7 +204,7 @@ _CONSTANT_CASES = {"constant_first": ("Lin2", [0]), "constant_between": ("Lin3",
 @pytest.mark.parametrize("case", list(_CONSTANT_CASES))
 @at_most(10)  # one mistake shows on every example
 @given(data=st.data(), d=d_outputs())
-def test_chain_rule_with_a_constant_input(case, data, d, mt):
+def test_chain_rule_with_a_constant_input(mt, case, data, d):
     """chain_rule gives each non-constant input its own derivative when a constant comes first"""
     name, constants = _CONSTANT_CASES[case]
     coeffs = LINEAR_COEFFS[name]

@@ -44,7 +44,7 @@ from grader.isolation.handles import Handle
 
 @pytest.mark.task("1.2")
 @given(expr=expressions(max_ops=10))
-def test_composed_forward(expr, mt):
+def test_composed_forward(mt, expr):
     """Expressions combining every Scalar operator give the right values"""
     graph = scalar_graph(mt, expr)
     datas = {j: n.data for j, n in enumerate(graph.nodes) if isinstance(n, Handle)}
@@ -69,7 +69,7 @@ def test_composed_forward(expr, mt):
 
 @pytest.mark.task("1.3")
 @given(x=floats(-10.0, 10.0), d=d_outputs())
-def test_chain_rule_same_input_twice(x, d, mt):
+def test_chain_rule_same_input_twice(mt, x, d):
     """chain_rule gives one pair per argument, even when both arguments are the same Scalar"""
     chain_rule_checked(mt, [x], LINEAR_COEFFS["Lin2"], d, twice=True)
 
