@@ -2829,7 +2829,7 @@ def linear_function(mt: Handle, coeffs: Sequence[float], as_tuple: bool) -> Hand
 
 
 # Trusted text: chain_rule's pairs as plain data, [id(input), derivative] (None: not a pair).
-_PAIRS = "lambda ps: [[id(p[0]), p[1]] if type(p) in (tuple, list) and len(p) == 2 else None for p in ps]"  # noqa: E501
+_PAIRS_BY_ID = "lambda ps: [[id(p[0]), p[1]] if type(p) in (tuple, list) and len(p) == 2 else None for p in ps]"  # noqa: E501
 
 
 def chain_rule_pairs(
@@ -2863,7 +2863,7 @@ def chain_rule_pairs(
         shown = builtin(mt, "list")(y.chain_rule(d))
         names = {fn: "F", ctx: "ctx", y: "y", **{x: f"x{i}" for i, x in enumerate(leaves)}}
         built.append((len(asked), shown, names))
-        asked += [code(mt, _PAIRS)(shown), *(identity(x) for x in leaves)]
+        asked += [code(mt, _PAIRS_BY_ID)(shown), *(identity(x) for x in leaves)]
     got = outcomes(*asked)
     at, shown, names = built[-1 if isinstance(got[0], list) else 0]
     for result in got[at : at + 1 + len(values)]:
