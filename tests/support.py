@@ -2795,6 +2795,24 @@ def forwards(mt: Handle, graphs: Sequence[ScalarGraph], *, what: str) -> list[Fo
     return out
 
 
+def check_recorded(
+    out: Forward, inputs: Sequence[int], *, what: str, names: dict[Handle, str]
+) -> None:
+    """The output must reach exactly the leaves ``inputs`` (indices) through its history."""
+    __tracebackhide__ = True
+    if out.reached != list(inputs):
+        called, lines = reproduced(out.history, names)
+        report(
+            f"{what} does not record its inputs: the result is not connected to them.",
+            called=called,
+            returned=f"a Scalar whose history reaches {brief([f'x{i}' for i in out.reached])}",
+            expected=f"a Scalar whose history reaches {brief([f'x{i}' for i in inputs])}",
+            snippet=lines,
+            hint="build the result with a ScalarFunction's apply (e.g. Add.apply(self, b)), "
+            "which records the inputs for backpropagation",
+        )
+
+
 # Trusted text for the worker: id() of every object reachable from y through history.inputs
 # (the trusted side tells a graph's leaves apart among them with identity()).
 REACHES = """

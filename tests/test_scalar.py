@@ -39,10 +39,10 @@ from support import (
     Tally,
     ask_batch,
     at_most,
-    brief,
     chain_rule_checked,
     chain_rule_works,
     check_numbers,
+    check_recorded,
     check_returned,
     close_pairs,
     d_outputs,
@@ -61,7 +61,6 @@ from support import (
     magnitudes,
     raised,
     report,
-    reproduced,
     require_judged,
     scalar_graph,
     scalar_order_checked,
@@ -166,17 +165,7 @@ def test_scalar_operator(mt, op, data):
         check_returned(
             out.value, expected, out.data, what=what, rtol=rtol, atol=atol, names=g.names
         )
-        if out.reached != inputs:
-            called, lines = reproduced(out.history, g.names)
-            report(
-                f"{what} does not record its inputs: the result is not connected to them.",
-                called=called,
-                returned=f"a Scalar whose history reaches {brief([f'x{i}' for i in out.reached])}",
-                expected=f"a Scalar whose history reaches {brief([f'x{i}' for i in inputs])}",
-                snippet=lines,
-                hint="build the result with a ScalarFunction's apply (e.g. Add.apply(self, b)), "
-                "which records the inputs for backpropagation",
-            )
+        check_recorded(out, inputs, what=what, names=g.names)
 
 
 # --------------------------------------------------------------------------- task 1.3
