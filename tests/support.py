@@ -31,7 +31,6 @@ from grader.isolation.handles import (
     Handle,
     builtin,
     code,
-    identity,
     outcomes,
     reproducer,
 )
@@ -2662,18 +2661,15 @@ def backpropagate_checked(
 
 # ------------------------------------------------ test_scalar(_hidden).py, tasks 1.2, 1.3: handles
 def reproduced(handle: Handle, names: dict[Handle, str] | None = None) -> tuple[str, list[str]]:
-    """(called, lines): the statements that make ``handle`` on one line, and the lines that
-    rebuild it in a shell (``grader.isolation.handles.reproducer``)."""
+    """(called, lines): the statements making ``handle`` on one line, and the shell lines."""
     lines = reproducer(handle, names=names)
     return "; ".join(line for line in lines if line != "import minitorch"), lines
 
 
-def fault_reported(
-    fault: StudentFault, handle: Handle, *, what: str, names: dict[Handle, str] | None = None
-) -> NoReturn:
-    """Fail with what student code did while making ``handle`` (raised, hung, or gave
-    something that is not plain data), with the lines that reproduce it. A crash, the spent
-    budget and a file that does not import pass through: the plugin words them, once."""
+def fault_reported(fault: StudentFault, handle: Handle, *, what: str, names: Any) -> NoReturn:
+    """Fail with what student code did while making ``handle`` (raised, hung, gave something
+    that is not plain data) and the lines reproducing it; a crash, the spent budget and a
+    file that does not import pass through: the plugin words them, once."""
     __tracebackhide__ = True
     if isinstance(fault, (WorkerCrashed, BudgetExhausted)):
         raise fault
@@ -2683,44 +2679,26 @@ def fault_reported(
     if isinstance(fault, ProbeTimeout):
         timed_out(fault, called=called, snippet=lines)
     why = fault.message.rsplit(" is not plain data: ", 1)[-1]
-    report(
-        f"{what} returned something that is not plain data.",
-        called=called,
-        returned=why,
-        expected="a float",
-        snippet=lines,
-    )
+    report(f"{what} gave something that is not plain data.", called=called, returned=why,
+           expected="a float", snippet=lines)  # fmt: skip
 
 
-def fetched(
-    *handles: Handle,
-    what: str,
-    names: dict[Handle, str] | None = None,
-    shown: Handle | None = None,
-) -> list[Any]:
-    """The plain values of ``handles`` in one round trip. The first one that student code
-    kept from coming fails the test (``fault_reported``; the reproducer of ``shown`` if given,
-    else of that handle)."""
+def fetched(*handles: Handle, what: str, names: dict[Handle, str] | None = None) -> list[Any]:
+    """The plain values of ``handles`` in one round trip; the first one student code kept
+    from coming fails the test (``fault_reported``)."""
     __tracebackhide__ = True
     results = outcomes(*handles)
     for handle, result in zip(handles, results, strict=True):
         if isinstance(result, StudentFault):
-            fault_reported(result, shown or handle, what=what, names=names)
+            fault_reported(result, handle, what=what, names=names)
     return results
 
 
 def check_returned(
-    got: Any,
-    expected: float,
-    handle: Handle,
-    *,
-    what: str,
-    rtol: float = RTOL,
-    atol: float = ATOL,
-    names: dict[Handle, str] | None = None,
-) -> None:
-    """``check_number`` of ``got``, the value of ``handle``; the reproducer is made only when
-    the check fails."""
+    got: Any, expected: float, handle: Handle, *, what: str, rtol: float = RTOL,
+    atol: float = ATOL, names: dict[Handle, str] | None = None,
+) -> None:  # fmt: skip
+    """``check_number`` of ``got``, the value of ``handle`` (reproduced only on failure)."""
     __tracebackhide__ = True
     if not (is_number(got) and within(got, expected, rtol, atol)):
         called, lines = reproduced(handle, names)
@@ -2735,8 +2713,8 @@ _OPERATION = {
 
 @dataclass(frozen=True)
 class ScalarGraph:
-    """An ``Expression`` built with the student's Scalars: each node's handle (a Python float
-    for a number), the input leaves, and reproducer names (x<i>, t<j>, the output y)."""
+    """An ``Expression`` built with the student's Scalars: each node's handle (a float for a
+    number), the input leaves, and reproducer names (x<i>, t<j>, the output y)."""
 
     nodes: list[Any]
     leaves: list[Handle]
@@ -2744,68 +2722,61 @@ class ScalarGraph:
 
 
 def scalar_graph(mt: Handle, expr: Expression) -> ScalarGraph:
-    nodes: list[Any] = []
-    leaves: list[Handle] = []
-    names: dict[Handle, str] = {}
-    last = len(expr.nodes) - 1
+    graph = ScalarGraph([], [], {})
     for j, (kind, *args) in enumerate(expr.nodes):
         if kind == "num":
-            nodes.append(float(args[0]))
+            graph.nodes.append(float(args[0]))
             continue
         if kind == "var":
             node = mt.Scalar(expr.values[args[0]])
-            leaves.append(node)
+            graph.leaves.append(node)
         elif kind in _OPERATION:
-            node = _OPERATION[kind](*(nodes[k] for k in args))
+            node = _OPERATION[kind](*(graph.nodes[k] for k in args))
         else:
-            node = getattr(nodes[args[0]], kind)()
-        names[node] = f"x{args[0]}" if kind == "var" else "y" if j == last else f"t{j}"
-        nodes.append(node)
-    return ScalarGraph(nodes, leaves, names)
+            node = getattr(graph.nodes[args[0]], kind)()
+        last = j == len(expr.nodes) - 1
+        graph.names[node] = f"x{args[0]}" if kind == "var" else "y" if last else f"t{j}"
+        graph.nodes.append(node)
+    return graph
 
 
-@dataclass(frozen=True)
-class Forward:
-    """A graph's output as ``forwards`` reads it."""
+# Trusted text for the worker: which of ``leaves`` y reaches through history.inputs.
+REACHES = """
+def reaches(y, *leaves):
+    seen, stack, found = set(), [y], set()
+    while stack and len(seen) < 5000:
+        v = stack.pop()
+        if id(v) not in seen:
+            seen.add(id(v))
+            found.update(i for i, x in enumerate(leaves) if x is v)
+            stack.extend(getattr(getattr(v, "history", None), "inputs", None) or ())
+    return sorted(found)
+"""
 
-    data: Handle  # y.data
-    history: Handle  # y.history, to reproduce a missing link
-    value: Any  # y.data as plain data
-    reached: list[int]  # the indices of the graph's leaves y reaches through history.inputs
 
-
-def forwards(mt: Handle, graphs: Sequence[ScalarGraph], *, what: str) -> list[Forward]:
-    """Each graph's output value and the leaves it reaches, in one round trip (a fault fails
-    the test, ``fetched``)."""
+def forwards(mt: Handle, graphs: Sequence[ScalarGraph], *, what: str) -> list[tuple]:
+    """(y.data, y.history, y.data's value, the leaves y reaches) for the output y of each
+    graph, in one round trip (``fetched``)."""
     __tracebackhide__ = True
-    outs = [g.nodes[-1] for g in graphs]
-    datas, histories = [y.data for y in outs], [y.history for y in outs]
-    reaches = code(mt, REACHES, name="reaches")  # after datas: it is no part of their reproducer
-    walks = [reaches(y) for y in outs]
-    ids = [identity(x) for g in graphs for x in g.leaves]
+    ys = [g.nodes[-1] for g in graphs]
+    datas, histories = [y.data for y in ys], [y.history for y in ys]
+    reaches = code(mt, REACHES, name="reaches")  # after datas: no part of their reproducers
+    walks = [reaches(y, *g.leaves) for y, g in zip(ys, graphs, strict=True)]
     names = {h: name for g in graphs for h, name in g.names.items()}
-    got = iter(fetched(*datas, *walks, *ids, what=what, names=names))
-    values, walked = [next(got) for _ in outs], [next(got) for _ in outs]
-    out = []
-    for g, data, history, value, walk in zip(graphs, datas, histories, values, walked, strict=True):
-        seen = set(walk) if isinstance(walk, list) and all(type(i) is int for i in walk) else set()
-        leaf_ids = [next(got) for _ in g.leaves]
-        reached = [i for i, x in enumerate(leaf_ids) if x in seen]
-        out.append(Forward(data, history, value, reached))
-    return out
+    got = fetched(*datas, *walks, what=what, names=names)
+    return list(zip(datas, histories, got[: len(ys)], got[len(ys) :], strict=True))
 
 
-def check_recorded(
-    out: Forward, inputs: Sequence[int], *, what: str, names: dict[Handle, str]
-) -> None:
-    """The output must reach exactly the leaves ``inputs`` (indices) through its history."""
+def check_recorded(history: Handle, reached: Any, inputs: list[int], *, what: str, names) -> None:
+    """y (whose ``history`` handle is given) must reach exactly the leaves ``inputs``."""
     __tracebackhide__ = True
-    if out.reached != list(inputs):
-        called, lines = reproduced(out.history, names)
+    if reached != inputs:
+        called, lines = reproduced(history, names)
+        shown = fmt(reached) if not isinstance(reached, list) else brief([f"x{i}" for i in reached])
         report(
             f"{what} does not record its inputs: the result is not connected to them.",
             called=called,
-            returned=f"a Scalar whose history reaches {brief([f'x{i}' for i in out.reached])}",
+            returned=f"a Scalar whose history reaches {shown}",
             expected=f"a Scalar whose history reaches {brief([f'x{i}' for i in inputs])}",
             snippet=lines,
             hint="build the result with a ScalarFunction's apply (e.g. Add.apply(self, b)), "
@@ -2813,26 +2784,11 @@ def check_recorded(
         )
 
 
-# Trusted text for the worker: id() of every object reachable from y through history.inputs
-# (the trusted side tells a graph's leaves apart among them with identity()).
-REACHES = """
-def reaches(y):
-    seen, stack = {}, [y]
-    while stack and len(seen) < 5000:
-        v = stack.pop()
-        if id(v) not in seen:
-            seen[id(v)] = v
-            stack.extend(getattr(getattr(v, "history", None), "inputs", None) or ())
-    return list(seen)
-"""
-
-
 def linear_function(mt: Handle, coeffs: Sequence[float], as_tuple: bool) -> Handle:
     """A ScalarFunction with forward sum(c * x) and backward c * d per input, made in the
-    worker from this text, so chain_rule (task 1.3) is judged without the student's backward
-    functions (1.4). The coefficients go through ctx (forward saves them), so a chain_rule
-    that does not pass history.ctx gets them wrong. A one-input backward returns a bare float,
-    as the template's Log does, unless ``as_tuple``."""
+    worker from this text: chain_rule (1.3) is judged without the student's backward (1.4).
+    The coefficients go through ctx, so a chain_rule that does not pass history.ctx gets them
+    wrong. A one-input backward returns a bare float (the template's Log) unless ``as_tuple``."""
     xs = ", ".join(f"x{i}" for i in range(len(coeffs)))
     total = " + ".join(f"{c!r} * x{i}" for i, c in enumerate(coeffs))
     saved = ", ".join(repr(c) for c in coeffs)
@@ -2846,106 +2802,79 @@ def linear_function(mt: Handle, coeffs: Sequence[float], as_tuple: bool) -> Hand
     )
 
 
-# Trusted text: chain_rule's pairs as plain data, [id(input), derivative] (None: not a pair).
-_PAIRS_BY_ID = "lambda ps: [[id(p[0]), p[1]] if type(p) in (tuple, list) and len(p) == 2 else None for p in ps]"  # noqa: E501
+# Trusted text: chain_rule's pairs as plain data, [index of the input or -1, derivative].
+_INDEXED = (
+    "lambda ps, *xs: [[next((i for i, x in enumerate(xs) if x is p[0]), -1), p[1]] "
+    "if type(p) in (tuple, list) and len(p) == 2 else None for p in ps]"
+)
 
 
 def chain_rule_pairs(
-    mt: Handle,
-    values: Sequence[float],
-    coeffs: Sequence[float],
-    d: float,
-    constants: Sequence[int] = (),
-    twice: bool = False,
-) -> tuple[Any, Handle, dict[Handle, str]]:
-    """``y.chain_rule(d)`` where y is ``F(*inputs)``, ``F = linear_function(coeffs)``, its
-    history made from the template's parts (Scalar, ScalarHistory, Context), not through the
-    course's ``apply``, which a student may have edited (task 1.2 judges that). The inputs are
-    leaves, constants (``Scalar(v, None)``) at the positions in ``constants``; with ``twice``
-    one leaf is both arguments. A one-input F follows the student's own Log.backward (a bare
-    float; or a 1-tuple, for students who call backward directly): both are built, the
-    trusted side picks one. Returns (pairs as [input index or -1, derivative], the handle of
-    ``list(y.chain_rule(d))`` and names, to reproduce it), in one round trip."""
+    mt: Handle, values: Sequence[float], coeffs: Sequence[float], d: float,
+    constants: Sequence[int] = (), twice: bool = False,
+) -> tuple[Any, list[str]]:  # fmt: skip
+    """(pairs as [input index or -1, derivative], reproducer lines) of ``y.chain_rule(d)``,
+    y = F(*inputs), F = ``linear_function``, its history made from the template's parts, not
+    through ``apply``, which a student may have edited (task 1.2 judges it). Inputs: leaves,
+    constants (``Scalar(v, None)``) at ``constants``; with ``twice``, one leaf twice. A
+    one-input F follows the student's own Log.backward (a float, or a 1-tuple for students
+    who call backward directly): both are built, the trusted side picks one. One round trip."""
     __tracebackhide__ = True
     log_ctx = mt.Context()
     log_ctx.save_for_backward(2.0)
     asked, built = [mt.Log.backward(log_ctx, 1.0)], []
     for as_tuple in [False, True] if len(coeffs) == 1 else [True]:
-        leaves = [
-            mt.Scalar(v, None) if i in constants else mt.Scalar(v) for i, v in enumerate(values)
-        ]  # noqa: E501
-        inputs = leaves * 2 if twice else leaves
+        xs = [mt.Scalar(v, None) if i in constants else mt.Scalar(v) for i, v in enumerate(values)]
         fn, ctx = linear_function(mt, coeffs, as_tuple), mt.Context()
         forward = fn.forward(ctx, *(values * 2 if twice else values))
-        y = mt.Scalar(forward, mt.ScalarHistory(fn, ctx, tuple(inputs)))
+        y = mt.Scalar(forward, mt.ScalarHistory(fn, ctx, tuple(xs * 2 if twice else xs)))
         shown = builtin(mt, "list")(y.chain_rule(d))
-        names = {fn: "F", ctx: "ctx", y: "y", **{x: f"x{i}" for i, x in enumerate(leaves)}}
-        built.append((len(asked), shown, names))
-        asked += [code(mt, _PAIRS_BY_ID)(shown), *(identity(x) for x in leaves)]
+        names = {fn: "F", ctx: "ctx", y: "y", **{x: f"x{i}" for i, x in enumerate(xs)}}
+        built.append((shown, names))
+        asked.append(code(mt, _INDEXED)(shown, *xs))
     got = outcomes(*asked)
-    at, shown, names = built[-1 if isinstance(got[0], list) else 0]
-    for result in got[at : at + 1 + len(values)]:
-        if isinstance(result, StudentFault):
-            fault_reported(result, shown, what="Scalar.chain_rule", names=names)
-    ids = got[at + 1 : at + 1 + len(values)]
-    pairs = got[at]
-    for pair in pairs if isinstance(pairs, list) else ():
-        if isinstance(pair, list) and len(pair) == 2:
-            pair[0] = ids.index(pair[0]) if pair[0] in ids else -1
-    return pairs, shown, names
+    pick = -1 if isinstance(got[0], list) else 0
+    (shown, names), pairs = built[pick], got[1:][pick]
+    if isinstance(pairs, StudentFault):
+        fault_reported(pairs, shown, what="Scalar.chain_rule", names=names)
+    return pairs, reproducer(shown, names=names)
 
 
 def chain_rule_checked(
-    mt: Handle,
-    values: Sequence[float],
-    coeffs: Sequence[float],
-    d: float,
-    constants: Sequence[int] = (),
-    twice: bool = False,
-) -> None:
-    """``chain_rule_pairs`` judged on the trusted side: each leaf input once with c * d
-    (constants free: left out, or kept with any value); with ``twice``, two pairs for the one
-    leaf, one per argument."""
+    mt: Handle, values: Sequence[float], coeffs: Sequence[float], d: float,
+    constants: Sequence[int] = (), twice: bool = False,
+) -> None:  # fmt: skip
+    """``chain_rule_pairs`` judged here: each leaf input once with c * d (a constant may be
+    left out, or kept with any value); with ``twice``, one pair per argument."""
     __tracebackhide__ = True
-    pairs, shown, names = chain_rule_pairs(mt, values, coeffs, d, constants, twice)
-    args = ", ".join(f"x{i}" for i in ([0, 0] if twice else range(len(values))))
-    called = (
-        f"y.chain_rule({fmt(d)}) where y = F({args}) and F's backward returns "
-        f"{fmt(list(coeffs))} times d_output"
-        + (
-            f" (x{', x'.join(map(str, constants))} a constant: Scalar(v, None))"
-            if constants
-            else ""
-        )
-    )
+    pairs, lines = chain_rule_pairs(mt, values, coeffs, d, constants, twice)
+    uses = [0, 0] if twice else list(range(len(values)))
+    right = [[i, c * d] for i, c in zip(uses, coeffs, strict=True) if i not in constants]
     if twice:
-        problem = chain_rule_twice_problem(pairs, d)
-        headline = "Scalar.chain_rule is wrong when an input is used twice"
-        expected = f"[[0, {fmt(coeffs[0] * d)}], [0, {fmt(coeffs[1] * d)}]]"
+        problem, when = chain_rule_twice_problem(pairs, d), " when an input is used twice"
         hint = "one pair per argument of the function, in order: do not merge or drop them"
     else:
-        problem = chain_rule_problem(pairs, coeffs, d, constants)
-        headline = "Scalar.chain_rule is wrong" + (
-            " when an input is a constant" if constants else ""
+        problem, when = chain_rule_problem(pairs, coeffs, d, constants), ""
+        hint = (
+            "call history.last_fn._backward(history.ctx, d_output) and pair each "
+            "result with history.inputs, in order"
         )
-        right = [[i, c * d] for i, c in enumerate(coeffs) if i not in constants]
-        expected = f"{fmt(right)} (in any order" + (
-            "; the constant input may be left out or given any value)" if constants else ")"
-        )
+    if constants:
+        when = " when an input is a constant"
         hint = (
             "pair each input with the derivative at its own position before leaving "
             "constants out (zip the inputs with the derivatives, then filter the pairs)"
-            if constants
-            else "call history.last_fn._backward(history.ctx, d_output) and pair each "
-            "result with history.inputs, in order"
         )
     if problem:
+        free = "; the constant input may be left out or given any value" if constants else ""
         report(
-            f"{headline}: {problem}.",
-            called=called,
+            f"Scalar.chain_rule is wrong{when}: {problem}.",
+            called=f"y.chain_rule({fmt(d)}) where y = F({', '.join(f'x{i}' for i in uses)}) "
+            f"and F's backward returns {fmt(list(coeffs))} times d_output"
+            + "".join(f" (x{i} a constant: Scalar(v, None))" for i in constants),
             returned=f"pairs (input index, derivative): {fmt(pairs)}",
-            expected=expected,
-            snippet=reproducer(shown, names=names),
+            expected=f"{fmt(right)} (in any order{free})",
+            snippet=lines,
             hint=hint,
         )
 

@@ -159,13 +159,11 @@ def test_scalar_operator(mt, op, data):
     cases = data.draw(batch_of(operator_cases(op)), label="cases")
     what = f"Scalar {_SYMBOLS[op]}" if op in _SYMBOLS else f"Scalar.{op}"
     graphs = [scalar_graph(mt, expr) for expr, _, _ in cases]
-    outs = forwards(mt, graphs, what=what)
-    for (expr, expected, inputs), g, out in zip(cases, graphs, outs, strict=True):
+    outs = zip(cases, graphs, forwards(mt, graphs, what=what), strict=True)
+    for (expr, expected, inputs), g, (data, history, value, reached) in outs:
         rtol, atol = _OWN_TOLERANCE[op](expr.values) if op in _OWN_TOLERANCE else (RTOL, ATOL)
-        check_returned(
-            out.value, expected, out.data, what=what, rtol=rtol, atol=atol, names=g.names
-        )
-        check_recorded(out, inputs, what=what, names=g.names)
+        check_returned(value, expected, data, what=what, rtol=rtol, atol=atol, names=g.names)
+        check_recorded(history, reached, inputs, what=what, names=g.names)
 
 
 # --------------------------------------------------------------------------- task 1.3
