@@ -173,6 +173,7 @@ def test_scalar_operator(mt, op, data):
 @pytest.mark.parametrize(
     "name", list(LINEAR_COEFFS), ids=["one_input", "two_inputs", "three_inputs"]
 )
+@at_most(20)  # fixed derivatives: a mistake shows on every example
 @given(data=st.data(), d=d_outputs())
 def test_chain_rule_pairs(mt, name, data, d):
     """chain_rule pairs every input with its local derivative times d_output"""

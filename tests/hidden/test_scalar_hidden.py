@@ -58,6 +58,7 @@ def test_composed_forward(mt, expr):
 
 
 @pytest.mark.task("1.3")
+@at_most(20)  # fixed derivatives: a mistake shows on every example
 @given(x=floats(-10.0, 10.0), d=d_outputs())
 def test_chain_rule_same_input_twice(mt, x, d):
     """chain_rule gives one pair per argument, even when both arguments are the same Scalar"""
