@@ -238,13 +238,6 @@ def _function(fn_name: str) -> Any:
     return getattr(_student("scalar_functions"), fn_name)
 
 
-def function_forward(fn_name: str, arg_lists: list[list[float]]) -> list[Any]:
-    """``Fn.forward(Context(), *args)`` for each args of arg_lists."""
-    fn = _function(fn_name)
-    context = _student("autodiff").Context
-    return [fn.forward(context(), *args) for args in arg_lists]
-
-
 def function_backward(
     fn_name: str, args: list[float], d_output: float, points: list[list[float]]
 ) -> dict[str, Any]:
@@ -506,11 +499,6 @@ def _made_by_nodes(graph: list[list[Any]], nodes: list[Any]) -> list[Any]:
     return out
 
 
-def expression_forward_many(cases: list[list[Any]]) -> list[dict[str, Any]]:
-    """``expression_forward`` for each ``[graph, values]`` of ``cases``, in one call."""
-    return [expression_forward(graph, values) for graph, values in cases]
-
-
 def expression_order(graph: list[list[Any]], values: list[float]) -> list[int]:
     """``topological_sort`` of the expression's output, built with Scalars, as node indices
     (-1: a Scalar that is not a node of the graph, such as a number wrapped by apply)."""
@@ -664,20 +652,6 @@ def chain_rule_pairs(fn_name: str, values: list[float], d_output: float) -> dict
     found = list(_linear_node(fn, inputs).chain_rule(d_output))
     pairs = [[_index_of(var, inputs), d] for var, d in found]
     return {"pairs": pairs}
-
-
-def chain_rule_with_constants(
-    fn_name: str, values: list[float], constants: list[int], d_output: float
-) -> dict[str, Any]:
-    """``chain_rule_pairs`` where the inputs at the positions in ``constants`` are constant
-    Scalars (``Scalar(v, None)``: no history), the others leaf Scalars."""
-    scalar = _student("scalar")
-    fn = _linear_functions()[fn_name]
-    inputs = [
-        scalar.Scalar(v, None) if i in constants else scalar.Scalar(v) for i, v in enumerate(values)
-    ]
-    found = list(_linear_node(fn, inputs).chain_rule(d_output))
-    return {"pairs": [[_index_of(var, inputs), d] for var, d in found]}
 
 
 def _backward_returns_sequences() -> bool:
