@@ -2832,7 +2832,7 @@ def backpropagate_checked(
 
 
 # ------------------------------------------------ test_scalar(_hidden).py, tasks 1.2, 1.3: handles
-def reproduced(handle: Handle, names: dict[Handle, str] | None = None) -> tuple[str, list[str]]:
+def call_and_lines(handle: Handle, names: dict[Handle, str] | None = None) -> tuple[str, list[str]]:
     """(called, lines): the statements making ``handle`` on one line, and the shell lines."""
     lines = reproducer(handle, names=names)
     return "; ".join(line for line in lines if line != "import minitorch"), lines
@@ -2845,7 +2845,7 @@ def fault_reported(fault: StudentFault, handle: Handle, *, what: str, names: Any
     __tracebackhide__ = True
     if isinstance(fault, (WorkerCrashed, BudgetExhausted)):
         raise fault
-    called, lines = reproduced(handle, names)
+    called, lines = call_and_lines(handle, names)
     if isinstance(fault, StudentError):
         raised(fault, label=what, called=called, snippet=lines)
     if isinstance(fault, ProbeTimeout):
@@ -2873,7 +2873,7 @@ def check_returned(
     """``check_number`` of ``got``, the value of ``handle`` (reproduced only on failure)."""
     __tracebackhide__ = True
     if not (is_number(got) and within(got, expected, rtol, atol)):
-        called, lines = reproduced(handle, names)
+        called, lines = call_and_lines(handle, names)
         check_number(got, expected, what=what, called=called, rtol=rtol, atol=atol, snippet=lines)
 
 
@@ -2943,7 +2943,7 @@ def check_recorded(history: Handle, reached: Any, inputs: list[int], *, what: st
     """y (whose ``history`` handle is given) must reach exactly the leaves ``inputs``."""
     __tracebackhide__ = True
     if reached != inputs:
-        called, lines = reproduced(history, names)
+        called, lines = call_and_lines(history, names)
         shown = fmt(reached) if not isinstance(reached, list) else brief([f"x{i}" for i in reached])
         report(
             f"{what} does not record its inputs: the result is not connected to them.",
