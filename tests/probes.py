@@ -232,13 +232,6 @@ def _function(fn_name: str) -> Any:
     return getattr(_student("scalar_functions"), fn_name)
 
 
-def function_forward(fn_name: str, arg_lists: list[list[float]]) -> list[Any]:
-    """``Fn.forward(Context(), *args)`` for each args of arg_lists."""
-    fn = _function(fn_name)
-    context = _student("autodiff").Context
-    return [fn.forward(context(), *args) for args in arg_lists]
-
-
 def _reaches(node: Any, index: dict[int, int], limit: int = 5000) -> list[int]:
     """Indices of the leaves (``index``: their ``_identities``) reachable from ``node``
     through ``history.inputs``."""
@@ -310,11 +303,6 @@ def _data(node: Any) -> Any:
     return node if isinstance(node, (int, float)) else node.data
 
 
-def expression_forward_many(cases: list[list[Any]]) -> list[dict[str, Any]]:
-    """``expression_forward`` for each ``[graph, values]`` of ``cases``, in one call."""
-    return [expression_forward(graph, values) for graph, values in cases]
-
-
 def expression_forward(graph: list[list[Any]], values: list[float]) -> dict[str, Any]:
     """Build the expression graph with Scalars (no backward): each node's data and reaches."""
     leaves, nodes = _build_expression(graph, values)
@@ -380,20 +368,6 @@ def chain_rule_pairs(fn_name: str, values: list[float], d_output: float) -> dict
     found = list(_linear_node(fn, inputs).chain_rule(d_output))
     pairs = [[_index_of(var, inputs), d] for var, d in found]
     return {"pairs": pairs}
-
-
-def chain_rule_with_constants(
-    fn_name: str, values: list[float], constants: list[int], d_output: float
-) -> dict[str, Any]:
-    """``chain_rule_pairs`` where the inputs at the positions in ``constants`` are constant
-    Scalars (``Scalar(v, None)``: no history), the others leaf Scalars."""
-    scalar = _student("scalar")
-    fn = _linear_functions()[fn_name]
-    inputs = [
-        scalar.Scalar(v, None) if i in constants else scalar.Scalar(v) for i, v in enumerate(values)
-    ]
-    found = list(_linear_node(fn, inputs).chain_rule(d_output))
-    return {"pairs": [[_index_of(var, inputs), d] for var, d in found]}
 
 
 def _backward_returns_sequences() -> bool:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import cmath
 import functools
 import math
+import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, NoReturn
@@ -29,6 +30,7 @@ from hypothesis import strategies as st
 from grader.isolation.handles import Handle, builtin, code, outcomes, reproducer
 from grader.isolation.protocol import (
     BadValue,
+    BudgetExhausted,
     ProbeTimeout,
     StudentError,
     StudentFault,
@@ -2594,6 +2596,226 @@ UNHASHABLE_HINT = (
     "a Scalar cannot go in a set or be a dict key: Scalar defines __eq__ (it builds an EQ "
     "Scalar), so Python gives it no __hash__. Keep the unique_ids in the set instead"
 )
+
+
+# ------------------------------------------------ test_scalar(_hidden).py, tasks 1.2, 1.3: handles
+def call_and_lines(handle: Handle, names: dict[Handle, str] | None = None) -> tuple[str, list[str]]:
+    """(called, lines): the statements making ``handle`` on one line, and the shell lines."""
+    lines = reproducer(handle, names=names)
+    return "; ".join(line for line in lines if line != "import minitorch"), lines
+
+
+def fault_reported(fault: StudentFault, handle: Handle, *, what: str, names: Any) -> NoReturn:
+    """Fail with what student code did while making ``handle`` (raised, hung, gave something
+    that is not plain data) and the lines reproducing it; a crash, the spent budget and a
+    file that does not import pass through: the plugin words them, once."""
+    __tracebackhide__ = True
+    if isinstance(fault, (WorkerCrashed, BudgetExhausted)):
+        raise fault
+    called, lines = call_and_lines(handle, names)
+    if isinstance(fault, StudentError):
+        raised(fault, label=what, called=called, snippet=lines)
+    if isinstance(fault, ProbeTimeout):
+        timed_out(fault, called=called, snippet=lines)
+    why = fault.message.rsplit(" is not plain data: ", 1)[-1]
+    report(f"{what} gave something that is not plain data.", called=called, returned=why,
+           expected="a float", snippet=lines)  # fmt: skip
+
+
+def fetched(*handles: Handle, what: str, names: dict[Handle, str] | None = None) -> list[Any]:
+    """The plain values of ``handles`` in one round trip; the first one student code kept
+    from coming fails the test (``fault_reported``)."""
+    __tracebackhide__ = True
+    results = outcomes(*handles)
+    for handle, result in zip(handles, results, strict=True):
+        if isinstance(result, StudentFault):
+            fault_reported(result, handle, what=what, names=names)
+    return results
+
+
+def check_returned(
+    got: Any, expected: float, handle: Handle, *, what: str, rtol: float = RTOL,
+    atol: float = ATOL, names: dict[Handle, str] | None = None,
+) -> None:  # fmt: skip
+    """``check_number`` of ``got``, the value of ``handle`` (reproduced only on failure)."""
+    __tracebackhide__ = True
+    if not (is_number(got) and within(got, expected, rtol, atol)):
+        called, lines = call_and_lines(handle, names)
+        check_number(got, expected, what=what, called=called, rtol=rtol, atol=atol, snippet=lines)
+
+
+_OPERATION = {
+    "add": operator.add, "sub": operator.sub, "mul": operator.mul, "div": operator.truediv,
+    "lt": operator.lt, "gt": operator.gt, "eq": operator.eq, "neg": operator.neg,
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ScalarGraph:
+    """An ``Expression`` built with the student's Scalars: each node's handle (a float for a
+    number), the input leaves, and reproducer names (x<i>, t<j>, the output y)."""
+
+    nodes: list[Any]
+    leaves: list[Handle]
+    names: dict[Handle, str]
+
+
+def scalar_graph(mt: Handle, expr: Expression) -> ScalarGraph:
+    graph = ScalarGraph([], [], {})
+    for j, (kind, *args) in enumerate(expr.nodes):
+        if kind == "num":
+            graph.nodes.append(float(args[0]))
+            continue
+        if kind == "var":
+            node = mt.Scalar(expr.values[args[0]])
+            graph.leaves.append(node)
+        elif kind in _OPERATION:
+            node = _OPERATION[kind](*(graph.nodes[k] for k in args))
+        else:
+            node = getattr(graph.nodes[args[0]], kind)()
+        last = j == len(expr.nodes) - 1
+        graph.names[node] = f"x{args[0]}" if kind == "var" else "y" if last else f"t{j}"
+        graph.nodes.append(node)
+    return graph
+
+
+# Trusted text for the worker: which of ``leaves`` y reaches through history.inputs.
+REACHES = """
+def reaches(y, *leaves):
+    seen, stack, found = set(), [y], set()
+    while stack and len(seen) < 5000:
+        v = stack.pop()
+        if id(v) not in seen:
+            seen.add(id(v))
+            found.update(i for i, x in enumerate(leaves) if x is v)
+            stack.extend(getattr(getattr(v, "history", None), "inputs", None) or ())
+    return sorted(found)
+"""
+
+
+def forwards(mt: Handle, graphs: Sequence[ScalarGraph], *, what: str) -> list[tuple]:
+    """(y.data, y.history, y.data's value, the leaves y reaches) for the output y of each
+    graph, in one round trip (``fetched``)."""
+    __tracebackhide__ = True
+    ys = [g.nodes[-1] for g in graphs]
+    datas, histories = [y.data for y in ys], [y.history for y in ys]
+    reaches = code(mt, REACHES, name="reaches")  # after datas: no part of their reproducers
+    walks = [reaches(y, *g.leaves) for y, g in zip(ys, graphs, strict=True)]
+    names = {h: name for g in graphs for h, name in g.names.items()}
+    got = fetched(*datas, *walks, what=what, names=names)
+    return list(zip(datas, histories, got[: len(ys)], got[len(ys) :], strict=True))
+
+
+def check_recorded(history: Handle, reached: Any, inputs: list[int], *, what: str, names) -> None:
+    """y (whose ``history`` handle is given) must reach exactly the leaves ``inputs``."""
+    __tracebackhide__ = True
+    if reached != inputs:
+        called, lines = call_and_lines(history, names)
+        shown = fmt(reached) if not isinstance(reached, list) else brief([f"x{i}" for i in reached])
+        report(
+            f"{what} does not record its inputs: the result is not connected to them.",
+            called=called,
+            returned=f"a Scalar whose history reaches {shown}",
+            expected=f"a Scalar whose history reaches {brief([f'x{i}' for i in inputs])}",
+            snippet=lines,
+            hint="build the result with a ScalarFunction's apply (e.g. Add.apply(self, b)), "
+            "which records the inputs for backpropagation",
+        )
+
+
+def linear_function(mt: Handle, coeffs: Sequence[float], as_tuple: bool) -> Handle:
+    """A ScalarFunction with forward sum(c * x) and backward c * d per input, made in the
+    worker from this text: chain_rule (1.3) is judged without the student's backward (1.4).
+    The coefficients go through ctx, so a chain_rule that does not pass history.ctx gets them
+    wrong. A one-input backward returns a bare float (the template's Log) unless ``as_tuple``."""
+    xs = ", ".join(f"x{i}" for i in range(len(coeffs)))
+    total = " + ".join(f"{c!r} * x{i}" for i, c in enumerate(coeffs))
+    saved = ", ".join(repr(c) for c in coeffs)
+    one = len(coeffs) == 1 and not as_tuple
+    backward = "sum(ctx.saved_values) * d" if one else "tuple(c * d for c in ctx.saved_values)"
+    return code(
+        mt,
+        "type('F', (minitorch.ScalarFunction,), {"
+        f"'forward': staticmethod(lambda ctx, {xs}: ctx.save_for_backward({saved}) or {total}), "
+        f"'backward': staticmethod(lambda ctx, d: {backward})}})",
+    )
+
+
+# Trusted text: chain_rule's pairs as plain data, [index of the input or -1, derivative].
+_INDEXED = (
+    "lambda ps, *xs: [[next((i for i, x in enumerate(xs) if x is p[0]), -1), p[1]] "
+    "if type(p) in (tuple, list) and len(p) == 2 else None for p in ps]"
+)
+
+
+def chain_rule_pairs(
+    mt: Handle, values: Sequence[float], coeffs: Sequence[float], d: float,
+    constants: Sequence[int] = (), twice: bool = False,
+) -> tuple[Any, list[str]]:  # fmt: skip
+    """(pairs as [input index or -1, derivative], reproducer lines) of ``y.chain_rule(d)``,
+    y = F(*inputs), F = ``linear_function``, its history made from the template's parts, not
+    through ``apply``, which a student may have edited (task 1.2 judges it). Inputs: leaves,
+    constants (``Scalar(v, None)``) at ``constants``; with ``twice``, one leaf twice. A
+    one-input F follows the student's own Log.backward (a float, or a 1-tuple for students
+    who call backward directly): both are built, the trusted side picks one. One round trip."""
+    __tracebackhide__ = True
+    log_ctx = mt.Context()
+    log_ctx.save_for_backward(2.0)
+    asked, built = [mt.Log.backward(log_ctx, 1.0)], []
+    for as_tuple in [False, True] if len(coeffs) == 1 else [True]:
+        xs = [mt.Scalar(v, None) if i in constants else mt.Scalar(v) for i, v in enumerate(values)]
+        fn, ctx = linear_function(mt, coeffs, as_tuple), mt.Context()
+        forward = fn.forward(ctx, *(values * 2 if twice else values))
+        y = mt.Scalar(forward, mt.ScalarHistory(fn, ctx, tuple(xs * 2 if twice else xs)))
+        shown = builtin(mt, "list")(y.chain_rule(d))
+        names = {fn: "F", ctx: "ctx", y: "y", **{x: f"x{i}" for i, x in enumerate(xs)}}
+        built.append((shown, names))
+        asked.append(code(mt, _INDEXED)(shown, *xs))
+    got = outcomes(*asked)
+    pick = -1 if isinstance(got[0], list) else 0
+    (shown, names), pairs = built[pick], got[1:][pick]
+    if isinstance(pairs, StudentFault):
+        fault_reported(pairs, shown, what="Scalar.chain_rule", names=names)
+    return pairs, reproducer(shown, names=names)
+
+
+def chain_rule_checked(
+    mt: Handle, values: Sequence[float], coeffs: Sequence[float], d: float,
+    constants: Sequence[int] = (), twice: bool = False,
+) -> None:  # fmt: skip
+    """``chain_rule_pairs`` judged here: each leaf input once with c * d (a constant may be
+    left out, or kept with any value); with ``twice``, one pair per argument."""
+    __tracebackhide__ = True
+    pairs, lines = chain_rule_pairs(mt, values, coeffs, d, constants, twice)
+    uses = [0, 0] if twice else list(range(len(values)))
+    right = [[i, c * d] for i, c in zip(uses, coeffs, strict=True) if i not in constants]
+    if twice:
+        problem, when = chain_rule_twice_problem(pairs, d), " when an input is used twice"
+        hint = "one pair per argument of the function, in order: do not merge or drop them"
+    else:
+        problem, when = chain_rule_problem(pairs, coeffs, d, constants), ""
+        hint = (
+            "call history.last_fn._backward(history.ctx, d_output) and pair each "
+            "result with history.inputs, in order"
+        )
+    if constants:
+        when = " when an input is a constant"
+        hint = (
+            "pair each input with the derivative at its own position before leaving "
+            "constants out (zip the inputs with the derivatives, then filter the pairs)"
+        )
+    if problem:
+        free = "; the constant input may be left out or given any value" if constants else ""
+        report(
+            f"Scalar.chain_rule is wrong{when}: {problem}.",
+            called=f"y.chain_rule({fmt(d)}) where y = F({', '.join(f'x{i}' for i in uses)}) "
+            f"and F's backward returns {fmt(list(coeffs))} times d_output"
+            + "".join(f" (x{i} a constant: Scalar(v, None))" for i in constants),
+            returned=f"pairs (input index, derivative): {fmt(pairs)}",
+            expected=f"{fmt(right)} (in any order{free})",
+            snippet=lines,
+            hint=hint,
+        )
 
 
 # --------------------------------------------------------------------------- chain_rule

@@ -439,9 +439,9 @@ class Handle:
         return self._h_session._add(kind, wire, tuple(inputs), render, **kw)
 
     def __getattr__(self, name: str) -> Handle:
-        if name.startswith("_") and name.endswith("_"):
-            # Python's and tools' hooks (__len__, _repr_pretty_, _ipython_display_) asked of
-            # the handle itself: never the student's attributes.
+        if (name.startswith("_") and name.endswith("_")) or name.startswith("hypothesis_"):
+            # Python's and tools' hooks (__len__, _repr_pretty_, hypothesis' mock check)
+            # asked of the handle itself: never the student's attributes.
             raise AttributeError(name)
         number = self._h_number
         return self._h_op(
