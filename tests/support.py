@@ -259,15 +259,6 @@ def check_numbers(
     rtols = [rtol] * n if isinstance(rtol, (int, float)) else list(rtol)
     atols = [atol] * n if isinstance(atol, (int, float)) else list(atol)
     shown = f"[{', '.join(fmt(e) for e in expected)}]"
-    if isinstance(got, dict) and "not_iterable" in got:  # see probes.list_helper
-        report(
-            f"{what} returned a {got['not_iterable']} object, which cannot be iterated.",
-            called=called,
-            returned=f"<{got['not_iterable']} object>",
-            expected=f"an iterable of floats: {shown}",
-            snippet=snippet,
-            hint=hint,
-        )
     if not isinstance(got, (list, tuple)) or len(got) != n:
         report(
             f"{what} returned the wrong number of values.",
