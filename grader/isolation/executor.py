@@ -47,7 +47,8 @@ UNARY = frozenset({"neg", "pos", "abs", "inv"})
 #: Builtins a test may call on the student's objects (their results stay handles).
 BUILTINS = frozenset(
     {"len", "list", "tuple", "dict", "id", "iter", "next", "sorted", "float", "int", "str",
-     "repr", "isinstance", "getattr", "hasattr", "callable", "type", "sum", "zip", "map"}
+     "repr", "isinstance", "getattr", "setattr", "hasattr", "callable", "type", "sum", "zip",
+     "map"}
 )  # fmt: skip
 #: Objects one grade may hold at once; a reset (each test) empties the table.
 MAX_OBJECTS = 2_000_000

@@ -54,6 +54,11 @@ _BINARY = {
     "gt": (">", "cmp"), "ge": (">=", "cmp"), "eq": ("==", "cmp"), "ne": ("!=", "cmp"),
 }  # fmt: skip
 _UNARY = {"neg": "-", "pos": "+", "inv": "~", "abs": "abs"}
+#: Attributes tools ask of any object (hypothesis, of a test's first argument): never recorded.
+_HOOKS = frozenset(
+    {"hypothesis_internal_is_this_a_mock_check", "execute_example", "setup_example",
+     "teardown_example"}
+)  # fmt: skip
 Run = Callable[[dict[str, Any], str], dict[str, Any]]
 
 
@@ -439,9 +444,9 @@ class Handle:
         return self._h_session._add(kind, wire, tuple(inputs), render, **kw)
 
     def __getattr__(self, name: str) -> Handle:
-        if (name.startswith("_") and name.endswith("_")) or name.startswith("hypothesis_"):
-            # Python's and tools' hooks (__len__, _repr_pretty_, hypothesis' mock check)
-            # asked of the handle itself: never the student's attributes.
+        if (name.startswith("_") and name.endswith("_")) or name in _HOOKS:
+            # Python's and tools' hooks (__len__, _repr_pretty_, hypothesis' executor and
+            # mock checks on a test's first argument) asked of the handle itself.
             raise AttributeError(name)
         number = self._h_number
         return self._h_op(
