@@ -9,16 +9,6 @@ never converted with ``float()``; the protocol refuses anything that is not a pl
 
 Graph descriptions shared with tests/support.py:
 
-Expression graphs (real Scalars), a list of nodes; a node refers to earlier nodes by index:
-    ["var", i]          the i-th input value, as a leaf ``Scalar``
-    ["num", c]          the Python float c beside a Scalar (``x + 1.5``, ``2.0 * x``); the
-                        template's ``apply`` passes it to ``forward`` as it is and records
-                        it as a leaf ``Scalar(c)``
-    [op, j]             op in UNARY: ``-a``, ``a.log()``, ``a.exp()``, ``a.sigmoid()``, ``a.relu()``
-    [op, j, k]          op in BINARY: ``a + b``, ``a - b``, ``a * b``, ``a / b``, ``a < b``,
-                        ``a > b``, ``a == b``
-The last node is the output.
-
 Variable graphs (stand-in Variables, for topological_sort / backpropagate in isolation):
     ["leaf"]                         a leaf variable
     ["const"]                        a constant variable (only in the one test of
@@ -33,9 +23,6 @@ from __future__ import annotations
 
 import importlib
 from typing import Any
-
-UNARY = ("neg", "log", "exp", "sigmoid", "relu")
-BINARY = ("add", "sub", "mul", "div", "lt", "gt", "eq")
 
 
 def _student(name: str) -> Any:
@@ -143,91 +130,6 @@ def backpropagate_variables(graph: list[list[Any]], deriv: float) -> list[Any]:
     nodes = _variable_graph(graph)
     autodiff.backpropagate(nodes[-1], deriv)
     return [n.derivative for n in nodes]
-
-
-# --------------------------------------------------------------------------- 1.2-1.4 Scalars
-def _function(fn_name: str) -> Any:
-    return getattr(_student("scalar_functions"), fn_name)
-
-
-def _reaches(node: Any, index: dict[int, int], limit: int = 5000) -> list[int]:
-    """Indices of the leaves (``index``: their ``_identities``) reachable from ``node``
-    through ``history.inputs``."""
-    found: set[int] = set()
-    seen: set[int] = set()
-    stack = [node]
-    while stack and len(seen) < limit:
-        current = stack.pop()
-        if id(current) in seen:
-            continue
-        seen.add(id(current))
-        i = index.get(id(current), -1)
-        if i >= 0:
-            found.add(i)
-        history = getattr(current, "history", None)
-        stack.extend(getattr(history, "inputs", None) or ())
-    return sorted(found)
-
-
-def _reaches_of(nodes: list[Any], leaves: list[Any]) -> list[list[int]]:
-    """For each node, the indices of ``leaves`` it reaches (none for a plain number)."""
-    index = _identities(leaves)  # leaves keeps every id in it alive
-    return [[] if isinstance(n, (int, float)) else _reaches(n, index) for n in nodes]
-
-
-def _apply_op(op: str, a: Any, b: Any = None) -> Any:
-    if op == "neg":
-        return -a
-    if op in ("log", "exp", "sigmoid", "relu"):
-        return getattr(a, op)()
-    if op == "add":
-        return a + b
-    if op == "sub":
-        return a - b
-    if op == "mul":
-        return a * b
-    if op == "div":
-        return a / b
-    if op == "lt":
-        return a < b
-    if op == "gt":
-        return a > b
-    if op == "eq":
-        return a == b
-    raise ValueError(f"unknown op {op!r}")
-
-
-def _build_expression(graph: list[list[Any]], values: list[float]) -> tuple[list[Any], list[Any]]:
-    scalar = _student("scalar")
-    leaves = [scalar.Scalar(v) for v in values]
-    nodes: list[Any] = []
-    _extend_expression(graph, leaves, nodes)
-    return leaves, nodes
-
-
-def _extend_expression(graph: list[list[Any]], leaves: list[Any], nodes: list[Any]) -> None:
-    """Build the nodes of ``graph`` after the ones already in ``nodes``, appending them."""
-    for spec in graph[len(nodes) :]:
-        kind = spec[0]
-        if kind == "var":
-            nodes.append(leaves[spec[1]])
-        elif kind == "num":
-            nodes.append(spec[1])
-        else:
-            nodes.append(_apply_op(kind, *[nodes[j] for j in spec[1:]]))
-
-
-def _data(node: Any) -> Any:
-    return node if isinstance(node, (int, float)) else node.data
-
-
-def expression_forward(graph: list[list[Any]], values: list[float]) -> dict[str, Any]:
-    """Build the expression graph with Scalars (no backward): each node's data and reaches."""
-    leaves, nodes = _build_expression(graph, values)
-    return {
-        "data": [_data(n) for n in nodes],
-        "reaches": _reaches_of(nodes, leaves),
-    }
 
 
 # --------------------------------------------------------------------------- 1.3 chain_rule

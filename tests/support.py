@@ -29,7 +29,6 @@ from hypothesis import strategies as st
 
 from grader.isolation.handles import Handle, builtin, code, outcomes, reproducer
 from grader.isolation.protocol import (
-    BadValue,
     BudgetExhausted,
     ProbeTimeout,
     StudentError,
@@ -1348,9 +1347,12 @@ def check_central_difference(
 # --------------------------------------------------------------------------- expression graphs
 UNARY = ("neg", "log", "exp", "sigmoid", "relu")
 BINARY = ("add", "sub", "mul", "div", "lt", "gt", "eq")
-_SYMBOL = {"add": "+", "sub": "-", "mul": "*", "div": "/", "lt": "<", "gt": ">", "eq": "=="}
 
-Node = list  # ["var", i] | ["num", c] | [op, j] | [op, j, k]
+# An expression graph (real Scalars) is a list of nodes, each referring to earlier ones by
+# index; the last is the output: ["var", i] the i-th input as a leaf Scalar; ["num", c] the
+# Python float c beside a Scalar (apply wraps it as a leaf Scalar(c)); [op, j] with op in
+# UNARY (-a, a.log(), ...); [op, j, k] with op in BINARY (a + b, a - b, ..., a == b).
+Node = list
 
 # Binary operators that may have a Python number on the left: the template gives Scalar
 # __radd__, __rmul__ and __rtruediv__, but no __rsub__ (and tests never put a number on
@@ -1628,42 +1630,6 @@ def expression_ancestors(nodes: Sequence[Node], outputs: Sequence[int]) -> set[i
             if nodes[j][0] not in ("var", "num"):
                 stack.extend(nodes[j][1:])
     return seen
-
-
-def expression_statements(
-    nodes: Sequence[Node], outputs: Sequence[int] | None = None
-) -> list[tuple[int, str]]:
-    """(node index, Python statement) for each operation ``outputs`` (by default the last
-    node, the output) depend on, in order; the last node is named y, the others t<j>.
-
-    Operations no output depends on are left out: student code never reaches them from the
-    output, so a reproducer without them builds the same graph, and a shrunk example shows
-    only what matters (as ``compact`` does for stand-in graphs)."""
-    last = len(nodes) - 1
-    keep = expression_ancestors(nodes, [last] if outputs is None else list(outputs))
-    out = []
-    for j, node in enumerate(nodes):
-        if node[0] in ("var", "num") or j not in keep:
-            continue
-        name = "y" if j == last else f"t{j}"
-        if node[0] in UNARY:
-            a = _operand(nodes, node[1])
-            rhs = f"-{a}" if node[0] == "neg" else f"{a}.{node[0]}()"
-        else:
-            rhs = f"{_operand(nodes, node[1])} {_SYMBOL[node[0]]} {_operand(nodes, node[2])}"
-        out.append((j, f"{name} = {rhs}"))
-    return out
-
-
-def expression_lines(
-    nodes: Sequence[Node], values: Sequence[float], outputs: Sequence[int] | None = None
-) -> list[str]:
-    """Python lines that build the graph with Scalars: the import, every input, then the
-    operations ``outputs`` (by default the output, named y) depend on
-    (``expression_statements``)."""
-    lines = ["from minitorch import Scalar"]
-    lines.append("; ".join(f"x{i} = Scalar({fmt(v)})" for i, v in enumerate(values)))
-    return lines + [line for _, line in expression_statements(nodes, outputs)]
 
 
 class Tally:
