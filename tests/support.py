@@ -2080,6 +2080,69 @@ _WHERE = (
     "lambda order, *nodes: [next((j for j, n in enumerate(nodes) if n is v), -1) for v in order]"
 )
 _ZERO = "lambda *xs: [setattr(x, 'derivative', None) for x in xs]"
+# Every Scalar the output's history reaches, each with its inputs' positions and its
+# function's local derivatives times d (``last_fn._backward(ctx, d)``): the parts a backward
+# pass is made of, for judging them when chain_rule (task 1.3's) is wrong.
+_PARTS = """
+def parts(d, y, *leaves):
+    index, nodes, stack = {}, [], [y]
+    while stack and len(nodes) < 5000:
+        n = stack.pop()
+        if id(n) in index:
+            continue
+        index[id(n)] = len(nodes)
+        nodes.append(n)
+        h = getattr(n, "history", None)
+        if h is not None and getattr(h, "last_fn", None) is not None:
+            stack.extend(x for x in h.inputs if hasattr(x, "history"))
+    out = []
+    for n in nodes:
+        h = n.history
+        if h is None or getattr(h, "last_fn", None) is None:
+            out.append(None)
+            continue
+        local = h.last_fn._backward(h.ctx, d)
+        local = list(local) if isinstance(local, (tuple, list)) else [local]
+        out.append([[index.get(id(x), -1) for x in h.inputs], local])
+    return [out, [index.get(id(x), -1) for x in leaves]]
+"""
+
+
+def derivatives_from_parts(parts: Any, d: float) -> list[float] | None:
+    """The leaves' derivatives a correct backpropagation would give from the student's own
+    local derivatives (``_PARTS``), computed here; None when the parts are not usable."""
+    if not (isinstance(parts, list) and len(parts) == 2 and isinstance(parts[0], list)):
+        return None
+    nodes, leaves = parts
+    n = len(nodes)
+    for node in nodes:
+        if node is None:
+            continue
+        ok = isinstance(node, list) and len(node) == 2 and isinstance(node[1], list)
+        if not ok or len(node[0]) != len(node[1]) or not all(is_number(v) for v in node[1]):
+            return None
+        if not all(type(i) is int and -1 <= i < n for i in node[0]):
+            return None
+    order: list[int] = []  # inputs before the nodes using them (iteratively: graphs are deep)
+    seen: set[int] = set()
+    for start in range(n):
+        stack = [(start, False)]
+        while stack:
+            k, done = stack.pop()
+            if done:
+                order.append(k)
+            elif k not in seen:
+                seen.add(k)
+                stack.append((k, True))
+                stack.extend((i, False) for i in (nodes[k] or [[]])[0] if i >= 0)
+    grad = [0.0] * n
+    grad[0] = d
+    for k in reversed(order):
+        if nodes[k] is not None:
+            for i, local in zip(nodes[k][0], nodes[k][1], strict=True):
+                if i >= 0:
+                    grad[i] += grad[k] * (local / d)
+    return [grad[i] if 0 <= i < n else 0.0 for i in leaves]
 
 
 class Graph:
@@ -2248,7 +2311,7 @@ def check_backward(mt: Any, expr: Expression, d: float) -> bool:
     ``check_order`` instead). False when not judged (a forward mistake, task 1.2's)."""
     __tracebackhide__ = True
     if not chain_rule_works(mt):
-        return check_order(mt, expr)
+        return check_in_parts(mt, expr, d)
     g = Graph(mt, expr)
     data = g.data()
     g.y.backward(d)
@@ -2297,6 +2360,36 @@ def judge_derivatives(
             if value is None
             else "",
         )
+
+
+def check_in_parts(mt: Any, expr: Expression, d: float) -> bool:
+    """When chain_rule is wrong (task 1.3's), a backward pass in parts: topological_sort(y)
+    on the graph's Scalars, and the leaves' derivatives that this graph's own backward
+    functions give (each ``last_fn._backward(ctx, d)``, chained here): a wrong backward
+    function still fails, whatever chain_rule does."""
+    __tracebackhide__ = True
+    if not check_order(mt, expr):
+        return False
+    g = Graph(mt, expr)
+    data = g.data()
+    parts = code(mt, _PARTS, name="parts")(d, g.y, *g.leaves)
+    got = outcomes(*[h for _, h in data], parts)
+    if not g.forward_ok(data, got[:-1]):
+        return False  # check_order counted this example already
+    lines = lambda: g.lines(parts)  # noqa: E731
+    _raised(got[-1], "Scalar.backward's functions (last_fn._backward)", lines)
+    derivs = derivatives_from_parts(got[-1], d)
+    if derivs is None:
+        report(
+            "Scalar.backward could not be checked in parts: the history of the output does "
+            "not give one local derivative per input",
+            called=_called(lines()),
+            returned=fmt(got[-1]),
+            expected="last_fn._backward(ctx, d) gives one number per input of each Scalar",
+            snippet=lines(),
+        )
+    judge_derivatives(expr, d, derivs or [], lines, " (in parts: chain_rule is judged in 1.3)")
+    return True
 
 
 def check_order(mt: Any, expr: Expression) -> bool:
@@ -2356,7 +2449,7 @@ def check_continued(mt: Any, expr: Expression, k: int, d_first: float, d: float)
     stay on shared Scalars. Accumulation across backward calls is not tested."""
     __tracebackhide__ = True
     if not chain_rule_works(mt):
-        return check_order(mt, expr)
+        return check_in_parts(mt, expr, d)
     g = Graph(mt, expr, upto=k + 1)
     data = g.data()
     g.nodes[k].backward(d_first)
@@ -2384,7 +2477,7 @@ def check_two_graphs(mt: Any, first: Expression, second: Expression, d: float) -
     """backward(d) on one graph, then backward() on another: each gets its own derivatives."""
     __tracebackhide__ = True
     if not chain_rule_works(mt):
-        return check_order(mt, first) and check_order(mt, second)
+        return check_in_parts(mt, first, d) and check_in_parts(mt, second, 1.0)
     g1, g2 = Graph(mt, first), Graph(mt, second, style="wsz")
     data1, data2 = g1.data(), g2.data()
     g1.y.backward(d)

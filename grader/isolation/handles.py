@@ -326,10 +326,10 @@ class Session:
         return "." + ".".join(reversed(names)) if names else "a function"
 
     def closure(self, targets: Sequence[int]) -> list[int]:
-        """The operations ``targets`` depend on, and the statements run on the student's
-        objects among them: calls whose results nothing used and nobody read (``y.backward()``,
-        run for their effect). A call on a trusted function alone (``code``) is no such
-        statement: a test's helper shares nothing of one value with another."""
+        """The operations ``targets`` depend on, and the calls made on the student's objects
+        among them whose results no operation used (``y.backward()``, ``Fn.forward(ctx, x)``:
+        run for their effect). Objects are what student code made: a trusted function
+        (``code``) shared by many values ties none of them to another's calls."""
         needed: set[int] = set()
         stack = list(targets)
         while stack:
@@ -338,15 +338,12 @@ class Session:
                 needed.add(n)
                 stack.extend(self._ops[n].inputs)
         last = max(targets) if targets else 0
-        read = set(self.read)
         objects = {n for n in needed if self._ops[n].kind in _STUDENT_MADE}
         changed = True
         while changed:
             changed = False
             for op in self._ops.values():
                 if op.number in needed or op.number > last or op.kind != "call" or op.uses:
-                    continue
-                if op.number in read:
                     continue
                 deps = self._deps(op.number)
                 if deps & objects:
