@@ -282,8 +282,7 @@ def mt():  # type: ignore[no-untyped-def]
     from grader.isolation import SandboxConfig, StudentClient
     from grader.isolation.handles import Session
 
-    config = SandboxConfig(root=ROOT / "reference", probes=ROOT / "tests" / "probes.py")
-    with StudentClient(SandboxConfig(**{**config.__dict__, "mode": "inprocess"})) as client:
+    with StudentClient(SandboxConfig(root=ROOT / "reference", mode="inprocess")) as client:
         yield Session(client.run, lambda: client.generation).package()
 
 
