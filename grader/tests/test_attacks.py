@@ -705,8 +705,8 @@ def test_fail_closed_mechanism_is_refused_with_a_message(
 def test_gaming_the_health_check_costs_the_forward_points(
     request: pytest.FixtureRequest, mode: str, name: str
 ) -> None:
-    """Wrong only while the health check's probe runs: that probe is the one the forward
-    tests judge, so task 1.2 loses points and task 1.4 gains none."""
+    """Wrong only while a one-off health check runs: the graph tests do not skip on its
+    word, so task 1.2 loses points and task 1.4 gains none."""
     a = arena(request, mode)
     g, base = a.attack(name), a.baseline("module1")
     assert g.task("1.2")["score"] < base.task("1.2")["score"]
