@@ -29,7 +29,6 @@ from hypothesis import strategies as st
 
 from grader.isolation.handles import Handle, builtin, code, outcomes, reproducer
 from grader.isolation.protocol import (
-    BadValue,
     BudgetExhausted,
     ProbeTimeout,
     StudentError,
@@ -439,20 +438,27 @@ def at_most(examples: int) -> settings:
     return settings(max_examples=min(examples, settings().max_examples))
 
 
+@functools.cache  # one strategy per bounds: composites draw them every example
 def floats(lo: float, hi: float) -> st.SearchStrategy[float]:
     return st.floats(lo, hi, allow_nan=False, allow_infinity=False)
 
 
+@functools.cache
 def away_from(point: float, margin: float, lo: float, hi: float) -> st.SearchStrategy[float]:
     """Floats in [lo, hi] at least ``margin`` away from ``point``."""
     return st.one_of(floats(point + margin, hi), floats(lo, point - margin))
 
 
+@functools.cache
 def magnitudes(lo: float, hi: float) -> st.SearchStrategy[float]:
     """Floats with |x| in [lo, hi], either sign."""
     return st.one_of(floats(lo, hi), floats(-hi, -lo))
 
 
+_D_SIZES = st.one_of(floats(0.1, 0.8), floats(1.25, 10.0))
+
+
+@functools.cache
 @st.composite
 def d_outputs(draw: st.DrawFn) -> float:
     """A random upstream gradient: |d| in [0.1, 0.8] or [1.25, 10], either sign.
@@ -460,7 +466,7 @@ def d_outputs(draw: st.DrawFn) -> float:
     Never close to 1, so a backward that forgets to multiply by d_output is caught on every
     example (its result is off by at least 20%).
     """
-    size = draw(st.one_of(floats(0.1, 0.8), floats(1.25, 10.0)))
+    size = draw(_D_SIZES)
     return size if draw(st.booleans()) else -size
 
 
@@ -1341,9 +1347,12 @@ def check_central_difference(
 # --------------------------------------------------------------------------- expression graphs
 UNARY = ("neg", "log", "exp", "sigmoid", "relu")
 BINARY = ("add", "sub", "mul", "div", "lt", "gt", "eq")
-_SYMBOL = {"add": "+", "sub": "-", "mul": "*", "div": "/", "lt": "<", "gt": ">", "eq": "=="}
 
-Node = list  # ["var", i] | ["num", c] | [op, j] | [op, j, k]
+# An expression graph (real Scalars) is a list of nodes, each referring to earlier ones by
+# index; the last is the output: ["var", i] the i-th input as a leaf Scalar; ["num", c] the
+# Python float c beside a Scalar (apply wraps it as a leaf Scalar(c)); [op, j] with op in
+# UNARY (-a, a.log(), ...); [op, j, k] with op in BINARY (a + b, a - b, ..., a == b).
+Node = list
 
 # Binary operators that may have a Python number on the left: the template gives Scalar
 # __radd__, __rmul__ and __rtruediv__, but no __rsub__ (and tests never put a number on
@@ -1476,6 +1485,7 @@ def _draw_node(draw: Any, op: str, a: int, count: int, infos: list[Any]) -> list
     return [op, b, a] if left_ok and draw(st.booleans()) else [op, a, b]
 
 
+@functools.cache  # one strategy per arguments: building one costs more than a draw
 @st.composite
 def expressions(
     draw: st.DrawFn,
@@ -1528,6 +1538,7 @@ def expressions(
     return Expression(nodes, values)
 
 
+@functools.cache
 @st.composite
 def continued_expressions(draw: st.DrawFn, ops: Sequence[str]) -> tuple[Expression, int]:
     """(expr, k): the nodes of ``expr`` up to k are a first graph, whose output t<k> has been
@@ -1597,45 +1608,6 @@ def _op_cases() -> dict[str, list[tuple[list[Node], list[float], float, list[int
 
 
 OP_CASES = _op_cases()
-_HEALTHY: dict[int, tuple[str, ...]] = {}
-
-
-def healthy_ops(student: Any) -> tuple[str, ...]:
-    """The Scalar operators whose forward value and recorded inputs are right on fixed cases.
-
-    Asked through ``expression_forward``, the very probe the task-1.2 operator tests are
-    judged with, once per session. Graph tests of task 1.4 draw only these operators (and
-    the fixed shapes swap a broken one for a working one, see ``substitute_ops``), so a
-    forward mistake (task 1.2) is not charged again in task 1.4. The verdict only chooses
-    which operators a graph uses: it never lets a test pass without judging, so being wrong
-    only while it runs gains nothing.
-    """
-    key = id(student)
-    if key not in _HEALTHY:
-        broken = set()
-        for op, cases in OP_CASES.items():
-            for graph, values, _, inputs in cases:
-                try:
-                    result = student.call("expression_forward", graph, values, label=f"Scalar {op}")
-                except StudentError as error:
-                    if error.type_name == "ImportError":
-                        raise  # a file that does not import: the report says so, once
-                    broken.add(op)
-                    break
-                expect(
-                    result,
-                    {"data": ("list", ANY, len(graph)), "reaches": ("list", ANY, len(graph))},
-                    probe="expression_forward",
-                    what=f"Scalar {op}",
-                )
-                reach = result["reaches"][-1]
-                if not analyse(graph, values)[-1].value_ok(result["data"][-1]) or not (
-                    isinstance(reach, list) and sorted(map(str, reach)) == list(map(str, inputs))
-                ):
-                    broken.add(op)
-                    break
-        _HEALTHY[key] = tuple(op for op in UNARY + BINARY if op not in broken)
-    return _HEALTHY[key]
 
 
 def _operand(nodes: Sequence[Node], j: int) -> str:
@@ -1658,248 +1630,6 @@ def expression_ancestors(nodes: Sequence[Node], outputs: Sequence[int]) -> set[i
             if nodes[j][0] not in ("var", "num"):
                 stack.extend(nodes[j][1:])
     return seen
-
-
-def expression_statements(
-    nodes: Sequence[Node], outputs: Sequence[int] | None = None
-) -> list[tuple[int, str]]:
-    """(node index, Python statement) for each operation ``outputs`` (by default the last
-    node, the output) depend on, in order; the last node is named y, the others t<j>.
-
-    Operations no output depends on are left out: student code never reaches them from the
-    output, so a reproducer without them builds the same graph, and a shrunk example shows
-    only what matters (as ``compact`` does for stand-in graphs)."""
-    last = len(nodes) - 1
-    keep = expression_ancestors(nodes, [last] if outputs is None else list(outputs))
-    out = []
-    for j, node in enumerate(nodes):
-        if node[0] in ("var", "num") or j not in keep:
-            continue
-        name = "y" if j == last else f"t{j}"
-        if node[0] in UNARY:
-            a = _operand(nodes, node[1])
-            rhs = f"-{a}" if node[0] == "neg" else f"{a}.{node[0]}()"
-        else:
-            rhs = f"{_operand(nodes, node[1])} {_SYMBOL[node[0]]} {_operand(nodes, node[2])}"
-        out.append((j, f"{name} = {rhs}"))
-    return out
-
-
-def expression_lines(
-    nodes: Sequence[Node], values: Sequence[float], outputs: Sequence[int] | None = None
-) -> list[str]:
-    """Python lines that build the graph with Scalars: the import, every input, then the
-    operations ``outputs`` (by default the output, named y) depend on
-    (``expression_statements``)."""
-    lines = ["from minitorch import Scalar"]
-    lines.append("; ".join(f"x{i} = Scalar({fmt(v)})" for i, v in enumerate(values)))
-    return lines + [line for _, line in expression_statements(nodes, outputs)]
-
-
-def expression_snippet(nodes: Sequence[Node], values: Sequence[float], d: float) -> list[str]:
-    leaves = ", ".join(f"x{i}.derivative" for i in range(len(values)))
-    return [*expression_lines(nodes, values), f"y.backward({fmt(d)}); [{leaves}]"]
-
-
-def expression_text(nodes: Sequence[Node], values: Sequence[float]) -> str:
-    """A one-line description: 'x0 = Scalar(0.5); t1 = x0 + 1.5; y = t1 * t1.log()'; a long
-    graph keeps its first and last statements and says how many it leaves out."""
-    statements = "; ".join(expression_lines(nodes, values)[1:]).split("; ")
-    if len(statements) > 14:
-        left_out = len(statements) - 10
-        statements = [*statements[:7], f"... ({left_out} more statements) ...", *statements[-3:]]
-    return "; ".join(statements)
-
-
-def expression_reply_shape(expr: Expression, points: bool) -> dict[str, Any]:
-    """What an ``expression`` reply (or one graph of ``expression_pair``) must look like."""
-    n_nodes, n_vars = len(expr.nodes), len(expr.values)
-    shape: dict[str, Any] = {
-        "data": ("list", ANY, n_nodes),
-        "reaches": ("list", ("list", int, None), n_nodes),
-        "grads": ("list", ANY, n_vars),
-    }
-    if points:
-        shape["points"] = ("list", ANY, 2 * n_vars)
-    return shape
-
-
-def check_expression_gradients(
-    expr: Expression,
-    d: float,
-    result: Any,
-    *,
-    what: str,
-    points: bool = True,
-    probe: str = "expression",
-    called: str | None = None,
-    snippet: Sequence[str] | None = None,
-) -> bool:
-    """Judge the gradients an ``expression`` probe returned (``called`` and ``snippet``: what
-    a failure says was called and how to reproduce it, when not ``y.backward(d)`` alone).
-
-    The reply is checked against its promised shape first (every list as long as the graph
-    says), so a reply cut short fails instead of leaving nothing to compare. ``points``: the
-    test asked for the forward values at central-difference points (then they must be there).
-
-    Returns False (nothing judged) when the student's forward values or graph wiring differ
-    from the trusted ones: that is a task-1.2 mistake, graded by the forward tests, and
-    gradients of a different function say nothing about backpropagation. The caller must
-    fail when no example at all was judged (``require_judged``).
-    """
-    __tracebackhide__ = True
-    if isinstance(result, dict) and "forward_error" in result:
-        expect(result, {"forward_error": str}, probe=probe, what=what)
-        return False
-    expect(result, expression_reply_shape(expr, points), probe=probe, what=what)
-    infos = expr.infos()
-    data = result["data"]
-    for info, got in zip(infos, data, strict=True):
-        if not info.value_ok(got):
-            return False
-    for info, reach in zip(infos, result["reaches"], strict=True):
-        if set(reach) != set(info.reaches):
-            return False
-    out = infos[-1]
-    if called is None:
-        called = f"y.backward({fmt(d)}) where {expression_text(expr.nodes, expr.values)}"
-    if snippet is None:
-        snippet = expression_snippet(expr.nodes, expr.values, d) if len(expr.nodes) <= 40 else []
-    grads = result["grads"]
-    expected = [d * j for j in out.jac]
-    shown = "[" + ", ".join(fmt(e) for e in expected) + "]"
-    # A log(x + 1e-6) upstream may shift each derivative by up to out.gslack[i].
-    for i, (got, exact, scale) in enumerate(zip(grads, expected, out.absjac, strict=True)):
-        atol = abs(d) * (GRAPH_RTOL * scale + 2.0 * out.gslack[i]) + 1e-12
-        if got is None and (exact == 0.0 or i not in out.reaches):
-            continue  # a leaf the output does not (effectively) depend on may stay None
-        if got is None:
-            report(
-                f"{what}: x{i}.derivative is None after backward().",
-                called=called,
-                returned=grads,
-                expected=f"{shown} (each within {atol:.2g})",
-                snippet=snippet,
-                hint="every leaf the output depends on must receive a derivative",
-            )
-        if not is_number(got) or not within(got, exact, RTOL, atol):
-            report(
-                f"{what}: x{i}.derivative is wrong after backward().",
-                called=called,
-                returned=grads,
-                expected=f"{shown} (each within {atol:.2g})",
-                snippet=snippet,
-            )
-    if not points:
-        return True
-    # Central differences of the student's own forward, as a second opinion.
-    at_points = result["points"]
-    if not all(is_number(v) for v in at_points):
-        report(
-            f"{what}: y is not a number at points near the inputs, so the derivatives could "
-            "not be compared with central differences.",
-            called=called,
-            returned=f"y.data at {fmt(expression_points(expr))}: {fmt(at_points)}",
-            expected="a number at each point",
-            snippet=snippet,
-        )
-    estimates = central_estimates(expr.values, at_points)
-    for i, ((estimate, rounding), got) in enumerate(zip(estimates, grads, strict=True)):
-        got_value = 0.0 if got is None else got
-        atol = abs(d) * (rounding + GRAPH_RTOL * out.absjac[i] + 2.0 * out.gslack[i]) + 1e-9
-        if not within(got_value, d * estimate, 1e-3, atol):
-            report(
-                f"{what}: x{i}.derivative disagrees with central differences of y.",
-                called=called,
-                returned=grads,
-                expected=f"x{i}.derivative close to {fmt(d * estimate)} "
-                f"(central difference times d_output, within {atol:.2g} + 1e-3 * |expected|)",
-                snippet=snippet,
-            )
-    return True
-
-
-def continued_lines(expr: Expression, k: int, d_first: float, d: float) -> list[str]:
-    """The shell lines of ``expression_continued``: the first graph, t<k>.backward(d_first),
-    the leaves' derivatives set back to None, the second graph and y.backward(d)."""
-    nodes, values = expr.nodes, expr.values
-    statements = expression_statements(nodes, [k, len(nodes) - 1])
-    split = sum(1 for j, _ in statements if j <= k)
-    leaves = [f"x{i}" for i in range(len(values))]
-    return [
-        "from minitorch import Scalar",
-        "; ".join(f"x{i} = Scalar({fmt(v)})" for i, v in enumerate(values)),
-        *(line for _, line in statements[:split]),
-        f"t{k}.backward({fmt(d_first)})",
-        "; ".join(f"{x}.derivative = None" for x in leaves) + "  # as optim.SGD.zero_grad()",
-        *(line for _, line in statements[split:]),
-        f"y.backward({fmt(d)}); [{', '.join(f'{x}.derivative' for x in leaves)}]",
-    ]
-
-
-def continued_checked(
-    student: Any, expr: Expression, k: int, d_first: float, d: float, *, label: str
-) -> bool:
-    """Judge ``expression_continued``: backward on a first graph (the nodes up to k), the
-    leaves' derivatives set back to None, then backward on a second graph built on top of
-    the first one's Scalars must give the second graph's derivatives, as on a fresh graph:
-    nothing of the first pass may stay behind on the shared Scalars (a derivative kept on
-    an intermediate Scalar and added to the next time). Leaf derivatives are only compared
-    after zeroing (accumulation across backward calls is not tested, minitorch-api.md).
-    False when nothing could be judged (a forward mistake, task 1.2's)."""
-    __tracebackhide__ = True
-    nodes, values = expr.nodes, expr.values
-    first = Expression(nodes[: k + 1], values)
-    lines = continued_lines(expr, k, d_first, d)
-    called = "; ".join(lines[1:])
-    with pointing(lambda: scalar_order_pointer(student, expr)):
-        out = ask(
-            student,
-            "expression_continued",
-            nodes,
-            values,
-            k,
-            d_first,
-            d,
-            label=label,
-            called=called,
-            snippet=lines if len(nodes) <= 40 else (),
-        )
-        probe = "expression_continued"
-        if isinstance(out, dict) and "forward_error" in out:
-            expect(out, {"forward_error": str}, probe=probe, what=label)
-            return False
-        n, n_vars = len(nodes), len(values)
-        expect(
-            out,
-            {
-                "data": ("list", ANY, n),
-                "reaches": ("list", ("list", int, None), n),
-                "first": ("list", ANY, n_vars),
-                "grads": ("list", ANY, n_vars),
-            },
-            probe=probe,
-            what=label,
-        )
-        head = {
-            "data": out["data"][: k + 1],
-            "reaches": out["reaches"][: k + 1],
-            "grads": out["first"],
-        }
-        if not check_expression_gradients(
-            first, d_first, head, what=f"{label} on the first graph", points=False, probe=probe
-        ):
-            return False
-        return check_expression_gradients(
-            expr,
-            d,
-            {"data": out["data"], "reaches": out["reaches"], "grads": out["grads"]},
-            what=f"{label} on a second graph built on the first (after zeroing the leaves)",
-            points=False,
-            probe=probe,
-            called=called,
-            snippet=lines if len(nodes) <= 40 else [],
-        )
 
 
 class Tally:
@@ -1954,23 +1684,6 @@ def require_judged(tally: Tally, what: str = "Scalar.backward") -> None:
             )
 
 
-def graph_ops(student: Any) -> tuple[str, ...]:
-    """The operators a graph test of task 1.4 may use (see ``healthy_ops``).
-
-    Fails the test when no operator works at all: there is nothing to backpropagate
-    through, and a test that cannot judge never passes.
-    """
-    __tracebackhide__ = True
-    ops = healthy_ops(student)
-    if not ops:
-        pytest.fail(
-            "Scalar.backward could not be checked: no Scalar operator gives the right "
-            "forward value with its inputs recorded. Fix the forward tests (task 1.2) first.",
-            pytrace=False,
-        )
-    return ops
-
-
 # Replacements for an operator whose forward is wrong, in order of preference: each keeps the
 # fixed shapes inside every op's domain (inputs in [0.2, 2], values in the shapes below 50).
 _SUBSTITUTES = {
@@ -2010,14 +1723,6 @@ def substitute_ops(nodes: Sequence[Node], ops: Sequence[str]) -> list[Node]:
             )
         out.append([swap, *node[1:]])
     return out
-
-
-def shape_ops(nodes: Sequence[Node]) -> list[str]:
-    return sorted({n[0] for n in nodes if n[0] not in ("var", "num")})
-
-
-def expression_points(expr: Expression) -> list[list[float]]:
-    return central_points(expr.values)
 
 
 # --------------------------------------------------------------------------- variable graphs
@@ -2339,286 +2044,437 @@ def _order_problem(
     return ""
 
 
-def toposort_pointer(student: Any, graph: Sequence[VarNode]) -> str:
-    """A pointer at topological_sort when it is wrong on a failing backpropagate graph."""
-    try:
-        order = student.call("toposort_variables", list(graph), label="topological_sort")
-    except StudentError as exc:
-        return f"topological_sort raised {exc.type_name} on this graph (see its tests)"
-    return _order_problem(order, len(graph) - 1, reachable(graph), lambda i: f"v{i}")
-
-
 def _expression_name(nodes: Sequence[Node], j: int) -> str:
     return "y" if j == len(nodes) - 1 else _operand(nodes, j)
 
 
-def scalar_order_pointer(student: Any, expr: Expression) -> str:
-    """A pointer at topological_sort when it is wrong on a failing Scalar graph, with the
-    usual cause when it leaves out Scalars that the stand-in tests cannot catch: a
-    membership test that goes through ``Scalar.__eq__``."""
-    nodes = expr.nodes
-    var_node = {}
-    for j, node in enumerate(nodes):
-        if node[0] == "var":
-            var_node.setdefault(node[1], j)
-    expected: set[int] = set()
-    stack = [len(nodes) - 1]
-    while stack:
-        j = stack.pop()
-        node = nodes[j]
-        if node[0] == "num" or j in expected:
-            continue
-        if node[0] == "var":
-            expected.add(var_node[node[1]])
-            continue
-        expected.add(j)
-        stack.extend(node[1:])
-    try:
-        order = student.call("expression_order", nodes, expr.values, label="topological_sort")
-    except StudentError as exc:
-        return f"topological_sort(y) raised {exc.type_name} on this graph (see its tests)"
-    name = functools.partial(_expression_name, nodes)
-    membership = (
-        "; if it passes the topological_sort tests, look for a membership test such as "
-        "`v in visited`: `in` compares Scalars with ==, and Scalar == builds an EQ "
-        "Scalar that is true whenever two values are equal. Keep unique_ids in a set"
-    )
-    return _order_problem(order, len(nodes) - 1, expected, name, membership)
+# --------------------------------------------------------------------------- test_scalar*.py 1.4
+# tests/test_scalar.py and tests/hidden/test_scalar_hidden.py, task 1.4. A graph (an
+# ``Expression``) is built on the trusted side by applying handle operators to Scalar handles
+# (``x0 * 1.5``, ``t2.log()``); backward runs in the student's process and only plain numbers
+# come back, in one round trip per example, judged against the exact derivatives (``analyse``).
+# Attribution: graphs use only operators whose forward works (``graph_ops``, else task 1.2's),
+# a graph whose forward values are not the trusted ones is not judged (``most_judged``
+# counts), and when chain_rule is wrong (task 1.3's) only topological_sort is judged on a
+# graph: each backward function and backpropagate have tests of their own.
+_APPLY: dict[str, Callable[..., Any]] = {
+    "neg": lambda a: -a, "log": lambda a: a.log(), "exp": lambda a: a.exp(),
+    "sigmoid": lambda a: a.sigmoid(), "relu": lambda a: a.relu(), "add": lambda a, b: a + b,
+    "sub": lambda a, b: a - b, "mul": lambda a, b: a * b, "div": lambda a, b: a / b,
+    "lt": lambda a, b: a < b, "gt": lambda a, b: a > b, "eq": lambda a, b: a == b,
+}  # fmt: skip
+# Trusted code run beside the student's objects (handles.code), for what no handle reads.
+_REACHES = """
+def reaches(node, *leaves):
+    seen, stack, found = set(), [node], set()
+    while stack and len(seen) < 5000:
+        v = stack.pop()
+        if id(v) not in seen:
+            seen.add(id(v))
+            found.update(i for i, x in enumerate(leaves) if x is v)
+            stack.extend(getattr(getattr(v, "history", None), "inputs", None) or ())
+    return sorted(found)
+"""
+# the position of each Scalar of an order among the nodes, by identity (-1: no node)
+_WHERE = (
+    "lambda order, *nodes: [next((j for j, n in enumerate(nodes) if n is v), -1) for v in order]"
+)
+_ZERO = "lambda *xs: [setattr(x, 'derivative', None) for x in xs]"
 
 
-def expression_checked(
-    student: Any, expr: Expression, d: float, own_chain_rule: bool, *, label: str, called: str
-) -> bool:
-    """Build ``expr`` with Scalars, call backward(d) and judge the gradients, pointing at
-    topological_sort when it is what went wrong. False when nothing could be judged (a
-    forward mistake, task 1.2's; see ``check_expression_gradients``).
+class Graph:
+    """``expr`` built with handles: ``leaves``, ``nodes`` (a float for a number) and their
+    ``names`` in reproducers (x0, t3, y; a second graph w0, s3, z)."""
 
-    When the student's chain_rule is wrong (task 1.3, ``own_chain_rule`` False), backward
-    cannot work through Scalars; the pass is judged in parts instead (``expression_in_parts``).
-    """
+    def __init__(self, mt: Any, expr: Expression, upto: int = 0, style: str = "xty") -> None:
+        self.expr, self.style = expr, style
+        self.leaves = [mt.Scalar(v) for v in expr.values]
+        self.nodes: list[Any] = []
+        self.names: dict[Any, str] = {h: f"{style[0]}{i}" for i, h in enumerate(self.leaves)}
+        self.extend(upto or len(expr.nodes))
+
+    def extend(self, upto: int) -> None:
+        for j in range(len(self.nodes), upto):
+            kind, *args = self.expr.nodes[j]
+            if kind in ("var", "num"):
+                self.nodes.append(self.leaves[args[0]] if kind == "var" else float(args[0]))
+                continue
+            self.nodes.append(_APPLY[kind](*[self.nodes[k] for k in args]))
+            last = j == len(self.expr.nodes) - 1
+            self.names[self.nodes[j]] = self.style[2] if last else f"{self.style[1]}{j}"
+
+    @property
+    def y(self) -> Any:
+        return self.nodes[-1]
+
+    def data(self, start: int = 0) -> list[tuple[int, Any]]:
+        """(node, handle of its .data) of each computed node from ``start`` on."""
+        kinds = [node[0] for node in self.expr.nodes]
+        return [
+            (j, self.nodes[j].data)
+            for j in range(start, len(self.nodes))
+            if kinds[j] not in ("var", "num")
+        ]
+
+    def forward_ok(self, data: list[tuple[int, Any]], got: Sequence[Any]) -> bool:
+        """Whether the student's forward values are the trusted ones (else: task 1.2's)."""
+        infos = self.expr.infos()
+        for (j, _), value in zip(data, got, strict=True):
+            if isinstance(value, StudentFault):
+                _raise_unless_student_error(value)
+            if not infos[j].value_ok(value):
+                return False
+        return True
+
+    def lines(self, *targets: Any) -> list[str]:
+        """The shell lines that rebuild ``targets`` (shown as one list), or the graph."""
+        if not targets:
+            return reproducer(self.y, names=self.names)[:-1]
+        lines = reproducer(*targets, names=self.names)
+        n = len(targets)
+        return lines if n == 1 else [*lines[:-n], "[" + ", ".join(lines[-n:]) + "]"]
+
+
+def _raise_unless_student_error(fault: StudentFault) -> None:
+    """A hang, a crash, the budget or a file that does not import stops the test as is."""
+    if not isinstance(fault, StudentError) or " could not be imported: " in fault.message:
+        raise fault
+
+
+def _called(lines: Sequence[str], targets: int = 1) -> str:
+    """The statements of reproducer ``lines`` on one line (a long graph: its ends)."""
+    statements = list(lines[1 : len(lines) - targets])
+    if len(statements) > 14:
+        statements = [*statements[:7], f"... ({len(statements) - 10} more) ...", *statements[-3:]]
+    return "; ".join(statements)
+
+
+def _raised(fault: Any, what: str, lines: Callable[[], list[str]], hint: str = "") -> None:
+    """Fail with what student code raised, when ``fault`` is one; ``lines`` makes the
+    reproducer (only then: it costs more than the check)."""
     __tracebackhide__ = True
-    if not own_chain_rule:
-        return expression_in_parts(student, expr, d, label=label, called=called)
-    with pointing(lambda: scalar_order_pointer(student, expr)):
-        out = ask(
-            student,
-            "expression",
-            expr.nodes,
-            expr.values,
-            d,
-            expression_points(expr),
-            label=label,
-            called=f"{called}; y.backward({fmt(d)})",
+    if isinstance(fault, StudentFault):
+        _raise_unless_student_error(fault)
+        if getattr(fault, "stands", False):  # a make test run tells it once: not written yet
+            raise fault
+        shown = lines()
+        snippet = shown if len(shown) <= 40 else []
+        raised(fault, label=what, called=_called(shown), snippet=snippet, hint=hint)
+
+
+_HEALTHY: dict[int, tuple[str, ...]] = {}
+_CHAIN_RULE_OK: dict[int, bool] = {}
+
+
+def graph_ops(mt: Any) -> tuple[str, ...]:
+    """The Scalar operators whose forward value and recorded inputs are right on fixed cases
+    (``OP_CASES``), asked once per session in one round trip: graphs of task 1.4 use only
+    these (a forward mistake is task 1.2's). Fails when none works."""
+    __tracebackhide__ = True
+    if id(mt) not in _HEALTHY:
+        reach, asked = code(mt, _REACHES, name="reaches"), []
+        for op, cases in OP_CASES.items():
+            for graph, values, _, inputs in cases:
+                g = Graph(mt, Expression(graph, values))
+                asked.append((op, g.expr.infos()[-1], inputs, g.y.data, reach(g.y, *g.leaves)))
+        got = outcomes(*[h for *_, data, reached in asked for h in (data, reached)])
+        broken = set()
+        for (op, info, inputs, *_), data, reached in zip(asked, got[::2], got[1::2], strict=True):
+            for fault in (data, reached):
+                if isinstance(fault, StudentFault):
+                    _raise_unless_student_error(fault)
+            if not info.value_ok(data) or reached != inputs:
+                broken.add(op)
+        _HEALTHY[id(mt)] = tuple(op for op in UNARY + BINARY if op not in broken)
+    if not _HEALTHY[id(mt)]:
+        pytest.fail(
+            "Scalar.backward could not be checked: no Scalar operator gives the right "
+            "forward value with its inputs recorded. Fix the forward tests (task 1.2) first.",
+            pytrace=False,
         )
-        return check_expression_gradients(expr, d, out, what="Scalar.backward")
+    return _HEALTHY[id(mt)]
 
 
-# --------------------------------------------------------------------------- backward in parts
-# For a student whose chain_rule is wrong (task 1.3 loses its points for it), task 1.4's graph
-# tests judge backpropagation in parts, on the trusted side: each node's backward function
-# against closed forms, then backpropagate on stand-in variables of the same shape whose
-# chain_rule is right. Nothing of chain_rule runs in the worker for it; the leaf derivatives
-# then follow from the parts.
-
-#: The template's ScalarFunctions, by name, and the operation whose closed form each has.
-FUNCTION_OPS = {
-    "Add": "add",
-    "Mul": "mul",
-    "Inv": "inv",
-    "Neg": "neg",
-    "Log": "log",
-    "Exp": "exp",
-    "Sigmoid": "sigmoid",
-    "ReLU": "relu",
-    "LT": "lt",
-    "EQ": "eq",
-}
-_ARITY = {"inv": 1, **{op: 1 for op in UNARY}, **{op: 2 for op in BINARY}}
-
-
-def _operand_values(infos: Sequence[NodeInfo], node: Node) -> tuple[float, ...]:
-    return tuple(infos[k].value for k in node[1:])
+def chain_rule_works(mt: Any) -> bool:
+    """Whether chain_rule (task 1.3) is right on the 1.3 tests' trusted linear functions (one,
+    two, three inputs, one input twice), once per session. It only chooses how graphs are
+    judged (``check_backward``), never whether."""
+    if id(mt) not in _CHAIN_RULE_OK:
+        ok, d = True, -2.5
+        cases = [([0.75], [3.0]), ([0.5, -1.5], [2.0, -5.0]), ([0.5, -1.5, 2.25], [2.0, -5.0, 0.5])]
+        for values, coeffs in [*cases, ([0.5], [2.0, -5.0])]:  # the last: x used twice
+            twice = len(values) < len(coeffs)
+            try:
+                pairs, _ = chain_rule_pairs(mt, values, coeffs, d, twice=twice)
+            except (pytest.fail.Exception, StudentFault):
+                ok = False
+                break
+            twice_wrong = twice and chain_rule_twice_problem(pairs, d) is not None
+            if twice_wrong or (not twice and chain_rule_problem(pairs, coeffs, d) is not None):
+                ok = False
+                break
+        _CHAIN_RULE_OK[id(mt)] = ok
+    return _CHAIN_RULE_OK[id(mt)]
 
 
-def upstream_derivatives(expr: Expression, d: float) -> list[float]:
-    """d(y)/d(node j) times d for every node of ``expr`` (reverse mode over the closed forms)."""
-    infos = expr.infos()
-    adjoint = [0.0] * len(expr.nodes)
-    adjoint[-1] = d
-    for j in range(len(expr.nodes) - 1, -1, -1):
-        node = expr.nodes[j]
-        if node[0] in ("var", "num"):
-            continue
-        local = local_derivatives(node[0], *_operand_values(infos, node))
-        for k, g in zip(node[1:], local, strict=True):
-            adjoint[k] += g * adjoint[j]
-    return adjoint
+_TALLIES: list[Tally] = []  # of the ``most_judged`` tests running now
 
 
-def stand_in_graph(expr: Expression) -> tuple[list[VarNode], list[str]]:
-    """The stand-in variable graph of ``expr``: one leaf per input (and per number, which
-    apply wraps as a leaf Scalar), one node per operation, weighted by its exact local
-    derivatives; the output last. Also what each variable stands for (``x0``, ``1.5``,
-    ``t3``, ``y``)."""
-    infos = expr.infos()
-    graph: list[VarNode] = []
-    names: list[str] = []
-    where: dict[int, int] = {}
-    canon = _canonical_nodes(expr.nodes)
-    for j, node in enumerate(expr.nodes):
-        if canon[j] != j:
-            where[j] = where[canon[j]]
-            continue
-        where[j] = len(graph)
-        names.append(_expression_name(expr.nodes, j))
-        if node[0] in ("var", "num"):
-            graph.append(["leaf"])
-        else:
-            local = local_derivatives(node[0], *_operand_values(infos, node))
-            weights = [[where[k], float(g)] for k, g in zip(node[1:], local, strict=True)]
-            graph.append(["node", weights])
-    output = where[len(expr.nodes) - 1]
-    if output != len(graph) - 1:
-        graph.append(["node", [[output, 1.0]]])
-        names.append("y")
-    return graph, names
+def most_judged(test: Callable[..., None]) -> Callable[..., None]:
+    """Fail a graph test unless it judged more than half of its examples (``require_judged``):
+    the checks below count each example they try."""
+
+    @functools.wraps(test)
+    def run(*args: Any, **kwargs: Any) -> None:
+        __tracebackhide__ = True
+        _TALLIES.append(Tally())
+        try:
+            test(*args, **kwargs)
+        finally:
+            tally = _TALLIES.pop()
+        require_judged(tally)
+
+    return run
 
 
-def _local_reference(nodes: Sequence[Node], j: int, path: Sequence[int]) -> str:
-    """How the student reaches a Scalar made for node j in a shell: ``t3``, ``y``,
-    ``t3.history.inputs[1]`` (the ``-b`` of ``a + (-b)``)."""
-    return _expression_name(nodes, j) + "".join(f".history.inputs[{p}]" for p in path)
+def _count(judged: bool, *exprs: Expression) -> bool:
+    if _TALLIES:
+        _TALLIES[-1].add(judged, *exprs)
+    return judged
 
 
-def _local_closed_form(
-    nodes: Sequence[Node], j: int, entry: dict[str, Any]
-) -> tuple[str, Function | None] | None:
-    """The operation whose closed form an entry of ``expression_locals`` must follow, and the
-    Function whose tolerance applies; None when the tests do not know its function."""
-    fn, inputs = entry["fn"], entry["inputs"]
-    op = FUNCTION_OPS.get(fn) if isinstance(fn, str) else None
-    if op is not None and len(inputs) == _ARITY[op]:
-        return op, FUNCTIONS[fn]
-    # A function of the student's own (a Sub, a Div) made straight from the node's operands.
-    node = nodes[j]
-    direct = [k if nodes[k][0] != "num" else -1 for k in node[1:]]
-    if not entry["path"] and list(inputs) == direct:
-        return node[0], None
-    return None
-
-
-def check_locals(
-    expr: Expression, d: float, upstream: Sequence[float], result: Any, *, what: str
-) -> bool:
-    """Judge the reply of ``expression_locals``: each backward function of the graph, called
-    with the derivative of y with respect to its node (times d) as d_output, must return
-    that times its local derivatives (task 1.4). False (nothing judged) when the forward
-    values or the wiring differ from the trusted ones, as ``check_expression_gradients``."""
+def check_backward(mt: Any, expr: Expression, d: float) -> bool:
+    """y.backward(d) gives each leaf d times its exact derivative (when chain_rule is wrong,
+    ``check_order`` instead). False when not judged (a forward mistake, task 1.2's)."""
     __tracebackhide__ = True
-    probe = "expression_locals"
-    if isinstance(result, dict) and "forward_error" in result:
-        expect(result, {"forward_error": str}, probe=probe, what=what)
-        return False
-    n = len(expr.nodes)
-    entry_shape = {
-        "fn": ANY,
-        "path": ("list", int, None),
-        "inputs": ("list", int, None),
-        "data": list,
-        "grads": list,
-    }
-    expect(
-        result,
-        {
-            "data": ("list", ANY, n),
-            "reaches": ("list", ("list", int, None), n),
-            "locals": ("list", ANY, n),
-        },
-        probe=probe,
-        what=what,
-    )
-    infos = expr.infos()
-    for info, got, reach in zip(infos, result["data"], result["reaches"], strict=True):
-        if not info.value_ok(got) or set(reach) != set(info.reaches):
-            return False
-    nodes = expr.nodes
-    computed = [j for j, node in enumerate(nodes) if node[0] not in ("var", "num")]
-    for j in computed:
-        entries = expect(result["locals"][j], ("list", entry_shape, None), probe=probe, what=what)
-        for entry in entries:
-            inputs, data = entry["inputs"], entry["data"]
-            if len(data) != len(inputs) or not all(is_number(x) for x in data):
-                unusable(
-                    f"the inputs of a Scalar of node {j} are not numbers", probe=probe, what=what
-                )
-            if not all(k == -1 or 0 <= k < j for k in inputs):
-                unusable(f"node {j} has an input that is no earlier node", probe=probe, what=what)
-            if not all(k < 0 or infos[k].value_ok(x) for k, x in zip(inputs, data, strict=True)):
-                return False  # an input's value differs from its node's: not judged
-    text = expression_text(nodes, expr.values)
-    for j in computed:
-        entries = result["locals"][j]
-        name = _local_reference(nodes, j, [])
-        if not entries:
-            report(
-                f"{what}: {name} has no history: its last_fn is None, so there is no "
-                "backward function to call.",
-                called=text,
-                returned=f"{name}.history.last_fn is None",
-                expected="a Scalar made by a ScalarFunction's apply, whose history records "
-                "its function, context and inputs",
-                snippet=[*expression_lines(nodes, expr.values, [n - 1, j]), f"{name}.history"]
-                if n <= 40
-                else [],
-            )
-        for entry in entries:
-            _check_local(expr, j, entry, upstream[j], what=what, text=text)
-    return True
+    if not chain_rule_works(mt):
+        return check_order(mt, expr)
+    g = Graph(mt, expr)
+    data = g.data()
+    g.y.backward(d)
+    derivs = [x.derivative for x in g.leaves]
+    got = outcomes(*[h for _, h in data], *derivs)
+    if not g.forward_ok(data, got[: len(data)]):
+        return _count(False, expr)
+    with pointing(lambda: _order_pointer(mt, expr)):
+        judge_derivatives(expr, d, got[len(data) :], lambda: g.lines(*derivs))
+    return _count(True, expr)
 
 
-def _check_local(
-    expr: Expression, j: int, entry: dict[str, Any], u: float, *, what: str, text: str
+def judge_derivatives(
+    expr: Expression,
+    d: float,
+    got: Sequence[Any],
+    lines: Callable[[], list[str]],
+    what: str = "",
+    leaf: str = "x",
 ) -> None:
-    """One Scalar's ``last_fn._backward(ctx, u)``: u times its closed-form local derivatives."""
+    """The leaves' derivatives after backward(d) on ``expr``: d times the exact ones, within
+    GRAPH_RTOL of the sum of |path contributions| (and the log EPS upstream)."""
     __tracebackhide__ = True
-    nodes = expr.nodes
-    ref = _local_reference(nodes, j, entry["path"])
-    call = f"{ref}.history.last_fn._backward({ref}.history.ctx, {fmt(u)})"
-    shown = expression_lines(nodes, expr.values, [len(nodes) - 1, j])
-    snippet = [*shown, call] if len(nodes) <= 40 else []
-    fn = entry["fn"] if isinstance(entry["fn"], str) else "its function"
-    form = _local_closed_form(nodes, j, entry)
-    if form is None:
+    what = f"Scalar.backward{what}"
+    for value in got:
+        _raised(value, what, lines)
+    out = expr.infos()[-1]
+    expected = [d * j for j in out.jac]
+    atols = [
+        abs(d) * (GRAPH_RTOL * s + 2.0 * k) + 1e-12
+        for s, k in zip(out.absjac, out.gslack, strict=True)
+    ]
+    for i, (value, exact, atol) in enumerate(zip(got, expected, atols, strict=True)):
+        if value is None and (exact == 0.0 or i not in out.reaches):
+            continue  # a leaf the output does not (effectively) depend on may keep None
+        if is_number(value) and within(value, exact, RTOL, atol):
+            continue
+        shown = lines()
         report(
-            f"{what} could not be checked at {ref}: it is made by {fn}, which is not one of "
-            "the template's ScalarFunctions, and your chain_rule is wrong (see the task 1.3 "
-            "tests), so backward cannot be followed through it either.",
-            called=f"{call} where {text}",
-            returned=entry["grads"],
-            expected="a Scalar made by Add, Mul, Inv, Neg, Log, Exp, Sigmoid, ReLU, LT or EQ",
-            snippet=snippet,
-            hint="fix chain_rule first: then this test runs backward() on the graph itself",
+            f"{what}: {leaf}{i}.derivative is {'None' if value is None else 'wrong'}.",
+            called=_called(shown),
+            returned=list(got),
+            expected=f"{fmt(expected)} (each within {max(atols):.2g})",
+            snippet=shown if len(shown) <= 40 else [],
+            hint="every leaf the output depends on must receive a derivative"
+            if value is None
+            else "",
         )
-    op, function = form
-    args = entry["data"]
-    local = local_derivatives(op, *args)
-    expected = [u * g for g in local]
-    if function is not None:
-        rtol, atol = function.backward_tolerance(args, u)
-    else:
-        rtol, atol = RTOL + DERIV_RTOL, ATOL * max(1.0, abs(u))
-    check_numbers(
-        entry["grads"],
-        expected,
-        what=f"{what}: {fn}.backward at {ref}",
-        called=f"{call} where {text} (d_output {fmt(u)} is dy/d{ref.split('.')[0]} times "
-        f"the d_output of y.backward)",
-        rtol=rtol,
-        atol=atol,
-        snippet=snippet,
-        hint="your chain_rule is wrong (see the task 1.3 tests), so this test checks each "
-        "backward function of the graph on its own: it returns d_output times the local "
-        "derivative, one per input",
+
+
+def check_order(mt: Any, expr: Expression) -> bool:
+    """topological_sort(y) on the graph's own Scalars (their own ==, no hash): each Scalar y
+    depends on once, y first, each before its inputs. False when not judged."""
+    __tracebackhide__ = True
+    g = Graph(mt, expr)
+    data = g.data()
+    order = code(mt, _WHERE)(mt.topological_sort(g.y), *g.nodes)
+    got = outcomes(*[h for _, h in data], order)
+    if not g.forward_ok(data, got[:-1]):
+        return _count(False, expr)
+    nodes, order = expr.nodes, got[-1]
+
+    def lines() -> list[str]:
+        built = expression_ancestors(nodes, [len(nodes) - 1])
+        named = [g.names[g.nodes[j]] for j in sorted(built) if nodes[j][0] != "num"]
+        table = ", ".join(f"id({n}): {n!r}" for n in dict.fromkeys(named))
+        order = "minitorch.topological_sort(y)"
+        return [*g.lines(), f"names = {{{table}}}", f'[names.get(id(v), "other") for v in {order}]']
+
+    unhashable = isinstance(order, StudentError) and "unhashable" in order.message
+    _raised(order, "topological_sort", lines, UNHASHABLE_HINT if unhashable else "")
+    problem = scalar_order_problem(nodes, order)
+    if problem:
+        report(
+            f"{problem}.",
+            called=f"topological_sort(y) where {_called(lines(), 2)}",
+            returned=brief([_expression_name(nodes, i) if i >= 0 else "other" for i in order])
+            if isinstance(order, list) and all(is_number(i) for i in order)
+            else fmt(order),
+            expected="each Scalar y depends on once, y first, each before its inputs",
+            snippet=lines(),
+            hint=MEMBERSHIP_HINT if "left out" in problem else "",
+        )
+    return _count(True, expr)
+
+
+MEMBERSHIP_HINT = (
+    "`in` on a list compares Scalars with ==, which builds an EQ Scalar (true whenever two "
+    "values are equal): keep unique_ids in a set instead"
+)
+
+
+def _order_pointer(mt: Any, expr: Expression) -> str:
+    """For a failing backward pass: what is wrong with topological_sort(y) there, or ""."""
+    g = Graph(mt, expr)
+    order = outcomes(code(mt, _WHERE)(mt.topological_sort(g.y), *g.nodes))[0]
+    problem = scalar_order_problem(expr.nodes, order)
+    return f"your {problem} here (see the topological_sort tests)" if problem else ""
+
+
+def check_continued(mt: Any, expr: Expression, k: int, d_first: float, d: float) -> bool:
+    """backward(d_first) on a first graph (nodes up to k), the leaves' derivatives set back
+    to None (as optim.SGD.zero_grad), then backward(d) on a second graph built on the first
+    one's Scalars gives its derivatives as on a fresh graph: nothing of the first pass may
+    stay on shared Scalars. Accumulation across backward calls is not tested."""
+    __tracebackhide__ = True
+    if not chain_rule_works(mt):
+        return check_order(mt, expr)
+    g = Graph(mt, expr, upto=k + 1)
+    data = g.data()
+    g.nodes[k].backward(d_first)
+    first = [x.derivative for x in g.leaves]
+    zero = code(mt, _ZERO)
+    g.names[zero] = "zero_grad"
+    zero(*g.leaves)
+    g.extend(len(expr.nodes))
+    data += g.data(k + 1)
+    g.y.backward(d)
+    second = [x.derivative for x in g.leaves]
+    got = outcomes(*[h for _, h in data], *first, *second)
+    n, m = len(data), len(data) + len(first)
+    if not g.forward_ok(data, got[:n]):
+        return _count(False, expr)
+    with pointing(lambda: _order_pointer(mt, expr)):
+        head = Expression(expr.nodes[: k + 1], expr.values)
+        judge_derivatives(head, d_first, got[n:m], lambda: g.lines(*first))
+        what = " on a second graph built on the first (after zeroing the leaves)"
+        judge_derivatives(expr, d, got[m:], lambda: g.lines(*second), what)
+    return _count(True, expr)
+
+
+def check_two_graphs(mt: Any, first: Expression, second: Expression, d: float) -> bool:
+    """backward(d) on one graph, then backward() on another: each gets its own derivatives."""
+    __tracebackhide__ = True
+    if not chain_rule_works(mt):
+        return check_order(mt, first) and check_order(mt, second)
+    g1, g2 = Graph(mt, first), Graph(mt, second, style="wsz")
+    data1, data2 = g1.data(), g2.data()
+    g1.y.backward(d)
+    g2.y.backward()
+    derivs = [x.derivative for x in g1.leaves + g2.leaves]
+    got = outcomes(*[h for _, h in data1 + data2], *derivs)
+    n, m, k = len(data1), len(data1) + len(data2), len(data1) + len(data2) + len(g1.leaves)
+    if not (g1.forward_ok(data1, got[:n]) and g2.forward_ok(data2, got[n:m])):
+        return _count(False, first, second)
+    g1.names.update(g2.names)
+    judge_derivatives(first, d, got[m:k], lambda: g1.lines(*derivs))
+    judge_derivatives(second, 1.0, got[k:], lambda: g1.lines(*derivs), " on a second graph", "w")
+    return _count(True, first, second)
+
+
+def check_function_backward(mt: Any, name: str, cases: Sequence[tuple[list[float], float]]) -> None:
+    """``name``.backward after its forward on one Context, for each (args, d): d times the
+    local derivatives, one per input. Where the forward is wrong (task 1.2's), on a Context
+    holding the usual saved values instead: the inputs, the output, or both."""
+    __tracebackhide__ = True
+    fn, function = FUNCTIONS[name], getattr(mt, name)
+    made = []
+    for args, d in cases:
+        ctx = mt.Context()
+        made.append((ctx, function.forward(ctx, *args), function.backward(ctx, d)))
+    got = outcomes(*[h for _, forward, grads in made for h in (forward, grads)])
+    for (args, d), (ctx, _, grads), forward, backward in zip(
+        cases, made, got[::2], got[1::2], strict=True
+    ):
+        if isinstance(forward, StudentFault):
+            _raise_unless_student_error(forward)
+        if not (
+            is_number(forward) and within(forward, fn.forward(*args), *fn.forward_tolerance(args))
+        ):
+            _with_saved(mt, name, args, d, forward)
+            continue
+        names = {ctx: "ctx", function: name}
+        lines = functools.cache(lambda grads=grads, names=names: reproducer(grads, names=names))
+        _raised(backward, f"{name}.backward", lines)
+        if not _close(backward, fn.grads(*args, d), *fn.backward_tolerance(args, d)):
+            check_numbers(
+                backward if isinstance(backward, list) else [backward],
+                fn.grads(*args, d),
+                what=f"{name}.backward",
+                called=_called(lines(), 0),
+                rtol=fn.backward_tolerance(args, d)[0],
+                atol=fn.backward_tolerance(args, d)[1],
+                snippet=lines(),
+                hint="backward returns d_output times the local derivative, one per input",
+            )
+
+
+def _close(got: Any, expected: Sequence[float], rtol: float, atol: float) -> bool:
+    got = got if isinstance(got, list) else [got]
+    return len(got) == len(expected) and all(
+        is_number(g) and within(g, e, rtol, atol) for g, e in zip(got, expected, strict=True)
+    )
+
+
+def _with_saved(mt: Any, name: str, args: list[float], d: float, forward: Any) -> None:
+    __tracebackhide__ = True
+    fn, function = FUNCTIONS[name], getattr(mt, name)
+    expected, tolerance, tries = fn.grads(*args, d), fn.backward_tolerance(args, d), []
+    for saved in (args, [fn.forward(*args)], [*args, fn.forward(*args)]):
+        ctx = mt.Context()
+        ctx.save_for_backward(*saved)
+        tries.append((f"ctx.saved_values = {fmt(tuple(saved))}", function.backward(ctx, d)))
+    tried = []
+    for (text, _), grads in zip(tries, outcomes(*[h for _, h in tries]), strict=True):
+        if isinstance(grads, StudentFault):
+            _raise_unless_student_error(grads)
+            if getattr(grads, "stands", False):  # a make test run tells it once
+                raise grads
+        elif _close(grads, expected, *tolerance):
+            return
+        tried.append(
+            f"{text}: "
+            + (
+                f"raised {grads.type_name}"
+                if isinstance(grads, StudentError)
+                else f"returned {fmt(grads)}"
+            )
+        )
+    shown = f"raised {forward.type_name}" if isinstance(forward, StudentError) else fmt(forward)
+    report(
+        f"{name}.backward is wrong (and {name}.forward too, see the task 1.2 tests).",
+        called=f"{name}.backward(ctx, {fmt(d)}) for the input(s) {fmt(args)}",
+        returned="; ".join(tried),
+        expected=f"{fmt(list(expected))} ({tolerance_text(*tolerance)})",
+        hint=f"{name}.forward gave {shown} here, so its ctx could not be used either",
     )
 
 
@@ -2669,160 +2525,11 @@ def scalar_order_problem(nodes: Sequence[Node], order: Any) -> str | None:
     return None
 
 
-def _scalar_order_snippet(expr: Expression) -> list[str]:
-    """The shell lines that build ``expr`` and name what topological_sort(y) returns."""
-    nodes = expr.nodes
-    if len(nodes) > 40:
-        return []
-    built = expression_ancestors(nodes, [len(nodes) - 1])  # the operations the lines build
-    named = ", ".join(
-        f'("{_expression_name(nodes, j)}", {_expression_name(nodes, j)})'
-        for j, node in enumerate(nodes)
-        if (node[0] == "var" or j in built) and _canonical_nodes(nodes)[j] == j
-    )
-    return [
-        *expression_lines(nodes, expr.values),
-        "from minitorch import topological_sort",
-        f"names = {{id(v): n for n, v in [{named}]}}",
-        '[names.get(id(v), "another Scalar") for v in topological_sort(y)]',
-    ]
-
-
 #: Said when topological_sort raises TypeError: unhashable type: 'Scalar'.
 UNHASHABLE_HINT = (
     "a Scalar cannot go in a set or be a dict key: Scalar defines __eq__ (it builds an EQ "
     "Scalar), so Python gives it no __hash__. Keep the unique_ids in the set instead"
 )
-
-
-def _ask_scalar_order(student: Any, probe: str, expr: Expression, call: str, snippet: Any) -> Any:
-    """``probe`` (expression_order or scalar_order) on ``expr``; a failure names the call."""
-    __tracebackhide__ = True
-    try:
-        return student.call(probe, expr.nodes, expr.values, label="topological_sort")
-    except StudentError as exc:
-        unhashable = exc.type_name == "TypeError" and "unhashable" in exc.message
-        hint = UNHASHABLE_HINT if unhashable else ""
-        raised(exc, label="topological_sort", called=call, snippet=snippet, hint=hint)
-    except ProbeTimeout as exc:
-        timed_out(exc, called=call, snippet=snippet)
-
-
-def _judge_scalar_order(expr: Expression, order: Any, *, call: str, snippet: Any) -> None:
-    """Fail with the student's message when ``order`` is no right topological_sort(y)."""
-    __tracebackhide__ = True
-    nodes = expr.nodes
-    problem = scalar_order_problem(nodes, order)
-    if problem:
-        shown = (
-            brief([_expression_name(nodes, i) if i >= 0 else "another Scalar" for i in order])
-            if isinstance(order, list) and all(is_number(i) for i in order)
-            else order
-        )
-        report(
-            f"{problem}.",
-            called=call,
-            returned=shown,
-            expected="each Scalar y depends on exactly once, y first, every Scalar before the "
-            "Scalars it was computed from",
-            snippet=snippet,
-            hint="`in` on a list compares Scalars with ==, which builds an EQ Scalar: keep "
-            "unique_ids in a set instead"
-            if "left out" in problem
-            else "",
-        )
-
-
-def check_scalar_order(student: Any, expr: Expression, *, called: str) -> None:
-    """topological_sort(y) on the graph's own Scalars (task 1.4), for the graphs judged in
-    parts: backpropagate runs on stand-ins there, which are no Scalars (a membership test
-    through Scalar ``==`` only goes wrong on Scalars)."""
-    __tracebackhide__ = True
-    snippet = _scalar_order_snippet(expr)
-    call = f"topological_sort(y) where {called}"
-    order = _ask_scalar_order(student, "expression_order", expr, call, snippet)
-    _judge_scalar_order(expr, order, call=call, snippet=snippet)
-
-
-def scalar_order_checked(student: Any, expr: Expression, *, called: str) -> bool:
-    """topological_sort(y) on the graph's own Scalars (task 1.4): the stand-in variables of
-    the topological_sort tests are hashable and have no ``==`` of their own, Scalars have
-    both (a sort keyed on the Scalars themselves raises TypeError: unhashable). Judged only
-    when the student's forward values and wiring are the trusted ones (else task 1.2's
-    mistake: False, nothing judged, as ``check_expression_gradients``)."""
-    __tracebackhide__ = True
-    snippet = _scalar_order_snippet(expr)
-    call = f"topological_sort(y) where {called}"
-    out = _ask_scalar_order(student, "scalar_order", expr, call, snippet)
-    if isinstance(out, dict) and "forward_error" in out:
-        expect(out, {"forward_error": str}, probe="scalar_order", what="topological_sort")
-        return False
-    n = len(expr.nodes)
-    expect(
-        out,
-        {
-            "data": ("list", ANY, n),
-            "reaches": ("list", ("list", int, None), n),
-            "order": ANY,
-        },
-        probe="scalar_order",
-        what="topological_sort",
-    )
-    for info, got, reach in zip(expr.infos(), out["data"], out["reaches"], strict=True):
-        if not info.value_ok(got) or set(reach) != set(info.reaches):
-            return False
-    _judge_scalar_order(expr, out["order"], call=call, snippet=snippet)
-    return True
-
-
-def expression_in_parts(
-    student: Any, expr: Expression, d: float, *, label: str, called: str
-) -> bool:
-    """Judge y.backward(d) on ``expr`` in parts, for a student whose chain_rule is wrong:
-    each node's backward function with d_output the derivative of y with respect to the node
-    times d (``check_locals``), then backpropagate on stand-in variables of the same shape,
-    weighted by the exact local derivatives (``stand_in_graph``). When both are right, the
-    leaf derivatives y.backward(d) would give follow. False when nothing could be judged."""
-    __tracebackhide__ = True
-    upstream = upstream_derivatives(expr, d)
-    out = ask(
-        student,
-        "expression_locals",
-        expr.nodes,
-        expr.values,
-        upstream,
-        label=label,
-        called=f"{called}; then each node's last_fn._backward(ctx, dy/dnode * {fmt(d)})",
-    )
-    if not check_locals(expr, d, upstream, out, what="Scalar.backward"):
-        return False
-    check_scalar_order(student, expr, called=called)
-    graph, names = stand_in_graph(expr)
-    output = len(graph) - 1
-    standing = brief([f"v{i} for {name}" for i, name in enumerate(names)])[1:-1]
-    backpropagate_checked(
-        student,
-        graph,
-        d,
-        called=f"backpropagate(v{output}, {fmt(d)}) on stand-in variables ({standing}) shaped "
-        f"like the graph {expression_text(expr.nodes, expr.values)}, each weighted by its "
-        f"exact local derivatives ({variable_graph_text(graph)}): your chain_rule is wrong "
-        "(see the task 1.3 tests), so backpropagation is checked with variables whose "
-        "chain_rule is right",
-        label="backpropagate",
-    )
-    return True
-
-
-def backpropagate_checked(
-    student: Any, graph: Sequence[VarNode], deriv: float, *, called: str, label: str
-) -> None:
-    """Run backpropagate on the stand-in graph and judge it; when it fails, point at
-    topological_sort if that is what went wrong."""
-    __tracebackhide__ = True
-    with pointing(lambda: toposort_pointer(student, graph)):
-        got = ask(student, "backpropagate_variables", graph, deriv, label=label, called=called)
-        check_backpropagate(graph, deriv, got, called=called)
 
 
 # ------------------------------------------------ test_scalar(_hidden).py, tasks 1.2, 1.3: handles
@@ -3100,42 +2807,3 @@ def chain_rule_twice_problem(pairs: Any, d: float) -> str | None:
     if not all(within(g, e, RTOL, ATOL) for g, e in zip(sorted(got), expected, strict=True)):
         return "chain_rule gave the wrong derivatives"
     return None
-
-
-_CHAIN_RULE_OK: dict[int, bool] = {}
-
-
-def chain_rule_works(student: Any) -> bool:
-    """Whether the student's chain_rule (task 1.3) is right on a few fixed cases.
-
-    Tests of task 1.4 that run whole backward passes through Scalars depend on chain_rule;
-    when it is wrong (task 1.3 already loses its points) they judge the pass in parts
-    instead (``expression_in_parts``), so a chain_rule mistake is not charged twice. The
-    verdict only chooses how a pass is judged, never whether. Computed once per session.
-    """
-    key = id(student)
-    if key not in _CHAIN_RULE_OK:
-        ok = True
-        cases = [("Lin1", [0.75]), ("Lin2", [0.5, -1.5]), ("Lin3", [0.5, -1.5, 2.25])]
-        for name, values in cases:
-            try:
-                out = student.call(
-                    "chain_rule_pairs", name, values, -2.5, label="Scalar.chain_rule"
-                )
-            except (StudentError, ProbeTimeout, WorkerCrashed, BadValue):
-                ok = False
-                break
-            expect(out, {"pairs": ANY}, probe="chain_rule_pairs", what="Scalar.chain_rule")
-            if chain_rule_problem(out["pairs"], LINEAR_COEFFS[name], -2.5):
-                ok = False
-                break
-        if ok:  # an input used twice (x * x) gets two pairs, not one merged or dropped
-            try:
-                twice = student.call("chain_rule_twice", 0.5, -2.5, label="Scalar.chain_rule")
-            except (StudentError, ProbeTimeout, WorkerCrashed, BadValue):
-                ok = False
-            else:
-                expect(twice, {"pairs": ANY}, probe="chain_rule_twice", what="Scalar.chain_rule")
-                ok = chain_rule_twice_problem(twice["pairs"], -2.5) is None
-        _CHAIN_RULE_OK[key] = ok
-    return _CHAIN_RULE_OK[key]

@@ -9,11 +9,10 @@ Each task is judged on its own as far as the code allows:
 - 1.4 checks each backward in isolation (forward then backward on one Context; on a Context
   holding the usual saved values when the forward is wrong), topological_sort on graphs of
   real Scalars (unhashable, with their own ==, unlike the stand-ins of test_autodiff.py),
-  then whole backward passes through Scalars. Those graphs use only the operators whose
-  forward works (else: 1.2's); when the student's chain_rule is wrong (1.3's), a pass is
-  judged in parts on the trusted side instead: each node's backward function against
-  closed forms, topological_sort on the Scalars, backpropagate on stand-in variables of the
-  same shape (support.expression_in_parts).
+  then whole backward passes through Scalars, built with handles (``mt``) and judged against
+  exact derivatives. Those graphs use only the operators whose forward works (else: 1.2's);
+  when the student's chain_rule is wrong (1.3's), a graph judges topological_sort only (each
+  backward function and backpropagate have tests of their own).
 
 Scalars are used as the template allows: forward and apply get floats, a Python float only
 beside a Scalar, on the left only of + * / (the template has no __rsub__), and no constant
@@ -28,7 +27,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from support import (
-    ANY,
     ATOL,
     FUNCTIONS,
     LINEAR_COEFFS,
@@ -36,39 +34,24 @@ from support import (
     RTOL,
     STUDENT_FUNCTIONS,
     Expression,
-    Tally,
-    ask_batch,
     at_most,
     chain_rule_checked,
-    chain_rule_works,
-    check_numbers,
+    check_backward,
+    check_function_backward,
+    check_order,
     check_recorded,
     check_returned,
     close_pairs,
     d_outputs,
-    expect,
-    expression_checked,
-    expression_lines,
-    expression_text,
     expressions,
     fetched,
     floats,
-    fmt,
     forwards,
-    function_snippet,
     graph_ops,
-    is_number,
     magnitudes,
-    raised,
-    report,
-    require_judged,
+    most_judged,
     scalar_graph,
-    scalar_order_checked,
-    tolerance_text,
-    within,
 )
-
-from grader.isolation.protocol import StudentError
 
 # --------------------------------------------------------------------------- task 1.2
 
@@ -201,145 +184,33 @@ def test_chain_rule_with_a_constant_input(mt, case, data, d):
 
 
 # --------------------------------------------------------------------------- task 1.4
+_BACKWARD_CASES = {
+    name: batch_of(st.tuples(FUNCTIONS[name].inputs.map(list), d_outputs()))
+    for name in STUDENT_FUNCTIONS
+}
 
 
 @pytest.mark.task("1.4")
 @pytest.mark.parametrize("name", STUDENT_FUNCTIONS)
 @BATCHED
 @given(data=st.data())
-def test_function_backward(student, name, data):
+def test_function_backward(mt, name, data):
     """ScalarFunction.backward matches the closed form times a random d_output"""
-    fn = FUNCTIONS[name]
-    cases = data.draw(batch_of(st.tuples(fn.inputs.map(list), d_outputs())), label="args, d")
-    snippets = [function_snippet(name, args, d) for args, d in cases]
-    calls = [
-        f"{sn[1].split('; ')[1]}, then {name}.backward(ctx, {fmt(d)})"
-        for (_, d), sn in zip(cases, snippets, strict=True)
-    ]
-    outs = ask_batch(
-        student,
-        "function_backward_many",
-        [name, [[args, d] for args, d in cases]],
-        label=f"{name}.backward",
-        one_by_one=[
-            ("function_backward", [name, args, d, []], called, sn)
-            for (args, d), called, sn in zip(cases, calls, snippets, strict=True)
-        ],
-    )
-    expect(outs, ("list", dict, len(cases)), probe="function_backward_many", what=name)
-    for (args, d), called, snippet, out in zip(cases, calls, snippets, outs, strict=True):
-        check_function_backward(student, name, args, d, out, called=called, snippet=snippet)
-
-
-def check_function_backward(student, name, args, d, out, *, called, snippet):
-    """One case of test_function_backward: the reply of ``function_backward``."""
-    __tracebackhide__ = True
-    fn = FUNCTIONS[name]
-    probe = "function_backward"
-    if "forward_error" in out:
-        expect(out, {"forward_error": str}, probe=probe, what=f"{name}.backward")
-    else:
-        expect(
-            out,
-            {"forward": ANY, "grads": list, "points": ("list", ANY, 0)},
-            probe=probe,
-            what=f"{name}.backward",
-        )
-    expected = fn.grads(*args, d)
-    rtol, atol = fn.backward_tolerance(args, d)
-    rf, af = fn.forward_tolerance(args)
-    if "forward_error" in out or not (
-        is_number(out["forward"]) and within(out["forward"], fn.forward(*args), rf, af)
-    ):
-        # The forward is wrong (task 1.2), so its ctx is too: test backward on a Context
-        # holding the usual saved values instead.
-        check_backward_with_saved_values(student, name, args, d, out)
-        return
-    check_numbers(
-        out["grads"],
-        expected,
-        what=f"{name}.backward",
-        called=called,
-        rtol=rtol,
-        atol=atol,
-        snippet=snippet,
-        hint="backward returns d_output times the local derivative, one per input",
-    )
-
-
-def check_backward_with_saved_values(student, name, args, d, out):
-    """Backward must give the closed form from a Context holding the inputs, the output,
-    or both (the usual things a forward saves)."""
-    __tracebackhide__ = True
-    fn = FUNCTIONS[name]
-    expected = fn.grads(*args, d)
-    rtol, atol = fn.backward_tolerance(args, d)
-    tried = []
-    for saved in (args, [fn.forward(*args)], [*args, fn.forward(*args)]):
-        try:
-            grads = student.call(
-                "function_backward_saved", name, saved, d, label=f"{name}.backward"
-            )
-        except StudentError as exc:
-            if getattr(exc, "stands", False):
-                # A `make test` run knows this fault fails every Context alike (backward is
-                # not written yet, say): it tells it once, as what the test waits on.
-                raised(
-                    exc,
-                    label=f"{name}.backward",
-                    called=f"{name}.backward(ctx, {fmt(d)}) with ctx.saved_values = "
-                    f"{fmt(tuple(saved))}",
-                )
-            tried.append(f"ctx.saved_values = {fmt(tuple(saved))}: raised {exc.type_name}")
-            continue
-        if (
-            isinstance(grads, list)
-            and len(grads) == len(expected)
-            and all(
-                is_number(g) and within(g, e, rtol, atol)
-                for g, e in zip(grads, expected, strict=True)
-            )
-        ):
-            return
-        tried.append(f"ctx.saved_values = {fmt(tuple(saved))}: returned {fmt(grads)}")
-    forward = out.get("forward_error") or fmt(out.get("forward"))
-    report(
-        f"{name}.backward is wrong (and {name}.forward too, see the task 1.2 tests).",
-        called=f"{name}.backward(ctx, {fmt(d)}) for the input(s) {fmt(args)}",
-        returned="; ".join(tried),
-        expected=f"{fmt(list(expected))} ({tolerance_text(rtol, atol)})",
-        hint=f"{name}.forward gave {forward} here, so its ctx could not be used either",
-    )
+    check_function_backward(mt, name, data.draw(_BACKWARD_CASES[name], label="args, d"))
 
 
 @pytest.mark.task("1.4")
-def test_topological_sort_on_scalars(student):
+@most_judged  # more than half of the graphs must be judged (not: a forward mistake, 1.2's)
+@at_most(20)  # cheap graphs; a sort that fails on Scalars fails on nearly all of them
+@given(data=st.data())
+def test_topological_sort_on_scalars(mt, data):
     """topological_sort orders graphs of real Scalars, which have their own == and no hash"""
-    ops = graph_ops(student)  # operators whose forward works (else: task 1.2)
-    tally = Tally()  # more than half of the graphs must be judged (require_judged)
-
-    @at_most(20)  # cheap graphs; a sort that fails on Scalars fails on nearly all of them
-    @given(expr=expressions(ops=ops))
-    def check(expr):
-        called = expression_text(expr.nodes, expr.values)
-        tally.add(scalar_order_checked(student, expr, called=called), expr)
-
-    check()
-    require_judged(tally, "topological_sort")
+    check_order(mt, data.draw(expressions(ops=graph_ops(mt)), label="graph"))
 
 
 @pytest.mark.task("1.4")
-def test_expression_backward(student):
-    """backward on random expression graphs matches exact derivatives and central differences"""
-    own = chain_rule_works(student)  # if not (task 1.3's mistake), judged in parts
-    ops = graph_ops(student)  # operators whose forward works (else: task 1.2)
-    tally = Tally()  # more than half of the graphs must be judged (require_judged)
-
-    @given(expr=expressions(ops=ops), d=d_outputs())
-    def check(expr, d):
-        called = "; ".join(expression_lines(expr.nodes, expr.values)[1:])
-        judged = expression_checked(student, expr, d, own, label="Scalar.backward", called=called)
-        tally.add(judged, expr)
-
-    check()
-    require_judged(tally)
+@most_judged
+@given(data=st.data(), d=d_outputs())
+def test_expression_backward(mt, data, d):
+    """backward on random expression graphs matches the exact derivatives"""
+    check_backward(mt, data.draw(expressions(ops=graph_ops(mt)), label="graph"), d)

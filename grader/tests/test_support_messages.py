@@ -135,28 +135,3 @@ def test_chain_rule_with_constants_may_keep_or_leave_out_the_constants() -> None
         "chain_rule gave input 2 the derivative -10.0, not 1.0"
     )
     assert S.chain_rule_problem(right, coeffs, d) == "chain_rule left out input 1"
-
-
-class Raises:
-    """A stand-in for the student fixture whose every call raises ``error``."""
-
-    def __init__(self, error: StudentError) -> None:
-        self.error = error
-
-    def call(self, probe: str, *args: Any, label: str = "") -> Any:
-        raise self.error
-
-
-def test_a_sort_keyed_on_scalars_is_told_why_scalars_are_unhashable() -> None:
-    expr = S.Expression([["var", 0], ["var", 1], ["mul", 0, 1]], [0.5, 1.5])
-    error = StudentError("TypeError", "unhashable type: 'Scalar'", "  File x", label="")
-    with pytest.raises(pytest.fail.Exception) as failed:
-        S.scalar_order_checked(Raises(error), expr, called="y = x0 * x1")
-    message = str(failed.value.msg)
-    assert message.startswith("topological_sort raised TypeError: unhashable type: 'Scalar'")
-    assert f"  hint:     {S.UNHASHABLE_HINT}" in message
-    assert '>>> [names.get(id(v), "another Scalar") for v in topological_sort(y)]' in message
-    other = StudentError("ValueError", "no", "  File x", label="")
-    with pytest.raises(pytest.fail.Exception) as failed:
-        S.scalar_order_checked(Raises(other), expr, called="y = x0 * x1")
-    assert "hint" not in str(failed.value.msg)
