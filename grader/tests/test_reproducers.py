@@ -122,8 +122,7 @@ def broken(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
 
     edits = [edit for name in request.param for edit in MISTAKES[name].edits]
     root = apply_mutations(ROOT / "reference", edits, tmp_path / "submission")
-    (root / "probes.py").write_text("")
-    config = SandboxConfig(root=root, probes=root / "probes.py", mode="inprocess", limits=Limits())
+    config = SandboxConfig(root=root, mode="inprocess", limits=Limits())
     S._HEALTHY.clear()
     S._CHAIN_RULE_OK.clear()
     with StudentClient(config) as client:
