@@ -1,4 +1,5 @@
-"""pytest plugin: the ``student`` fixture, the ``task`` marker and student-facing failures.
+"""pytest plugin: the ``mt`` fixture (over the session's ``student`` client), the ``task``
+marker and student-facing failures.
 
 It is active only when a student folder is given (``--student-dir`` or the ``student_dir``
 ini key), so having it installed never changes other test runs. The same assignment tests run
