@@ -54,6 +54,9 @@ _BINARY = {
     "gt": (">", "cmp"), "ge": (">=", "cmp"), "eq": ("==", "cmp"), "ne": ("!=", "cmp"),
 }  # fmt: skip
 _UNARY = {"neg": "-", "pos": "+", "inv": "~", "abs": "abs"}
+#: Operations whose results are objects student code made (and may change): a statement run
+#: on one of them belongs to the reproducer of every value that depends on it.
+_STUDENT_MADE = frozenset({"call", "binop", "unop", "getitem"})
 #: Attributes tools ask of any object (hypothesis, of a test's first argument): never recorded.
 _HOOKS = frozenset(
     {"hypothesis_internal_is_this_a_mock_check", "execute_example", "setup_example",
@@ -323,8 +326,10 @@ class Session:
         return "." + ".".join(reversed(names)) if names else "a function"
 
     def closure(self, targets: Sequence[int]) -> list[int]:
-        """The operations ``targets`` depend on, and the calls made on those objects whose
-        results nothing used (statements such as ``y.backward()``: run for their effect)."""
+        """The operations ``targets`` depend on, and the statements run on the student's
+        objects among them: calls whose results nothing used and nobody read (``y.backward()``,
+        run for their effect). A call on a trusted function alone (``code``) is no such
+        statement: a test's helper shares nothing of one value with another."""
         needed: set[int] = set()
         stack = list(targets)
         while stack:
@@ -333,19 +338,20 @@ class Session:
                 needed.add(n)
                 stack.extend(self._ops[n].inputs)
         last = max(targets) if targets else 0
-        objects = {n for n in needed if self._ops[n].kind in ("call", "binop", "unop", "code")}
+        read = set(self.read)
+        objects = {n for n in needed if self._ops[n].kind in _STUDENT_MADE}
         changed = True
         while changed:
             changed = False
             for op in self._ops.values():
                 if op.number in needed or op.number > last or op.kind != "call" or op.uses:
                     continue
+                if op.number in read:
+                    continue
                 deps = self._deps(op.number)
                 if deps & objects:
                     needed |= deps
-                    objects |= {
-                        n for n in deps if self._ops[n].kind in ("call", "binop", "unop", "code")
-                    }
+                    objects |= {n for n in deps if self._ops[n].kind in _STUDENT_MADE}
                     changed = True
         return sorted(needed)
 

@@ -171,3 +171,12 @@ def test_a_falsifying_example_is_named_after_its_test() -> None:
     with pytest.raises(AssertionError) as info:
         test_small()
     assert any("Falsifying example: test_small(" in n for n in info.value.__notes__)
+
+
+def test_a_failed_call_of_a_shared_trusted_function_fails_only_its_own_value(mt) -> None:  # type: ignore[no-untyped-def]
+    twice = code(mt, "lambda s: s * 2.0")
+    bad = twice(mt.operators.log(-1.0))  # its input raised: skipped, never read
+    good = twice(mt.Scalar(1.5)).data
+    outcome_bad, outcome_good = outcomes(bad, good)
+    assert isinstance(outcome_bad, StudentError) and outcome_good == 3.0
+    assert value(twice(mt.Scalar(2.0)).data) == 4.0  # the failed call is not its statement
