@@ -1,9 +1,10 @@
 """Trusted-side helpers for the assignment tests: strategies, closed forms, checks, messages.
 
-Nothing here runs student code. Probes (tests/probes.py) return plain data from the worker;
-this module decides whether that data is right and, when it is not, writes a message for the
-student: what was called with which inputs, what their code returned, what was expected
-(with the tolerance), and a few lines that reproduce it in a Python shell.
+Nothing here runs student code. Tests hold handles (the ``mt`` fixture) and read plain data
+back from the worker; this module decides whether that data is right and, when it is not,
+writes a message for the student: what was called with which inputs, what their code
+returned, what was expected (with the tolerance), and a few lines that reproduce it in a
+Python shell.
 
 Expected values are computed here with ``math`` (closed forms, an expression evaluator with
 exact derivatives by forward mode), never with the student's own helpers.
@@ -150,7 +151,7 @@ def _with_line(message: str, line: str) -> str:
 class pointing:  # noqa: N801 - used as a context manager, like pytest.raises
     """On a failure inside the block, add the cross-task pointer that ``explain`` finds.
 
-    ``explain`` runs only when the block fails; it may call probes and returns "" when it
+    ``explain`` runs only when the block fails; it may ask student code and returns "" when it
     has nothing to say. Timeouts and crashes pass through untouched: the plugin words them.
     """
 
@@ -281,9 +282,9 @@ def check_numbers(
 
 
 # --------------------------------------------------------------------------- reply shapes
-# Everything a probe returns is student-controlled (student code runs in the same process as
-# the probe and can walk the stack into its lists), so every reply is checked against the
-# shape its probe promises before any value is read. A shape is:
+# Everything read back from the worker is student-controlled (student code runs in the same
+# process as the executor and can walk the stack into what it holds), so a reply is checked
+# against the shape it should have before any value is read. A shape is:
 #   ANY                     anything (values are judged later, one by one)
 #   NUMBER                  an int or float (never a bool)
 #   list / dict / str / bool / int   that exact container or type
@@ -326,47 +327,27 @@ def _shape_problem(value: Any, shape: Any, where: str) -> str | None:
     raise TypeError(f"unknown shape {shape!r}")
 
 
-def expect(reply: Any, shape: Any, *, probe: str, what: str) -> Any:
-    """``reply`` if it has ``shape``; otherwise fail: ``what`` could not be checked.
+def expect(reply: Any, shape: Any, *, source: str, what: str) -> Any:
+    """``reply`` if it has ``shape``; otherwise fail: ``what`` could not be checked
+    (``source``: what gave the reply).
 
-    Used on every probe reply before any value of it is read, so a reply emptied or cut
+    Used on a reply before any value of it is read, so a reply emptied or cut
     short by student code fails (the test cannot judge) instead of passing on nothing."""
     __tracebackhide__ = True
     problem = _shape_problem(reply, shape, "the reply")
     if problem:
-        unusable(problem, probe=probe, what=what)
+        unusable(problem, source=source, what=what)
     return reply
 
 
-def unusable(problem: str, *, probe: str, what: str) -> NoReturn:
-    """Fail: ``what`` could not be checked, because the reply of ``probe`` has ``problem``."""
+def unusable(problem: str, *, source: str, what: str) -> NoReturn:
+    """Fail: ``what`` could not be checked, because the reply of ``source`` has ``problem``."""
     __tracebackhide__ = True
     pytest.fail(
-        f"{what} could not be checked: the probe {probe} returned a reply where "
-        f"{problem}. Student code must not change what the test's probe collects.",
+        f"{what} could not be checked: {source} returned a reply where "
+        f"{problem}. Student code must not change what the test collects.",
         pytrace=False,
     )
-
-
-def ask(
-    student: Any,
-    probe: str,
-    *args: Any,
-    label: str,
-    called: str,
-    snippet: Sequence[str] = (),
-) -> Any:
-    """``student.call(probe, *args)``; when student code raises or hangs, fail with the inputs.
-
-    Crashes and bad values propagate unchanged (the plugin words them).
-    """
-    __tracebackhide__ = True
-    try:
-        return student.call(probe, *args, label=label)
-    except StudentError as exc:
-        raised(exc, label=label, called=called, snippet=snippet)
-    except ProbeTimeout as exc:
-        timed_out(exc, called=called, snippet=snippet)
 
 
 def timed_out(exc: ProbeTimeout, *, called: str, snippet: Sequence[str] = ()) -> NoReturn:
@@ -400,34 +381,6 @@ def raised(
         lines.append(exc.traceback)
     lines += shell_lines(snippet)
     pytest.fail("\n".join(lines), pytrace=False)
-
-
-def ask_batch(
-    student: Any,
-    probe: str,
-    args: Sequence[Any],
-    *,
-    label: str,
-    one_by_one: Sequence[tuple[str, Sequence[Any], str, Sequence[str]]],
-) -> Any:
-    """One call for several cases (fewer round trips to the worker, fewer examples).
-
-    When student code raises, the cases are asked again one at a time, as ``one_by_one``
-    lists them (probe, args, called, snippet), so the report names the input that raised.
-    """
-    __tracebackhide__ = True
-    try:
-        return student.call(probe, *args, label=label)
-    except ProbeTimeout as exc:
-        # Asking again one at a time would not tell which case hung: its repeats fail at once.
-        timed_out(exc, called="one of: " + "; ".join(c for _, _, c, _ in one_by_one))
-    except StudentError as together:
-        for single, single_args, called, snippet in one_by_one:
-            ask(student, single, *single_args, label=label, called=called, snippet=snippet)
-        # Raised together but not one at a time (state carried from call to call): the
-        # first error stands, with every input of the batch.
-        called = "one after another: " + "; ".join(c for _, _, c, _ in one_by_one)
-        raised(together, label=label, called=called)
 
 
 # --------------------------------------------------------------------------- strategies
@@ -1466,7 +1419,8 @@ def valid_node(node: Node, infos: Sequence[NodeInfo]) -> bool:
 
 @dataclass(frozen=True)
 class Expression:
-    """A graph of Scalar operations (the probes' node format) and its input values."""
+    """A graph of Scalar operations (the node format documented beside ``Node``) and its
+    input values."""
 
     nodes: list[Node]
     values: list[float]
@@ -1972,7 +1926,7 @@ def check_backpropagate(
     edge weights, times ``deriv``; other leaves keep None (or 0). (``snippet``: the
     reproducer, else one built of Scalars.)"""
     __tracebackhide__ = True
-    expect(got, ("list", ANY, len(graph)), probe="backpropagate_variables", what="backpropagate")
+    expect(got, ("list", ANY, len(graph)), source="backpropagate", what="backpropagate")
     adj, absadj = path_derivatives(graph, deriv)
     live = reachable(graph)
     output = len(graph) - 1
@@ -2017,7 +1971,7 @@ def check_backpropagate(
 
 # --------------------------------------------------------------------------- pointers
 # When a backpropagation test fails because of topological_sort, say so where the student
-# is looking. Computed only for failing examples (pointing), from one more probe call.
+# is looking. Computed only for failing examples (pointing), from one more round trip.
 def _order_problem(
     order: Any,
     output: int,
@@ -2846,13 +2800,13 @@ def chain_rule_checked(
 
 
 # --------------------------------------------------------------------------- chain_rule
-LINEAR_COEFFS = {"Lin1": [3.0], "Lin2": [2.0, -5.0], "Lin3": [2.0, -5.0, 0.5]}  # = probes.py
+LINEAR_COEFFS = {"Lin1": [3.0], "Lin2": [2.0, -5.0], "Lin3": [2.0, -5.0, 0.5]}
 
 
 def chain_rule_problem(
     pairs: Any, coeffs: Sequence[float], d: float, constants: Sequence[int] = ()
 ) -> str | None:
-    """What is wrong with chain_rule's pairs for a probe-side linear function, or None.
+    """What is wrong with chain_rule's pairs for a trusted linear function, or None.
 
     Every input that is a leaf Scalar must appear exactly once with coefficient * d; the
     inputs in ``constants`` (constant Scalars) may be left out or appear once, with any

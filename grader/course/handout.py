@@ -1,8 +1,8 @@
 """Generate the student repository of an assignment from ``reference/`` and its toml.
 
 The hand-out is built, never copied by hand, so it cannot drift from what the grader runs:
-editable files are skeletons of the reference, the public tests and probes are the ones the
-grader uses, and the test tools are pinned to the grader's versions. The hidden tests and
+editable files are skeletons of the reference, the public tests are the ones the grader
+uses, and the test tools are pinned to the grader's versions. The hidden tests and
 the solutions never enter it.
 
 The whole tree is planned in memory first (``plan_handout``) and written afterwards, so a
@@ -50,10 +50,9 @@ __all__ = [
     "tooling_files",
 ]
 
-# Test support shipped with the public tests; the optional ones only when they exist
-# (probes.py: for the tests that still use the `student` fixture).
+# Test support shipped with the public tests; the optional ones only when they exist.
 REQUIRED_TEST_SUPPORT = ("support.py",)
-OPTIONAL_TEST_SUPPORT = ("probes.py", "__init__.py", "conftest.py")
+OPTIONAL_TEST_SUPPORT = ("__init__.py", "conftest.py")
 MARKER_FILE = ".handout"
 HIDDEN_TESTS_DIR = "hidden"
 

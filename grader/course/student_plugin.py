@@ -2,10 +2,9 @@
 
 The hand-out's public tests are the grader's own tests, which reach the student's code
 through the ``mt`` fixture: handles to the student's ``minitorch`` (grader/isolation/
-handles.py), whose recorded operations an executor applies (grader/isolation/executor.py),
-or through the older ``student`` fixture (``student.call(probe, *args, label=...)`` runs a
-function of ``tests/probes.py``). On Gradescope both cross into a sandboxed worker; here, on
-the student's machine, they are ordinary calls in this process, so a traceback points
+handles.py), whose recorded operations an executor applies (grader/isolation/executor.py).
+On Gradescope they cross into a sandboxed worker; here, on the student's machine, they are
+ordinary calls in this process, so a traceback points
 straight into the student's own files.
 One module: it ships as its package's ``__init__`` (setup.cfg loads it with ``-p``), beside
 copies of handles.py and executor.py whose import of protocol.py is pointed at this module
@@ -59,7 +58,6 @@ __all__ = [
 ]
 
 ASSIGNMENT_TOML = "assignment.toml"
-PROBES = Path("tests") / "probes.py"
 PROFILES = ("grading", "student")
 
 
@@ -71,7 +69,7 @@ class StudentFault(Exception):
     #: Whether no other input changes this fault (a function not written yet, a file that
     #: does not import, a missing name, a call that hung): the example that found it is not
     #: shrunk, and the report tells it once (``cause``) and in one line in every other test
-    #: it stops (``waits_on``). Set by the local ``student`` fixture.
+    #: it stops (``waits_on``). Set by the local runner (``LocalStudent``).
     stands = False
     cause = ""
     waits_on = ""
@@ -457,18 +455,16 @@ def _companion(name: str) -> types.ModuleType:
 class LocalStudent:
     """The student's code, run in this process as the grader runs it in its worker.
 
-    ``call(probe, *args, label=...)`` runs a function of tests/probes.py (the ``student``
-    fixture); ``run(message, label)`` applies a batch of handle operations with the
-    grader's own executor to the real ``import minitorch`` (the ``mt`` fixture) and answers
-    as the worker does. Both keep the grader's per-call deadline, give the same faults and
-    accept plain data only.
+    ``run(message, label)`` applies a batch of handle operations with the grader's own
+    executor to the real ``import minitorch`` (the ``mt`` fixture) and answers as the
+    worker does. It keeps the grader's per-call deadline, gives the same faults and answers
+    plain data only.
     """
 
     def __init__(self, root: Path, timeout: float) -> None:
         self.root = root
         self.package = root / "minitorch"
         self.timeout = timeout
-        self._probes: types.ModuleType | None = None
         self._executor: Any = None
         #: Changes when a batch ran out of time: its objects are dropped, as when grading
         #: the worker is restarted (a handle's value made before is then lost).
@@ -479,39 +475,12 @@ class LocalStudent:
         self._hung: dict[tuple[str | None, str], str] = {}
 
     @property
-    def probes(self) -> types.ModuleType:
-        if self._probes is None:
-            path = self.root / PROBES
-            spec = importlib.util.spec_from_file_location("_minitorch_probes", path)
-            if not path.is_file() or spec is None or spec.loader is None:
-                raise pytest.UsageError(f"cannot load {path}")
-            module = importlib.util.module_from_spec(spec)
-            spec.loader.exec_module(module)
-            self._probes = module
-        return self._probes
-
-    @property
     def executor(self) -> Any:
         if self._executor is None:
             self._executor = _companion("executor").Executor(
                 lambda: importlib.import_module("minitorch"), self._lacking
             )
         return self._executor
-
-    def call(self, probe: str, *args: Any, label: str | None = None) -> Any:
-        fn = getattr(self.probes, probe, None)
-        if probe.startswith("_") or not callable(fn):
-            raise LookupError(f"tests/probes.py has no probe named {probe!r}")
-        args = tuple(json.loads(json.dumps(list(args))))
-        what = label or probe
-        try:
-            with self._guarded(what, label):
-                value = fn(*args)
-        except StudentFault:
-            raise
-        except Exception as exc:  # student code may raise anything
-            raise self._student_error(exc, label) from exc
-        return _plain(value, f"the value returned for {what}")
 
     def run(self, message: dict[str, Any], label: str) -> dict[str, Any]:
         """Apply one batch of handle operations; answer as the grader's worker does:
@@ -617,7 +586,7 @@ class LocalStudent:
 
 @pytest.fixture(scope="session")
 def _minitorch_local(request: pytest.FixtureRequest) -> Iterator[LocalStudent]:
-    """The one runner of the student's code in this process, behind ``student`` and ``mt``."""
+    """The one runner of the student's code in this process, behind ``mt``."""
     config = request.config
     root = config.rootpath
     if str(root) not in sys.path:
@@ -632,12 +601,6 @@ def _minitorch_local(request: pytest.FixtureRequest) -> Iterator[LocalStudent]:
     for name in [n for n in sys.modules if n == "minitorch" or n.startswith("minitorch.")]:
         del sys.modules[name]
     importlib.invalidate_caches()
-
-
-@pytest.fixture(scope="session")
-def student(_minitorch_local: LocalStudent) -> LocalStudent:
-    """Your code, called the way the grader calls it."""
-    return _minitorch_local
 
 
 @pytest.fixture(scope="session")

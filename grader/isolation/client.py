@@ -1,6 +1,7 @@
-"""Start the worker and talk to it: the trusted side of the probe protocol.
+"""Start the worker and talk to it: the trusted side of the worker protocol.
 
-``StudentClient.call(probe, *args, label=...)`` is all the tests see. Behind it a connection
+``StudentClient.run(message, label)`` (a batch of handle operations, sent by
+``handles.Session``) and the import checks are all the tests use. Behind it a connection
 runs the worker either in this process (students' ``make test``: fast, real tracebacks) or
 in a separate, locked-down process (grading). Deadlines are enforced from this side: a call
 that runs too long kills the worker, which restarts for the next call.
@@ -262,16 +263,10 @@ class StudentClient:
         return None
 
     # -- the API the tests use
-    def call(self, probe: str, *args: Any, label: str | None = None) -> Any:
-        """Run one probe in the worker and return its plain-data value.
-
-        Raises a ``StudentFault`` subclass when student code fails, hangs or crashes.
-        """
-        return self._logged(probe, args, label, "call")
-
     def run(self, message: dict[str, Any], label: str) -> Any:
         """Send one batch of handle operations (``handles.Session``'s request) and return
-        the worker's answer; faults as for ``call``."""
+        the worker's answer. Raises a ``StudentFault`` subclass when student code fails,
+        hangs or crashes."""
         return self._logged("run", (message,), label, "run")
 
     @property
@@ -279,15 +274,15 @@ class StudentClient:
         """Changes whenever the worker restarts (its objects are gone then)."""
         return self.restarts
 
-    def _logged(self, probe: str, args: tuple[Any, ...], label: str | None, op: str) -> Any:
+    def _logged(self, name: str, args: tuple[Any, ...], label: str | None, op: str) -> Any:
         try:
-            value = self._call(probe, args, label, op)
+            value = self._call(name, args, label, op)
         except protocol.StudentFault as exc:
             self.fault_stands = _stands(exc)
             if self.config.call_log is not None:
                 self._log(
                     {
-                        "probe": probe,
+                        "op": name,
                         "args": list(args),
                         "fault": type(exc).__name__,
                         "type": getattr(exc, "type_name", None),
@@ -296,7 +291,7 @@ class StudentClient:
             raise
         self.fault_stands = op == "run" and self._batch_faults(value)
         if self.config.call_log is not None:
-            self._log({"probe": probe, "args": list(args), "value": value})
+            self._log({"op": name, "args": list(args), "value": value})
         return value
 
     def _batch_faults(self, answer: Any) -> bool:
@@ -317,21 +312,21 @@ class StudentClient:
         with open(self.config.call_log, "a", encoding="utf-8") as fh:
             fh.write(json.dumps(entry, sort_keys=True) + "\n")
 
-    def _call(self, probe: str, args: tuple[Any, ...], label: str | None, op: str) -> Any:
-        what = label or probe
+    def _call(self, name: str, args: tuple[Any, ...], label: str | None, op: str) -> Any:
+        what = label or name
         if (self.scope, what) in self._hung:
             self._hang_again(what, label)
         exhausted = self._budget_exhausted()
         if exhausted:
             self._note("timeout", "budget", exhausted)
             raise BudgetExhausted(exhausted, label=label)
-        protocol.check_plain(list(args), f"the arguments of probe {probe}")
+        protocol.check_plain(list(args), f"the arguments of {what}")
         self.calls += 1
         reply: Reply | None
         try:
             self._ensure_worker()
             self._importing = []
-            call = Call(self._next_id(), probe, list(args), op)
+            call = Call(self._next_id(), name, list(args), op)
             reply = self._conn.request(call, self.config.limits.probe_timeout)
         except Deadline:
             culprit = self._importing[-1] if self._importing else None

@@ -1,11 +1,14 @@
 """The worker: the only place where student code runs.
 
 It loads the student's ``minitorch`` one file at a time (so a syntax error in ``scalar.py``
-does not break the tests of ``autodiff.py``), answers probe calls with plain data, and
-reports student exceptions as (type, message, student frames).
+does not break the tests of ``autodiff.py``), applies the batches of handle operations the
+tests record (``executor.py``: a generic executor, nothing of the course) and answers the
+values asked for as plain data, and reports student exceptions as (type, message, student
+frames).
 
-It runs in the sandbox as ``python -s -S -B worker.py --root STAGE --probes FILE`` with only
-``protocol.py`` beside it, and in-process for students' ``make test``. Standard library only.
+It runs in the sandbox as ``python -s -S -B worker.py --root STAGE`` with only its
+standard-library companions (``protocol.py``, ``executor.py``, ...) beside it, and
+in-process for students' ``make test``. Standard library only.
 """
 
 from __future__ import annotations
@@ -321,19 +324,16 @@ class StudentPackage(importlib.abc.MetaPathFinder):
 
 
 class Worker:
-    """Answers calls: runs probes against the student package and packs the results."""
+    """Answers calls: imports, name blocks and batches of operations on the student package."""
 
     def __init__(
         self,
         root: Path,
-        probes_file: Path,
         notify: Notify | None = None,
         runtime: tuple[str, ...] = (),
         python: str = "",
     ) -> None:
         self.package = StudentPackage(root, notify, runtime, python)
-        self.probes_file = probes_file
-        self._probes: types.ModuleType | None = None
         self.executor = executor.Executor(
             lambda: importlib.import_module(PACKAGE), self.package.missing_name
         )
@@ -348,21 +348,10 @@ class Worker:
         self.executor.reset()
         self.package.uninstall()
 
-    @property
-    def probes(self) -> types.ModuleType:
-        if self._probes is None:
-            spec = importlib.util.spec_from_file_location("_grader_probes", self.probes_file)
-            if spec is None or spec.loader is None:
-                raise RuntimeError(f"cannot load probes from {self.probes_file}")
-            module = importlib.util.module_from_spec(spec)
-            spec.loader.exec_module(module)
-            self._probes = module
-        return self._probes
-
     def handle(self, call: protocol.Call) -> protocol.Reply:
         try:
             if call.op == "import":
-                __import__(f"{PACKAGE}.{call.probe}")
+                __import__(f"{PACKAGE}.{call.name}")
                 value: Any = None
             elif call.op == "run":
                 value = self.run(call.args[0])
@@ -371,11 +360,8 @@ class Worker:
                     self.package.block(str(name), str(message))
                 value = None
             else:
-                fn = getattr(self.probes, call.probe, None)
-                if call.probe.startswith("_") or not callable(fn):
-                    raise LookupError(f"no probe named {call.probe!r}")
-                value = executor.plain(fn(*call.args))
-            protocol.check_plain(value, f"the value returned for {call.probe}")
+                raise LookupError(f"no operation {call.op!r}")
+            protocol.check_plain(value, f"the value returned for {call.op} {call.name}")
             return protocol.Reply(call.id, True, value)
         except protocol.BadValue as exc:
             return protocol.Reply(call.id, False, error=exc.to_json())
@@ -437,7 +423,6 @@ class Worker:
 
 def serve(
     root: Path,
-    probes_file: Path,
     in_fd: int,
     out_fd: int,
     runtime: tuple[str, ...] = (),
@@ -448,7 +433,7 @@ def serve(
     def notify(event: str, name: str) -> None:
         protocol.write_frame(out_fd, {"type": "note", "event": event, "module": name})
 
-    worker = Worker(root, probes_file, notify, runtime, python)
+    worker = Worker(root, notify, runtime, python)
     worker.start()
     while True:
         frame = protocol.read_frame_blocking(in_fd)
@@ -460,7 +445,8 @@ def serve(
             message = reply.to_json()
             protocol.encode_frame(message)
         except (TypeError, ValueError) as exc:  # e.g. a value too big for one frame
-            fault = protocol.BadValue(f"the value returned for {call.probe} cannot be sent: {exc}")
+            what = f"the value returned for {call.op} {call.name}"
+            fault = protocol.BadValue(f"{what} cannot be sent: {exc}")
             message = protocol.Reply(call.id, False, error=fault.to_json()).to_json()
         protocol.write_frame(out_fd, message)
 
@@ -468,7 +454,6 @@ def serve(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="minitorch-grader worker (runs student code)")
     parser.add_argument("--root", required=True, type=Path)
-    parser.add_argument("--probes", required=True, type=Path)
     parser.add_argument("--site", type=Path, help="folder of the runtime packages (numpy, ...)")
     parser.add_argument("--runtime", default="", help="their names, comma-separated")
     parser.add_argument("--python", default="", help="the Python the course grades with")
@@ -484,7 +469,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.site is not None:
         sys.path.append(str(args.site))
     runtime = tuple(n for n in args.runtime.split(",") if n)
-    serve(args.root, args.probes, in_fd, out_fd, runtime, args.python)
+    serve(args.root, in_fd, out_fd, runtime, args.python)
     return 0
 
 

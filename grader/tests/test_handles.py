@@ -33,7 +33,6 @@ def package() -> Iterator[Path]:
     # Not in tmp_path: pytest's temp root is private, and the worker's uid must read this.
     root = Path(tempfile.mkdtemp(prefix="grader-test-handles-"))
     shutil.copytree(REFERENCE, root / "minitorch")
-    (root / "probes.py").write_text("")
     open_to_worker(root)
     yield root
     shutil.rmtree(root, ignore_errors=True)
@@ -42,7 +41,7 @@ def package() -> Iterator[Path]:
 @pytest.fixture(params=["inprocess", "sandbox"])
 def client(request: pytest.FixtureRequest, package: Path) -> Iterator[StudentClient]:
     limits = Limits(probe_timeout=2.0, import_timeout=5.0, memory_mb=512)
-    config = SandboxConfig(root=package, probes=package / "probes.py", mode=request.param)
+    config = SandboxConfig(root=package, mode=request.param)
     with StudentClient(config.__class__(**{**config.__dict__, "limits": limits})) as c:
         yield c
 

@@ -92,8 +92,8 @@ def check_no_solution_lines(assignment: Assignment, out: Path) -> int:
             text = {ln.strip() for ln in other.read_text("utf-8", "replace").splitlines()}
             leaked = sorted(distinctive & text)
             assert not leaked, f"{other.relative_to(out)} contains solution lines of {rel}"
-        # Tests, probes and helpers too: a stand-in or closed form of a task the student
-        # still writes (e.g. a working chain_rule in probes.py) is a solution in the hand-out.
+        # Tests and helpers too: a stand-in or closed form of a task the student still
+        # writes (e.g. a working chain_rule in support.py) is a solution in the hand-out.
         # Trivial lines (``return x``, ``pass``) say nothing; every other line counts.
         meaningful = {ln for ln in lines if len(ln) >= 12 and not ln.startswith("#")}
         for other in test_files:
@@ -434,16 +434,13 @@ FAKE_FILES = {
     "tests/test_ops.py": (
         "import pytest\nfrom support import close\nfrom strategies import floats\n"
         "from grader.isolation.protocol import StudentError\n\n\n"
-        '@pytest.mark.task("0.1")\ndef test_public_mul(student):\n    pass\n'
+        '@pytest.mark.task("0.1")\ndef test_public_mul(mt):\n    pass\n'
     ),
     "tests/strategies.py": "floats = None\n",
     "tests/unrelated.py": "UNUSED = 1\n",
     "tests/support.py": "def close(a, b):\n    return abs(a - b) < 1e-9\n",
-    "tests/probes.py": (
-        "def mul(x, y):\n    from minitorch import operators\n\n    return operators.mul(x, y)\n"
-    ),
     "tests/conftest.py": "",
-    "tests/hidden/test_ops_hidden.py": "def test_secret_hidden_check(student):\n    pass\n",
+    "tests/hidden/test_ops_hidden.py": "def test_secret_hidden_check(mt):\n    pass\n",
 }
 FAKE_PLUGIN = (
     '"""A stand-in for grader/course/student_plugin.py."""\n\nimport pytest\n\n'
@@ -512,7 +509,6 @@ def test_fake_handout_layout(fake: tuple[Assignment, Path], tmp_path: Path) -> N
         "minitorch/scalar.py",
         "project/run.py",
         "tests/conftest.py",
-        "tests/probes.py",
         "tests/strategies.py",  # imported by a public test, so shipped
         "tests/support.py",
         "tests/test_ops.py",
@@ -877,8 +873,8 @@ PLUGIN = f"grader/course/{PLUGIN_SOURCE}"
             id="bad-markers",
         ),
         pytest.param(
-            [("course/tests/probes.py", "def mul", "def mul(:")],
-            r"probes\.py:1: not valid Python",
+            [("course/tests/support.py", "def close", "def close(:")],
+            r"support\.py:1: not valid Python",
             id="broken-test-support",
         ),
         pytest.param(
@@ -947,7 +943,17 @@ SMALL_COURSE = {
     """,
     "minitorch/__init__.py": "",
     "minitorch/ops.py": """
+        import importlib
+        import os
+
+
+        def _log(name):  # what ran, counted by the test
+            with open(os.environ["CALL_LOG"], "a") as fh:
+                fh.write(name + "\\n")
+
+
         def mul(xs):
+            _log("mul")
             raise NotImplementedError("Task 0.1: implement ops.mul")
 
 
@@ -962,8 +968,14 @@ SMALL_COURSE = {
 
 
         def spin(xs):
+            _log("spin")
             while True:
                 pass
+
+
+        def use_broken(xs):
+            _log("broken")
+            return importlib.import_module("minitorch.broken").f(xs)
     """,
     "minitorch/broken.py": """
         from .ops import mul
@@ -971,76 +983,56 @@ SMALL_COURSE = {
         def f(:
             pass
     """,
-    "tests/probes.py": """
-        import importlib
-        import os
-
-
-        def _log(name):
-            with open(os.environ["CALL_LOG"], "a") as fh:
-                fh.write(name + "\\n")
-
-
-        def call(name, xs):
-            _log(name)
-            from minitorch import ops
-
-            return getattr(ops, name)(xs)
-
-
-        def broken(xs):
-            _log("broken")
-            return importlib.import_module("minitorch.broken").f(xs)
-    """,
     "tests/test_small.py": """
         import pytest
         from hypothesis import given
         from hypothesis import strategies as st
 
         from pytest_minitorch import StudentError
+        from pytest_minitorch.handles import value
 
         LISTS = st.lists(st.integers(0, 1000), min_size=3, max_size=8)
 
 
-        def ask(student, name, xs):
+        def ask(mt, name, xs):
             try:
-                return student.call("call", name, xs, label=f"ops.{name}")
+                return value(getattr(mt.ops, name)(xs))
             except StudentError as exc:
                 message = f"ops.{name} raised {exc}\\n  called:   ops.{name}({xs})\\n"
                 pytest.fail(message + exc.traceback, pytrace=False)
 
 
         @given(LISTS)
-        def test_stub_first(student, xs):
-            ask(student, "mul", xs)
+        def test_stub_first(mt, xs):
+            ask(mt, "mul", xs)
 
 
         @given(LISTS)
-        def test_stub_again(student, xs):
-            assert student.call("call", "mul", xs, label="ops.mul") == xs
+        def test_stub_again(mt, xs):
+            assert value(mt.ops.mul(xs)) == xs
 
 
         @given(LISTS)
-        def test_bug(student, xs):
-            got = ask(student, "buggy", xs)
+        def test_bug(mt, xs):
+            got = ask(mt, "buggy", xs)
             if got != xs:
                 pytest.fail(f"ops.buggy({xs}) returned {got}", pytrace=False)
 
 
         @given(LISTS)
-        def test_raises_on_some_inputs(student, xs):
-            ask(student, "fragile", xs)
+        def test_raises_on_some_inputs(mt, xs):
+            ask(mt, "fragile", xs)
 
 
         @given(LISTS)
-        def test_hangs(student, xs):
-            ask(student, "spin", xs)
+        def test_hangs(mt, xs):
+            ask(mt, "spin", xs)
 
 
         @pytest.mark.parametrize("twice", [1, 2])
         @given(LISTS)
-        def test_needs_a_file_that_does_not_import(student, twice, xs):
-            student.call("broken", xs, label="broken.f")
+        def test_needs_a_file_that_does_not_import(mt, twice, xs):
+            ask(mt, "use_broken", xs)
     """,
 }
 
@@ -1089,13 +1081,13 @@ def test_plugin_tells_a_standing_fault_once_unshrunk(small_course: Path) -> None
     assert calls.count("mul") <= 6, calls.count("mul")
     assert calls.count("spin") == 1  # its repeats in the same test fail at once
     assert out.count("ops.mul raised NotImplementedError: Task 0.1: implement ops.mul") == 1
-    assert 'File "minitorch/ops.py", line 2, in mul' in out
+    assert 'File "minitorch/ops.py", line 12, in mul' in out
     assert "waits on Task 0.1: ops.mul (see test_stub_first above)" in out
     assert "ops.buggy([0, 0, 10]) returned [0, 0, 11]" in out  # shrunk
     assert "ops.fragile raised ValueError: too big: 10" in out  # shrunk, told without chain
-    assert "timed out after 0.3 s in ops.spin" in out
+    assert "timed out after 0.3 s in minitorch.ops.spin" in out
     assert calls.count("broken") <= 6  # two tests
-    assert out.count("broken.f raised SyntaxError") == 1
+    assert out.count("ops.use_broken raised SyntaxError") == 1
     assert 'File "minitorch/broken.py", line 3\n    def f(:' in out
     assert re.search(
         r"^waits on minitorch/broken\.py, which does not import \(SyntaxError: .*\) "
@@ -1349,7 +1341,7 @@ def test_real_handout_has_no_hidden_tests(real: tuple[Assignment, Path]) -> None
     check_hidden_absent(assignment, out)
     shipped = {p.relative_to(out / "tests").as_posix() for p in (out / "tests").rglob("*.py")}
     assert set(assignment.public_tests) <= shipped
-    assert {"probes.py", "support.py"} <= shipped
+    assert "support.py" in shipped and "probes.py" not in shipped
 
 
 def test_real_handout_is_reproducible(real: tuple[Assignment, Path], tmp_path: Path) -> None:

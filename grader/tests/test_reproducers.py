@@ -122,8 +122,7 @@ def broken(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
 
     edits = [edit for name in request.param for edit in MISTAKES[name].edits]
     root = apply_mutations(ROOT / "reference", edits, tmp_path / "submission")
-    (root / "probes.py").write_text("")
-    config = SandboxConfig(root=root, probes=root / "probes.py", mode="inprocess", limits=Limits())
+    config = SandboxConfig(root=root, mode="inprocess", limits=Limits())
     S._HEALTHY.clear()
     S._CHAIN_RULE_OK.clear()
     with StudentClient(config) as client:
@@ -210,8 +209,7 @@ def mt():  # type: ignore[no-untyped-def]
     from grader.isolation import SandboxConfig, StudentClient
     from grader.isolation.handles import Session
 
-    config = SandboxConfig(root=ROOT / "reference", probes=ROOT / "tests" / "probes.py")
-    with StudentClient(SandboxConfig(**{**config.__dict__, "mode": "inprocess"})) as client:
+    with StudentClient(SandboxConfig(root=ROOT / "reference", mode="inprocess")) as client:
         yield Session(client.run, lambda: client.generation).package()
 
 
