@@ -181,25 +181,36 @@ def test_continued_reproducer_backpropagates_twice_through_shared_scalars(broken
 
 
 @pytest.mark.parametrize(
-    ("broken", "fails"),
-    [(["mul_backward_swapped"], False), (["toposort_list_membership"], True)],
+    ("broken", "needle"),
+    [(["mul_backward_swapped"], "in parts"), (["toposort_list_membership"], "MEMBERSHIP")],
     indirect=["broken"],
 )
-def test_with_a_wrong_chain_rule_a_graph_judges_topological_sort(broken: Any, fails: bool) -> None:
+def test_with_a_wrong_chain_rule_a_graph_is_judged_in_parts(broken: Any, needle: str) -> None:
     """A backward pass needs chain_rule (task 1.3): when it is wrong, check_backward judges
-    topological_sort(y) on the graph's Scalars only (a wrong Mul.backward is left to its own
-    test), and the reproducer of a wrong order names the Scalars of a right one."""
+    topological_sort(y) on the graph's Scalars and the derivatives chained on the trusted side
+    from each Scalar's own last_fn._backward, so a wrong Mul.backward still fails (task 1.4's
+    bug), and the reproducer of a wrong order names the Scalars of a right one."""
     S._CHAIN_RULE_OK[id(broken)] = False
     nodes = [["var", 0], ["var", 1], ["mul", 0, 1], ["mul", 1, 0], ["add", 2, 3]]
     tied = S.Expression(nodes, [0.5, 1.5])  # t2 == t3: a membership test with == drops one
-    if not fails:
-        assert S.check_backward(broken, tied, 0.75)
-        return
     message = message_of(S.check_backward, broken, tied, 0.75)
+    if needle == "in parts":
+        assert "in parts: chain_rule is judged in 1.3" in message
+        return
     assert S.MEMBERSHIP_HINT in message
     names = run_in_shell(shell_input(message))
     index = {S._expression_name(nodes, j): j for j in range(len(nodes))}
     assert S.scalar_order_problem(nodes, [index.get(name, -1) for name in names]) is None
+
+
+def test_with_a_wrong_chain_rule_the_reference_passes_in_parts(mt) -> None:  # type: ignore[no-untyped-def]
+    """The in-parts judgement of a right submission passes (nothing charged for 1.3's bug)."""
+    S._CHAIN_RULE_OK[id(mt)] = False
+    try:
+        nodes = [["var", 0], ["var", 1], ["mul", 0, 1], ["sub", 2, 1], ["log", 0], ["add", 3, 4]]
+        assert S.check_backward(mt, S.Expression(nodes, [0.5, 1.5]), -0.75)
+    finally:
+        del S._CHAIN_RULE_OK[id(mt)]
 
 
 # --------------------------------------------------------------------------- over handles
