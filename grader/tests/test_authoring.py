@@ -4,10 +4,12 @@ a ``Mul.backward`` that forgets ``d_output`` fails it."""
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -123,3 +125,26 @@ def test_the_example_grades_in_the_bundles_container(course: Assignment, tmp_pat
         for name, sub in submissions(course, tmp_path / "subs").items()
     }
     judge(results)
+
+
+MODULE1_TESTS = ("test_autodiff.py", "test_scalar.py", "hidden/test_autodiff_hidden.py",
+                 "hidden/test_scalar_hidden.py")  # fmt: skip
+
+
+def lengths_of_tests(path: Path) -> list[int]:
+    """Lines of each test function of ``path``, its decorators included."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    return [
+        node.end_lineno - min([node.lineno, *(d.lineno for d in node.decorator_list)]) + 1
+        for node in tree.body
+        if isinstance(node, ast.FunctionDef) and node.name.startswith("test_") and node.end_lineno
+    ]
+
+
+def test_module_1_tests_read_like_the_courses_and_no_probe_is_left() -> None:
+    """A typical module-1 test is a few lines over handles (the median at most 12), and no
+    worker-side probe module remains: the worker runs the tests' operations only."""
+    tests = PROJECT / "tests"
+    lengths = sorted(n for rel in MODULE1_TESTS for n in lengths_of_tests(tests / rel))
+    assert len(lengths) >= 20 and statistics.median(lengths) <= 12, lengths
+    assert not (tests / "probes.py").exists()
