@@ -246,23 +246,29 @@ class StudentPackage(importlib.abc.MetaPathFinder):
         return sorted(p.stem for p in self.pkg_dir.glob("*.py") if p.stem != "__init__")
 
     def missing_name(self, attr: str) -> BaseException | None:
-        """The import error of the student file that should define ``minitorch.<attr>``.
+        """The import error of the student file that should define ``minitorch.<attr>``
+        (itself, or a file it imports, did not import), or None.
 
         The package skips files that fail, so without this ``minitorch.Scalar`` of a
         ``scalar.py`` that does not import would be a bare AttributeError.
         """
         import re
 
-        defines = re.compile(
-            rf"^(?:class|def)\s+{re.escape(attr)}\b|^{re.escape(attr)}\s*[:=]", re.M
-        )
-        for stem, message in sorted(self.failures.items()):
+        name = re.escape(attr)
+        defines = re.compile(rf"^(?:class|def)\s+{name}\b|^{name}\s*[:=]", re.M)
+        for stem in self.module_names():
             try:
                 text = (self.pkg_dir / f"{stem}.py").read_text(encoding="utf-8", errors="replace")
             except OSError:
-                text = ""
-            if defines.search(text) or not text:
-                return StudentImportError(message)
+                continue
+            if not defines.search(text):
+                continue
+            try:
+                importlib.import_module(f"{PACKAGE}.{stem}")
+            except ImportError as exc:
+                return exc
+        for _, message in sorted(self.failures.items()):
+            return StudentImportError(message)
         return None
 
     # -- importlib protocol
