@@ -665,7 +665,7 @@ def test_disk_filling_is_bounded_and_cleaned_up(
     [
         ("sys_exit_at_import", "it called sys.exit(0)"),
         ("infinite_loop_at_import", "did not finish importing within 10 s"),
-        ("infinite_loop_in_mul_backward", "timed out after 5 s in Mul.backward"),
+        ("infinite_loop_in_mul_backward", "timed out after 5 s in .backward"),
         ("fake_results_then_exit", "died"),
         ("rigged_numbers", "subclass of float"),
     ],
@@ -680,7 +680,7 @@ def test_student_is_told_what_happened(sandbox: Arena, name: str, needle: str) -
     [
         pytest.param(*case.values, needle, marks=case.marks, id=case.id)
         for kind, needle in (
-            ("m5_reply_of_a_million_lists", "too large to be checked"),
+            ("m5_reply_of_a_million_lists", "too large"),
             ("m6_unprintable_message", "[bold red]MARKUP-MARKER[/bold red]"),
             # docker mode copies regular files only into the container: the pipe is missing
             ("m7_named_pipe", "is not a regular file|autodiff.py was not found"),
@@ -872,7 +872,7 @@ def test_replayed_examples_of_another_submission_pay_only_with_one_seed_per_cour
         pytest.param(*case.values, needle, marks=case.marks, id=case.id)
         for kind, needle in (
             ("m2_hidden_calls_in_an_import_error", "HIDDEN-CALLS"),
-            ("m2_slow_only_when_deep", "operations deep"),
+            ("m2_slow_only_when_deep", "timed out after"),
         )
         for case in kind_cases(kind)
     ],
