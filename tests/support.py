@@ -28,7 +28,7 @@ import pytest
 from hypothesis import assume, settings
 from hypothesis import strategies as st
 
-from grader.isolation.handles import Handle, builtin, code, outcomes, reproducer
+from grader.isolation.handles import Handle, builtin, code, culprit, outcomes, reproducer
 from grader.isolation.protocol import (
     BudgetExhausted,
     ProbeTimeout,
@@ -785,7 +785,7 @@ def faulted(fault: Any, h: Handle, what: str = "", hint: str = "", lines: Any = 
     __tracebackhide__ = True
     if isinstance(fault, StudentError) and fault.type_name == "ImportError":
         raise fault
-    lines = list(lines) or reproducer(h)
+    lines = list(lines) or reproducer(culprit(fault, h))
     head = fault.message
     if isinstance(fault, StudentError):
         head = f"{what or _callee(lines)} raised {fault.type_name}: {fault.message}".rstrip(": ")
@@ -1008,7 +1008,7 @@ def answers(*handles: Handle, what: str, called: str = "", names: Any = None) ->
         if isinstance(fault, StudentFault):
             if not isinstance(fault, (StudentError, ProbeTimeout)):
                 raise fault
-            lines = shell(handle, names=names)
+            lines = shell(culprit(fault, handle), names=names)
             called = called or lines[-1]
             if isinstance(fault, ProbeTimeout):
                 timed_out(fault, called=called, snippet=pasteable(lines))

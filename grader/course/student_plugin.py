@@ -35,7 +35,7 @@ import sys
 import threading
 import traceback
 import types
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -482,15 +482,24 @@ class LocalStudent:
             )
         return self._executor
 
-    def run(self, message: dict[str, Any], label: str) -> dict[str, Any]:
+    def run(
+        self, message: dict[str, Any], label: str, label_of: Callable[[int], str] | None = None
+    ) -> dict[str, Any]:
         """Apply one batch of handle operations; answer as the grader's worker does:
         ``{"values": [...], "bad": {index: why}, "failed": {number: error or None}}``, an
-        operation that raised with its error, one skipped (an input failed) with None."""
+        operation that raised with its error, one skipped (an input failed) with None. A
+        batch that runs out of time is named by ``label_of`` the operation it stopped in."""
         executor = self.executor
         unknown = _companion("executor").UnknownHandle
         started = self.generation
+
+        def stopped_in() -> tuple[str, int | None]:
+            running = executor.running
+            named = label_of(running) if label_of is not None and running is not None else ""
+            return (named, running) if named else (label, None)
+
         try:
-            with self._guarded(label, label, restart=True):
+            with self._guarded(label, label, restart=True, stopped_in=stopped_in):
                 if message.get("reset"):
                     executor.reset()
                 failed = executor.run(list(message.get("ops", [])), self._error_json)
@@ -542,10 +551,17 @@ class LocalStudent:
         return AttributeError(text, name=name, obj=package)
 
     @contextmanager
-    def _guarded(self, what: str, label: str | None, restart: bool = False) -> Iterator[None]:
+    def _guarded(
+        self,
+        what: str,
+        label: str | None,
+        restart: bool = False,
+        stopped_in: Callable[[], tuple[str, int | None]] | None = None,
+    ) -> Iterator[None]:
         """Run the body under the per-call deadline. A call that ran out of time is a
         ProbeTimeout that stands (and, with ``restart``, its objects are dropped); asked
-        again in the same test, it fails at once, the same way."""
+        again in the same test, it fails at once, the same way. ``stopped_in`` names the
+        operation a batch hung in (and its number), when it knows."""
         repeat = (self.scope, what) in self._hung
         try:
             if repeat:
@@ -553,11 +569,17 @@ class LocalStudent:
             with self._deadline():
                 yield
         except _Timeout:
-            message = f"timed out after {self.timeout:g} s in {what} (an infinite loop?)"
+            op = None
+            if stopped_in is not None and not repeat:
+                what, op = stopped_in()
+            message = self._hung.get((self.scope, what)) or (
+                f"timed out after {self.timeout:g} s in {what} (an infinite loop?)"
+            )
             self._hung[self.scope, what] = message
             if restart and not repeat:
                 self.generation += 1
             fault = ProbeTimeout(message, label=label)
+            fault.op = op  # type: ignore[attr-defined]
             fault.stands, fault.cause = True, f"timeout:{message}"
             fault.waits_on = message.replace(" (an infinite loop?)", "")
             _met(fault)

@@ -22,6 +22,7 @@ The sandboxed worker, when the grader runs as root:
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
@@ -100,8 +101,11 @@ class StudentClient:
         self._conn.on_note = self._on_note
         self._ids = 0
         self._importing: list[str] = []
+        #: The operation of a batch the worker said has been running for a while.
+        self._running: int | None = None
         self._blocked: dict[str, str] = {}
         self._hung: dict[tuple[str, str], str] = {}
+        self._label_of: Callable[[int], str] | None = None
         #: The test now running (set by the plugin). A call that hung fails at once when the
         #: same test calls it again (hypothesis would re-run it while shrinking), but another
         #: test still gets to run it: one hang must not cost every test that shares a label.
@@ -129,6 +133,8 @@ class StudentClient:
             del self._importing[:-_MAX_IMPORT_DEPTH]
         elif event == "exit" and self._importing:
             self._importing.pop()
+        elif event == "running" and name.isdigit() and len(name) < 12:
+            self._running = int(name)
         elif event == "unavailable":
             self._note_unavailable(name)
 
@@ -263,11 +269,18 @@ class StudentClient:
         return None
 
     # -- the API the tests use
-    def run(self, message: dict[str, Any], label: str) -> Any:
+    def run(
+        self, message: dict[str, Any], label: str, label_of: Callable[[int], str] | None = None
+    ) -> Any:
         """Send one batch of handle operations (``handles.Session``'s request) and return
         the worker's answer. Raises a ``StudentFault`` subclass when student code fails,
-        hangs or crashes."""
-        return self._logged("run", (message,), label, "run")
+        hangs or crashes. A batch that hangs is named by ``label_of`` the operation that
+        was running (when the worker could tell), and its ``ProbeTimeout`` has that ``op``."""
+        self._label_of = label_of
+        try:
+            return self._logged("run", (message,), label, "run")
+        finally:
+            self._label_of = None
 
     @property
     def generation(self) -> int:
@@ -323,9 +336,10 @@ class StudentClient:
         protocol.check_plain(list(args), f"the arguments of {what}")
         self.calls += 1
         reply: Reply | None
+        hung_op: int | None = None
         try:
             self._ensure_worker()
-            self._importing = []
+            self._importing, self._running = [], None
             call = Call(self._next_id(), name, list(args), op)
             reply = self._conn.request(call, self.config.limits.probe_timeout)
         except Deadline:
@@ -335,6 +349,9 @@ class StudentClient:
                 self._blocked[culprit] = self._import_fault(culprit, Deadline())
                 self._note_import(self._blocked[culprit])
                 raise StudentError("ImportError", self._blocked[culprit], label=label) from None
+            running = self._running
+            named = self._label_of(running) if self._label_of and running is not None else ""
+            what, hung_op = (named, running) if named else (what, None)
             limit = self.config.limits.probe_timeout
             message = (
                 f"timed out after {limit:g} s in {what} (an infinite loop? "
@@ -362,7 +379,7 @@ class StudentClient:
             self._note("crashed", what, message)
             raise WorkerCrashed(message, label=label) from None
         if reply is None:
-            self._hang_again(what, label)  # outside the except block: see _hang_again
+            self._hang_again(what, label, hung_op)  # outside the except block: see _hang_again
         if reply.ok:
             # What the worker says is student-controlled: checked here, on the trusted side.
             try:
@@ -376,13 +393,15 @@ class StudentClient:
                 reply = Reply(reply.id, False, error={**reply.error, "label": label})
         return reply.value
 
-    def _hang_again(self, what: str, label: str | None) -> NoReturn:
+    def _hang_again(self, what: str, label: str | None, op: int | None = None) -> NoReturn:
         """Raise the timeout of ``what`` in this test, the first time and on every repeat alike.
 
         hypothesis tells failures apart by where they were raised and what they were raised
         during; the repeat of a hang (no call made) must look like the hang itself, or the
         replay of a failing example counts as another failure ("flaky")."""
-        raise ProbeTimeout(self._hung[self.scope, what], label=label)
+        fault = ProbeTimeout(self._hung[self.scope, what], label=label)
+        fault.op = op  # type: ignore[attr-defined]
+        raise fault
 
     def _note(self, kind: str, key: str, message: str) -> None:
         known = self.problems.get(f"{kind}:{key}")

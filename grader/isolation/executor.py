@@ -97,6 +97,10 @@ class Executor:
         self._missing = missing
         self.objects: dict[int, Any] = {}
         self._compiled: dict[tuple[str, str], Any] = {}
+        #: The operation being applied (None between batches), and a count of operations
+        #: begun: a watcher that sees both unchanged for a while knows which one hangs.
+        self.running: int | None = None
+        self.begun = 0
 
     def reset(self) -> None:
         self.objects.clear()
@@ -113,6 +117,7 @@ class Executor:
                 raise UnknownHandle(f"operation number {number!r} is not new")
             if len(self.objects) >= MAX_OBJECTS:
                 raise UnknownHandle("too many objects held at once")
+            self.running, self.begun = number, self.begun + 1
             try:
                 self.objects[number] = self._apply(op[1], op[2:])
             except _Skipped:
@@ -123,6 +128,7 @@ class Executor:
             except BaseException as exc:  # noqa: BLE001 - student code may raise anything
                 self.objects[number] = _FAILED
                 failed[str(number)] = error(exc)
+        self.running = None
         return failed
 
     def held(self, number: Any) -> Any:

@@ -62,7 +62,8 @@ _HOOKS = frozenset(
     {"hypothesis_internal_is_this_a_mock_check", "execute_example", "setup_example",
      "teardown_example"}
 )  # fmt: skip
-Run = Callable[[dict[str, Any], str], dict[str, Any]]
+#: ``run(message, label, label_of)``: ``label_of(number)`` names an operation of the batch.
+Run = Callable[[dict[str, Any], str, Callable[[int], str]], dict[str, Any]]
 
 
 @dataclass(eq=False)
@@ -98,6 +99,8 @@ class Session:
         self._reset = True
         self._root: Handle | None = None
         self._failures = 0
+        #: The calls that hung lately, as (label, expression): named again when repeated.
+        self._hung: dict[tuple[str, str], None] = {}
         #: The operations whose values this test (this example) asked for, in order: a
         #: failing plain ``assert`` is reproduced from them (``read_lines``).
         self.read: list[int] = []
@@ -187,9 +190,7 @@ class Session:
         if self._pending or asked:
             batch, self._pending = self._revive(self._pending), []
             message = {"reset": self._reset, "ops": [op.wire for op in batch], "want": asked}
-            label = next((op.label for op in reversed(batch) if op.label), "")
-            if label.startswith("@"):  # a call: named by what it runs, computed only now
-                label = self.callee(int(label[1:]))
+            label = next((self._label(op) for op in reversed(batch) if op.label), "")
             self._reset = False
             got = self._send(message, label, batch, asked)
         else:
@@ -243,9 +244,15 @@ class Session:
     def _send(
         self, message: dict[str, Any], label: str, batch: list[_Op], asked: list[int]
     ) -> dict[int, Any]:
+        numbers = {op.number for op in batch}
+
+        def label_of(number: int) -> str:  # of the operation a batch hung in
+            return self._label(self._ops[number]) if number in numbers else ""
+
         try:
-            reply = self._run(message, label or "your code")
+            reply = self._run(message, label or "your code", label_of)
         except protocol.StudentFault as fault:  # a hang, a crash, the budget: all of it failed
+            fault.op = self._hung_in(fault, batch)  # type: ignore[attr-defined]
             for op in batch:
                 op.state, op.fault = "failed", fault
             self._failures += len(batch)
@@ -274,6 +281,35 @@ class Session:
             else:
                 out[number] = got[i]
         return out
+
+    def _hung_in(self, fault: protocol.StudentFault, batch: list[_Op]) -> int | None:
+        """The operation of ``batch`` that ``fault`` (a timeout) stopped in. The worker tells
+        it the first time; when the same call comes again (hypothesis replays a failing
+        example), the timeout is repeated without running, and the call is found again by
+        its label and expression."""
+        if not isinstance(fault, protocol.ProbeTimeout):
+            return None
+        number = getattr(fault, "op", None)
+        if any(op.number == number for op in batch):
+            assert isinstance(number, int)
+            op = self._ops[number]
+            self._hung[self._label(op), self.expression(number)] = None
+            while len(self._hung) > 16:
+                del self._hung[next(iter(self._hung))]
+            return number
+        for op in batch:
+            label = self._label(op) if op.label else ""
+            if label and any(k[0] == label for k in self._hung):
+                if (label, self.expression(op.number)) in self._hung:
+                    return op.number
+        return None
+
+    def _label(self, op: _Op) -> str:
+        """What ``op`` runs, for a message: ``the + operator``, ``minitorch.operators.mul``
+        (a call is named by what it calls, worked out only when asked)."""
+        if op.label.startswith("@"):
+            return self.callee(int(op.label[1:]))
+        return op.label
 
     def _fault_of(self, number: int) -> protocol.StudentFault | None:
         """The first fault among the operations ``number`` depends on, calls made on the
@@ -669,6 +705,14 @@ def value(handle: Handle) -> Any:
 def identity(handle: Handle) -> Handle:
     """A handle to ``id()`` of the object: tells objects apart without their ``==``."""
     return builtin(handle, "id")(handle)
+
+
+def culprit(fault: protocol.StudentFault, like: Handle) -> Handle:
+    """The handle to report ``fault`` on: a batch that hung fails as a whole, and the
+    operation it was running when stopped is the one to show (else ``like``)."""
+    number = getattr(fault, "op", None)
+    session = like._h_session
+    return Handle(session, number) if type(number) is int and number in session._ops else like
 
 
 def reproducer(*handles: Handle, names: dict[Handle, str] | None = None) -> list[str]:

@@ -112,6 +112,9 @@ class InProcess:
             try:
                 reply = self.worker.handle(call)
             except worker.DeadlineExceeded:
+                running = self.worker.executor.running
+                if running is not None:  # as the sandboxed worker's watcher would tell
+                    self.on_note("running", str(running))
                 raise Deadline() from None
             finally:
                 signal.setitimer(signal.ITIMER_REAL, 0)

@@ -19,6 +19,8 @@ import importlib.util
 import os
 import random
 import sys
+import threading
+import time
 import traceback
 import types
 from collections.abc import Callable
@@ -436,11 +438,15 @@ def serve(
 ) -> None:
     """The sandboxed main loop: one frame in, notes and one reply out, until end of input."""
 
+    writing = threading.Lock()  # the watcher's notes and the replies share one pipe
+
     def notify(event: str, name: str) -> None:
-        protocol.write_frame(out_fd, {"type": "note", "event": event, "module": name})
+        with writing:
+            protocol.write_frame(out_fd, {"type": "note", "event": event, "module": name})
 
     worker = Worker(root, notify, runtime, python)
     worker.start()
+    threading.Thread(target=_watch, args=(worker.executor, notify), daemon=True).start()
     while True:
         frame = protocol.read_frame_blocking(in_fd)
         if frame is None:
@@ -454,7 +460,22 @@ def serve(
             what = f"the value returned for {call.op} {call.name}"
             fault = protocol.BadValue(f"{what} cannot be sent: {exc}")
             message = protocol.Reply(call.id, False, error=fault.to_json()).to_json()
-        protocol.write_frame(out_fd, message)
+        with writing:
+            protocol.write_frame(out_fd, message)
+
+
+def _watch(ex: executor.Executor, notify: Callable[[str, str], None]) -> None:
+    """Tell the trusted side which operation has been running for a second: if the batch
+    then hangs, the report names that call, not the batch's last one. (A hang that never
+    lets this thread run, a C loop holding the GIL, leaves the batch's label.)"""
+    seen, told = (None, -1), -1
+    while True:
+        time.sleep(0.5)
+        now = (ex.running, ex.begun)
+        if now[0] is not None and now == seen and now[1] != told:
+            notify("running", str(now[0]))
+            told = now[1]
+        seen = now
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,6 +17,7 @@ from grader.isolation import SandboxConfig, StudentClient, open_to_worker
 from grader.isolation.handles import (
     Session,
     code,
+    culprit,
     identity,
     outcomes,
     reproducer,
@@ -143,12 +144,24 @@ def test_a_hang_and_a_crash_fail_their_values_and_later_ones_say_why(client, mt)
     assert value(mt.Scalar(5.0).data) == 5.0
 
 
+def test_a_batch_that_hangs_names_the_call_that_hung(client, mt) -> None:  # type: ignore[no-untyped-def]
+    """Every value of a batch that ran out of time fails; the report names the call that
+    was running (the worker tells which), not the batch's first or last one."""
+    spin = code(mt, "def spin(xs):\n    while len(xs) >= 3:\n        pass\n", "spin")
+    calls = [spin([1.0]), spin([1.0, 2.0]), spin([1.0, 2.0, 3.0]), spin([4.0])]
+    got = outcomes(*calls)
+    assert all(isinstance(g, ProbeTimeout) for g in got), got
+    hung = culprit(got[0], calls[0])
+    assert reproducer(hung)[-1] == "spin([1.0, 2.0, 3.0])"
+    assert culprit(got[3], calls[3]) is not calls[3]
+
+
 def test_printing_a_handle_runs_nothing() -> None:
     """hypothesis prints a failing example's arguments (the ``mt`` fixture's handle among
     them) through a ``_repr_pretty_`` hook: a handle has none, and records nothing."""
     from hypothesis.vendor.pretty import pretty
 
-    session = Session(lambda message, label: pytest.fail(f"{message} was sent"))
+    session = Session(lambda message, label, label_of: pytest.fail(f"{message} was sent"))
     mt = session.package()
     assert pretty(mt) == "<handle minitorch>"
     assert pretty(mt.Scalar(2.0)) == "<handle minitorch.Scalar(2.0)>"
@@ -167,7 +180,7 @@ def test_a_falsifying_example_is_named_after_its_test() -> None:
     def test_small(x: int) -> None:
         assert x < 5
 
-    reset_each_example(test_small, Session(lambda message, label: pytest.fail("sent")))
+    reset_each_example(test_small, Session(lambda message, label, label_of: pytest.fail("sent")))
     with pytest.raises(AssertionError) as info:
         test_small()
     assert any("Falsifying example: test_small(" in n for n in info.value.__notes__)
