@@ -1,9 +1,10 @@
 """Trusted-side helpers for the assignment tests: strategies, closed forms, checks, messages.
 
-Nothing here runs student code. Probes (tests/probes.py) return plain data from the worker;
-this module decides whether that data is right and, when it is not, writes a message for the
-student: what was called with which inputs, what their code returned, what was expected
-(with the tolerance), and a few lines that reproduce it in a Python shell.
+Nothing here runs student code. Tests hold handles (the ``mt`` fixture) and read plain data
+back from the worker; this module decides whether that data is right and, when it is not,
+writes a message for the student: what was called with which inputs, what their code
+returned, what was expected (with the tolerance), and a few lines that reproduce it in a
+Python shell.
 
 Expected values are computed here with ``math`` (closed forms, an expression evaluator with
 exact derivatives by forward mode), never with the student's own helpers.
@@ -18,6 +19,7 @@ from __future__ import annotations
 import cmath
 import functools
 import math
+import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, NoReturn
@@ -26,7 +28,14 @@ import pytest
 from hypothesis import assume, settings
 from hypothesis import strategies as st
 
-from grader.isolation.protocol import BadValue, ProbeTimeout, StudentError, WorkerCrashed
+from grader.isolation.handles import Handle, builtin, code, culprit, outcomes, reproducer
+from grader.isolation.protocol import (
+    BudgetExhausted,
+    ProbeTimeout,
+    StudentError,
+    StudentFault,
+    WorkerCrashed,
+)
 
 # --------------------------------------------------------------------------- tolerances
 # Every numeric check accepts |got - expected| <= atol + rtol * |expected|, both terms
@@ -142,7 +151,7 @@ def _with_line(message: str, line: str) -> str:
 class pointing:  # noqa: N801 - used as a context manager, like pytest.raises
     """On a failure inside the block, add the cross-task pointer that ``explain`` finds.
 
-    ``explain`` runs only when the block fails; it may call probes and returns "" when it
+    ``explain`` runs only when the block fails; it may ask student code and returns "" when it
     has nothing to say. Timeouts and crashes pass through untouched: the plugin words them.
     """
 
@@ -250,15 +259,6 @@ def check_numbers(
     rtols = [rtol] * n if isinstance(rtol, (int, float)) else list(rtol)
     atols = [atol] * n if isinstance(atol, (int, float)) else list(atol)
     shown = f"[{', '.join(fmt(e) for e in expected)}]"
-    if isinstance(got, dict) and "not_iterable" in got:  # see probes.list_helper
-        report(
-            f"{what} returned a {got['not_iterable']} object, which cannot be iterated.",
-            called=called,
-            returned=f"<{got['not_iterable']} object>",
-            expected=f"an iterable of floats: {shown}",
-            snippet=snippet,
-            hint=hint,
-        )
     if not isinstance(got, (list, tuple)) or len(got) != n:
         report(
             f"{what} returned the wrong number of values.",
@@ -282,9 +282,9 @@ def check_numbers(
 
 
 # --------------------------------------------------------------------------- reply shapes
-# Everything a probe returns is student-controlled (student code runs in the same process as
-# the probe and can walk the stack into its lists), so every reply is checked against the
-# shape its probe promises before any value is read. A shape is:
+# Everything read back from the worker is student-controlled (student code runs in the same
+# process as the executor and can walk the stack into what it holds), so a reply is checked
+# against the shape it should have before any value is read. A shape is:
 #   ANY                     anything (values are judged later, one by one)
 #   NUMBER                  an int or float (never a bool)
 #   list / dict / str / bool / int   that exact container or type
@@ -327,47 +327,27 @@ def _shape_problem(value: Any, shape: Any, where: str) -> str | None:
     raise TypeError(f"unknown shape {shape!r}")
 
 
-def expect(reply: Any, shape: Any, *, probe: str, what: str) -> Any:
-    """``reply`` if it has ``shape``; otherwise fail: ``what`` could not be checked.
+def expect(reply: Any, shape: Any, *, source: str, what: str) -> Any:
+    """``reply`` if it has ``shape``; otherwise fail: ``what`` could not be checked
+    (``source``: what gave the reply).
 
-    Used on every probe reply before any value of it is read, so a reply emptied or cut
+    Used on a reply before any value of it is read, so a reply emptied or cut
     short by student code fails (the test cannot judge) instead of passing on nothing."""
     __tracebackhide__ = True
     problem = _shape_problem(reply, shape, "the reply")
     if problem:
-        unusable(problem, probe=probe, what=what)
+        unusable(problem, source=source, what=what)
     return reply
 
 
-def unusable(problem: str, *, probe: str, what: str) -> NoReturn:
-    """Fail: ``what`` could not be checked, because the reply of ``probe`` has ``problem``."""
+def unusable(problem: str, *, source: str, what: str) -> NoReturn:
+    """Fail: ``what`` could not be checked, because the reply of ``source`` has ``problem``."""
     __tracebackhide__ = True
     pytest.fail(
-        f"{what} could not be checked: the probe {probe} returned a reply where "
-        f"{problem}. Student code must not change what the test's probe collects.",
+        f"{what} could not be checked: {source} returned a reply where "
+        f"{problem}. Student code must not change what the test collects.",
         pytrace=False,
     )
-
-
-def ask(
-    student: Any,
-    probe: str,
-    *args: Any,
-    label: str,
-    called: str,
-    snippet: Sequence[str] = (),
-) -> Any:
-    """``student.call(probe, *args)``; when student code raises or hangs, fail with the inputs.
-
-    Crashes and bad values propagate unchanged (the plugin words them).
-    """
-    __tracebackhide__ = True
-    try:
-        return student.call(probe, *args, label=label)
-    except StudentError as exc:
-        raised(exc, label=label, called=called, snippet=snippet)
-    except ProbeTimeout as exc:
-        timed_out(exc, called=called, snippet=snippet)
 
 
 def timed_out(exc: ProbeTimeout, *, called: str, snippet: Sequence[str] = ()) -> NoReturn:
@@ -403,38 +383,6 @@ def raised(
     pytest.fail("\n".join(lines), pytrace=False)
 
 
-def ask_batch(
-    student: Any,
-    probe: str,
-    args: Sequence[Any],
-    *,
-    label: str,
-    one_by_one: Sequence[tuple[str, Sequence[Any], str, Sequence[str]]],
-) -> Any:
-    """One call for several cases (fewer round trips to the worker, fewer examples).
-
-    When student code raises, the cases are asked again one at a time, as ``one_by_one``
-    lists them (probe, args, called, snippet), so the report names the input that raised.
-    """
-    __tracebackhide__ = True
-    try:
-        return student.call(probe, *args, label=label)
-    except ProbeTimeout as exc:
-        # Asking again one at a time would not tell which case hung: its repeats fail at once.
-        timed_out(exc, called="one of: " + "; ".join(c for _, _, c, _ in one_by_one))
-    except StudentError as together:
-        for single, single_args, called, snippet in one_by_one:
-            ask(student, single, *single_args, label=label, called=called, snippet=snippet)
-        # Raised together but not one at a time (state carried from call to call): the
-        # first error stands, with every input of the batch.
-        called = "one after another: " + "; ".join(c for _, _, c, _ in one_by_one)
-        raised(together, label=label, called=called)
-
-
-def call_text(name: str, args: Sequence[Any]) -> str:
-    return f"{name}({', '.join(fmt(a) for a in args)})"
-
-
 # --------------------------------------------------------------------------- strategies
 def at_most(examples: int) -> settings:
     """Settings for a test that draws fewer examples than the run's budget, because each
@@ -443,20 +391,27 @@ def at_most(examples: int) -> settings:
     return settings(max_examples=min(examples, settings().max_examples))
 
 
+@functools.cache  # one strategy per bounds: composites draw them every example
 def floats(lo: float, hi: float) -> st.SearchStrategy[float]:
     return st.floats(lo, hi, allow_nan=False, allow_infinity=False)
 
 
+@functools.cache
 def away_from(point: float, margin: float, lo: float, hi: float) -> st.SearchStrategy[float]:
     """Floats in [lo, hi] at least ``margin`` away from ``point``."""
     return st.one_of(floats(point + margin, hi), floats(lo, point - margin))
 
 
+@functools.cache
 def magnitudes(lo: float, hi: float) -> st.SearchStrategy[float]:
     """Floats with |x| in [lo, hi], either sign."""
     return st.one_of(floats(lo, hi), floats(-hi, -lo))
 
 
+_D_SIZES = st.one_of(floats(0.1, 0.8), floats(1.25, 10.0))
+
+
+@functools.cache
 @st.composite
 def d_outputs(draw: st.DrawFn) -> float:
     """A random upstream gradient: |d| in [0.1, 0.8] or [1.25, 10], either sign.
@@ -464,7 +419,7 @@ def d_outputs(draw: st.DrawFn) -> float:
     Never close to 1, so a backward that forgets to multiply by d_output is caught on every
     example (its result is off by at least 20%).
     """
-    size = draw(st.one_of(floats(0.1, 0.8), floats(1.25, 10.0)))
+    size = draw(_D_SIZES)
     return size if draw(st.booleans()) else -size
 
 
@@ -665,47 +620,6 @@ OPERATORS: dict[str, Operator] = {
 }
 
 
-def operator_snippet(name: str, args: Sequence[Any]) -> list[str]:
-    return ["from minitorch import operators", f"operators.{call_text(name, args)}"]
-
-
-def check_operator(
-    student: Any,
-    name: str,
-    args: Sequence[float],
-    expected: float,
-    *,
-    rtol: float,
-    atol: float,
-    hint: str = "",
-    allow_bool: bool | None = None,
-) -> None:
-    """Call ``operators.<name>(*args)`` in the student's code and judge the number it returns.
-
-    Every operator test reads the same way to a student (what was called, what came back,
-    what was expected, a snippet to paste), so the wording lives here once.
-    """
-    __tracebackhide__ = True
-    args = list(args)
-    called = call_text(f"operators.{name}", args)
-    snippet = operator_snippet(name, args)
-    label = f"operators.{name}"
-    got = ask(student, "call_operator", name, *args, label=label, called=called, snippet=snippet)
-    if allow_bool is None:
-        allow_bool = name in OPERATORS and OPERATORS[name].allow_bool
-    check_number(
-        got,
-        expected,
-        what=label,
-        called=called,
-        rtol=rtol,
-        atol=atol,
-        snippet=snippet,
-        hint=hint,
-        allow_bool=allow_bool,
-    )
-
-
 @dataclass(frozen=True)
 class Function:
     """A ScalarFunction: forward closed form, derivative closed form, input domain."""
@@ -848,49 +762,68 @@ def central_estimates(args: Sequence[float], values: Sequence[float]) -> list[tu
     return out
 
 
-# --------------------------------------------------------------------------- 0.3 list helpers
-def sum_tolerance(values: list[float]) -> tuple[float, float]:
-    """(rtol, atol) for a sum: another order of additions changes it by rounding only,
-    about 1e-16 * sum(|v|) per addition."""
-    return RTOL, ATOL + 1e-12 * math.fsum(abs(v) for v in values) * (len(values) + 1)
+# --------------------------------------------------------------------------- handles: 0.1, 0.3, 0.4
+# test_operators.py, test_module.py and their hidden twins: the student's objects are handles
+# (grader/isolation/handles.py), every value is judged here, and a failure shows the Python
+# lines that reproduce it (the recorded operations).
+CASES = 10  # cases a batched example checks at most, in one round trip (CASES / 2 on average)
 
 
-def prod_tolerance(values: list[float]) -> tuple[float, float]:
-    """(rtol, atol) for a product: each multiplication rounds by 1e-16 relative."""
-    return RTOL + 1e-12 * (len(values) + 1), ATOL
+def batched() -> settings:
+    """Settings for a test whose examples each check a list of up to ``CASES`` cases: a share
+    of the run's budget, so that it checks about as many cases as one per example would."""
+    return settings(max_examples=max(2, 2 * settings().max_examples // CASES))
 
 
-def list_helper(student, name, *lists):
-    """``operators.<name>(*lists)`` through the list_helper probe: its result.
-
-    The operators it builds on are checked first, once per grade (``operator_health``), so
-    that verdict never depends on what the student's code saw of the lists."""
-    operator_health(student)
-    called = call_text(f"operators.{name}", lists)
-    out = ask(
-        student,
-        "list_helper",
-        name,
-        *lists,
-        label=f"operators.{name}",
-        called=called,
-        snippet=["from minitorch import operators", called],
-    )
-    expect(out, {"result": ANY}, probe="list_helper", what=f"operators.{name}")
-    return out["result"]
+def _callee(lines: Sequence[str]) -> str:
+    return lines[-1].split("(")[0].removeprefix("minitorch.")
 
 
-def own(student, op, *args):
-    """The student's own operator on these values, through the very probe the 0.1 tests judge
-    it with: an operator that is wrong only while a list helper is checked still costs 0.1."""
-    return student.call("call_operator", op, *args, label=f"operators.{op}")
+def faulted(fault: Any, h: Handle, what: str = "", hint: str = "", lines: Any = ()) -> NoReturn:
+    """Fail: computing ``h`` ran into ``fault`` (raised, hung, crashed, not plain data). A
+    file that does not import propagates: the report says it once, at the top."""
+    __tracebackhide__ = True
+    if isinstance(fault, StudentError) and fault.type_name == "ImportError":
+        raise fault
+    lines = list(lines) or reproducer(culprit(fault, h))
+    head = fault.message
+    if isinstance(fault, StudentError):
+        head = f"{what or _callee(lines)} raised {fault.type_name}: {fault.message}".rstrip(": ")
+    text = [head, f"  called:   {lines[-1]}", *([f"  hint:     {hint}"] if hint else [])]
+    if isinstance(fault, StudentError) and fault.traceback:
+        text += ["Traceback (your code, most recent call last):", fault.traceback]
+    raise pytest.fail.Exception("\n".join(text + shell_lines(lines)), pytrace=False) from fault
+
+
+def check_close(h: Handle, got: Any, expected: float, rtol: float, atol: float, **kw: Any) -> None:
+    """``got``, the value of ``h``, is a number within tolerance of ``expected`` (``kw``:
+    hint, allow_bool: True / False read as 1.0 / 0.0)."""
+    __tracebackhide__ = True
+    if isinstance(got, StudentFault):
+        faulted(got, h, hint=kw.get("hint", ""))
+    number = float(got) if kw.get("allow_bool") and type(got) is bool else got
+    if not (is_number(number) and within(number, expected, rtol, atol)):
+        lines = reproducer(h)  # only on failure: it walks the example's operations
+        what, called = _callee(lines), lines[-1]
+        check_number(
+            got, expected, what=what, called=called, rtol=rtol, atol=atol, snippet=lines, **kw
+        )
+
+
+def check_cases(fn: Handle, cases: Sequence[Any], exact: Any, tolerance: Any, **kw: Any) -> None:
+    """``fn(*args)`` for every case in one round trip, each within ``tolerance(args)`` of
+    ``exact(*args)`` (``kw``: as ``check_close``)."""
+    __tracebackhide__ = True
+    calls = [fn(*args) for args in cases]
+    for call, got, args in zip(calls, outcomes(*calls), cases, strict=True):
+        check_close(call, got, exact(*args), *tolerance(args), **kw)
 
 
 #: Fixed points where task 0.1's neg, add and mul are checked once per grade, before any list
 #: helper runs. Only an operator found wrong here excuses a list helper that agrees with it
-#: (``check_elementwise``, ``check_fold``): whether a task-0.3 check is excused is decided by
-#: this trusted verdict, never by what the operator answers after it has seen the lists. A
-#: wrong value here fails a test of task 0.1 (``test_list_operators_at_fixed_points``).
+#: (``check_helper``): whether a task-0.3 check is excused is decided by this trusted
+#: verdict, never by what the operator answers after it has seen the lists. A wrong value
+#: here fails a test of task 0.1 (``test_list_operators_at_fixed_points``).
 HEALTH_POINTS: dict[str, tuple[tuple[float, ...], ...]] = {
     "neg": ((1.5,), (-2.25,), (0.0,), (123.0,)),
     "add": ((1.5, 2.25), (-3.0, 0.5), (100.0, -0.125), (0.0, 0.0)),
@@ -899,111 +832,328 @@ HEALTH_POINTS: dict[str, tuple[tuple[float, ...], ...]] = {
 _OPERATOR_HEALTH: dict[int, dict[str, str]] = {}
 
 
-def operator_health(student) -> dict[str, str]:
+def operator_health(mt: Handle) -> dict[str, str]:
     """{operator: what it got wrong} for neg, add and mul at ``HEALTH_POINTS``, asked once
-    per grade; an operator missing from it is right there."""
-    key = id(student)
-    if key not in _OPERATOR_HEALTH:
+    per grade (one round trip); an operator missing from it is right there."""
+    if id(mt) not in _OPERATOR_HEALTH:
+        cases = [(op, args) for op, points in HEALTH_POINTS.items() for args in points]
         broken: dict[str, str] = {}
-        for op, points in HEALTH_POINTS.items():
-            for args in points:
-                called = f"operators.{op}({', '.join(fmt(a) for a in args)})"
-                expected = OP_VALUES[op](*args)
-                try:
-                    got = own(student, op, *args)
-                except StudentError as error:
-                    if error.type_name == "ImportError":
-                        raise  # a file that does not import: the report says so, once
-                    broken[op] = f"{called} raised {error.type_name}: {error.message}"
-                    if getattr(error, "stands", False):
-                        # `make test` knows no input changes it (not written yet, say): one
-                        # line, the cause is told in full by the operator's own test
-                        broken[op] = error.waits_on
-                    break
-                except (BadValue, ProbeTimeout, WorkerCrashed) as fault:
-                    broken[op] = f"{called}: {fault.message}"
-                    break
-                if not (is_number(got) and within(got, expected, RTOL, ATOL)):
-                    broken[op] = f"{called} returned {fmt(got)}, not {fmt(expected)}"
-                    break
-        _OPERATOR_HEALTH[key] = broken
-    return _OPERATOR_HEALTH[key]
+        calls = [getattr(mt.operators, op)(*args) for op, args in cases]
+        for (op, args), got in zip(cases, outcomes(*calls), strict=True):
+            called, expected = f"operators.{op}({', '.join(map(fmt, args))})", OP_VALUES[op](*args)
+            if isinstance(got, StudentError) and got.type_name == "ImportError":
+                raise got  # a file that does not import: the report says so, once
+            if op in broken:
+                continue
+            if getattr(got, "stands", False):  # `make test`: not written yet, say (told in
+                broken[op] = got.waits_on  # full by the operator's own test)
+            elif isinstance(got, StudentFault):
+                kind = f" raised {got.type_name}" if isinstance(got, StudentError) else ""
+                broken[op] = f"{called}{kind}: {got.message}"
+            elif not (is_number(got) and within(got, expected, RTOL, ATOL)):
+                broken[op] = f"{called} returned {fmt(got)}, not {fmt(expected)}"
+        _OPERATOR_HEALTH[id(mt)] = broken
+    return _OPERATOR_HEALTH[id(mt)]
 
 
-def _own_folds(student, op, start, ls):
-    """The four ways of folding ``ls`` with the student's own ``op`` (for sum and prod)."""
-    results = []
-    for items in (ls, ls[::-1]):
-        for acc_first in (True, False):
-            acc = start
-            for x in items:
-                acc = own(student, op, acc, x) if acc_first else own(student, op, x, acc)
-            results.append(acc)
-    return results
-
-
-def check_elementwise(student, name, lists, got, expected, op, op_args):
-    """negList / addLists: ``got`` must be ``expected``; when the student's own ``op`` is
-    wrong (task 0.1's mistake, found by ``operator_health``) and on these values too, the
-    values of their ``op`` are accepted instead."""
-    __tracebackhide__ = True
-    called = call_text(f"operators.{name}", lists)
-    excusable = op in operator_health(student)
-    if excusable and got != expected and isinstance(got, list) and len(got) == len(expected):
-        theirs = [own(student, op, *a) for a in op_args]
-        if theirs != expected and got == theirs:
-            return
-    check_numbers(
-        got,
-        expected,
-        what=f"operators.{name}",
-        called=called,
-        snippet=["from minitorch import operators", f"list({called})"],
-        hint=f"{name} may return a list, a tuple or any iterable of floats",
-    )
-
-
-def check_fold(student, name, ls, got):
-    """sum / prod: ``got`` must be the sum / product of ``ls``; when the student's own
-    add / mul is wrong (task 0.1's mistake, found by ``operator_health``), folding with it
-    is accepted instead."""
-    __tracebackhide__ = True
+def _expected(name: str, args: Sequence[list[float]]) -> tuple[Any, float, float]:
+    """What helper ``name`` gives on ``args``, with (rtol, atol): another order of operations
+    changes a sum by ~1e-16 * sum(|v|) per addition, a product by ~1e-16 relative per factor."""
+    ls = args[0]
+    if name == "negList":
+        return [-x for x in ls], RTOL, ATOL
+    if name == "addLists":
+        return [x + y for x, y in zip(ls, args[1], strict=True)], RTOL, ATOL
     if name == "sum":
-        expected = math.fsum(ls)
-        rtol, atol = sum_tolerance(ls)
-        op, start = "add", 0.0
-    else:
-        expected = math.prod(ls)
-        rtol, atol = prod_tolerance(ls)
-        op, start = "mul", 1.0
-    if op in operator_health(student) and not (
-        is_number(got) and within(got, expected, rtol, atol)
-    ):
-        folds = _own_folds(student, op, start, ls)
-        folds_ok = all(is_number(p) and within(p, expected, rtol, atol) for p in folds)
-        if not folds_ok and any(is_number(p) and got == p for p in folds):
-            return
-    check_number(
-        got,
-        expected,
-        what=f"operators.{name}",
-        called=call_text(f"operators.{name}", [ls]),
-        rtol=rtol,
-        atol=atol,
-        snippet=["from minitorch import operators", call_text(f"operators.{name}", [ls])],
-    )
+        return math.fsum(ls), RTOL, ATOL + 1e-12 * math.fsum(map(abs, ls)) * (len(ls) + 1)
+    return math.prod(ls), RTOL + 1e-12 * (len(ls) + 1), ATOL
+
+
+def _own(mt: Handle, op: str, name: str, args: Sequence[list[float]]) -> list[Any]:
+    """What the student's own ``op`` gives where helper ``name`` uses it: a list of it on
+    each position (negList, addLists), or the four ways of folding the list (sum, prod)."""
+    fn = getattr(mt.operators, op)
+    if name in ("negList", "addLists"):
+        return [outcomes(*[fn(*a) for a in zip(*args, strict=True)]) if args[0] else []]
+    folds = []
+    for items in (args[0], args[0][::-1]):
+        for acc_first in (True, False):
+            acc: Any = 0.0 if name == "sum" else 1.0
+            for x in items:
+                acc = fn(acc, x) if acc_first else fn(x, acc)
+            folds.append(acc)
+    return outcomes(*folds) if args[0] else folds
+
+
+def check_helper(mt: Handle, name: str, cases: Sequence[Sequence[list[float]]]) -> None:
+    """negList / addLists / sum / prod on each case's lists, in one round trip. A list's
+    result may be any iterable: it is read once, into a list. When the student's own neg /
+    add / mul is wrong (task 0.1's mistake, found by ``operator_health``) and the helper
+    agrees with it on these values, it is not charged again here."""
+    __tracebackhide__ = True
+    op = {"negList": "neg", "addLists": "add", "sum": "add", "prod": "mul"}[name]
+    excusable, elementwise = op in operator_health(mt), name in ("negList", "addLists")
+    fn, listed = getattr(mt.operators, name), builtin(mt, "list")
+    calls = [fn(*args) for args in cases]
+    results = [listed(call) if elementwise else call for call in calls]
+    hint = f"{name} may return a list, a tuple or any iterable of floats" if elementwise else ""
+    for args, call, result, got in zip(cases, calls, results, outcomes(*results), strict=True):
+        expected, rtol, atol = _expected(name, args)
+        if isinstance(got, StudentFault):  # the helper raised, or list() of what it returned
+            faulted(got, result, f"list(operators.{name}(...))" if elementwise else "", hint)
+
+        def right(v: Any, e: Any = expected, r: float = rtol, a: float = atol) -> bool:
+            if type(e) is list:
+                return type(v) is list and len(v) == len(e) and all(map(right, v, e))
+            return is_number(v) and within(v, e, r, a)
+
+        if right(got):
+            continue
+        theirs = _own(mt, op, name, args) if excusable else []
+        if any(t == got for t in theirs) and not all(map(right, theirs)):
+            continue
+        if not elementwise:
+            check_close(call, got, expected, rtol, atol)
+            continue
+        called, snippet = reproducer(call)[-1], reproducer(result)
+        check_numbers(
+            got, expected, what=_callee([called]), called=called, snippet=snippet, hint=hint
+        )
+
+
+#: Trusted text run in the worker: what a Module method returned, with each Parameter
+#: replaced by its id (the test knows the id of every Parameter it built).
+IDS = "lambda items: [id(p) for p in items]"
+NAMED_IDS = "lambda items: [[name, id(p)] for name, p in items]"
+TRAINING = "lambda *modules: [m.training for m in modules]"
+
+
+def module_tree(mt: Handle, spec: ModuleSpec) -> tuple[dict[str, Handle], dict[str, Handle]]:
+    """Build ``spec``'s tree from the student's Module and Parameter, by attribute
+    assignment and ``add_parameter``: ({module path: handle}, {parameter path: handle})."""
+    assign, module, parameter = builtin(mt, "setattr"), mt.Module, mt.Parameter
+    modules: dict[str, Handle] = {}
+    params: dict[str, Handle] = {}
+
+    def build(spec: ModuleSpec, path: str) -> Handle:
+        node = modules[path] = module()
+        for name, value, how in spec["params"]:
+            full = f"{path}.{name}" if path else name
+            if how == "add":
+                params[full] = node.add_parameter(name, value)
+            else:
+                params[full] = parameter(value)
+                assign(node, name, params[full])
+        for name, child in spec["children"]:
+            assign(node, name, build(child, f"{path}.{name}" if path else name))
+        return node
+
+    build(spec, "")
+    return modules, params
+
+
+def tree_values(
+    spec: ModuleSpec, params: dict[str, Handle], *handles: Handle, what: str, call: str
+) -> tuple[list[Any], dict[int, str]]:
+    """The values of ``handles`` and {id: dotted path} of the tree's parameters, in one
+    round trip; a fault fails with the lines that build the tree and ``call`` it."""
+    __tracebackhide__ = True
+    ids = code(handles[0], "lambda *ps: [id(p) for p in ps]")(*params.values())
+    got = outcomes(*handles, ids)
+    for h, g in zip([*handles, ids], got, strict=True):
+        if isinstance(g, StudentFault):
+            faulted(g, h, what=what, lines=[*module_lines(spec), call])
+    return got[:-1], dict(zip(got[-1], params, strict=True))
+
+
+# ------------------------------------------------ test_autodiff.py (+ hidden), over handles
+def shell(*handles: Handle, names: dict[Handle, str] | None = None) -> list[str]:
+    """``reproducer(...)`` as a student pastes it: the imports first."""
+    body = [line for line in reproducer(*handles, names=names) if line != "import minitorch"]
+    uses_math = any("math." in line for line in body)
+    return ["import minitorch", *(["import math"] if uses_math else []), *body]
+
+
+def pasteable(lines: list[str]) -> list[str]:
+    """``lines`` when short enough to paste (a 200-variable graph is not shown)."""
+    return lines if len(lines) <= 60 else []
+
+
+class reproduced:  # noqa: N801 - used as a context manager, like pointing
+    """On a failure inside the block, add the shell lines that reproduce ``handles`` (made
+    only then: a passing example pays nothing for them)."""
+
+    def __init__(self, *handles: Handle, names: Any = None) -> None:
+        self.handles, self.names = handles, names
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: Any, exc: Any, tb: Any) -> bool:
+        if kind is None or not issubclass(kind, pytest.fail.Exception):
+            return False
+        __tracebackhide__ = True
+        lines = pasteable(shell(*self.handles, names=self.names))
+        pytest.fail("\n".join([str(exc.msg), *shell_lines(lines)]), pytrace=False)
+
+
+def answers(*handles: Handle, what: str, called: str = "", names: Any = None) -> list[Any]:
+    """The plain values of ``handles`` in one round trip. Where student code raised or hung,
+    fail saying so, on which call (``called``, else the call's own line), with the lines
+    that reproduce it; other faults (a crash, a value that is not plain data) propagate:
+    the plugin words them."""
+    __tracebackhide__ = True
+    got = outcomes(*handles)
+    for handle, fault in zip(handles, got, strict=True):
+        if isinstance(fault, StudentFault):
+            if not isinstance(fault, (StudentError, ProbeTimeout)):
+                raise fault
+            lines = shell(culprit(fault, handle), names=names)
+            called = called or lines[-1]
+            if isinstance(fault, ProbeTimeout):
+                timed_out(fault, called=called, snippet=pasteable(lines))
+            raised(fault, label=what, called=called, snippet=pasteable(lines))
+    return got
+
+
+def central_differences(
+    mt: Handle, fn: Differentiable, cases: Sequence[tuple[list[float], int, float | None]]
+) -> tuple[list[Handle], list[Any], dict[Handle, str]]:
+    """The student's central_difference of ``fn`` (sent as its source text) at each
+    ``(vals, arg, epsilon)`` of ``cases`` (epsilon None: the default), in one round trip:
+    the calls, their values and the names for their reproducers."""
+    __tracebackhide__ = True
+    fs = [code(mt, fn.source) for _ in cases]  # one each: a reproducer shows its own call only
+    calls = [
+        mt.central_difference(f, *vals, arg=arg, **({} if e is None else {"epsilon": e}))
+        for f, (vals, arg, e) in zip(fs, cases, strict=True)
+    ]
+    names = dict.fromkeys(fs, "f")
+    return calls, answers(*calls, what="central_difference", names=names), names
+
+
+def central_called(fn: Differentiable, vals: Sequence[float], arg: int, e: float | None) -> str:
+    eps = "" if e is None else f", epsilon={fmt(e)}"
+    return f"central_difference({fn.source}, {', '.join(fmt(v) for v in vals)}, arg={arg}{eps})"
+
+
+# Stand-in variables for topological_sort and backpropagate: they follow the Variable
+# protocol of autodiff.py (as a Scalar does) with known local derivatives (edge weights), so
+# these tests depend on autodiff.py alone. The worker defines them from this text.
+STAND_IN = """class Variable:
+    def __init__(self, index, parents=(), weights=(), constant=False):
+        self.index, self.name, self.data, self.derivative = index, f"v{index}", 0.0, None
+        self._parents, self._weights, self._constant = list(parents), list(weights), constant
+        self.history = None if constant else History(self._parents)
+    def __repr__(self):
+        return self.name
+    @property
+    def unique_id(self):
+        return 1000 + self.index
+    def is_leaf(self):
+        return not self._constant and not self._parents
+    def is_constant(self):
+        return self._constant
+    @property
+    def parents(self):
+        return list(self._parents)
+    def chain_rule(self, d_output):
+        assert self._parents, "chain_rule called on a leaf or a constant"
+        return [(p, w * d_output) for p, w in zip(self._parents, self._weights)]
+    def accumulate_derivative(self, x):
+        assert self.is_leaf(), "accumulate_derivative called on a variable that is not a leaf"
+        self.derivative = x if self.derivative is None else self.derivative + x
+class History:  # what a Scalar's history holds, for code that reads it
+    def __init__(self, inputs):
+        self.last_fn, self.ctx, self.inputs = ("node" if inputs else None), None, tuple(inputs)
+"""
+
+
+def stand_ins(mt: Handle, graph: Sequence[VarNode]) -> tuple[list[Handle], dict[Handle, str]]:
+    """``graph`` built of stand-in variables in the worker: the nodes, and their names."""
+    variable = code(mt, STAND_IN, name="Variable")
+    nodes: list[Handle] = []
+    for i, node in enumerate(graph):
+        if node[0] == "node":
+            parents = [nodes[j] for j, _ in node[1]]
+            nodes.append(variable(i, parents, [float(w) for _, w in node[1]]))
+        else:
+            nodes.append(variable(i, constant=True) if node[0] == "const" else variable(i))
+    return nodes, {n: f"v{i}" for i, n in enumerate(nodes)}
+
+
+# Where each object topological_sort returned is among the nodes (by identity, never their
+# ==), as positions: ids would differ from run to run (grader audit compares answers).
+_POSITIONS = "lambda order, *nodes: [[k for k, n in enumerate(nodes) if n is v] for v in order]"
+
+
+def stand_in_order(mt: Handle, graph: Sequence[VarNode]) -> tuple[Handle, Any, dict]:
+    """``topological_sort`` of stand-ins of ``graph`` in one round trip: its handle, what it
+    returned as node indices (-1: not a node of the graph; a fault: it raised; a string:
+    the type of what it returned, not an iterable), and the nodes' names."""
+    nodes, names = stand_ins(mt, graph)
+    order = mt.topological_sort(nodes[-1])
+    # Its type's name, asked before anything iterates ``order``: that fault is not its own.
+    kind = builtin(mt, "getattr")(builtin(mt, "type")(order), "__name__")
+    got = outcomes(kind, code(mt, _POSITIONS)(order, *nodes))
+    if isinstance(got[0], StudentFault) or not isinstance(got[1], list):
+        return order, got[0] if isinstance(got[0], StudentFault) else str(got[0]), names
+    return order, [at[0] if at == at[:1] and type(at[0]) is int else -1 for at in got[1]], names
+
+
+def check_stand_in_order(mt: Handle, graph: Sequence[VarNode], called: str = "") -> None:
+    """topological_sort on stand-ins of ``graph``: each reachable non-constant variable
+    once, the output first, every variable before its parents."""
+    __tracebackhide__ = True
+    called = called or f"topological_sort(v{len(graph) - 1}) where {variable_graph_text(graph)}"
+    order, got, names = stand_in_order(mt, graph)
+    if isinstance(got, StudentFault):
+        answers(order, what="topological_sort", called=called, names=names)
+    with reproduced(order, names=names):
+        if isinstance(got, str):
+            headline = "topological_sort did not return an iterable of the graph's variables."
+            report(headline, called=called, returned=f"a {got} object", expected="a list of them")
+        check_topological_order(graph, got, called=called)
+
+
+def check_stand_in_backpropagate(
+    mt: Handle, graph: Sequence[VarNode], deriv: float, called: str = ""
+) -> None:
+    """backpropagate on stand-ins of ``graph``: each leaf gets the sum over paths of the
+    products of the weights, times ``deriv``. When it does not, point at topological_sort if
+    that is what went wrong (on stand-ins of its own)."""
+    __tracebackhide__ = True
+    output = len(graph) - 1
+    called = called or f"backpropagate(v{output}, {fmt(deriv)}) where {variable_graph_text(graph)}"
+    nodes, names = stand_ins(mt, graph)
+    mt.backpropagate(nodes[output], deriv)
+    derivs = [nodes[i].derivative for i, n in enumerate(graph) if n[0] == "leaf"]
+    with pointing(lambda: _stand_in_order_problem(mt, graph)):
+        got = iter(answers(*derivs, what="backpropagate", called=called, names=names))
+        leaf_derivatives = [next(got) if n[0] == "leaf" else None for n in graph]
+        with reproduced(*derivs, names=names):
+            check_backpropagate(graph, deriv, leaf_derivatives, called=called, snippet=())
+
+
+def _stand_in_order_problem(mt: Handle, graph: Sequence[VarNode]) -> str:
+    """What is wrong with topological_sort on stand-ins of ``graph`` that matters to
+    backpropagate, or ""."""
+    _, order, _ = stand_in_order(mt, graph)
+    if isinstance(order, StudentError):
+        return f"topological_sort raised {order.type_name} on this graph (see its tests)"
+    return _order_problem(order, len(graph) - 1, reachable(graph), lambda i: f"v{i}")
 
 
 # --------------------------------------------------------------------------- 1.1 functions
 @dataclass(frozen=True)
 class Differentiable:
-    """A function the probe passes to central_difference, with its exact gradient here."""
+    """A function a test sends to central_difference (as source text), with its exact gradient."""
 
     name: str
     arity: int
     f: Callable[..., float]
     grad: Callable[..., tuple[float, ...]]
-    source: str  # for the snippet
+    source: str  # what the worker evaluates (trusted text, minitorch and math in scope)
     # (f(.., x + h, ..) - f(.., x - h, ..)) / (2 h) along each argument, worked out by hand
     # for this f: (args..., h) -> one value per argument. The general formula is task 1.1's
     # solution; these closed forms are not (grader/tests/test_closed_forms.py checks them).
@@ -1150,9 +1300,12 @@ def check_central_difference(
 # --------------------------------------------------------------------------- expression graphs
 UNARY = ("neg", "log", "exp", "sigmoid", "relu")
 BINARY = ("add", "sub", "mul", "div", "lt", "gt", "eq")
-_SYMBOL = {"add": "+", "sub": "-", "mul": "*", "div": "/", "lt": "<", "gt": ">", "eq": "=="}
 
-Node = list  # ["var", i] | ["num", c] | [op, j] | [op, j, k]
+# An expression graph (real Scalars) is a list of nodes, each referring to earlier ones by
+# index; the last is the output: ["var", i] the i-th input as a leaf Scalar; ["num", c] the
+# Python float c beside a Scalar (apply wraps it as a leaf Scalar(c)); [op, j] with op in
+# UNARY (-a, a.log(), ...); [op, j, k] with op in BINARY (a + b, a - b, ..., a == b).
+Node = list
 
 # Binary operators that may have a Python number on the left: the template gives Scalar
 # __radd__, __rmul__ and __rtruediv__, but no __rsub__ (and tests never put a number on
@@ -1266,7 +1419,8 @@ def valid_node(node: Node, infos: Sequence[NodeInfo]) -> bool:
 
 @dataclass(frozen=True)
 class Expression:
-    """A graph of Scalar operations (the probes' node format) and its input values."""
+    """A graph of Scalar operations (the node format documented beside ``Node``) and its
+    input values."""
 
     nodes: list[Node]
     values: list[float]
@@ -1285,6 +1439,7 @@ def _draw_node(draw: Any, op: str, a: int, count: int, infos: list[Any]) -> list
     return [op, b, a] if left_ok and draw(st.booleans()) else [op, a, b]
 
 
+@functools.cache  # one strategy per arguments: building one costs more than a draw
 @st.composite
 def expressions(
     draw: st.DrawFn,
@@ -1337,6 +1492,7 @@ def expressions(
     return Expression(nodes, values)
 
 
+@functools.cache
 @st.composite
 def continued_expressions(draw: st.DrawFn, ops: Sequence[str]) -> tuple[Expression, int]:
     """(expr, k): the nodes of ``expr`` up to k are a first graph, whose output t<k> has been
@@ -1406,45 +1562,6 @@ def _op_cases() -> dict[str, list[tuple[list[Node], list[float], float, list[int
 
 
 OP_CASES = _op_cases()
-_HEALTHY: dict[int, tuple[str, ...]] = {}
-
-
-def healthy_ops(student: Any) -> tuple[str, ...]:
-    """The Scalar operators whose forward value and recorded inputs are right on fixed cases.
-
-    Asked through ``expression_forward``, the very probe the task-1.2 operator tests are
-    judged with, once per session. Graph tests of task 1.4 draw only these operators (and
-    the fixed shapes swap a broken one for a working one, see ``substitute_ops``), so a
-    forward mistake (task 1.2) is not charged again in task 1.4. The verdict only chooses
-    which operators a graph uses: it never lets a test pass without judging, so being wrong
-    only while it runs gains nothing.
-    """
-    key = id(student)
-    if key not in _HEALTHY:
-        broken = set()
-        for op, cases in OP_CASES.items():
-            for graph, values, _, inputs in cases:
-                try:
-                    result = student.call("expression_forward", graph, values, label=f"Scalar {op}")
-                except StudentError as error:
-                    if error.type_name == "ImportError":
-                        raise  # a file that does not import: the report says so, once
-                    broken.add(op)
-                    break
-                expect(
-                    result,
-                    {"data": ("list", ANY, len(graph)), "reaches": ("list", ANY, len(graph))},
-                    probe="expression_forward",
-                    what=f"Scalar {op}",
-                )
-                reach = result["reaches"][-1]
-                if not analyse(graph, values)[-1].value_ok(result["data"][-1]) or not (
-                    isinstance(reach, list) and sorted(map(str, reach)) == list(map(str, inputs))
-                ):
-                    broken.add(op)
-                    break
-        _HEALTHY[key] = tuple(op for op in UNARY + BINARY if op not in broken)
-    return _HEALTHY[key]
 
 
 def _operand(nodes: Sequence[Node], j: int) -> str:
@@ -1467,248 +1584,6 @@ def expression_ancestors(nodes: Sequence[Node], outputs: Sequence[int]) -> set[i
             if nodes[j][0] not in ("var", "num"):
                 stack.extend(nodes[j][1:])
     return seen
-
-
-def expression_statements(
-    nodes: Sequence[Node], outputs: Sequence[int] | None = None
-) -> list[tuple[int, str]]:
-    """(node index, Python statement) for each operation ``outputs`` (by default the last
-    node, the output) depend on, in order; the last node is named y, the others t<j>.
-
-    Operations no output depends on are left out: student code never reaches them from the
-    output, so a reproducer without them builds the same graph, and a shrunk example shows
-    only what matters (as ``compact`` does for stand-in graphs)."""
-    last = len(nodes) - 1
-    keep = expression_ancestors(nodes, [last] if outputs is None else list(outputs))
-    out = []
-    for j, node in enumerate(nodes):
-        if node[0] in ("var", "num") or j not in keep:
-            continue
-        name = "y" if j == last else f"t{j}"
-        if node[0] in UNARY:
-            a = _operand(nodes, node[1])
-            rhs = f"-{a}" if node[0] == "neg" else f"{a}.{node[0]}()"
-        else:
-            rhs = f"{_operand(nodes, node[1])} {_SYMBOL[node[0]]} {_operand(nodes, node[2])}"
-        out.append((j, f"{name} = {rhs}"))
-    return out
-
-
-def expression_lines(
-    nodes: Sequence[Node], values: Sequence[float], outputs: Sequence[int] | None = None
-) -> list[str]:
-    """Python lines that build the graph with Scalars: the import, every input, then the
-    operations ``outputs`` (by default the output, named y) depend on
-    (``expression_statements``)."""
-    lines = ["from minitorch import Scalar"]
-    lines.append("; ".join(f"x{i} = Scalar({fmt(v)})" for i, v in enumerate(values)))
-    return lines + [line for _, line in expression_statements(nodes, outputs)]
-
-
-def expression_snippet(nodes: Sequence[Node], values: Sequence[float], d: float) -> list[str]:
-    leaves = ", ".join(f"x{i}.derivative" for i in range(len(values)))
-    return [*expression_lines(nodes, values), f"y.backward({fmt(d)}); [{leaves}]"]
-
-
-def expression_text(nodes: Sequence[Node], values: Sequence[float]) -> str:
-    """A one-line description: 'x0 = Scalar(0.5); t1 = x0 + 1.5; y = t1 * t1.log()'; a long
-    graph keeps its first and last statements and says how many it leaves out."""
-    statements = "; ".join(expression_lines(nodes, values)[1:]).split("; ")
-    if len(statements) > 14:
-        left_out = len(statements) - 10
-        statements = [*statements[:7], f"... ({left_out} more statements) ...", *statements[-3:]]
-    return "; ".join(statements)
-
-
-def expression_reply_shape(expr: Expression, points: bool) -> dict[str, Any]:
-    """What an ``expression`` reply (or one graph of ``expression_pair``) must look like."""
-    n_nodes, n_vars = len(expr.nodes), len(expr.values)
-    shape: dict[str, Any] = {
-        "data": ("list", ANY, n_nodes),
-        "reaches": ("list", ("list", int, None), n_nodes),
-        "grads": ("list", ANY, n_vars),
-    }
-    if points:
-        shape["points"] = ("list", ANY, 2 * n_vars)
-    return shape
-
-
-def check_expression_gradients(
-    expr: Expression,
-    d: float,
-    result: Any,
-    *,
-    what: str,
-    points: bool = True,
-    probe: str = "expression",
-    called: str | None = None,
-    snippet: Sequence[str] | None = None,
-) -> bool:
-    """Judge the gradients an ``expression`` probe returned (``called`` and ``snippet``: what
-    a failure says was called and how to reproduce it, when not ``y.backward(d)`` alone).
-
-    The reply is checked against its promised shape first (every list as long as the graph
-    says), so a reply cut short fails instead of leaving nothing to compare. ``points``: the
-    test asked for the forward values at central-difference points (then they must be there).
-
-    Returns False (nothing judged) when the student's forward values or graph wiring differ
-    from the trusted ones: that is a task-1.2 mistake, graded by the forward tests, and
-    gradients of a different function say nothing about backpropagation. The caller must
-    fail when no example at all was judged (``require_judged``).
-    """
-    __tracebackhide__ = True
-    if isinstance(result, dict) and "forward_error" in result:
-        expect(result, {"forward_error": str}, probe=probe, what=what)
-        return False
-    expect(result, expression_reply_shape(expr, points), probe=probe, what=what)
-    infos = expr.infos()
-    data = result["data"]
-    for info, got in zip(infos, data, strict=True):
-        if not info.value_ok(got):
-            return False
-    for info, reach in zip(infos, result["reaches"], strict=True):
-        if set(reach) != set(info.reaches):
-            return False
-    out = infos[-1]
-    if called is None:
-        called = f"y.backward({fmt(d)}) where {expression_text(expr.nodes, expr.values)}"
-    if snippet is None:
-        snippet = expression_snippet(expr.nodes, expr.values, d) if len(expr.nodes) <= 40 else []
-    grads = result["grads"]
-    expected = [d * j for j in out.jac]
-    shown = "[" + ", ".join(fmt(e) for e in expected) + "]"
-    # A log(x + 1e-6) upstream may shift each derivative by up to out.gslack[i].
-    for i, (got, exact, scale) in enumerate(zip(grads, expected, out.absjac, strict=True)):
-        atol = abs(d) * (GRAPH_RTOL * scale + 2.0 * out.gslack[i]) + 1e-12
-        if got is None and (exact == 0.0 or i not in out.reaches):
-            continue  # a leaf the output does not (effectively) depend on may stay None
-        if got is None:
-            report(
-                f"{what}: x{i}.derivative is None after backward().",
-                called=called,
-                returned=grads,
-                expected=f"{shown} (each within {atol:.2g})",
-                snippet=snippet,
-                hint="every leaf the output depends on must receive a derivative",
-            )
-        if not is_number(got) or not within(got, exact, RTOL, atol):
-            report(
-                f"{what}: x{i}.derivative is wrong after backward().",
-                called=called,
-                returned=grads,
-                expected=f"{shown} (each within {atol:.2g})",
-                snippet=snippet,
-            )
-    if not points:
-        return True
-    # Central differences of the student's own forward, as a second opinion.
-    at_points = result["points"]
-    if not all(is_number(v) for v in at_points):
-        report(
-            f"{what}: y is not a number at points near the inputs, so the derivatives could "
-            "not be compared with central differences.",
-            called=called,
-            returned=f"y.data at {fmt(expression_points(expr))}: {fmt(at_points)}",
-            expected="a number at each point",
-            snippet=snippet,
-        )
-    estimates = central_estimates(expr.values, at_points)
-    for i, ((estimate, rounding), got) in enumerate(zip(estimates, grads, strict=True)):
-        got_value = 0.0 if got is None else got
-        atol = abs(d) * (rounding + GRAPH_RTOL * out.absjac[i] + 2.0 * out.gslack[i]) + 1e-9
-        if not within(got_value, d * estimate, 1e-3, atol):
-            report(
-                f"{what}: x{i}.derivative disagrees with central differences of y.",
-                called=called,
-                returned=grads,
-                expected=f"x{i}.derivative close to {fmt(d * estimate)} "
-                f"(central difference times d_output, within {atol:.2g} + 1e-3 * |expected|)",
-                snippet=snippet,
-            )
-    return True
-
-
-def continued_lines(expr: Expression, k: int, d_first: float, d: float) -> list[str]:
-    """The shell lines of ``expression_continued``: the first graph, t<k>.backward(d_first),
-    the leaves' derivatives set back to None, the second graph and y.backward(d)."""
-    nodes, values = expr.nodes, expr.values
-    statements = expression_statements(nodes, [k, len(nodes) - 1])
-    split = sum(1 for j, _ in statements if j <= k)
-    leaves = [f"x{i}" for i in range(len(values))]
-    return [
-        "from minitorch import Scalar",
-        "; ".join(f"x{i} = Scalar({fmt(v)})" for i, v in enumerate(values)),
-        *(line for _, line in statements[:split]),
-        f"t{k}.backward({fmt(d_first)})",
-        "; ".join(f"{x}.derivative = None" for x in leaves) + "  # as optim.SGD.zero_grad()",
-        *(line for _, line in statements[split:]),
-        f"y.backward({fmt(d)}); [{', '.join(f'{x}.derivative' for x in leaves)}]",
-    ]
-
-
-def continued_checked(
-    student: Any, expr: Expression, k: int, d_first: float, d: float, *, label: str
-) -> bool:
-    """Judge ``expression_continued``: backward on a first graph (the nodes up to k), the
-    leaves' derivatives set back to None, then backward on a second graph built on top of
-    the first one's Scalars must give the second graph's derivatives, as on a fresh graph:
-    nothing of the first pass may stay behind on the shared Scalars (a derivative kept on
-    an intermediate Scalar and added to the next time). Leaf derivatives are only compared
-    after zeroing (accumulation across backward calls is not tested, minitorch-api.md).
-    False when nothing could be judged (a forward mistake, task 1.2's)."""
-    __tracebackhide__ = True
-    nodes, values = expr.nodes, expr.values
-    first = Expression(nodes[: k + 1], values)
-    lines = continued_lines(expr, k, d_first, d)
-    called = "; ".join(lines[1:])
-    with pointing(lambda: scalar_order_pointer(student, expr)):
-        out = ask(
-            student,
-            "expression_continued",
-            nodes,
-            values,
-            k,
-            d_first,
-            d,
-            label=label,
-            called=called,
-            snippet=lines if len(nodes) <= 40 else (),
-        )
-        probe = "expression_continued"
-        if isinstance(out, dict) and "forward_error" in out:
-            expect(out, {"forward_error": str}, probe=probe, what=label)
-            return False
-        n, n_vars = len(nodes), len(values)
-        expect(
-            out,
-            {
-                "data": ("list", ANY, n),
-                "reaches": ("list", ("list", int, None), n),
-                "first": ("list", ANY, n_vars),
-                "grads": ("list", ANY, n_vars),
-            },
-            probe=probe,
-            what=label,
-        )
-        head = {
-            "data": out["data"][: k + 1],
-            "reaches": out["reaches"][: k + 1],
-            "grads": out["first"],
-        }
-        if not check_expression_gradients(
-            first, d_first, head, what=f"{label} on the first graph", points=False, probe=probe
-        ):
-            return False
-        return check_expression_gradients(
-            expr,
-            d,
-            {"data": out["data"], "reaches": out["reaches"], "grads": out["grads"]},
-            what=f"{label} on a second graph built on the first (after zeroing the leaves)",
-            points=False,
-            probe=probe,
-            called=called,
-            snippet=lines if len(nodes) <= 40 else [],
-        )
 
 
 class Tally:
@@ -1763,23 +1638,6 @@ def require_judged(tally: Tally, what: str = "Scalar.backward") -> None:
             )
 
 
-def graph_ops(student: Any) -> tuple[str, ...]:
-    """The operators a graph test of task 1.4 may use (see ``healthy_ops``).
-
-    Fails the test when no operator works at all: there is nothing to backpropagate
-    through, and a test that cannot judge never passes.
-    """
-    __tracebackhide__ = True
-    ops = healthy_ops(student)
-    if not ops:
-        pytest.fail(
-            "Scalar.backward could not be checked: no Scalar operator gives the right "
-            "forward value with its inputs recorded. Fix the forward tests (task 1.2) first.",
-            pytrace=False,
-        )
-    return ops
-
-
 # Replacements for an operator whose forward is wrong, in order of preference: each keeps the
 # fixed shapes inside every op's domain (inputs in [0.2, 2], values in the shapes below 50).
 _SUBSTITUTES = {
@@ -1819,14 +1677,6 @@ def substitute_ops(nodes: Sequence[Node], ops: Sequence[str]) -> list[Node]:
             )
         out.append([swap, *node[1:]])
     return out
-
-
-def shape_ops(nodes: Sequence[Node]) -> list[str]:
-    return sorted({n[0] for n in nodes if n[0] not in ("var", "num")})
-
-
-def expression_points(expr: Expression) -> list[list[float]]:
-    return central_points(expr.values)
 
 
 # --------------------------------------------------------------------------- variable graphs
@@ -1982,19 +1832,10 @@ def check_topological_order(graph: Sequence[VarNode], order: Any, *, called: str
         f"each of {{{members} exactly once, "
         f"v{output} first, every variable before its parents, no constants"
     )
-    snippet = (
-        [
-            *variable_graph_lines(graph),
-            "from minitorch import topological_sort",
-            f"[v.name for v in topological_sort(v{output})]",
-        ]
-        if len(graph) < 30
-        else []
-    )
 
     def bad(headline: str) -> NoReturn:
         __tracebackhide__ = True
-        report(headline, called=called, returned=shown, expected=rule, snippet=snippet)
+        report(headline, called=called, returned=shown, expected=rule)
 
     if not isinstance(order, list) or not all(is_number(i) for i in order):
         bad("topological_sort did not return an iterable of the graph's variables.")
@@ -2056,16 +1897,6 @@ def module_paths(spec: ModuleSpec, prefix: str = "") -> dict[str, ModuleSpec]:
     return out
 
 
-def parameter_paths(spec: ModuleSpec, prefix: str = "") -> dict[str, float]:
-    """Every parameter of the tree by dotted name, with its value."""
-    out = {}
-    for name, value, _ in spec["params"]:
-        out[f"{prefix}.{name}" if prefix else name] = value
-    for name, child in spec["children"]:
-        out.update(parameter_paths(child, f"{prefix}.{name}" if prefix else name))
-    return out
-
-
 def module_lines(spec: ModuleSpec) -> list[str]:
     """Python lines that build the same tree by hand."""
     lines = ["from minitorch import Module, Parameter"]
@@ -2083,11 +1914,19 @@ def module_lines(spec: ModuleSpec) -> list[str]:
     return lines
 
 
-def check_backpropagate(graph: Sequence[VarNode], deriv: float, got: Any, *, called: str) -> None:
+def check_backpropagate(
+    graph: Sequence[VarNode],
+    deriv: float,
+    got: Any,
+    *,
+    called: str,
+    snippet: Sequence[str] | None = None,
+) -> None:
     """Each leaf the output depends on holds the sum over paths of the products of the
-    edge weights, times ``deriv``; other leaves keep None (or 0)."""
+    edge weights, times ``deriv``; other leaves keep None (or 0). (``snippet``: the
+    reproducer, else one built of Scalars.)"""
     __tracebackhide__ = True
-    expect(got, ("list", ANY, len(graph)), probe="backpropagate_variables", what="backpropagate")
+    expect(got, ("list", ANY, len(graph)), source="backpropagate", what="backpropagate")
     adj, absadj = path_derivatives(graph, deriv)
     live = reachable(graph)
     output = len(graph) - 1
@@ -2095,8 +1934,9 @@ def check_backpropagate(graph: Sequence[VarNode], deriv: float, got: Any, *, cal
     expected = {i: (adj[i] if i in live else None) for i in leaves}
     shown = "{" + ", ".join(f"v{i}: {fmt(e)}" for i, e in expected.items()) + "}"
     returned = "{" + ", ".join(f"v{i}: {fmt(got[i])}" for i in leaves) + "}"
-    snippet = []
-    if len(graph) < 30:
+    if snippet is None and len(graph) >= 30:
+        snippet = []
+    elif snippet is None:
         snippet = [
             *variable_graph_lines(graph),
             f"v{output}.backward({fmt(deriv)})",
@@ -2131,7 +1971,7 @@ def check_backpropagate(graph: Sequence[VarNode], deriv: float, got: Any, *, cal
 
 # --------------------------------------------------------------------------- pointers
 # When a backpropagation test fails because of topological_sort, say so where the student
-# is looking. Computed only for failing examples (pointing), from one more probe call.
+# is looking. Computed only for failing examples (pointing), from one more round trip.
 def _order_problem(
     order: Any,
     output: int,
@@ -2158,286 +1998,530 @@ def _order_problem(
     return ""
 
 
-def toposort_pointer(student: Any, graph: Sequence[VarNode]) -> str:
-    """A pointer at topological_sort when it is wrong on a failing backpropagate graph."""
-    try:
-        order = student.call("toposort_variables", list(graph), label="topological_sort")
-    except StudentError as exc:
-        return f"topological_sort raised {exc.type_name} on this graph (see its tests)"
-    return _order_problem(order, len(graph) - 1, reachable(graph), lambda i: f"v{i}")
-
-
 def _expression_name(nodes: Sequence[Node], j: int) -> str:
     return "y" if j == len(nodes) - 1 else _operand(nodes, j)
 
 
-def scalar_order_pointer(student: Any, expr: Expression) -> str:
-    """A pointer at topological_sort when it is wrong on a failing Scalar graph, with the
-    usual cause when it leaves out Scalars that the stand-in tests cannot catch: a
-    membership test that goes through ``Scalar.__eq__``."""
-    nodes = expr.nodes
-    var_node = {}
-    for j, node in enumerate(nodes):
-        if node[0] == "var":
-            var_node.setdefault(node[1], j)
-    expected: set[int] = set()
-    stack = [len(nodes) - 1]
-    while stack:
-        j = stack.pop()
-        node = nodes[j]
-        if node[0] == "num" or j in expected:
+# --------------------------------------------------------------------------- test_scalar*.py 1.4
+# tests/test_scalar.py and tests/hidden/test_scalar_hidden.py, task 1.4. A graph (an
+# ``Expression``) is built on the trusted side by applying handle operators to Scalar handles
+# (``x0 * 1.5``, ``t2.log()``); backward runs in the student's process and only plain numbers
+# come back, in one round trip per example, judged against the exact derivatives (``analyse``).
+# Attribution: graphs use only operators whose forward works (``graph_ops``, else task 1.2's),
+# a graph whose forward values are not the trusted ones is not judged (``most_judged``
+# counts), and when chain_rule is wrong (task 1.3's) only topological_sort is judged on a
+# graph: each backward function and backpropagate have tests of their own.
+_APPLY: dict[str, Callable[..., Any]] = {
+    "neg": lambda a: -a, "log": lambda a: a.log(), "exp": lambda a: a.exp(),
+    "sigmoid": lambda a: a.sigmoid(), "relu": lambda a: a.relu(), "add": lambda a, b: a + b,
+    "sub": lambda a, b: a - b, "mul": lambda a, b: a * b, "div": lambda a, b: a / b,
+    "lt": lambda a, b: a < b, "gt": lambda a, b: a > b, "eq": lambda a, b: a == b,
+}  # fmt: skip
+# Trusted code run beside the student's objects (handles.code), for what no handle reads.
+_REACHES = """
+def reaches(node, *leaves):
+    seen, stack, found = set(), [node], set()
+    while stack and len(seen) < 5000:
+        v = stack.pop()
+        if id(v) not in seen:
+            seen.add(id(v))
+            found.update(i for i, x in enumerate(leaves) if x is v)
+            stack.extend(getattr(getattr(v, "history", None), "inputs", None) or ())
+    return sorted(found)
+"""
+# the position of each Scalar of an order among the nodes, by identity (-1: no node)
+_WHERE = (
+    "lambda order, *nodes: [next((j for j, n in enumerate(nodes) if n is v), -1) for v in order]"
+)
+_ZERO = "lambda *xs: [setattr(x, 'derivative', None) for x in xs]"
+# Every Scalar the output's history reaches, each with its inputs' positions and its
+# function's local derivatives times d (``last_fn._backward(ctx, d)``): the parts a backward
+# pass is made of, for judging them when chain_rule (task 1.3's) is wrong.
+_PARTS = """
+def parts(d, y, *leaves):
+    index, nodes, stack = {}, [], [y]
+    while stack and len(nodes) < 5000:
+        n = stack.pop()
+        if id(n) in index:
             continue
-        if node[0] == "var":
-            expected.add(var_node[node[1]])
+        index[id(n)] = len(nodes)
+        nodes.append(n)
+        h = getattr(n, "history", None)
+        if h is not None and getattr(h, "last_fn", None) is not None:
+            stack.extend(x for x in h.inputs if hasattr(x, "history"))
+    out = []
+    for n in nodes:
+        h = n.history
+        if h is None or getattr(h, "last_fn", None) is None:
+            out.append(None)
             continue
-        expected.add(j)
-        stack.extend(node[1:])
-    try:
-        order = student.call("expression_order", nodes, expr.values, label="topological_sort")
-    except StudentError as exc:
-        return f"topological_sort(y) raised {exc.type_name} on this graph (see its tests)"
-    name = functools.partial(_expression_name, nodes)
-    membership = (
-        "; if it passes the topological_sort tests, look for a membership test such as "
-        "`v in visited`: `in` compares Scalars with ==, and Scalar == builds an EQ "
-        "Scalar that is true whenever two values are equal. Keep unique_ids in a set"
-    )
-    return _order_problem(order, len(nodes) - 1, expected, name, membership)
+        local = h.last_fn._backward(h.ctx, d)
+        local = list(local) if isinstance(local, (tuple, list)) else [local]
+        out.append([[index.get(id(x), -1) for x in h.inputs], local])
+    return [out, [index.get(id(x), -1) for x in leaves]]
+"""
 
 
-def expression_checked(
-    student: Any, expr: Expression, d: float, own_chain_rule: bool, *, label: str, called: str
-) -> bool:
-    """Build ``expr`` with Scalars, call backward(d) and judge the gradients, pointing at
-    topological_sort when it is what went wrong. False when nothing could be judged (a
-    forward mistake, task 1.2's; see ``check_expression_gradients``).
+def derivatives_from_parts(parts: Any, d: float) -> list[float] | None:
+    """The leaves' derivatives a correct backpropagation would give from the student's own
+    local derivatives (``_PARTS``), computed here; None when the parts are not usable."""
+    if not (isinstance(parts, list) and len(parts) == 2 and isinstance(parts[0], list)):
+        return None
+    nodes, leaves = parts
+    n = len(nodes)
+    for node in nodes:
+        if node is None:
+            continue
+        ok = isinstance(node, list) and len(node) == 2 and isinstance(node[1], list)
+        if not ok or len(node[0]) != len(node[1]) or not all(is_number(v) for v in node[1]):
+            return None
+        if not all(type(i) is int and -1 <= i < n for i in node[0]):
+            return None
+    order: list[int] = []  # inputs before the nodes using them (iteratively: graphs are deep)
+    seen: set[int] = set()
+    for start in range(n):
+        stack = [(start, False)]
+        while stack:
+            k, done = stack.pop()
+            if done:
+                order.append(k)
+            elif k not in seen:
+                seen.add(k)
+                stack.append((k, True))
+                stack.extend((i, False) for i in (nodes[k] or [[]])[0] if i >= 0)
+    grad = [0.0] * n
+    grad[0] = d
+    for k in reversed(order):
+        if nodes[k] is not None:
+            for i, local in zip(nodes[k][0], nodes[k][1], strict=True):
+                if i >= 0:
+                    grad[i] += grad[k] * (local / d)
+    return [grad[i] if 0 <= i < n else 0.0 for i in leaves]
 
-    When the student's chain_rule is wrong (task 1.3, ``own_chain_rule`` False), backward
-    cannot work through Scalars; the pass is judged in parts instead (``expression_in_parts``).
-    """
+
+class Graph:
+    """``expr`` built with handles: ``leaves``, ``nodes`` (a float for a number) and their
+    ``names`` in reproducers (x0, t3, y; a second graph w0, s3, z)."""
+
+    def __init__(self, mt: Any, expr: Expression, upto: int = 0, style: str = "xty") -> None:
+        self.expr, self.style = expr, style
+        self.leaves = [mt.Scalar(v) for v in expr.values]
+        self.nodes: list[Any] = []
+        self.names: dict[Any, str] = {h: f"{style[0]}{i}" for i, h in enumerate(self.leaves)}
+        self.extend(upto or len(expr.nodes))
+
+    def extend(self, upto: int) -> None:
+        for j in range(len(self.nodes), upto):
+            kind, *args = self.expr.nodes[j]
+            if kind in ("var", "num"):
+                self.nodes.append(self.leaves[args[0]] if kind == "var" else float(args[0]))
+                continue
+            self.nodes.append(_APPLY[kind](*[self.nodes[k] for k in args]))
+            last = j == len(self.expr.nodes) - 1
+            self.names[self.nodes[j]] = self.style[2] if last else f"{self.style[1]}{j}"
+
+    @property
+    def y(self) -> Any:
+        return self.nodes[-1]
+
+    def data(self, start: int = 0) -> list[tuple[int, Any]]:
+        """(node, handle of its .data) of each computed node from ``start`` on."""
+        kinds = [node[0] for node in self.expr.nodes]
+        return [
+            (j, self.nodes[j].data)
+            for j in range(start, len(self.nodes))
+            if kinds[j] not in ("var", "num")
+        ]
+
+    def forward_ok(self, data: list[tuple[int, Any]], got: Sequence[Any]) -> bool:
+        """Whether the student's forward values are the trusted ones (else: task 1.2's)."""
+        infos = self.expr.infos()
+        for (j, _), value in zip(data, got, strict=True):
+            if isinstance(value, StudentFault):
+                _raise_unless_student_error(value)
+            if not infos[j].value_ok(value):
+                return False
+        return True
+
+    def lines(self, *targets: Any) -> list[str]:
+        """The shell lines that rebuild ``targets`` (shown as one list), or the graph."""
+        if not targets:
+            return reproducer(self.y, names=self.names)[:-1]
+        lines = reproducer(*targets, names=self.names)
+        n = len(targets)
+        return lines if n == 1 else [*lines[:-n], "[" + ", ".join(lines[-n:]) + "]"]
+
+
+def _raise_unless_student_error(fault: StudentFault) -> None:
+    """A hang, a crash, the budget or a file that does not import stops the test as is."""
+    if not isinstance(fault, StudentError) or " could not be imported: " in fault.message:
+        raise fault
+
+
+def _called(lines: Sequence[str], targets: int = 1) -> str:
+    """The statements of reproducer ``lines`` on one line (a long graph: its ends)."""
+    statements = list(lines[1 : len(lines) - targets])
+    if len(statements) > 14:
+        statements = [*statements[:7], f"... ({len(statements) - 10} more) ...", *statements[-3:]]
+    return "; ".join(statements)
+
+
+def _raised(fault: Any, what: str, lines: Callable[[], list[str]], hint: str = "") -> None:
+    """Fail with what student code raised, when ``fault`` is one; ``lines`` makes the
+    reproducer (only then: it costs more than the check)."""
     __tracebackhide__ = True
-    if not own_chain_rule:
-        return expression_in_parts(student, expr, d, label=label, called=called)
-    with pointing(lambda: scalar_order_pointer(student, expr)):
-        out = ask(
-            student,
-            "expression",
-            expr.nodes,
-            expr.values,
-            d,
-            expression_points(expr),
-            label=label,
-            called=f"{called}; y.backward({fmt(d)})",
+    if isinstance(fault, StudentFault):
+        _raise_unless_student_error(fault)
+        if getattr(fault, "stands", False):  # a make test run tells it once: not written yet
+            raise fault
+        shown = lines()
+        snippet = shown if len(shown) <= 40 else []
+        raised(fault, label=what, called=_called(shown), snippet=snippet, hint=hint)
+
+
+_HEALTHY: dict[int, tuple[str, ...]] = {}
+_CHAIN_RULE_OK: dict[int, bool] = {}
+
+
+def graph_ops(mt: Any) -> tuple[str, ...]:
+    """The Scalar operators whose forward value and recorded inputs are right on fixed cases
+    (``OP_CASES``), asked once per session in one round trip: graphs of task 1.4 use only
+    these (a forward mistake is task 1.2's). Fails when none works."""
+    __tracebackhide__ = True
+    if id(mt) not in _HEALTHY:
+        reach, asked = code(mt, _REACHES, name="reaches"), []
+        for op, cases in OP_CASES.items():
+            for graph, values, _, inputs in cases:
+                g = Graph(mt, Expression(graph, values))
+                asked.append((op, g.expr.infos()[-1], inputs, g.y.data, reach(g.y, *g.leaves)))
+        got = outcomes(*[h for *_, data, reached in asked for h in (data, reached)])
+        broken = set()
+        for (op, info, inputs, *_), data, reached in zip(asked, got[::2], got[1::2], strict=True):
+            for fault in (data, reached):
+                if isinstance(fault, StudentFault):
+                    _raise_unless_student_error(fault)
+            if not info.value_ok(data) or reached != inputs:
+                broken.add(op)
+        _HEALTHY[id(mt)] = tuple(op for op in UNARY + BINARY if op not in broken)
+    if not _HEALTHY[id(mt)]:
+        pytest.fail(
+            "Scalar.backward could not be checked: no Scalar operator gives the right "
+            "forward value with its inputs recorded. Fix the forward tests (task 1.2) first.",
+            pytrace=False,
         )
-        return check_expression_gradients(expr, d, out, what="Scalar.backward")
+    return _HEALTHY[id(mt)]
 
 
-# --------------------------------------------------------------------------- backward in parts
-# For a student whose chain_rule is wrong (task 1.3 loses its points for it), task 1.4's graph
-# tests judge backpropagation in parts, on the trusted side: each node's backward function
-# against closed forms, then backpropagate on stand-in variables of the same shape whose
-# chain_rule is right. Nothing of chain_rule runs in the worker for it; the leaf derivatives
-# then follow from the parts.
-
-#: The template's ScalarFunctions, by name, and the operation whose closed form each has.
-FUNCTION_OPS = {
-    "Add": "add",
-    "Mul": "mul",
-    "Inv": "inv",
-    "Neg": "neg",
-    "Log": "log",
-    "Exp": "exp",
-    "Sigmoid": "sigmoid",
-    "ReLU": "relu",
-    "LT": "lt",
-    "EQ": "eq",
-}
-_ARITY = {"inv": 1, **{op: 1 for op in UNARY}, **{op: 2 for op in BINARY}}
-
-
-def _operand_values(infos: Sequence[NodeInfo], node: Node) -> tuple[float, ...]:
-    return tuple(infos[k].value for k in node[1:])
+def chain_rule_works(mt: Any) -> bool:
+    """Whether chain_rule (task 1.3) is right on the 1.3 tests' trusted linear functions (one,
+    two, three inputs, one input twice), once per session. It only chooses how graphs are
+    judged (``check_backward``), never whether."""
+    if id(mt) not in _CHAIN_RULE_OK:
+        ok, d = True, -2.5
+        cases = [([0.75], [3.0]), ([0.5, -1.5], [2.0, -5.0]), ([0.5, -1.5, 2.25], [2.0, -5.0, 0.5])]
+        for values, coeffs in [*cases, ([0.5], [2.0, -5.0])]:  # the last: x used twice
+            twice = len(values) < len(coeffs)
+            try:
+                pairs, _ = chain_rule_pairs(mt, values, coeffs, d, twice=twice)
+            except (pytest.fail.Exception, StudentFault):
+                ok = False
+                break
+            twice_wrong = twice and chain_rule_twice_problem(pairs, d) is not None
+            if twice_wrong or (not twice and chain_rule_problem(pairs, coeffs, d) is not None):
+                ok = False
+                break
+        _CHAIN_RULE_OK[id(mt)] = ok
+    return _CHAIN_RULE_OK[id(mt)]
 
 
-def upstream_derivatives(expr: Expression, d: float) -> list[float]:
-    """d(y)/d(node j) times d for every node of ``expr`` (reverse mode over the closed forms)."""
-    infos = expr.infos()
-    adjoint = [0.0] * len(expr.nodes)
-    adjoint[-1] = d
-    for j in range(len(expr.nodes) - 1, -1, -1):
-        node = expr.nodes[j]
-        if node[0] in ("var", "num"):
-            continue
-        local = local_derivatives(node[0], *_operand_values(infos, node))
-        for k, g in zip(node[1:], local, strict=True):
-            adjoint[k] += g * adjoint[j]
-    return adjoint
+_TALLIES: list[Tally] = []  # of the ``most_judged`` tests running now
 
 
-def stand_in_graph(expr: Expression) -> tuple[list[VarNode], list[str]]:
-    """The stand-in variable graph of ``expr``: one leaf per input (and per number, which
-    apply wraps as a leaf Scalar), one node per operation, weighted by its exact local
-    derivatives; the output last. Also what each variable stands for (``x0``, ``1.5``,
-    ``t3``, ``y``)."""
-    infos = expr.infos()
-    graph: list[VarNode] = []
-    names: list[str] = []
-    where: dict[int, int] = {}
-    canon = _canonical_nodes(expr.nodes)
-    for j, node in enumerate(expr.nodes):
-        if canon[j] != j:
-            where[j] = where[canon[j]]
-            continue
-        where[j] = len(graph)
-        names.append(_expression_name(expr.nodes, j))
-        if node[0] in ("var", "num"):
-            graph.append(["leaf"])
-        else:
-            local = local_derivatives(node[0], *_operand_values(infos, node))
-            weights = [[where[k], float(g)] for k, g in zip(node[1:], local, strict=True)]
-            graph.append(["node", weights])
-    output = where[len(expr.nodes) - 1]
-    if output != len(graph) - 1:
-        graph.append(["node", [[output, 1.0]]])
-        names.append("y")
-    return graph, names
+def most_judged(test: Callable[..., None]) -> Callable[..., None]:
+    """Fail a graph test unless it judged more than half of its examples (``require_judged``):
+    the checks below count each example they try."""
+
+    @functools.wraps(test)
+    def run(*args: Any, **kwargs: Any) -> None:
+        __tracebackhide__ = True
+        _TALLIES.append(Tally())
+        try:
+            test(*args, **kwargs)
+        finally:
+            tally = _TALLIES.pop()
+        require_judged(tally)
+
+    return run
 
 
-def _local_reference(nodes: Sequence[Node], j: int, path: Sequence[int]) -> str:
-    """How the student reaches a Scalar made for node j in a shell: ``t3``, ``y``,
-    ``t3.history.inputs[1]`` (the ``-b`` of ``a + (-b)``)."""
-    return _expression_name(nodes, j) + "".join(f".history.inputs[{p}]" for p in path)
+def _count(judged: bool, *exprs: Expression) -> bool:
+    if _TALLIES:
+        _TALLIES[-1].add(judged, *exprs)
+    return judged
 
 
-def _local_closed_form(
-    nodes: Sequence[Node], j: int, entry: dict[str, Any]
-) -> tuple[str, Function | None] | None:
-    """The operation whose closed form an entry of ``expression_locals`` must follow, and the
-    Function whose tolerance applies; None when the tests do not know its function."""
-    fn, inputs = entry["fn"], entry["inputs"]
-    op = FUNCTION_OPS.get(fn) if isinstance(fn, str) else None
-    if op is not None and len(inputs) == _ARITY[op]:
-        return op, FUNCTIONS[fn]
-    # A function of the student's own (a Sub, a Div) made straight from the node's operands.
-    node = nodes[j]
-    direct = [k if nodes[k][0] != "num" else -1 for k in node[1:]]
-    if not entry["path"] and list(inputs) == direct:
-        return node[0], None
-    return None
-
-
-def check_locals(
-    expr: Expression, d: float, upstream: Sequence[float], result: Any, *, what: str
-) -> bool:
-    """Judge the reply of ``expression_locals``: each backward function of the graph, called
-    with the derivative of y with respect to its node (times d) as d_output, must return
-    that times its local derivatives (task 1.4). False (nothing judged) when the forward
-    values or the wiring differ from the trusted ones, as ``check_expression_gradients``."""
+def check_backward(mt: Any, expr: Expression, d: float) -> bool:
+    """y.backward(d) gives each leaf d times its exact derivative (when chain_rule is wrong,
+    ``check_order`` instead). False when not judged (a forward mistake, task 1.2's)."""
     __tracebackhide__ = True
-    probe = "expression_locals"
-    if isinstance(result, dict) and "forward_error" in result:
-        expect(result, {"forward_error": str}, probe=probe, what=what)
+    if not chain_rule_works(mt):
+        return check_in_parts(mt, expr, d)
+    g = Graph(mt, expr)
+    data = g.data()
+    g.y.backward(d)
+    derivs = [x.derivative for x in g.leaves]
+    got = outcomes(*[h for _, h in data], *derivs)
+    if not g.forward_ok(data, got[: len(data)]):
+        return _count(False, expr)
+    with pointing(lambda: _order_pointer(mt, expr)):
+        judge_derivatives(expr, d, got[len(data) :], lambda: g.lines(*derivs))
+    return _count(True, expr)
+
+
+def judge_derivatives(
+    expr: Expression,
+    d: float,
+    got: Sequence[Any],
+    lines: Callable[[], list[str]],
+    what: str = "",
+    leaf: str = "x",
+) -> None:
+    """The leaves' derivatives after backward(d) on ``expr``: d times the exact ones, within
+    GRAPH_RTOL of the sum of |path contributions| (and the log EPS upstream)."""
+    __tracebackhide__ = True
+    what = f"Scalar.backward{what}"
+    for value in got:
+        _raised(value, what, lines)
+    out = expr.infos()[-1]
+    expected = [d * j for j in out.jac]
+    atols = [
+        abs(d) * (GRAPH_RTOL * s + 2.0 * k) + 1e-12
+        for s, k in zip(out.absjac, out.gslack, strict=True)
+    ]
+    for i, (value, exact, atol) in enumerate(zip(got, expected, atols, strict=True)):
+        if value is None and (exact == 0.0 or i not in out.reaches):
+            continue  # a leaf the output does not (effectively) depend on may keep None
+        if is_number(value) and within(value, exact, RTOL, atol):
+            continue
+        shown = lines()
+        report(
+            f"{what}: {leaf}{i}.derivative is {'None' if value is None else 'wrong'}.",
+            called=_called(shown),
+            returned=list(got),
+            expected=f"{fmt(expected)} (each within {max(atols):.2g})",
+            snippet=shown if len(shown) <= 40 else [],
+            hint="every leaf the output depends on must receive a derivative"
+            if value is None
+            else "",
+        )
+
+
+def check_in_parts(mt: Any, expr: Expression, d: float) -> bool:
+    """When chain_rule is wrong (task 1.3's), a backward pass in parts: topological_sort(y)
+    on the graph's Scalars, and the leaves' derivatives that this graph's own backward
+    functions give (each ``last_fn._backward(ctx, d)``, chained here): a wrong backward
+    function still fails, whatever chain_rule does."""
+    __tracebackhide__ = True
+    if not check_order(mt, expr):
         return False
-    n = len(expr.nodes)
-    entry_shape = {
-        "fn": ANY,
-        "path": ("list", int, None),
-        "inputs": ("list", int, None),
-        "data": list,
-        "grads": list,
-    }
-    expect(
-        result,
-        {
-            "data": ("list", ANY, n),
-            "reaches": ("list", ("list", int, None), n),
-            "locals": ("list", ANY, n),
-        },
-        probe=probe,
-        what=what,
-    )
-    infos = expr.infos()
-    for info, got, reach in zip(infos, result["data"], result["reaches"], strict=True):
-        if not info.value_ok(got) or set(reach) != set(info.reaches):
-            return False
-    nodes = expr.nodes
-    computed = [j for j, node in enumerate(nodes) if node[0] not in ("var", "num")]
-    for j in computed:
-        entries = expect(result["locals"][j], ("list", entry_shape, None), probe=probe, what=what)
-        for entry in entries:
-            inputs, data = entry["inputs"], entry["data"]
-            if len(data) != len(inputs) or not all(is_number(x) for x in data):
-                unusable(
-                    f"the inputs of a Scalar of node {j} are not numbers", probe=probe, what=what
-                )
-            if not all(k == -1 or 0 <= k < j for k in inputs):
-                unusable(f"node {j} has an input that is no earlier node", probe=probe, what=what)
-            if not all(k < 0 or infos[k].value_ok(x) for k, x in zip(inputs, data, strict=True)):
-                return False  # an input's value differs from its node's: not judged
-    text = expression_text(nodes, expr.values)
-    for j in computed:
-        entries = result["locals"][j]
-        name = _local_reference(nodes, j, [])
-        if not entries:
-            report(
-                f"{what}: {name} has no history: its last_fn is None, so there is no "
-                "backward function to call.",
-                called=text,
-                returned=f"{name}.history.last_fn is None",
-                expected="a Scalar made by a ScalarFunction's apply, whose history records "
-                "its function, context and inputs",
-                snippet=[*expression_lines(nodes, expr.values, [n - 1, j]), f"{name}.history"]
-                if n <= 40
-                else [],
-            )
-        for entry in entries:
-            _check_local(expr, j, entry, upstream[j], what=what, text=text)
+    g = Graph(mt, expr)
+    data = g.data()
+    parts = code(mt, _PARTS, name="parts")(d, g.y, *g.leaves)
+    got = outcomes(*[h for _, h in data], parts)
+    if not g.forward_ok(data, got[:-1]):
+        return False  # check_order counted this example already
+    lines = lambda: g.lines(parts)  # noqa: E731
+    _raised(got[-1], "Scalar.backward's functions (last_fn._backward)", lines)
+    derivs = derivatives_from_parts(got[-1], d)
+    if derivs is None:
+        report(
+            "Scalar.backward could not be checked in parts: the history of the output does "
+            "not give one local derivative per input",
+            called=_called(lines()),
+            returned=fmt(got[-1]),
+            expected="last_fn._backward(ctx, d) gives one number per input of each Scalar",
+            snippet=lines(),
+        )
+    judge_derivatives(expr, d, derivs or [], lines, " (in parts: chain_rule is judged in 1.3)")
     return True
 
 
-def _check_local(
-    expr: Expression, j: int, entry: dict[str, Any], u: float, *, what: str, text: str
-) -> None:
-    """One Scalar's ``last_fn._backward(ctx, u)``: u times its closed-form local derivatives."""
+def check_order(mt: Any, expr: Expression) -> bool:
+    """topological_sort(y) on the graph's own Scalars (their own ==, no hash): each Scalar y
+    depends on once, y first, each before its inputs. False when not judged."""
     __tracebackhide__ = True
-    nodes = expr.nodes
-    ref = _local_reference(nodes, j, entry["path"])
-    call = f"{ref}.history.last_fn._backward({ref}.history.ctx, {fmt(u)})"
-    shown = expression_lines(nodes, expr.values, [len(nodes) - 1, j])
-    snippet = [*shown, call] if len(nodes) <= 40 else []
-    fn = entry["fn"] if isinstance(entry["fn"], str) else "its function"
-    form = _local_closed_form(nodes, j, entry)
-    if form is None:
+    g = Graph(mt, expr)
+    data = g.data()
+    order = code(mt, _WHERE)(mt.topological_sort(g.y), *g.nodes)
+    got = outcomes(*[h for _, h in data], order)
+    if not g.forward_ok(data, got[:-1]):
+        return _count(False, expr)
+    nodes, order = expr.nodes, got[-1]
+
+    def lines() -> list[str]:
+        built = expression_ancestors(nodes, [len(nodes) - 1])
+        named = [g.names[g.nodes[j]] for j in sorted(built) if nodes[j][0] != "num"]
+        table = ", ".join(f"id({n}): {n!r}" for n in dict.fromkeys(named))
+        order = "minitorch.topological_sort(y)"
+        return [*g.lines(), f"names = {{{table}}}", f'[names.get(id(v), "other") for v in {order}]']
+
+    unhashable = isinstance(order, StudentError) and "unhashable" in order.message
+    _raised(order, "topological_sort", lines, UNHASHABLE_HINT if unhashable else "")
+    problem = scalar_order_problem(nodes, order)
+    if problem:
         report(
-            f"{what} could not be checked at {ref}: it is made by {fn}, which is not one of "
-            "the template's ScalarFunctions, and your chain_rule is wrong (see the task 1.3 "
-            "tests), so backward cannot be followed through it either.",
-            called=f"{call} where {text}",
-            returned=entry["grads"],
-            expected="a Scalar made by Add, Mul, Inv, Neg, Log, Exp, Sigmoid, ReLU, LT or EQ",
-            snippet=snippet,
-            hint="fix chain_rule first: then this test runs backward() on the graph itself",
+            f"{problem}.",
+            called=f"topological_sort(y) where {_called(lines(), 2)}",
+            returned=brief([_expression_name(nodes, i) if i >= 0 else "other" for i in order])
+            if isinstance(order, list) and all(is_number(i) for i in order)
+            else fmt(order),
+            expected="each Scalar y depends on once, y first, each before its inputs",
+            snippet=lines(),
+            hint=MEMBERSHIP_HINT if "left out" in problem else "",
         )
-    op, function = form
-    args = entry["data"]
-    local = local_derivatives(op, *args)
-    expected = [u * g for g in local]
-    if function is not None:
-        rtol, atol = function.backward_tolerance(args, u)
-    else:
-        rtol, atol = RTOL + DERIV_RTOL, ATOL * max(1.0, abs(u))
-    check_numbers(
-        entry["grads"],
-        expected,
-        what=f"{what}: {fn}.backward at {ref}",
-        called=f"{call} where {text} (d_output {fmt(u)} is dy/d{ref.split('.')[0]} times "
-        f"the d_output of y.backward)",
-        rtol=rtol,
-        atol=atol,
-        snippet=snippet,
-        hint="your chain_rule is wrong (see the task 1.3 tests), so this test checks each "
-        "backward function of the graph on its own: it returns d_output times the local "
-        "derivative, one per input",
+    return _count(True, expr)
+
+
+MEMBERSHIP_HINT = (
+    "`in` on a list compares Scalars with ==, which builds an EQ Scalar (true whenever two "
+    "values are equal): keep unique_ids in a set instead"
+)
+
+
+def _order_pointer(mt: Any, expr: Expression) -> str:
+    """For a failing backward pass: what is wrong with topological_sort(y) there, or ""."""
+    g = Graph(mt, expr)
+    order = outcomes(code(mt, _WHERE)(mt.topological_sort(g.y), *g.nodes))[0]
+    problem = scalar_order_problem(expr.nodes, order)
+    return f"your {problem} here (see the topological_sort tests)" if problem else ""
+
+
+def check_continued(mt: Any, expr: Expression, k: int, d_first: float, d: float) -> bool:
+    """backward(d_first) on a first graph (nodes up to k), the leaves' derivatives set back
+    to None (as optim.SGD.zero_grad), then backward(d) on a second graph built on the first
+    one's Scalars gives its derivatives as on a fresh graph: nothing of the first pass may
+    stay on shared Scalars. Accumulation across backward calls is not tested."""
+    __tracebackhide__ = True
+    if not chain_rule_works(mt):
+        return check_in_parts(mt, expr, d)
+    g = Graph(mt, expr, upto=k + 1)
+    data = g.data()
+    g.nodes[k].backward(d_first)
+    first = [x.derivative for x in g.leaves]
+    zero = code(mt, _ZERO)
+    g.names[zero] = "zero_grad"
+    zero(*g.leaves)
+    g.extend(len(expr.nodes))
+    data += g.data(k + 1)
+    g.y.backward(d)
+    second = [x.derivative for x in g.leaves]
+    got = outcomes(*[h for _, h in data], *first, *second)
+    n, m = len(data), len(data) + len(first)
+    if not g.forward_ok(data, got[:n]):
+        return _count(False, expr)
+    with pointing(lambda: _order_pointer(mt, expr)):
+        head = Expression(expr.nodes[: k + 1], expr.values)
+        judge_derivatives(head, d_first, got[n:m], lambda: g.lines(*first))
+        what = " on a second graph built on the first (after zeroing the leaves)"
+        judge_derivatives(expr, d, got[m:], lambda: g.lines(*second), what)
+    return _count(True, expr)
+
+
+def check_two_graphs(mt: Any, first: Expression, second: Expression, d: float) -> bool:
+    """backward(d) on one graph, then backward() on another: each gets its own derivatives."""
+    __tracebackhide__ = True
+    if not chain_rule_works(mt):
+        return check_in_parts(mt, first, d) and check_in_parts(mt, second, 1.0)
+    g1, g2 = Graph(mt, first), Graph(mt, second, style="wsz")
+    data1, data2 = g1.data(), g2.data()
+    g1.y.backward(d)
+    g2.y.backward()
+    derivs = [x.derivative for x in g1.leaves + g2.leaves]
+    got = outcomes(*[h for _, h in data1 + data2], *derivs)
+    n, m, k = len(data1), len(data1) + len(data2), len(data1) + len(data2) + len(g1.leaves)
+    if not (g1.forward_ok(data1, got[:n]) and g2.forward_ok(data2, got[n:m])):
+        return _count(False, first, second)
+    g1.names.update(g2.names)
+    judge_derivatives(first, d, got[m:k], lambda: g1.lines(*derivs))
+    judge_derivatives(second, 1.0, got[k:], lambda: g1.lines(*derivs), " on a second graph", "w")
+    return _count(True, first, second)
+
+
+def check_function_backward(mt: Any, name: str, cases: Sequence[tuple[list[float], float]]) -> None:
+    """``name``.backward after its forward on one Context, for each (args, d): d times the
+    local derivatives, one per input. Where the forward is wrong (task 1.2's), on a Context
+    holding the usual saved values instead: the inputs, the output, or both."""
+    __tracebackhide__ = True
+    fn, function = FUNCTIONS[name], getattr(mt, name)
+    made = []
+    for args, d in cases:
+        ctx = mt.Context()
+        made.append((ctx, function.forward(ctx, *args), function.backward(ctx, d)))
+    got = outcomes(*[h for _, forward, grads in made for h in (forward, grads)])
+    for (args, d), (ctx, _, grads), forward, backward in zip(
+        cases, made, got[::2], got[1::2], strict=True
+    ):
+        if isinstance(forward, StudentFault):
+            _raise_unless_student_error(forward)
+        if not (
+            is_number(forward) and within(forward, fn.forward(*args), *fn.forward_tolerance(args))
+        ):
+            _with_saved(mt, name, args, d, forward)
+            continue
+        names = {ctx: "ctx", function: name}
+        lines = functools.cache(lambda grads=grads, names=names: reproducer(grads, names=names))
+        _raised(backward, f"{name}.backward", lines)
+        if not _close(backward, fn.grads(*args, d), *fn.backward_tolerance(args, d)):
+            check_numbers(
+                backward if isinstance(backward, list) else [backward],
+                fn.grads(*args, d),
+                what=f"{name}.backward",
+                called=_called(lines(), 0),
+                rtol=fn.backward_tolerance(args, d)[0],
+                atol=fn.backward_tolerance(args, d)[1],
+                snippet=lines(),
+                hint="backward returns d_output times the local derivative, one per input",
+            )
+
+
+def _close(got: Any, expected: Sequence[float], rtol: float, atol: float) -> bool:
+    got = got if isinstance(got, list) else [got]
+    return len(got) == len(expected) and all(
+        is_number(g) and within(g, e, rtol, atol) for g, e in zip(got, expected, strict=True)
+    )
+
+
+def _with_saved(mt: Any, name: str, args: list[float], d: float, forward: Any) -> None:
+    __tracebackhide__ = True
+    fn, function = FUNCTIONS[name], getattr(mt, name)
+    expected, tolerance, tries = fn.grads(*args, d), fn.backward_tolerance(args, d), []
+    for saved in (args, [fn.forward(*args)], [*args, fn.forward(*args)]):
+        ctx = mt.Context()
+        ctx.save_for_backward(*saved)
+        tries.append((f"ctx.saved_values = {fmt(tuple(saved))}", function.backward(ctx, d)))
+    tried = []
+    for (text, _), grads in zip(tries, outcomes(*[h for _, h in tries]), strict=True):
+        if isinstance(grads, StudentFault):
+            _raise_unless_student_error(grads)
+            if getattr(grads, "stands", False):  # a make test run tells it once
+                raise grads
+        elif _close(grads, expected, *tolerance):
+            return
+        tried.append(
+            f"{text}: "
+            + (
+                f"raised {grads.type_name}"
+                if isinstance(grads, StudentError)
+                else f"returned {fmt(grads)}"
+            )
+        )
+    shown = f"raised {forward.type_name}" if isinstance(forward, StudentError) else fmt(forward)
+    report(
+        f"{name}.backward is wrong (and {name}.forward too, see the task 1.2 tests).",
+        called=f"{name}.backward(ctx, {fmt(d)}) for the input(s) {fmt(args)}",
+        returned="; ".join(tried),
+        expected=f"{fmt(list(expected))} ({tolerance_text(*tolerance)})",
+        hint=f"{name}.forward gave {shown} here, so its ctx could not be used either",
     )
 
 
@@ -2488,25 +2572,6 @@ def scalar_order_problem(nodes: Sequence[Node], order: Any) -> str | None:
     return None
 
 
-def _scalar_order_snippet(expr: Expression) -> list[str]:
-    """The shell lines that build ``expr`` and name what topological_sort(y) returns."""
-    nodes = expr.nodes
-    if len(nodes) > 40:
-        return []
-    built = expression_ancestors(nodes, [len(nodes) - 1])  # the operations the lines build
-    named = ", ".join(
-        f'("{_expression_name(nodes, j)}", {_expression_name(nodes, j)})'
-        for j, node in enumerate(nodes)
-        if (node[0] == "var" or j in built) and _canonical_nodes(nodes)[j] == j
-    )
-    return [
-        *expression_lines(nodes, expr.values),
-        "from minitorch import topological_sort",
-        f"names = {{id(v): n for n, v in [{named}]}}",
-        '[names.get(id(v), "another Scalar") for v in topological_sort(y)]',
-    ]
-
-
 #: Said when topological_sort raises TypeError: unhashable type: 'Scalar'.
 UNHASHABLE_HINT = (
     "a Scalar cannot go in a set or be a dict key: Scalar defines __eq__ (it builds an EQ "
@@ -2514,144 +2579,234 @@ UNHASHABLE_HINT = (
 )
 
 
-def _ask_scalar_order(student: Any, probe: str, expr: Expression, call: str, snippet: Any) -> Any:
-    """``probe`` (expression_order or scalar_order) on ``expr``; a failure names the call."""
-    __tracebackhide__ = True
-    try:
-        return student.call(probe, expr.nodes, expr.values, label="topological_sort")
-    except StudentError as exc:
-        unhashable = exc.type_name == "TypeError" and "unhashable" in exc.message
-        hint = UNHASHABLE_HINT if unhashable else ""
-        raised(exc, label="topological_sort", called=call, snippet=snippet, hint=hint)
-    except ProbeTimeout as exc:
-        timed_out(exc, called=call, snippet=snippet)
+# ------------------------------------------------ test_scalar(_hidden).py, tasks 1.2, 1.3: handles
+def call_and_lines(handle: Handle, names: dict[Handle, str] | None = None) -> tuple[str, list[str]]:
+    """(called, lines): the statements making ``handle`` on one line, and the shell lines."""
+    lines = reproducer(handle, names=names)
+    return "; ".join(line for line in lines if line != "import minitorch"), lines
 
 
-def _judge_scalar_order(expr: Expression, order: Any, *, call: str, snippet: Any) -> None:
-    """Fail with the student's message when ``order`` is no right topological_sort(y)."""
+def fault_reported(fault: StudentFault, handle: Handle, *, what: str, names: Any) -> NoReturn:
+    """Fail with what student code did while making ``handle`` (raised, hung, gave something
+    that is not plain data) and the lines reproducing it; a crash, the spent budget and a
+    file that does not import pass through: the plugin words them, once."""
     __tracebackhide__ = True
-    nodes = expr.nodes
-    problem = scalar_order_problem(nodes, order)
-    if problem:
-        shown = (
-            brief([_expression_name(nodes, i) if i >= 0 else "another Scalar" for i in order])
-            if isinstance(order, list) and all(is_number(i) for i in order)
-            else order
-        )
+    if isinstance(fault, (WorkerCrashed, BudgetExhausted)):
+        raise fault
+    called, lines = call_and_lines(handle, names)
+    if isinstance(fault, StudentError):
+        raised(fault, label=what, called=called, snippet=lines)
+    if isinstance(fault, ProbeTimeout):
+        timed_out(fault, called=called, snippet=lines)
+    why = fault.message.rsplit(" is not plain data: ", 1)[-1]
+    report(f"{what} gave something that is not plain data.", called=called, returned=why,
+           expected="a float", snippet=lines)  # fmt: skip
+
+
+def fetched(*handles: Handle, what: str, names: dict[Handle, str] | None = None) -> list[Any]:
+    """The plain values of ``handles`` in one round trip; the first one student code kept
+    from coming fails the test (``fault_reported``)."""
+    __tracebackhide__ = True
+    results = outcomes(*handles)
+    for handle, result in zip(handles, results, strict=True):
+        if isinstance(result, StudentFault):
+            fault_reported(result, handle, what=what, names=names)
+    return results
+
+
+def check_returned(
+    got: Any, expected: float, handle: Handle, *, what: str, rtol: float = RTOL,
+    atol: float = ATOL, names: dict[Handle, str] | None = None,
+) -> None:  # fmt: skip
+    """``check_number`` of ``got``, the value of ``handle`` (reproduced only on failure)."""
+    __tracebackhide__ = True
+    if not (is_number(got) and within(got, expected, rtol, atol)):
+        called, lines = call_and_lines(handle, names)
+        check_number(got, expected, what=what, called=called, rtol=rtol, atol=atol, snippet=lines)
+
+
+_OPERATION = {
+    "add": operator.add, "sub": operator.sub, "mul": operator.mul, "div": operator.truediv,
+    "lt": operator.lt, "gt": operator.gt, "eq": operator.eq, "neg": operator.neg,
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ScalarGraph:
+    """An ``Expression`` built with the student's Scalars: each node's handle (a float for a
+    number), the input leaves, and reproducer names (x<i>, t<j>, the output y)."""
+
+    nodes: list[Any]
+    leaves: list[Handle]
+    names: dict[Handle, str]
+
+
+def scalar_graph(mt: Handle, expr: Expression) -> ScalarGraph:
+    graph = ScalarGraph([], [], {})
+    for j, (kind, *args) in enumerate(expr.nodes):
+        if kind == "num":
+            graph.nodes.append(float(args[0]))
+            continue
+        if kind == "var":
+            node = mt.Scalar(expr.values[args[0]])
+            graph.leaves.append(node)
+        elif kind in _OPERATION:
+            node = _OPERATION[kind](*(graph.nodes[k] for k in args))
+        else:
+            node = getattr(graph.nodes[args[0]], kind)()
+        last = j == len(expr.nodes) - 1
+        graph.names[node] = f"x{args[0]}" if kind == "var" else "y" if last else f"t{j}"
+        graph.nodes.append(node)
+    return graph
+
+
+# Trusted text for the worker: which of ``leaves`` y reaches through history.inputs.
+REACHES = """
+def reaches(y, *leaves):
+    seen, stack, found = set(), [y], set()
+    while stack and len(seen) < 5000:
+        v = stack.pop()
+        if id(v) not in seen:
+            seen.add(id(v))
+            found.update(i for i, x in enumerate(leaves) if x is v)
+            stack.extend(getattr(getattr(v, "history", None), "inputs", None) or ())
+    return sorted(found)
+"""
+
+
+def forwards(mt: Handle, graphs: Sequence[ScalarGraph], *, what: str) -> list[tuple]:
+    """(y.data, y.history, y.data's value, the leaves y reaches) for the output y of each
+    graph, in one round trip (``fetched``)."""
+    __tracebackhide__ = True
+    ys = [g.nodes[-1] for g in graphs]
+    datas, histories = [y.data for y in ys], [y.history for y in ys]
+    reaches = code(mt, REACHES, name="reaches")  # after datas: no part of their reproducers
+    walks = [reaches(y, *g.leaves) for y, g in zip(ys, graphs, strict=True)]
+    names = {h: name for g in graphs for h, name in g.names.items()}
+    got = fetched(*datas, *walks, what=what, names=names)
+    return list(zip(datas, histories, got[: len(ys)], got[len(ys) :], strict=True))
+
+
+def check_recorded(history: Handle, reached: Any, inputs: list[int], *, what: str, names) -> None:
+    """y (whose ``history`` handle is given) must reach exactly the leaves ``inputs``."""
+    __tracebackhide__ = True
+    if reached != inputs:
+        called, lines = call_and_lines(history, names)
+        shown = fmt(reached) if not isinstance(reached, list) else brief([f"x{i}" for i in reached])
         report(
-            f"{problem}.",
-            called=call,
-            returned=shown,
-            expected="each Scalar y depends on exactly once, y first, every Scalar before the "
-            "Scalars it was computed from",
-            snippet=snippet,
-            hint="`in` on a list compares Scalars with ==, which builds an EQ Scalar: keep "
-            "unique_ids in a set instead"
-            if "left out" in problem
-            else "",
+            f"{what} does not record its inputs: the result is not connected to them.",
+            called=called,
+            returned=f"a Scalar whose history reaches {shown}",
+            expected=f"a Scalar whose history reaches {brief([f'x{i}' for i in inputs])}",
+            snippet=lines,
+            hint="build the result with a ScalarFunction's apply (e.g. Add.apply(self, b)), "
+            "which records the inputs for backpropagation",
         )
 
 
-def check_scalar_order(student: Any, expr: Expression, *, called: str) -> None:
-    """topological_sort(y) on the graph's own Scalars (task 1.4), for the graphs judged in
-    parts: backpropagate runs on stand-ins there, which are no Scalars (a membership test
-    through Scalar ``==`` only goes wrong on Scalars)."""
-    __tracebackhide__ = True
-    snippet = _scalar_order_snippet(expr)
-    call = f"topological_sort(y) where {called}"
-    order = _ask_scalar_order(student, "expression_order", expr, call, snippet)
-    _judge_scalar_order(expr, order, call=call, snippet=snippet)
-
-
-def scalar_order_checked(student: Any, expr: Expression, *, called: str) -> bool:
-    """topological_sort(y) on the graph's own Scalars (task 1.4): the stand-in variables of
-    the topological_sort tests are hashable and have no ``==`` of their own, Scalars have
-    both (a sort keyed on the Scalars themselves raises TypeError: unhashable). Judged only
-    when the student's forward values and wiring are the trusted ones (else task 1.2's
-    mistake: False, nothing judged, as ``check_expression_gradients``)."""
-    __tracebackhide__ = True
-    snippet = _scalar_order_snippet(expr)
-    call = f"topological_sort(y) where {called}"
-    out = _ask_scalar_order(student, "scalar_order", expr, call, snippet)
-    if isinstance(out, dict) and "forward_error" in out:
-        expect(out, {"forward_error": str}, probe="scalar_order", what="topological_sort")
-        return False
-    n = len(expr.nodes)
-    expect(
-        out,
-        {
-            "data": ("list", ANY, n),
-            "reaches": ("list", ("list", int, None), n),
-            "order": ANY,
-        },
-        probe="scalar_order",
-        what="topological_sort",
+def linear_function(mt: Handle, coeffs: Sequence[float], as_tuple: bool) -> Handle:
+    """A ScalarFunction with forward sum(c * x) and backward c * d per input, made in the
+    worker from this text: chain_rule (1.3) is judged without the student's backward (1.4).
+    The coefficients go through ctx, so a chain_rule that does not pass history.ctx gets them
+    wrong. A one-input backward returns a bare float (the template's Log) unless ``as_tuple``."""
+    xs = ", ".join(f"x{i}" for i in range(len(coeffs)))
+    total = " + ".join(f"{c!r} * x{i}" for i, c in enumerate(coeffs))
+    saved = ", ".join(repr(c) for c in coeffs)
+    one = len(coeffs) == 1 and not as_tuple
+    backward = "sum(ctx.saved_values) * d" if one else "tuple(c * d for c in ctx.saved_values)"
+    return code(
+        mt,
+        "type('F', (minitorch.ScalarFunction,), {"
+        f"'forward': staticmethod(lambda ctx, {xs}: ctx.save_for_backward({saved}) or {total}), "
+        f"'backward': staticmethod(lambda ctx, d: {backward})}})",
     )
-    for info, got, reach in zip(expr.infos(), out["data"], out["reaches"], strict=True):
-        if not info.value_ok(got) or set(reach) != set(info.reaches):
-            return False
-    _judge_scalar_order(expr, out["order"], call=call, snippet=snippet)
-    return True
 
 
-def expression_in_parts(
-    student: Any, expr: Expression, d: float, *, label: str, called: str
-) -> bool:
-    """Judge y.backward(d) on ``expr`` in parts, for a student whose chain_rule is wrong:
-    each node's backward function with d_output the derivative of y with respect to the node
-    times d (``check_locals``), then backpropagate on stand-in variables of the same shape,
-    weighted by the exact local derivatives (``stand_in_graph``). When both are right, the
-    leaf derivatives y.backward(d) would give follow. False when nothing could be judged."""
+# Trusted text: chain_rule's pairs as plain data, [index of the input or -1, derivative].
+_INDEXED = (
+    "lambda ps, *xs: [[next((i for i, x in enumerate(xs) if x is p[0]), -1), p[1]] "
+    "if type(p) in (tuple, list) and len(p) == 2 else None for p in ps]"
+)
+
+
+def chain_rule_pairs(
+    mt: Handle, values: Sequence[float], coeffs: Sequence[float], d: float,
+    constants: Sequence[int] = (), twice: bool = False,
+) -> tuple[Any, list[str]]:  # fmt: skip
+    """(pairs as [input index or -1, derivative], reproducer lines) of ``y.chain_rule(d)``,
+    y = F(*inputs), F = ``linear_function``, its history made from the template's parts, not
+    through ``apply``, which a student may have edited (task 1.2 judges it). Inputs: leaves,
+    constants (``Scalar(v, None)``) at ``constants``; with ``twice``, one leaf twice. A
+    one-input F follows the student's own Log.backward (a float, or a 1-tuple for students
+    who call backward directly): both are built, the trusted side picks one. One round trip."""
     __tracebackhide__ = True
-    upstream = upstream_derivatives(expr, d)
-    out = ask(
-        student,
-        "expression_locals",
-        expr.nodes,
-        expr.values,
-        upstream,
-        label=label,
-        called=f"{called}; then each node's last_fn._backward(ctx, dy/dnode * {fmt(d)})",
-    )
-    if not check_locals(expr, d, upstream, out, what="Scalar.backward"):
-        return False
-    check_scalar_order(student, expr, called=called)
-    graph, names = stand_in_graph(expr)
-    output = len(graph) - 1
-    standing = brief([f"v{i} for {name}" for i, name in enumerate(names)])[1:-1]
-    backpropagate_checked(
-        student,
-        graph,
-        d,
-        called=f"backpropagate(v{output}, {fmt(d)}) on stand-in variables ({standing}) shaped "
-        f"like the graph {expression_text(expr.nodes, expr.values)}, each weighted by its "
-        f"exact local derivatives ({variable_graph_text(graph)}): your chain_rule is wrong "
-        "(see the task 1.3 tests), so backpropagation is checked with variables whose "
-        "chain_rule is right",
-        label="backpropagate",
-    )
-    return True
+    log_ctx = mt.Context()
+    log_ctx.save_for_backward(2.0)
+    asked, built = [mt.Log.backward(log_ctx, 1.0)], []
+    for as_tuple in [False, True] if len(coeffs) == 1 else [True]:
+        xs = [mt.Scalar(v, None) if i in constants else mt.Scalar(v) for i, v in enumerate(values)]
+        fn, ctx = linear_function(mt, coeffs, as_tuple), mt.Context()
+        forward = fn.forward(ctx, *(values * 2 if twice else values))
+        y = mt.Scalar(forward, mt.ScalarHistory(fn, ctx, tuple(xs * 2 if twice else xs)))
+        shown = builtin(mt, "list")(y.chain_rule(d))
+        names = {fn: "F", ctx: "ctx", y: "y", **{x: f"x{i}" for i, x in enumerate(xs)}}
+        built.append((shown, names))
+        asked.append(code(mt, _INDEXED)(shown, *xs))
+    got = outcomes(*asked)
+    pick = -1 if isinstance(got[0], list) else 0
+    (shown, names), pairs = built[pick], got[1:][pick]
+    if isinstance(pairs, StudentFault):
+        fault_reported(pairs, shown, what="Scalar.chain_rule", names=names)
+    return pairs, reproducer(shown, names=names)
 
 
-def backpropagate_checked(
-    student: Any, graph: Sequence[VarNode], deriv: float, *, called: str, label: str
-) -> None:
-    """Run backpropagate on the stand-in graph and judge it; when it fails, point at
-    topological_sort if that is what went wrong."""
+def chain_rule_checked(
+    mt: Handle, values: Sequence[float], coeffs: Sequence[float], d: float,
+    constants: Sequence[int] = (), twice: bool = False,
+) -> None:  # fmt: skip
+    """``chain_rule_pairs`` judged here: each leaf input once with c * d (a constant may be
+    left out, or kept with any value); with ``twice``, one pair per argument."""
     __tracebackhide__ = True
-    with pointing(lambda: toposort_pointer(student, graph)):
-        got = ask(student, "backpropagate_variables", graph, deriv, label=label, called=called)
-        check_backpropagate(graph, deriv, got, called=called)
+    pairs, lines = chain_rule_pairs(mt, values, coeffs, d, constants, twice)
+    uses = [0, 0] if twice else list(range(len(values)))
+    right = [[i, c * d] for i, c in zip(uses, coeffs, strict=True) if i not in constants]
+    if twice:
+        problem, when = chain_rule_twice_problem(pairs, d), " when an input is used twice"
+        hint = "one pair per argument of the function, in order: do not merge or drop them"
+    else:
+        problem, when = chain_rule_problem(pairs, coeffs, d, constants), ""
+        hint = (
+            "call history.last_fn._backward(history.ctx, d_output) and pair each "
+            "result with history.inputs, in order"
+        )
+    if constants:
+        when = " when an input is a constant"
+        hint = (
+            "pair each input with the derivative at its own position before leaving "
+            "constants out (zip the inputs with the derivatives, then filter the pairs)"
+        )
+    if problem:
+        free = "; the constant input may be left out or given any value" if constants else ""
+        report(
+            f"Scalar.chain_rule is wrong{when}: {problem}.",
+            called=f"y.chain_rule({fmt(d)}) where y = F({', '.join(f'x{i}' for i in uses)}) "
+            f"and F's backward returns {fmt(list(coeffs))} times d_output"
+            + "".join(f" (x{i} a constant: Scalar(v, None))" for i in constants),
+            returned=f"pairs (input index, derivative): {fmt(pairs)}",
+            expected=f"{fmt(right)} (in any order{free})",
+            snippet=lines,
+            hint=hint,
+        )
 
 
 # --------------------------------------------------------------------------- chain_rule
-LINEAR_COEFFS = {"Lin1": [3.0], "Lin2": [2.0, -5.0], "Lin3": [2.0, -5.0, 0.5]}  # = probes.py
+LINEAR_COEFFS = {"Lin1": [3.0], "Lin2": [2.0, -5.0], "Lin3": [2.0, -5.0, 0.5]}
 
 
 def chain_rule_problem(
     pairs: Any, coeffs: Sequence[float], d: float, constants: Sequence[int] = ()
 ) -> str | None:
-    """What is wrong with chain_rule's pairs for a probe-side linear function, or None.
+    """What is wrong with chain_rule's pairs for a trusted linear function, or None.
 
     Every input that is a leaf Scalar must appear exactly once with coefficient * d; the
     inputs in ``constants`` (constant Scalars) may be left out or appear once, with any
@@ -2699,42 +2854,3 @@ def chain_rule_twice_problem(pairs: Any, d: float) -> str | None:
     if not all(within(g, e, RTOL, ATOL) for g, e in zip(sorted(got), expected, strict=True)):
         return "chain_rule gave the wrong derivatives"
     return None
-
-
-_CHAIN_RULE_OK: dict[int, bool] = {}
-
-
-def chain_rule_works(student: Any) -> bool:
-    """Whether the student's chain_rule (task 1.3) is right on a few fixed cases.
-
-    Tests of task 1.4 that run whole backward passes through Scalars depend on chain_rule;
-    when it is wrong (task 1.3 already loses its points) they judge the pass in parts
-    instead (``expression_in_parts``), so a chain_rule mistake is not charged twice. The
-    verdict only chooses how a pass is judged, never whether. Computed once per session.
-    """
-    key = id(student)
-    if key not in _CHAIN_RULE_OK:
-        ok = True
-        cases = [("Lin1", [0.75]), ("Lin2", [0.5, -1.5]), ("Lin3", [0.5, -1.5, 2.25])]
-        for name, values in cases:
-            try:
-                out = student.call(
-                    "chain_rule_pairs", name, values, -2.5, label="Scalar.chain_rule"
-                )
-            except (StudentError, ProbeTimeout, WorkerCrashed, BadValue):
-                ok = False
-                break
-            expect(out, {"pairs": ANY}, probe="chain_rule_pairs", what="Scalar.chain_rule")
-            if chain_rule_problem(out["pairs"], LINEAR_COEFFS[name], -2.5):
-                ok = False
-                break
-        if ok:  # an input used twice (x * x) gets two pairs, not one merged or dropped
-            try:
-                twice = student.call("chain_rule_twice", 0.5, -2.5, label="Scalar.chain_rule")
-            except (StudentError, ProbeTimeout, WorkerCrashed, BadValue):
-                ok = False
-            else:
-                expect(twice, {"pairs": ANY}, probe="chain_rule_twice", what="Scalar.chain_rule")
-                ok = chain_rule_twice_problem(twice["pairs"], -2.5) is None
-        _CHAIN_RULE_OK[key] = ok
-    return _CHAIN_RULE_OK[key]

@@ -1,6 +1,6 @@
 """Task 1.1 (central_difference) and task 1.4 (topological_sort, backpropagate).
 
-topological_sort and backpropagate are tested on stand-in variables built by the probe:
+topological_sort and backpropagate are tested on stand-in variables (support.STAND_IN):
 they follow the Variable protocol of autodiff.py and carry known local derivatives (edge
 weights), so these tests depend on autodiff.py alone. Graphs of real Scalars are tested in
 test_scalar.py.
@@ -15,23 +15,20 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 from support import (
-    ANY,
     DIFFERENTIABLES,
-    ask,
-    ask_batch,
     at_most,
-    backpropagate_checked,
+    central_called,
+    central_differences,
     central_separated,
     chain_graph,
     check_central_difference,
     check_number,
-    check_topological_order,
+    check_stand_in_backpropagate,
+    check_stand_in_order,
     d_outputs,
-    expect,
     floats,
-    fmt,
     magnitudes,
-    variable_graph_text,
+    reproduced,
     variable_graphs,
 )
 
@@ -45,61 +42,29 @@ def points(draw, name, args=None):
     return vals, draw(st.sampled_from(list(args if args is not None else range(fn.arity))))
 
 
-def _cd_snippet(name, vals, arg, epsilon=None):
-    eps = "" if epsilon is None else f", epsilon={fmt(epsilon)}"
-    return [
-        "import math; from minitorch import central_difference",
-        f"central_difference({DIFFERENTIABLES[name].source}, "
-        f"{', '.join(fmt(v) for v in vals)}, arg={arg}{eps})",
-    ]
-
-
-# Each example checks BATCH points in one call to the worker (as the one-function tests of
+# Each example checks BATCH points in one round trip (as the one-function tests of
 # test_scalar.py do): the points of the full budget for a fifth of the round trips.
 BATCH = 5
 BATCHED = at_most(10)
-
-
-def ask_central(student, name, cases):
-    """The student's central_difference at each (vals, arg, epsilon) of ``cases``."""
-    snippets = [_cd_snippet(name, vals, arg, eps) for vals, arg, eps in cases]
-    got = ask_batch(
-        student,
-        "central_difference_many",
-        [name, [list(c) for c in cases]],
-        label="central_difference",
-        one_by_one=[
-            ("central_difference", [name, vals, arg, eps], sn[1], sn)
-            for (vals, arg, eps), sn in zip(cases, snippets, strict=True)
-        ],
-    )
-    what = "central_difference"
-    expect(got, ("list", ANY, len(cases)), probe="central_difference_many", what=what)
-    return got, snippets
 
 
 @pytest.mark.task("1.1")
 @pytest.mark.parametrize("name", ["square", "cubic", "product3", "sin_exp"])
 @BATCHED
 @given(data=st.data())
-def test_central_difference_matches_derivative(student, name, data):
+def test_central_difference_matches_derivative(mt, name, data):
     """central_difference with the default epsilon is close to the exact derivative"""
-    drawn = data.draw(st.lists(points(name), min_size=BATCH, max_size=BATCH), label="vals, arg")
-    cases = [(vals, arg, None) for vals, arg in drawn]
     fn = DIFFERENTIABLES[name]
-    got, snippets = ask_central(student, name, cases)
-    for (vals, arg, _), value, snippet in zip(cases, got, snippets, strict=True):
+    drawn = data.draw(st.lists(points(name), min_size=BATCH, max_size=BATCH), label="vals, arg")
+    calls, got, names = central_differences(mt, fn, [(v, arg, None) for v, arg in drawn])
+    for (vals, arg), call, value in zip(drawn, calls, got, strict=True):
         # Truncation error ~ eps^2 |f'''| = 1e-12 * O(10); rounding ~ 1e-16 |f| / 1e-6 = 1e-10.
-        size = abs(fn.f(*vals))
-        check_number(
-            value,
-            fn.grad(*vals)[arg],
-            what="central_difference",
-            called=snippet[1],
-            rtol=1e-6,
-            atol=1e-7 * (1.0 + size),
-            snippet=snippet,
-        )
+        tolerance = {"rtol": 1e-6, "atol": 1e-7 * (1.0 + abs(fn.f(*vals)))}
+        called = central_called(fn, vals, arg, None)
+        with reproduced(call, names=names):
+            check_number(
+                value, fn.grad(*vals)[arg], what="central_difference", called=called, **tolerance
+            )
 
 
 # Arguments along which each function is curved (not linear), so that a one-sided
@@ -110,11 +75,10 @@ _CURVED_ARGS = {"cubic": [0], "sin_exp": [0, 1], "ratio": [1]}
 @st.composite
 def separated_cases(draw, name):
     """(vals, arg, epsilon) where every common mistake is far from both correct forms."""
-    fn = DIFFERENTIABLES[name]
     for _ in range(8):  # a few tries here, so that a batch is seldom thrown away whole
         vals, arg = draw(points(name, _CURVED_ARGS[name]))
         epsilon = draw(floats(0.01, 0.5))
-        if central_separated(fn, vals, arg, epsilon):
+        if central_separated(DIFFERENTIABLES[name], vals, arg, epsilon):
             return vals, arg, epsilon
     assume(False)
 
@@ -123,17 +87,17 @@ def separated_cases(draw, name):
 @pytest.mark.parametrize("name", list(_CURVED_ARGS))
 @BATCHED
 @given(data=st.data())
-def test_central_difference_uses_epsilon(student, name, data):
+def test_central_difference_uses_epsilon(mt, name, data):
     """central_difference steps by the epsilon it is given, on both sides of the point"""
+    fn = DIFFERENTIABLES[name]
     cases = data.draw(
-        st.lists(separated_cases(name), min_size=BATCH, max_size=BATCH),
-        label="vals, arg, epsilon",
+        st.lists(separated_cases(name), min_size=BATCH, max_size=BATCH), label="cases"
     )
-    got, snippets = ask_central(student, name, cases)
-    for (vals, arg, epsilon), value, snippet in zip(cases, got, snippets, strict=True):
-        check_central_difference(
-            value, DIFFERENTIABLES[name], vals, arg, epsilon, called=snippet[1], snippet=snippet
-        )
+    calls, got, names = central_differences(mt, fn, cases)
+    for (vals, arg, epsilon), call, value in zip(cases, calls, got, strict=True):
+        called = central_called(fn, vals, arg, epsilon)
+        with reproduced(call, names=names):
+            check_central_difference(value, fn, vals, arg, epsilon, called=called)
 
 
 # --------------------------------------------------------------------------- task 1.4
@@ -141,48 +105,32 @@ def test_central_difference_uses_epsilon(student, name, data):
 
 @pytest.mark.task("1.4")
 @given(graph=variable_graphs())
-def test_topological_sort_order(student, graph):
+def test_topological_sort_order(mt, graph):
     """topological_sort lists each variable once, output first, before all of its parents"""
-    called = f"topological_sort(v{len(graph) - 1}) where {variable_graph_text(graph)}"
-    order = ask(student, "toposort_variables", graph, label="topological_sort", called=called)
-    check_topological_order(graph, order, called=called)
+    check_stand_in_order(mt, graph)
 
 
 @pytest.mark.task("1.4")
 @given(graph=variable_graphs(max_inner=4, constants=True))
-def test_topological_sort_leaves_out_constants(student, graph):
+def test_topological_sort_leaves_out_constants(mt, graph):
     """topological_sort returns non-constant variables only (the one test with constants)"""
-    called = f"topological_sort(v{len(graph) - 1}) where {variable_graph_text(graph)}"
-    order = ask(student, "toposort_variables", graph, label="topological_sort", called=called)
-    check_topological_order(graph, order, called=called)
+    check_stand_in_order(mt, graph)
 
 
 @pytest.mark.task("1.4")
 @pytest.mark.parametrize("twice", [False, True], ids=["chain", "ladder"])
-def test_topological_sort_deep_graph(student, twice):
+def test_topological_sort_deep_graph(mt, twice):
     """topological_sort handles a graph 200 variables deep"""
-    graph = chain_graph(200, [1.0], twice=twice)
-    called = (
-        "topological_sort(v199) on a chain of 200 variables, v_i = v_(i-1) * 1.0"
-        if not twice
-        else "topological_sort(v199) on 200 variables, each using the previous one twice"
-    )
-    order = ask(
-        student,
-        "toposort_variables",
-        graph,
-        label="topological_sort (200-deep graph)",
-        called=called,
-    )
-    check_topological_order(graph, order, called=called)
+    how = "each using the previous one twice" if twice else "v_i = v_(i-1) * 1.0"
+    called = f"topological_sort(v199) on a chain of 200 variables, {how}"
+    check_stand_in_order(mt, chain_graph(200, [1.0], twice=twice), called=called)
 
 
 @pytest.mark.task("1.4")
 @given(graph=variable_graphs(), deriv=d_outputs())
-def test_backpropagate_random_graphs(student, graph, deriv):
+def test_backpropagate_random_graphs(mt, graph, deriv):
     """backpropagate gives each leaf the sum of its contributions over all paths"""
-    called = f"backpropagate(v{len(graph) - 1}, {fmt(deriv)}) where {variable_graph_text(graph)}"
-    backpropagate_checked(student, graph, deriv, called=called, label="backpropagate")
+    check_stand_in_backpropagate(mt, graph, deriv)
 
 
 @st.composite
@@ -205,7 +153,6 @@ def shared_intermediates(draw):
 
 @pytest.mark.task("1.4")
 @given(graph=shared_intermediates(), deriv=d_outputs())
-def test_backpropagate_waits_for_all_contributions(student, graph, deriv):
+def test_backpropagate_waits_for_all_contributions(mt, graph, deriv):
     """backpropagate waits until a variable has every contribution (t = a + 1; t * log t)"""
-    called = f"backpropagate(v{len(graph) - 1}, {fmt(deriv)}) where {variable_graph_text(graph)}"
-    backpropagate_checked(student, graph, deriv, called=called, label="backpropagate")
+    check_stand_in_backpropagate(mt, graph, deriv)

@@ -1,8 +1,9 @@
 """Task 0.4: Module trees (children, parameters with dotted names, train / eval).
 
-The probe builds a random tree of plain ``Module`` objects by attribute assignment (and
-``add_parameter``), then reports what the student's methods return, naming each object by
-the path the probe built it under. Orders are free: everything is compared as a collection.
+Each test builds a random tree of the student's ``Module`` objects by attribute assignment
+(and ``add_parameter``), through handles, then reads what the student's methods return,
+telling the Parameters apart by identity. Orders are free: everything is compared as a
+collection.
 """
 
 from __future__ import annotations
@@ -11,27 +12,19 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from support import (
-    ask,
+    IDS,
+    NAMED_IDS,
+    TRAINING,
     fmt,
     module_lines,
     module_paths,
     module_specs,
-    parameter_paths,
+    module_tree,
     report,
+    tree_values,
 )
 
-
-def tree(student, spec, parts, actions=(), label="Module"):
-    return ask(
-        student,
-        "module_tree",
-        spec,
-        [list(a) for a in actions],
-        parts,
-        label=label,
-        called="building the tree below",
-        snippet=module_lines(spec),
-    )
+from grader.isolation.handles import code
 
 
 def _sorted(items):
@@ -40,28 +33,29 @@ def _sorted(items):
 
 @pytest.mark.task("0.4")
 @given(spec=module_specs())
-def test_named_parameters(student, spec):
+def test_named_parameters(mt, spec):
     """named_parameters gives every parameter of the tree once, under its dotted name"""
-    out = tree(student, spec, ["named"], label="Module.named_parameters")
-    expected = parameter_paths(spec)
-    got = out["named"]
-    names = [name for name, _, _ in got]
-    snippet = [*module_lines(spec), "sorted(name for name, p in root.named_parameters())"]
-    if sorted(map(str, names)) != sorted(expected) or len(names) != len(expected):
+    modules, params = module_tree(mt, spec)
+    call = "sorted(name for name, p in root.named_parameters())"
+    pairs = code(mt, NAMED_IDS)(modules[""].named_parameters())
+    (got,), where = tree_values(spec, params, pairs, what="Module.named_parameters", call=call)
+    names, expected = [name for name, _ in got], sorted(params)
+    snippet, called = [*module_lines(spec), call], "root.named_parameters() on the tree below"
+    if sorted(map(str, names)) != expected or len(names) != len(expected):
         report(
             "Module.named_parameters returned the wrong names.",
-            called="root.named_parameters() on the tree below",
+            called=called,
             returned=_sorted(names),
-            expected=f"{fmt(sorted(expected))} (in any order)",
+            expected=f"{fmt(expected)} (in any order)",
             snippet=snippet,
             hint="a child's parameters are named '<child name>.<parameter name>', recursively",
         )
-    for name, which, _ in got:
-        if which != name:
+    for name, which in got:
+        if where.get(which) != name:
             report(
                 f"Module.named_parameters paired {name!r} with the wrong Parameter.",
-                called="root.named_parameters() on the tree below",
-                returned=f"({name!r}, the Parameter registered as {which!r})",
+                called=called,
+                returned=f"({name!r}, the Parameter registered as {where.get(which)!r})",
                 expected=f"({name!r}, the Parameter registered as {name!r})",
                 snippet=snippet,
             )
@@ -69,19 +63,20 @@ def test_named_parameters(student, spec):
 
 @pytest.mark.task("0.4")
 @given(spec=module_specs())
-def test_parameters(student, spec):
+def test_parameters(mt, spec):
     """parameters gives every Parameter of the whole tree exactly once"""
-    out = tree(student, spec, ["parameters"], label="Module.parameters")
-    expected = sorted(parameter_paths(spec))
-    got = out["parameters"]
-    if _sorted(got) != expected:
+    modules, params = module_tree(mt, spec)
+    ids = code(mt, IDS)(modules[""].parameters())
+    call = "len(root.parameters())"
+    (got,), where = tree_values(spec, params, ids, what="Module.parameters", call=call)
+    if _sorted(where.get(i) for i in got) != sorted(params):
         report(
             "Module.parameters returned the wrong Parameters.",
             called="root.parameters() on the tree below",
-            returned=f"the Parameters registered as {fmt(_sorted(got))}",
-            expected=f"the Parameters registered as {fmt(expected)} (in any order, "
-            f"{len(expected)} in all)",
-            snippet=[*module_lines(spec), "len(root.parameters())"],
+            returned=f"the Parameters registered as {fmt(_sorted(where.get(i) for i in got))}",
+            expected=f"the Parameters registered as {fmt(sorted(params))} (in any order, "
+            f"{len(params)} in all)",
+            snippet=[*module_lines(spec), call],
         )
 
 
@@ -114,20 +109,22 @@ def expected_training(spec, actions):
 
 @pytest.mark.task("0.4")
 @given(case=specs_and_actions())
-def test_train_and_eval(student, case):
+def test_train_and_eval(mt, case):
     """train() and eval() set training on a module and every one of its descendants"""
     spec, actions = case
-    out = tree(student, spec, ["training"], actions, label="Module.train/eval")
-    expected = expected_training(spec, actions)
+    modules, _ = module_tree(mt, spec)
+    for action, path in actions:
+        getattr(modules[path], action)()
     calls = "; ".join(f"{'root' + ('.' + p if p else '')}.{a}()" for a, p in actions)
-    for path, flag in expected.items():
-        got = out["training"][path]
-        if got is not flag:
+    flags = code(mt, TRAINING)(*modules.values())
+    (got,), _ = tree_values(spec, {}, flags, what="Module.train/eval", call=calls)
+    for (path, flag), training in zip(expected_training(spec, actions).items(), got, strict=True):
+        if training is not flag:
             var = "root" + (f".{path}" if path else "")
             report(
                 f"{var}.training is wrong after train()/eval() calls.",
                 called=calls,
-                returned=got,
+                returned=training,
                 expected=f"{flag} (train() / eval() reach every descendant)",
                 snippet=[*module_lines(spec), calls, f"{var}.training"],
             )

@@ -1,11 +1,11 @@
 """Task 0.1 (operators on floats) and task 0.3 (list helpers).
 
-Every check calls the student's code through a probe (tests/probes.py) and compares with a
-closed form computed here (tests/support.py). map / zipWith / reduce have no fixed
-signature (curried or not, any argument order), so task 0.3 is judged only through
-negList, addLists, sum and prod; their results may be any iterable of floats. When the
-student's own neg / add / mul (task 0.1) is wrong, a helper that composes it is accepted,
-so an operator mistake is not charged again in task 0.3.
+Every check calls the student's code through handles (``mt.operators.mul(2.0, 3.0)``) and
+compares with a closed form computed here (tests/support.py), several cases per round trip.
+map / zipWith / reduce have no fixed signature (curried or not, any argument order), so
+task 0.3 is judged only through negList, addLists, sum and prod; their results may be any
+iterable of floats. When the student's own neg / add / mul (task 0.1) is wrong, a helper
+that composes it is accepted, so an operator mistake is not charged again in task 0.3.
 """
 
 from __future__ import annotations
@@ -14,19 +14,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from support import (
+    CASES,
     OPERATORS,
-    ask,
-    call_text,
-    check_elementwise,
-    check_fold,
-    check_operator,
+    batched,
+    check_cases,
+    check_helper,
     floats,
-    is_number,
-    list_helper,
     magnitudes,
     operator_health,
-    operator_snippet,
-    report,
     sigmoid,
     sigmoid_tolerance,
 )
@@ -36,73 +31,59 @@ from support import (
 
 @pytest.mark.task("0.1")
 @pytest.mark.parametrize("name", list(OPERATORS))
+@batched()
 @given(data=st.data())
-def test_operator_matches_closed_form(student, name, data):
+def test_operator_matches_closed_form(mt, name, data):
     """Operator matches its closed form on random inputs from its domain"""
     op = OPERATORS[name]
-    args = list(data.draw(op.inputs, label="inputs"))
-    rtol, atol = op.tolerance(args)
-    check_operator(student, name, args, op.exact(*args), rtol=rtol, atol=atol)
+    cases = data.draw(st.lists(op.inputs, min_size=1, max_size=CASES), label="inputs")
+    check_cases(
+        getattr(mt.operators, name), cases, op.exact, op.tolerance, allow_bool=op.allow_bool
+    )
 
 
 @pytest.mark.task("0.1")
-def test_list_operators_at_fixed_points(student):
+def test_list_operators_at_fixed_points(mt):
     """neg, add and mul give the right values at a few fixed points (the list helpers use them)"""
-    broken = operator_health(student)
+    broken = operator_health(mt)
     if broken:
         pytest.fail("\n".join(broken.values()), pytrace=False)
 
 
+@st.composite
+def is_close_pairs(draw):
+    """Two values closer than 1e-2 or at least 1.1e-2 apart, the larger first or second:
+    `x - y < 1e-2` without abs() is right whenever x <= y."""
+    low, gap = draw(floats(-100, 100)), draw(st.one_of(floats(0.0, 9e-3), floats(1.1e-2, 5.0)))
+    return (low + gap, low) if draw(st.booleans()) else (low, low + gap)
+
+
 @pytest.mark.task("0.1")
-@given(
-    pair=st.tuples(floats(-100, 100), st.one_of(floats(0.0, 9e-3), floats(1.1e-2, 5.0))),
-    larger_first=st.booleans(),
-)
-def test_is_close(student, pair, larger_first):
+@batched()
+@given(pairs=st.lists(is_close_pairs(), min_size=1, max_size=CASES))
+def test_is_close(mt, pairs):
     """is_close is true exactly when the values differ by less than 1e-2, in either order"""
-    low, gap = pair
-    # Both orders: `x - y < 1e-2` without abs() is right whenever x <= y.
-    x, y = (low + gap, low) if larger_first else (low, low + gap)
-    expected = abs(x - y) < 1e-2
-    got = ask(
-        student,
-        "call_operator",
-        "is_close",
-        x,
-        y,
-        label="operators.is_close",
-        called=call_text("operators.is_close", [x, y]),
-        snippet=operator_snippet("is_close", [x, y]),
+    exact = lambda x, y: float(abs(x - y) < 1e-2)  # noqa: E731
+    hint = "is_close(x, y) is |x - y| < 1e-2, whichever of x and y is larger"
+    check_cases(
+        mt.operators.is_close, pairs, exact, lambda _: (0.0, 0.0), hint=hint, allow_bool=True
     )
-    if got is not expected and not (is_number(got) and got == float(expected)):
-        report(
-            "operators.is_close gave the wrong answer.",
-            called=call_text("operators.is_close", [x, y]),
-            returned=got,
-            expected=f"{expected} (|x - y| = {abs(x - y):.3g})",
-            snippet=operator_snippet("is_close", [x, y]),
-        )
 
 
 @pytest.mark.task("0.1")
-@given(x=st.one_of(floats(-1e6, -700.0), floats(700.0, 1e6)))
-def test_sigmoid_does_not_overflow(student, x):
+@batched()
+@given(xs=st.lists(st.one_of(floats(-1e6, -700.0), floats(700.0, 1e6)), min_size=1, max_size=CASES))
+def test_sigmoid_does_not_overflow(mt, xs):
     """sigmoid stays finite and accurate for very large positive and negative inputs"""
-    rtol, atol = sigmoid_tolerance(x)
-    check_operator(
-        student,
-        "sigmoid",
-        [x],
-        sigmoid(x),
-        rtol=rtol,
-        atol=atol,
-        hint="math.exp(-x) overflows for x < -709: use e^x / (1 + e^x) for negative x",
-    )
+    hint = "math.exp(-x) overflows for x < -709: use e^x / (1 + e^x) for negative x"
+    cases = [(x,) for x in xs]
+    check_cases(mt.operators.sigmoid, cases, sigmoid, lambda a: sigmoid_tolerance(a[0]), hint=hint)
 
 
 # --------------------------------------------------------------------------- task 0.3
 # Lists are never empty here: sum([]) and prod([]) have one check each (hidden tests).
 _lists = st.lists(floats(-100.0, 100.0), min_size=1, max_size=8)
+_pairs = st.tuples(floats(-100.0, 100.0), floats(-100.0, 100.0))
 # Factors for products: magnitudes in [0.25, 4] (or exactly 0), so that products of up to 40
 # factors stay far from underflow and every order of multiplication gives the same value
 # up to rounding.
@@ -110,30 +91,25 @@ _factors = st.one_of(magnitudes(0.25, 4.0), st.just(0.0))
 
 
 @pytest.mark.task("0.3")
-@given(ls=_lists)
-def test_negList(student, ls):
+@batched()
+@given(cases=st.lists(_lists, min_size=1, max_size=CASES))
+def test_negList(mt, cases):
     """negList negates every element (built from map and neg)"""
-    got = list_helper(student, "negList", ls)
-    check_elementwise(student, "negList", [ls], got, [-x for x in ls], "neg", [[x] for x in ls])
+    check_helper(mt, "negList", [[ls] for ls in cases])
 
 
 @pytest.mark.task("0.3")
-@given(
-    pairs=st.lists(st.tuples(floats(-100.0, 100.0), floats(-100.0, 100.0)), min_size=1, max_size=8)
-)
-def test_addLists(student, pairs):
+@batched()
+@given(cases=st.lists(st.lists(_pairs, min_size=1, max_size=8), min_size=1, max_size=CASES))
+def test_addLists(mt, cases):
     """addLists adds two lists position by position (built from zipWith and add)"""
-    a = [p[0] for p in pairs]
-    b = [p[1] for p in pairs]
-    got = list_helper(student, "addLists", a, b)
-    check_elementwise(
-        student, "addLists", [a, b], got, [x + y for x, y in pairs], "add", [list(p) for p in pairs]
-    )
+    check_helper(mt, "addLists", [[[x for x, _ in c], [y for _, y in c]] for c in cases])
 
 
 @pytest.mark.task("0.3")
 @pytest.mark.parametrize("name", ["sum", "prod"])
-@given(ls=st.lists(_factors, min_size=1, max_size=8))
-def test_sum_and_prod(student, name, ls):
+@batched()
+@given(cases=st.lists(st.lists(_factors, min_size=1, max_size=8), min_size=1, max_size=CASES))
+def test_sum_and_prod(mt, name, cases):
     """sum and prod fold the list with add / mul (built from reduce)"""
-    check_fold(student, name, ls, list_helper(student, name, ls))
+    check_helper(mt, name, [[ls] for ls in cases])

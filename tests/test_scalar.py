@@ -2,17 +2,17 @@
 
 Each task is judged on its own as far as the code allows:
 - 1.2 checks forward values and that every Scalar operator records its inputs (no backward).
-- 1.3 checks chain_rule with probe-side functions whose derivatives are known constants, so
-  a wrong backward of task 1.4 cannot cost task-1.3 points (and once with a constant input
-  before a leaf: constants may be left out, but not by shifting the other pairs).
+- 1.3 checks chain_rule with functions whose derivatives are known constants, made in the
+  worker from trusted text, so a wrong backward of task 1.4 cannot cost task-1.3 points (and
+  once with a constant input before a leaf: constants may be left out, but not by shifting
+  the other pairs).
 - 1.4 checks each backward in isolation (forward then backward on one Context; on a Context
   holding the usual saved values when the forward is wrong), topological_sort on graphs of
   real Scalars (unhashable, with their own ==, unlike the stand-ins of test_autodiff.py),
-  then whole backward passes through Scalars. Those graphs use only the operators whose
-  forward works (else: 1.2's); when the student's chain_rule is wrong (1.3's), a pass is
-  judged in parts on the trusted side instead: each node's backward function against
-  closed forms, topological_sort on the Scalars, backpropagate on stand-in variables of the
-  same shape (support.expression_in_parts).
+  then whole backward passes through Scalars, built with handles (``mt``) and judged against
+  exact derivatives. Those graphs use only the operators whose forward works (else: 1.2's);
+  when the student's chain_rule is wrong (1.3's), a graph judges topological_sort only (each
+  backward function and backpropagate have tests of their own).
 
 Scalars are used as the template allows: forward and apply get floats, a Python float only
 beside a Scalar, on the left only of + * / (the template has no __rsub__), and no constant
@@ -27,43 +27,31 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from support import (
-    ANY,
     ATOL,
     FUNCTIONS,
     LINEAR_COEFFS,
     NUMBER_LEFT,
     RTOL,
     STUDENT_FUNCTIONS,
-    Tally,
-    ask,
-    ask_batch,
+    Expression,
     at_most,
-    chain_rule_problem,
-    chain_rule_works,
-    check_number,
-    check_numbers,
+    chain_rule_checked,
+    check_backward,
+    check_function_backward,
+    check_order,
+    check_recorded,
+    check_returned,
     close_pairs,
     d_outputs,
-    expect,
-    expression_checked,
-    expression_lines,
-    expression_text,
     expressions,
+    fetched,
     floats,
-    fmt,
-    function_snippet,
+    forwards,
     graph_ops,
-    is_number,
     magnitudes,
-    raised,
-    report,
-    require_judged,
-    scalar_order_checked,
-    tolerance_text,
-    within,
+    most_judged,
+    scalar_graph,
 )
-
-from grader.isolation.protocol import StudentError
 
 # --------------------------------------------------------------------------- task 1.2
 
@@ -91,33 +79,16 @@ def batch_of(strategy):
 @pytest.mark.parametrize("name", STUDENT_FUNCTIONS)
 @BATCHED
 @given(data=st.data())
-def test_function_forward(student, name, data):
+def test_function_forward(mt, name, data):
     """ScalarFunction.forward matches the closed form"""
-    fn = FUNCTIONS[name]
-    cases = [list(a) for a in data.draw(batch_of(_FORWARD_INPUTS.get(name, fn.inputs)), "args")]
-    snippets = [function_snippet(name, args) for args in cases]
-    got = ask_batch(
-        student,
-        "function_forward",
-        [name, cases],
-        label=f"{name}.forward",
-        one_by_one=[
-            ("function_forward", [name, [a]], sn[1], sn)
-            for a, sn in zip(cases, snippets, strict=True)
-        ],
-    )
-    expect(got, ("list", ANY, len(cases)), probe="function_forward", what=f"{name}.forward")
-    for args, value, snippet in zip(cases, got, snippets, strict=True):
+    fn, what = FUNCTIONS[name], f"{name}.forward"
+    cases = data.draw(batch_of(_FORWARD_INPUTS.get(name, fn.inputs)), "args")
+    ctxs = [mt.Context() for _ in cases]
+    outs = [getattr(mt, name).forward(ctx, *args) for ctx, args in zip(ctxs, cases, strict=True)]
+    names = dict.fromkeys(ctxs, "ctx")
+    for args, out, got in zip(cases, outs, fetched(*outs, what=what, names=names), strict=True):
         rtol, atol = fn.forward_tolerance(args)
-        check_number(
-            value,
-            fn.forward(*args),
-            what=f"{name}.forward",
-            called=snippet[1],
-            rtol=rtol,
-            atol=atol,
-            snippet=snippet,
-        )
+        check_returned(got, fn.forward(*args), out, what=what, rtol=rtol, atol=atol, names=names)
 
 
 # Scalar operators: (expected value, input domain) per operator.
@@ -137,80 +108,45 @@ _UNARY_OPS = {
     "sigmoid": (FUNCTIONS["Sigmoid"].forward, st.one_of(floats(-50.0, 50.0), floats(-1e3, 1e3))),
     "relu": (FUNCTIONS["ReLU"].forward, floats(-50.0, 50.0)),
 }
+_OWN_TOLERANCE = {
+    "log": FUNCTIONS["Log"].forward_tolerance,
+    "sigmoid": FUNCTIONS["Sigmoid"].forward_tolerance,
+}
 _SYMBOLS = {"add": "+", "sub": "-", "mul": "*", "div": "/", "lt": "<", "gt": ">", "eq": "=="}
 
 
 @st.composite
 def operator_cases(draw, op):
-    """A one-operation graph: Scalars on both sides, or a Python float on one side (on the
-    left only for + * /: the template has no __rsub__)."""
+    """(graph, expected value, the inputs it must reach): one operation on Scalars, or with a
+    Python float on one side (on the left only for + * /: the template has no __rsub__)."""
     if op in _UNARY_OPS:
         a = draw(_UNARY_OPS[op][1])
-        return [["var", 0], [op, 0]], [a], _UNARY_OPS[op][0](a), [0]
+        return Expression([["var", 0], [op, 0]], [a]), _UNARY_OPS[op][0](a), [0]
     a, b = draw(_BINARY_OPS[op][1])
     expected = _BINARY_OPS[op][0](a, b)
     sides = ["scalars", "number right"] + (["number left"] if op in NUMBER_LEFT else [])
     sides = draw(st.sampled_from(sides))
     if sides == "scalars":
-        return [["var", 0], ["var", 1], [op, 0, 1]], [a, b], expected, [0, 1]
+        return Expression([["var", 0], ["var", 1], [op, 0, 1]], [a, b]), expected, [0, 1]
     if sides == "number right":
-        return [["var", 0], ["num", b], [op, 0, 1]], [a], expected, [0]
-    return [["num", a], ["var", 0], [op, 0, 1]], [b], expected, [0]
+        return Expression([["var", 0], ["num", b], [op, 0, 1]], [a]), expected, [0]
+    return Expression([["num", a], ["var", 0], [op, 0, 1]], [b]), expected, [0]
 
 
 @pytest.mark.task("1.2")
 @pytest.mark.parametrize("op", list(_BINARY_OPS) + list(_UNARY_OPS))
 @BATCHED
 @given(data=st.data())
-def test_scalar_operator(student, op, data):
+def test_scalar_operator(mt, op, data):
     """Scalar operator gives the right value and records its inputs in the history"""
     cases = data.draw(batch_of(operator_cases(op)), label="cases")
-    lines_of = [expression_lines(graph, values) for graph, values, _, _ in cases]
-    outs = ask_batch(
-        student,
-        "expression_forward_many",
-        [[[graph, values] for graph, values, _, _ in cases]],
-        label=f"Scalar {op}",
-        one_by_one=[
-            ("expression_forward", [graph, values], "; ".join(lines[1:]), [*lines, "y.data"])
-            for (graph, values, _, _), lines in zip(cases, lines_of, strict=True)
-        ],
-    )
-    name = f"Scalar {_SYMBOLS.get(op, op)}" if op in _SYMBOLS else f"Scalar.{op}"
-    expect(outs, ("list", dict, len(cases)), probe="expression_forward_many", what=name)
-    for (graph, values, expected, inputs), lines, out in zip(cases, lines_of, outs, strict=True):
-        called = "; ".join(lines[1:])
-        snippet = [*lines, "y.data"]
-        expect(
-            out,
-            {"data": ("list", ANY, len(graph)), "reaches": ("list", ANY, len(graph))},
-            probe="expression_forward_many",
-            what=name,
-        )
-        if op in ("log", "sigmoid"):
-            rtol, atol = FUNCTIONS[op.capitalize()].forward_tolerance(values)
-        else:
-            rtol, atol = RTOL, ATOL
-        check_number(
-            out["data"][-1],
-            expected,
-            what=name,
-            called=called,
-            rtol=rtol,
-            atol=atol,
-            snippet=snippet,
-        )
-        reached = out["reaches"][-1]
-        if sorted(reached) != inputs:
-            report(
-                f"{name} does not record its inputs: the result is not connected to them.",
-                called=called,
-                returned=f"a Scalar whose history reaches [{', '.join(f'x{i}' for i in reached)}]",
-                expected=f"a Scalar whose history reaches [{', '.join(f'x{i}' for i in inputs)}]",
-                snippet=[*lines, "y.history"],
-                hint="build the result with a ScalarFunction's apply (e.g. Add.apply(self, b)), "
-                "which records the inputs for backpropagation",
-            )
+    what = f"Scalar {_SYMBOLS[op]}" if op in _SYMBOLS else f"Scalar.{op}"
+    graphs = [scalar_graph(mt, expr) for expr, _, _ in cases]
+    outs = zip(cases, graphs, forwards(mt, graphs, what=what), strict=True)
+    for (expr, expected, inputs), g, (data, history, value, reached) in outs:
+        rtol, atol = _OWN_TOLERANCE[op](expr.values) if op in _OWN_TOLERANCE else (RTOL, ATOL)
+        check_returned(value, expected, data, what=what, rtol=rtol, atol=atol, names=g.names)
+        check_recorded(history, reached, inputs, what=what, names=g.names)
 
 
 # --------------------------------------------------------------------------- task 1.3
@@ -220,48 +156,13 @@ def test_scalar_operator(student, op, data):
 @pytest.mark.parametrize(
     "name", list(LINEAR_COEFFS), ids=["one_input", "two_inputs", "three_inputs"]
 )
+@at_most(20)  # fixed derivatives: a mistake shows on every example
 @given(data=st.data(), d=d_outputs())
-def test_chain_rule_pairs(student, name, data, d):
+def test_chain_rule_pairs(mt, name, data, d):
     """chain_rule pairs every input with its local derivative times d_output"""
     coeffs = LINEAR_COEFFS[name]
     values = [data.draw(floats(-10.0, 10.0), label=f"x{i}") for i in range(len(coeffs))]
-    formula = " + ".join(f"{c} * x{i}" for i, c in enumerate(coeffs))
-    inputs = ", ".join(f"Scalar({fmt(v)})" for v in values)
-    called = (
-        f"y.chain_rule({fmt(d)}) where y = F.apply({inputs}) and F is a ScalarFunction "
-        f"with forward {formula} and backward returning {coeffs} times d_output"
-    )
-    out = ask(
-        student,
-        "chain_rule_pairs",
-        name,
-        values,
-        d,
-        label="Scalar.chain_rule",
-        called=called,
-    )
-    expect(out, {"pairs": ANY}, probe="chain_rule_pairs", what="Scalar.chain_rule")
-    problem = chain_rule_problem(out["pairs"], coeffs, d)
-    args = ", ".join(chr(97 + i) for i in range(len(coeffs)))
-    fwd = " + ".join(f"{c} * {chr(97 + i)}" for i, c in enumerate(coeffs))
-    bwd = ", ".join(f"{c} * d" for c in coeffs)
-    snippet = [
-        "from minitorch import Scalar, ScalarFunction",
-        f"class F(ScalarFunction): forward = staticmethod(lambda ctx, {args}: {fwd}); "
-        f"backward = staticmethod(lambda ctx, d: ({bwd},))",
-        f"list(F.apply({inputs}).chain_rule({fmt(d)}))",
-    ]
-    if problem:
-        expected = [[i, c * d] for i, c in enumerate(coeffs)]
-        report(
-            f"Scalar.chain_rule is wrong: {problem}.",
-            called=called,
-            returned=f"pairs (input index, derivative): {fmt(out['pairs'])}",
-            expected=f"{fmt(expected)} (in any order)",
-            snippet=snippet,
-            hint="call history.last_fn._backward(history.ctx, d_output) and pair each "
-            "result with history.inputs, in order",
-        )
+    chain_rule_checked(mt, values, coeffs, d)
 
 
 # A constant input (Scalar(c, None), the template's is_constant) before a leaf: chain_rule may
@@ -274,193 +175,42 @@ _CONSTANT_CASES = {"constant_first": ("Lin2", [0]), "constant_between": ("Lin3",
 @pytest.mark.parametrize("case", list(_CONSTANT_CASES))
 @at_most(10)  # one mistake shows on every example
 @given(data=st.data(), d=d_outputs())
-def test_chain_rule_with_a_constant_input(student, case, data, d):
+def test_chain_rule_with_a_constant_input(mt, case, data, d):
     """chain_rule gives each non-constant input its own derivative when a constant comes first"""
     name, constants = _CONSTANT_CASES[case]
     coeffs = LINEAR_COEFFS[name]
     values = [data.draw(floats(-10.0, 10.0), label=f"x{i}") for i in range(len(coeffs))]
-    inputs = ", ".join(
-        f"Scalar({fmt(v)}, None)" if i in constants else f"Scalar({fmt(v)})"
-        for i, v in enumerate(values)
-    )
-    called = (
-        f"y.chain_rule({fmt(d)}) where y = F.apply({inputs}) (Scalar(c, None) is a constant) "
-        f"and F's backward returns {coeffs} times d_output"
-    )
-    out = ask(
-        student,
-        "chain_rule_with_constants",
-        name,
-        values,
-        constants,
-        d,
-        label="Scalar.chain_rule",
-        called=called,
-    )
-    expect(out, {"pairs": ANY}, probe="chain_rule_with_constants", what="Scalar.chain_rule")
-    problem = chain_rule_problem(out["pairs"], coeffs, d, constants)
-    if problem:
-        args = ", ".join(chr(97 + i) for i in range(len(coeffs)))
-        fwd = " + ".join(f"{c} * {chr(97 + i)}" for i, c in enumerate(coeffs))
-        bwd = ", ".join(f"{c} * d" for c in coeffs)
-        expected = [[i, c * d] for i, c in enumerate(coeffs) if i not in constants]
-        report(
-            f"Scalar.chain_rule is wrong when an input is a constant: {problem}.",
-            called=called,
-            returned=f"pairs (input index, derivative): {fmt(out['pairs'])}",
-            expected=f"{fmt(expected)} (in any order; the constant input "
-            f"{', '.join(str(i) for i in constants)} may be left out or given any value)",
-            snippet=[
-                "from minitorch import Scalar, ScalarFunction",
-                f"class F(ScalarFunction): forward = staticmethod(lambda ctx, {args}: {fwd}); "
-                f"backward = staticmethod(lambda ctx, d: ({bwd},))",
-                f"list(F.apply({inputs}).chain_rule({fmt(d)}))",
-            ],
-            hint="pair each input with the derivative at its own position before leaving "
-            "constants out (zip the inputs with the derivatives, then filter the pairs)",
-        )
+    chain_rule_checked(mt, values, coeffs, d, constants=constants)
 
 
 # --------------------------------------------------------------------------- task 1.4
+_BACKWARD_CASES = {
+    name: batch_of(st.tuples(FUNCTIONS[name].inputs.map(list), d_outputs()))
+    for name in STUDENT_FUNCTIONS
+}
 
 
 @pytest.mark.task("1.4")
 @pytest.mark.parametrize("name", STUDENT_FUNCTIONS)
 @BATCHED
 @given(data=st.data())
-def test_function_backward(student, name, data):
+def test_function_backward(mt, name, data):
     """ScalarFunction.backward matches the closed form times a random d_output"""
-    fn = FUNCTIONS[name]
-    cases = data.draw(batch_of(st.tuples(fn.inputs.map(list), d_outputs())), label="args, d")
-    snippets = [function_snippet(name, args, d) for args, d in cases]
-    calls = [
-        f"{sn[1].split('; ')[1]}, then {name}.backward(ctx, {fmt(d)})"
-        for (_, d), sn in zip(cases, snippets, strict=True)
-    ]
-    outs = ask_batch(
-        student,
-        "function_backward_many",
-        [name, [[args, d] for args, d in cases]],
-        label=f"{name}.backward",
-        one_by_one=[
-            ("function_backward", [name, args, d, []], called, sn)
-            for (args, d), called, sn in zip(cases, calls, snippets, strict=True)
-        ],
-    )
-    expect(outs, ("list", dict, len(cases)), probe="function_backward_many", what=name)
-    for (args, d), called, snippet, out in zip(cases, calls, snippets, outs, strict=True):
-        check_function_backward(student, name, args, d, out, called=called, snippet=snippet)
-
-
-def check_function_backward(student, name, args, d, out, *, called, snippet):
-    """One case of test_function_backward: the reply of ``function_backward``."""
-    __tracebackhide__ = True
-    fn = FUNCTIONS[name]
-    probe = "function_backward"
-    if "forward_error" in out:
-        expect(out, {"forward_error": str}, probe=probe, what=f"{name}.backward")
-    else:
-        expect(
-            out,
-            {"forward": ANY, "grads": list, "points": ("list", ANY, 0)},
-            probe=probe,
-            what=f"{name}.backward",
-        )
-    expected = fn.grads(*args, d)
-    rtol, atol = fn.backward_tolerance(args, d)
-    rf, af = fn.forward_tolerance(args)
-    if "forward_error" in out or not (
-        is_number(out["forward"]) and within(out["forward"], fn.forward(*args), rf, af)
-    ):
-        # The forward is wrong (task 1.2), so its ctx is too: test backward on a Context
-        # holding the usual saved values instead.
-        check_backward_with_saved_values(student, name, args, d, out)
-        return
-    check_numbers(
-        out["grads"],
-        expected,
-        what=f"{name}.backward",
-        called=called,
-        rtol=rtol,
-        atol=atol,
-        snippet=snippet,
-        hint="backward returns d_output times the local derivative, one per input",
-    )
-
-
-def check_backward_with_saved_values(student, name, args, d, out):
-    """Backward must give the closed form from a Context holding the inputs, the output,
-    or both (the usual things a forward saves)."""
-    __tracebackhide__ = True
-    fn = FUNCTIONS[name]
-    expected = fn.grads(*args, d)
-    rtol, atol = fn.backward_tolerance(args, d)
-    tried = []
-    for saved in (args, [fn.forward(*args)], [*args, fn.forward(*args)]):
-        try:
-            grads = student.call(
-                "function_backward_saved", name, saved, d, label=f"{name}.backward"
-            )
-        except StudentError as exc:
-            if getattr(exc, "stands", False):
-                # A `make test` run knows this fault fails every Context alike (backward is
-                # not written yet, say): it tells it once, as what the test waits on.
-                raised(
-                    exc,
-                    label=f"{name}.backward",
-                    called=f"{name}.backward(ctx, {fmt(d)}) with ctx.saved_values = "
-                    f"{fmt(tuple(saved))}",
-                )
-            tried.append(f"ctx.saved_values = {fmt(tuple(saved))}: raised {exc.type_name}")
-            continue
-        if (
-            isinstance(grads, list)
-            and len(grads) == len(expected)
-            and all(
-                is_number(g) and within(g, e, rtol, atol)
-                for g, e in zip(grads, expected, strict=True)
-            )
-        ):
-            return
-        tried.append(f"ctx.saved_values = {fmt(tuple(saved))}: returned {fmt(grads)}")
-    forward = out.get("forward_error") or fmt(out.get("forward"))
-    report(
-        f"{name}.backward is wrong (and {name}.forward too, see the task 1.2 tests).",
-        called=f"{name}.backward(ctx, {fmt(d)}) for the input(s) {fmt(args)}",
-        returned="; ".join(tried),
-        expected=f"{fmt(list(expected))} ({tolerance_text(rtol, atol)})",
-        hint=f"{name}.forward gave {forward} here, so its ctx could not be used either",
-    )
+    check_function_backward(mt, name, data.draw(_BACKWARD_CASES[name], label="args, d"))
 
 
 @pytest.mark.task("1.4")
-def test_topological_sort_on_scalars(student):
+@most_judged  # more than half of the graphs must be judged (not: a forward mistake, 1.2's)
+@at_most(20)  # cheap graphs; a sort that fails on Scalars fails on nearly all of them
+@given(data=st.data())
+def test_topological_sort_on_scalars(mt, data):
     """topological_sort orders graphs of real Scalars, which have their own == and no hash"""
-    ops = graph_ops(student)  # operators whose forward works (else: task 1.2)
-    tally = Tally()  # more than half of the graphs must be judged (require_judged)
-
-    @at_most(20)  # cheap graphs; a sort that fails on Scalars fails on nearly all of them
-    @given(expr=expressions(ops=ops))
-    def check(expr):
-        called = expression_text(expr.nodes, expr.values)
-        tally.add(scalar_order_checked(student, expr, called=called), expr)
-
-    check()
-    require_judged(tally, "topological_sort")
+    check_order(mt, data.draw(expressions(ops=graph_ops(mt)), label="graph"))
 
 
 @pytest.mark.task("1.4")
-def test_expression_backward(student):
-    """backward on random expression graphs matches exact derivatives and central differences"""
-    own = chain_rule_works(student)  # if not (task 1.3's mistake), judged in parts
-    ops = graph_ops(student)  # operators whose forward works (else: task 1.2)
-    tally = Tally()  # more than half of the graphs must be judged (require_judged)
-
-    @given(expr=expressions(ops=ops), d=d_outputs())
-    def check(expr, d):
-        called = "; ".join(expression_lines(expr.nodes, expr.values)[1:])
-        judged = expression_checked(student, expr, d, own, label="Scalar.backward", called=called)
-        tally.add(judged, expr)
-
-    check()
-    require_judged(tally)
+@most_judged
+@given(data=st.data(), d=d_outputs())
+def test_expression_backward(mt, data, d):
+    """backward on random expression graphs matches the exact derivatives"""
+    check_backward(mt, data.draw(expressions(ops=graph_ops(mt)), label="graph"), d)

@@ -166,7 +166,6 @@ def check_worker(expect: dict[str, Any]) -> dict[str, Any]:
         )
     config = SandboxConfig(
         root=Path("/"),
-        probes=assignment.probes_file,
         limits=assignment.limits,
         runtime=assignment.runtime,
     )

@@ -78,6 +78,7 @@ _NOT_GRADING = frozenset(
         "evidence",
         "course/handout.py",
         "course/handout_root.py",
+        "course/handout_tooling.py",
         "course/student_plugin.py",
         "platforms/bundle.py",
         "platforms/canvas.py",

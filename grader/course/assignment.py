@@ -109,10 +109,6 @@ class Assignment:
         return self.root / "tests"
 
     @property
-    def probes_file(self) -> Path:
-        return self.tests_dir / "probes.py"
-
-    @property
     def max_score(self) -> float:
         return sum(t.points for t in self.tasks)
 

@@ -1,8 +1,8 @@
 """Generate the student repository of an assignment from ``reference/`` and its toml.
 
 The hand-out is built, never copied by hand, so it cannot drift from what the grader runs:
-editable files are skeletons of the reference, the public tests and probes are the ones the
-grader uses, and the test tools are pinned to the grader's versions. The hidden tests and
+editable files are skeletons of the reference, the public tests are the ones the grader
+uses, and the test tools are pinned to the grader's versions. The hidden tests and
 the solutions never enter it.
 
 The whole tree is planned in memory first (``plan_handout``) and written afterwards, so a
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import ast
-import re
 import shutil
 import sys
 from dataclasses import dataclass
@@ -27,27 +26,32 @@ else:  # pragma: no cover - Python 3.10
 
 from grader.course.assignment import Assignment, load_assignment
 from grader.course.handout_root import root_texts
+from grader.course.handout_tooling import (
+    COMPANIONS,
+    PLUGIN_FILE,
+    PLUGIN_MODULE,
+    PLUGIN_SOURCE,
+    rewrite_grader_imports,
+    tooling_files,
+)
 from grader.course.skeleton import make_skeleton, solution_regions, strip_grader_only, strip_markers
 from grader.errors import ConfigError
 
 __all__ = [
+    "COMPANIONS",
     "MARKER_FILE",
+    "PLUGIN_FILE",
     "PLUGIN_MODULE",
+    "PLUGIN_SOURCE",
     "add_commands",
     "generate",
     "plan_handout",
+    "rewrite_grader_imports",
+    "tooling_files",
 ]
 
-# The one module of test tooling a hand-out carries: grader/course/student_plugin.py,
-# shipped at the top of the hand-out under this name (setup.cfg loads it with `-p`). It runs
-# the public tests in the student's own process; nothing of the sandbox, protocol or worker
-# ships.
-PLUGIN_SOURCE = "student_plugin.py"
-PLUGIN_MODULE = "pytest_minitorch"
-# The grader modules a public test may import, and what the hand-out imports instead.
-REWRITTEN_IMPORTS = {"grader.isolation.protocol": PLUGIN_MODULE}
 # Test support shipped with the public tests; the optional ones only when they exist.
-REQUIRED_TEST_SUPPORT = ("probes.py", "support.py")
+REQUIRED_TEST_SUPPORT = ("support.py",)
 OPTIONAL_TEST_SUPPORT = ("__init__.py", "conftest.py")
 MARKER_FILE = ".handout"
 HIDDEN_TESTS_DIR = "hidden"
@@ -182,7 +186,7 @@ def _local_imports(path: Path, tests_dir: Path) -> set[Path]:
     return found
 
 
-def _test_files(assignment: Assignment, grader_dir: Path) -> Plan:
+def _test_files(assignment: Assignment, exported: dict[str, set[str]]) -> Plan:
     tests_dir = assignment.tests_dir
     hidden = set(assignment.hidden_tests)
     wanted: list[Path] = []
@@ -210,13 +214,12 @@ def _test_files(assignment: Assignment, grader_dir: Path) -> Plan:
             )
         shipped.add(path)
         todo.extend(_local_imports(path, tests_dir) - shipped)
-    exported = _plugin_names(grader_dir / PLUGIN_SOURCE)
     plan: Plan = {}
     for p in shipped:
         data = p.read_bytes()
         if p.suffix == ".py":
             data = _strip_grader_only(p, data)
-            data = _rewrite_grader_imports(p, data, exported)
+            data = rewrite_grader_imports(p, data, exported)
         plan[f"tests/{p.relative_to(tests_dir).as_posix()}"] = _file(data)
     return plan
 
@@ -234,82 +237,6 @@ def _test_function_names(assignment: Assignment) -> set[str]:
             if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
                 names.add(node.name)
     return names
-
-
-# --- the plugin module -----------------------------------------------------------------------
-
-
-def _plugin_names(source: Path) -> set[str]:
-    """The names the plugin module exports (its ``__all__``)."""
-    for node in _parse_file(source).body:
-        if isinstance(node, ast.Assign) and any(
-            isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets
-        ):
-            return {ast.literal_eval(elt) for elt in getattr(node.value, "elts", [])}
-    return set()
-
-
-def _plugin_file(grader_dir: Path) -> Plan:
-    """The hand-out's one plugin module, checked to stand alone (no grader import)."""
-    path = grader_dir / PLUGIN_SOURCE
-    if not path.is_file():
-        raise ConfigError(
-            f"the hand-out needs grader/course/{PLUGIN_SOURCE}, but {path} does not exist"
-        )
-    for node in ast.walk(_parse_file(path)):
-        relative = isinstance(node, ast.ImportFrom) and node.level > 0
-        names = (
-            [node.module or ""]
-            if isinstance(node, ast.ImportFrom)
-            else [a.name for a in node.names]
-            if isinstance(node, ast.Import)
-            else []
-        )
-        if relative or any(n == "grader" or n.startswith("grader.") for n in names):
-            raise ConfigError(
-                f"grader/course/{PLUGIN_SOURCE} imports from the grader (line {node.lineno}); "
-                "it ships alone in the hand-out and must use only pytest, hypothesis and "
-                "the standard library"
-            )
-    return {f"{PLUGIN_MODULE}.py": _file(path.read_bytes())}
-
-
-def _rewrite_grader_imports(path: Path, data: bytes, exported: set[str]) -> bytes:
-    """``from grader.isolation.protocol import X`` becomes ``from pytest_minitorch import X``.
-
-    The public tests are the grader's own files; the hand-out has no ``grader`` package, so
-    each import of it is pointed at the plugin module, which defines the same names. Any
-    other grader import is a configuration error (it would crash on a student's machine).
-    """
-    tree = _parse_file(path)
-    lines = data.decode("utf-8").splitlines(keepends=True)
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            bad = [a.name for a in node.names if a.name.split(".")[0] == "grader"]
-            if bad:
-                raise ConfigError(
-                    f"{path}:{node.lineno}: `import {bad[0]}` cannot work in the hand-out "
-                    f"(no grader package there); import from {', '.join(REWRITTEN_IMPORTS)}"
-                )
-        if not isinstance(node, ast.ImportFrom) or node.level != 0:
-            continue
-        module = node.module or ""
-        if module.split(".")[0] != "grader":
-            continue
-        target = REWRITTEN_IMPORTS.get(module)
-        missing = sorted({a.name for a in node.names} - exported)
-        if target is None or missing:
-            what = f"{module} is not available" if target is None else f"{missing} are missing"
-            raise ConfigError(
-                f"{path}:{node.lineno}: the hand-out cannot satisfy `from {module} import ...`: "
-                f"{what} in the hand-out's plugin module ({PLUGIN_MODULE})"
-            )
-        i = node.lineno - 1
-        pattern = re.compile(rf"\bfrom\s+{re.escape(module)}\s+import\b")
-        if not pattern.search(lines[i]):
-            raise ConfigError(f"{path}:{node.lineno}: cannot rewrite the import of {module}")
-        lines[i] = pattern.sub(f"from {target} import", lines[i], count=1)
-    return "".join(lines).encode("utf-8")
 
 
 def _marker(assignment: Assignment) -> str:
@@ -336,15 +263,17 @@ def _root_files(assignment: Assignment) -> Plan:
 def plan_handout(assignment: Assignment, grader_dir: Path | None = None) -> Plan:
     """Every file of the hand-out, by its posix path, without writing anything.
 
-    ``grader_dir`` is where the hand-out's plugin module (``student_plugin.py``) comes from:
-    this package unless a test points elsewhere.
+    ``grader_dir`` is where the hand-out's plugin (``student_plugin.py``) comes from, its
+    companions coming from ``isolation/`` beside it: this package unless a test points
+    elsewhere.
     """
     grader_dir = grader_dir or Path(__file__).resolve().parent
+    tooling, exported = tooling_files(grader_dir)  # the tests' imports are checked against it
     plan: Plan = {}
     for part in (
         _package_files(assignment),
-        _plugin_file(grader_dir),  # before the tests: their imports are checked against it
-        _test_files(assignment, grader_dir),
+        {rel: _file(data) for rel, data in tooling.items()},
+        _test_files(assignment, exported),
         _root_files(assignment),
     ):
         clash = plan.keys() & part.keys()

@@ -248,11 +248,11 @@ GRADER_ONLY_END = "# END GRADER-ONLY"
 
 
 def strip_grader_only(text: str, path: object = "<text>") -> str:
-    """``text`` (a test or probe file) without its ``# BEGIN GRADER-ONLY`` ... ``# END
+    """``text`` (a test or support file) without its ``# BEGIN GRADER-ONLY`` ... ``# END
     GRADER-ONLY`` blocks: closed forms and solutions of tasks the student writes stay with
-    the grader. Used for the hand-out and for the probes every worker loads, so student code
-    never runs next to them. Each block becomes one comment line, so line numbers of the
-    rest shift but the file stays valid Python (checked)."""
+    the grader. Used for the hand-out, so students never see them. Each block becomes one
+    comment line, so line numbers of the rest shift but the file stays valid Python
+    (checked)."""
     out: list[str] = []
     inside = False
     for n, line in enumerate(text.splitlines(keepends=True), start=1):

@@ -1,24 +1,27 @@
-"""The test plugin of a student hand-out (shipped as ``pytest_minitorch.py``).
+"""The test plugin of a student hand-out (shipped as ``pytest_minitorch/__init__.py``).
 
 The hand-out's public tests are the grader's own tests, which reach the student's code
-through a ``student`` fixture: ``student.call(probe, *args, label=...)`` runs a function of
-``tests/probes.py`` and returns plain data. On Gradescope that call crosses into a
-sandboxed worker; here, on the student's machine, it is an ordinary function call in this
-process, so a traceback points straight into the student's own files.
-One module: it ships alone in every hand-out (setup.cfg loads it with ``-p``), so it cannot
-import a sibling.
+through the ``mt`` fixture: handles to the student's ``minitorch`` (grader/isolation/
+handles.py), whose recorded operations an executor applies (grader/isolation/executor.py).
+On Gradescope they cross into a sandboxed worker; here, on the student's machine, they are
+ordinary calls in this process, so a traceback points
+straight into the student's own files.
+One module: it ships as its package's ``__init__`` (setup.cfg loads it with ``-p``), beside
+copies of handles.py and executor.py whose import of protocol.py is pointed at this module
+(grader/course/handout.py), so its fault classes are the hand-out's one set; it imports
+nothing else of the grader.
 
 A failure that no input changes (a function not written yet, a file that does not import)
 is not shrunk, and is told once: the first test it stops shows it in full, every later one
 says in one line what it waits on ("waits on Task 1.1: autodiff.central_difference"). No
 report shows the chain of exceptions a check was raised from.
 
-Besides the fixture this module gives the tests' markers (``@pytest.mark.task("1.4")`` and
+Besides the fixtures this module gives the tests' markers (``@pytest.mark.task("1.4")`` and
 the course's ``task1_4`` spelling, so ``pytest -m task1_4`` works), ``--task 1.4``, the
 hypothesis settings of a local run and of a grading run, and ``--score-table``.
 
-It must stay standalone: the standard library, pytest and hypothesis only. The grader
-checks that (grader/tests/test_handout.py).
+It must stay standalone: the standard library, pytest and hypothesis only. The hand-out
+build refuses anything else (grader/course/handout.py).
 """
 
 from __future__ import annotations
@@ -32,7 +35,8 @@ import sys
 import threading
 import traceback
 import types
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,7 +58,6 @@ __all__ = [
 ]
 
 ASSIGNMENT_TOML = "assignment.toml"
-PROBES = Path("tests") / "probes.py"
 PROFILES = ("grading", "student")
 
 
@@ -62,10 +65,11 @@ PROFILES = ("grading", "student")
 class StudentFault(Exception):
     """The student's code gave no usable value; the test that asked for it fails."""
 
+    kind = "fault"
     #: Whether no other input changes this fault (a function not written yet, a file that
     #: does not import, a missing name, a call that hung): the example that found it is not
     #: shrunk, and the report tells it once (``cause``) and in one line in every other test
-    #: it stops (``waits_on``). Set by the local ``student`` fixture.
+    #: it stops (``waits_on``). Set by the local runner (``LocalStudent``).
     stands = False
     cause = ""
     waits_on = ""
@@ -78,9 +82,17 @@ class StudentFault(Exception):
     def headline(self) -> str:
         return self.message
 
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"kind": self.kind, "message": self.message, "label": self.label}
+        if self.stands:
+            data.update(stands=True, cause=self.cause, waits_on=self.waits_on)
+        return data
+
 
 class StudentError(StudentFault):
     """The student's code raised ``type_name: message``; ``traceback`` holds its frames."""
+
+    kind = "error"
 
     def __init__(
         self, type_name: str, message: str, traceback: str = "", *, label: str | None = None
@@ -96,21 +108,65 @@ class StudentError(StudentFault):
         where = f"{self.label} raised " if self.label else "your code raised "
         return where + str(self)
 
+    def to_json(self) -> dict[str, Any]:
+        return {**super().to_json(), "type": self.type_name, "traceback": self.traceback}
+
 
 class ProbeTimeout(StudentFault):
     """The student's code ran longer than the time allowed for one call."""
+
+    kind = "timeout"
 
 
 class WorkerCrashed(StudentFault):
     """The process running the student's code died (never happens in this process)."""
 
+    kind = "crash"
+
 
 class BadValue(StudentFault):
     """The student's code returned something that is not plain data."""
 
+    kind = "bad_value"
+
 
 class BudgetExhausted(StudentFault):
     """The time budget of the whole run is spent (only when grading)."""
+
+    kind = "budget"
+
+
+_FAULTS: dict[str, type[StudentFault]] = {
+    c.kind: c for c in (StudentFault, ProbeTimeout, WorkerCrashed, BadValue, BudgetExhausted)
+}
+
+
+def fault_from_json(data: dict[str, Any]) -> StudentFault:
+    """A fault from its JSON form (``to_json``), standing or not as it was raised."""
+    kind = data.get("kind")
+    label = data.get("label") if isinstance(data.get("label"), str) else None
+    message = str(data.get("message", ""))
+    fault: StudentFault
+    if kind == "error":
+        type_name, frames = str(data.get("type", "Exception")), str(data.get("traceback", ""))
+        fault = StudentError(type_name, message, frames, label=label)
+    else:
+        fault = _FAULTS.get(str(kind), StudentFault)(message, label=label)
+    if data.get("stands"):
+        fault.stands = True
+        fault.cause, fault.waits_on = str(data.get("cause", "")), str(data.get("waits_on", ""))
+        _met(fault)
+    return fault
+
+
+#: The standing faults the test running now was given (handles hand them over as values, so
+#: a check may word one in its own message without raising it): see ``_student_fault``.
+_MET: dict[str, StudentFault] = {}
+
+
+def _met(fault: StudentFault) -> None:
+    if len(_MET) < 64:
+        _MET.setdefault(fault.cause, fault)
 
 
 # --------------------------------------------------------------------------- the assignment
@@ -148,6 +204,7 @@ def marker_name(task: str) -> str:
 
 _COURSE = pytest.StashKey[_Course]()
 _STUDENT = pytest.StashKey["LocalStudent"]()
+_HANDLES = pytest.StashKey[Any]()  # the `mt` fixture's handles.Session
 # The faults the report told in full, by cause: {cause: the test that told it}.
 _SHOWN = pytest.StashKey[dict[str, str]]()
 
@@ -276,26 +333,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 # --------------------------------------------------------------------------- the fixture
-def _numpy_plain(v: Any) -> Any:
-    """A numpy scalar as the grader receives it (its float, int or bool), else ``v``."""
-    numpy = sys.modules.get("numpy")
-    if numpy is None or type(v).__module__ != "numpy":
-        return v
-    for kind, cast in ((numpy.bool_, bool), (numpy.integer, int), (numpy.floating, float)):
-        if isinstance(v, kind):
-            return cast(v)
-    return v
-
-
 def _plain(value: Any, what: str) -> Any:
-    """``value`` as the grader would receive it: plain data only, after a JSON round trip."""
-
-    def convert(v: Any, depth: int) -> Any:
-        if depth < 32 and type(v) in (list, tuple):
-            return type(v)(convert(x, depth + 1) for x in v)
-        if depth < 32 and type(v) is dict:
-            return {k: convert(x, depth + 1) for k, x in v.items()}
-        return _numpy_plain(v)
+    """``value`` as the grader would receive it: numpy scalars made plain by the grader's
+    own executor (``plain``), then plain data only, after a JSON round trip."""
 
     def check(v: Any, depth: int) -> None:
         if depth > 32:
@@ -317,7 +357,7 @@ def _plain(value: Any, what: str) -> Any:
             "lists and dicts (did a function return a Scalar or a subclass of float?)"
         )
 
-    value = convert(value, 0)
+    value = _companion("executor").plain(value)
     check(value, 0)
     return json.loads(json.dumps(value))
 
@@ -395,54 +435,155 @@ class _Timeout(BaseException):
     """Raised by the alarm inside a call that ran too long."""
 
 
+def _ring(signum: int = 0, frame: Any = None) -> None:
+    """The alarm: one place raises ``_Timeout``, first time or repeat, so hypothesis sees
+    the same failure each time."""
+    raise _Timeout()
+
+
+def _companion(name: str) -> types.ModuleType:
+    """A grader module shipped in this package beside the plugin (``handles``, ``executor``)."""
+    try:
+        return importlib.import_module(f"{__name__}.{name}")
+    except ImportError as exc:
+        raise pytest.UsageError(
+            f"the test tooling lacks {__name__}/{name}.py ({exc}); it comes with the "
+            "hand-out: restore the pytest_minitorch folder from your assignment's repository"
+        ) from None
+
+
 class LocalStudent:
-    """``student.call(probe, *args, label=...)`` as an ordinary call in this process."""
+    """The student's code, run in this process as the grader runs it in its worker.
+
+    ``run(message, label)`` applies a batch of handle operations with the grader's own
+    executor to the real ``import minitorch`` (the ``mt`` fixture) and answers as the
+    worker does. It keeps the grader's per-call deadline, gives the same faults and answers
+    plain data only.
+    """
 
     def __init__(self, root: Path, timeout: float) -> None:
         self.root = root
         self.package = root / "minitorch"
         self.timeout = timeout
-        spec = importlib.util.spec_from_file_location("_minitorch_probes", root / PROBES)
-        if spec is None or spec.loader is None:
-            raise pytest.UsageError(f"cannot load {root / PROBES}")
-        self.probes = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(self.probes)
+        self._executor: Any = None
+        #: Changes when a batch ran out of time: its objects are dropped, as when grading
+        #: the worker is restarted (a handle's value made before is then lost).
+        self.generation = 0
         #: The test running now (``pytest_runtest_call``), and the calls that hung in it:
         #: as when grading, a call that hung fails at once when its test calls it again.
         self.scope: str | None = None
         self._hung: dict[tuple[str | None, str], str] = {}
 
-    def call(self, probe: str, *args: Any, label: str | None = None) -> Any:
-        fn = getattr(self.probes, probe, None)
-        if probe.startswith("_") or not callable(fn):
-            raise LookupError(f"tests/probes.py has no probe named {probe!r}")
-        args = tuple(json.loads(json.dumps(list(args))))
-        what = label or probe
+    @property
+    def executor(self) -> Any:
+        if self._executor is None:
+            self._executor = _companion("executor").Executor(
+                lambda: importlib.import_module("minitorch"), self._lacking
+            )
+        return self._executor
+
+    def run(
+        self, message: dict[str, Any], label: str, label_of: Callable[[int], str] | None = None
+    ) -> dict[str, Any]:
+        """Apply one batch of handle operations; answer as the grader's worker does:
+        ``{"values": [...], "bad": {index: why}, "failed": {number: error or None}}``, an
+        operation that raised with its error, one skipped (an input failed) with None. A
+        batch that runs out of time is named by ``label_of`` the operation it stopped in."""
+        executor = self.executor
+        unknown = _companion("executor").UnknownHandle
+        started = self.generation
+
+        def stopped_in() -> tuple[str, int | None]:
+            running = executor.running
+            named = label_of(running) if label_of is not None and running is not None else ""
+            return (named, running) if named else (label, None)
+
         try:
-            if (self.scope, what) in self._hung:
-                raise _Timeout()
+            with self._guarded(label, label, restart=True, stopped_in=stopped_in):
+                if message.get("reset"):
+                    executor.reset()
+                failed = executor.run(list(message.get("ops", [])), self._error_json)
+                values: list[Any] = []
+                bad: dict[str, str] = {}
+                for i, number in enumerate(message.get("want", [])):
+                    value: Any = None
+                    if str(number) not in failed:
+                        try:
+                            value = _plain(executor.held(number), "the value")
+                        except BadValue as exc:
+                            bad[str(i)] = exc.message
+                        except unknown:
+                            raise
+                        except Exception as exc:  # noqa: BLE001 - a rigged container
+                            bad[str(i)] = f"the value could not be read: {type(exc).__name__}"
+                    values.append(value)
+        except unknown as exc:  # a handle whose object a deadline dropped
+            raise StudentError(type(exc).__name__, str(exc), label=label) from None
+        finally:
+            if self.generation != started:
+                executor.reset()
+        return {"values": values, "bad": bad, "failed": failed}
+
+    def _error_json(self, exc: BaseException) -> dict[str, Any]:
+        """What the executor keeps for an operation that raised ``exc``."""
+        if not isinstance(exc, Exception):  # the deadline, Ctrl-C, sys.exit: not a value
+            raise exc
+        return self._student_error(exc, None).to_json()
+
+    def _student_error(self, exc: BaseException, label: str | None) -> StudentError:
+        """``exc`` as the student's fault: their own frames, and whether it stands."""
+        frames = _student_frames(exc.__traceback__, self.package)
+        if isinstance(exc, SyntaxError) and _inside(str(exc.filename), self.package):
+            rel = Path(str(exc.filename)).relative_to(self.root).as_posix()
+            frames += f'\n  File "{rel}", line {exc.lineno}\n    {(exc.text or "").strip()}'
+        error = StudentError(type(exc).__name__, str(exc), frames.strip("\n"), label=label)
+        standing = _standing(exc, self.package)
+        if standing is not None:
+            error.stands = True
+            error.cause, error.waits_on = standing
+        return error
+
+    @staticmethod
+    def _lacking(name: str) -> BaseException:
+        """``minitorch.<name>`` of a package without it (the executor asks)."""
+        package = sys.modules.get("minitorch")
+        text = f"module 'minitorch' has no attribute '{name}'"
+        return AttributeError(text, name=name, obj=package)
+
+    @contextmanager
+    def _guarded(
+        self,
+        what: str,
+        label: str | None,
+        restart: bool = False,
+        stopped_in: Callable[[], tuple[str, int | None]] | None = None,
+    ) -> Iterator[None]:
+        """Run the body under the per-call deadline. A call that ran out of time is a
+        ProbeTimeout that stands (and, with ``restart``, its objects are dropped); asked
+        again in the same test, it fails at once, the same way. ``stopped_in`` names the
+        operation a batch hung in (and its number), when it knows."""
+        repeat = (self.scope, what) in self._hung
+        try:
+            if repeat:
+                _ring()
             with self._deadline():
-                value = fn(*args)
+                yield
         except _Timeout:
-            # One place raises it, first time or repeat: hypothesis sees the same failure.
-            message = f"timed out after {self.timeout:g} s in {what} (an infinite loop?)"
+            op = None
+            if stopped_in is not None and not repeat:
+                what, op = stopped_in()
+            message = self._hung.get((self.scope, what)) or (
+                f"timed out after {self.timeout:g} s in {what} (an infinite loop?)"
+            )
             self._hung[self.scope, what] = message
+            if restart and not repeat:
+                self.generation += 1
             fault = ProbeTimeout(message, label=label)
+            fault.op = op  # type: ignore[attr-defined]
             fault.stands, fault.cause = True, f"timeout:{message}"
             fault.waits_on = message.replace(" (an infinite loop?)", "")
+            _met(fault)
             raise fault from None
-        except Exception as exc:  # student code may raise anything
-            frames = _student_frames(exc.__traceback__, self.package)
-            if isinstance(exc, SyntaxError) and _inside(str(exc.filename), self.package):
-                rel = Path(str(exc.filename)).relative_to(self.root).as_posix()
-                frames += f'\n  File "{rel}", line {exc.lineno}\n    {(exc.text or "").strip()}'
-            error = StudentError(type(exc).__name__, str(exc), frames.strip("\n"), label=label)
-            standing = _standing(exc, self.package)
-            if standing is not None:
-                error.stands = True
-                error.cause, error.waits_on = standing
-            raise error from exc
-        return _plain(value, f"the value returned for {what}")
 
     @staticmethod
     def _can_alarm() -> bool:
@@ -450,32 +591,24 @@ class LocalStudent:
             hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
         )
 
-    def _deadline(self) -> Any:
-        from contextlib import contextmanager
+    @contextmanager
+    def _deadline(self) -> Iterator[None]:
+        if self.timeout <= 0 or not self._can_alarm():
+            yield
+            return
 
-        @contextmanager
-        def alarm() -> Iterator[None]:
-            if self.timeout <= 0 or not self._can_alarm():
-                yield
-                return
-
-            def ring(signum: int, frame: Any) -> None:
-                raise _Timeout()
-
-            previous = signal.signal(signal.SIGALRM, ring)
-            signal.setitimer(signal.ITIMER_REAL, self.timeout)
-            try:
-                yield
-            finally:
-                signal.setitimer(signal.ITIMER_REAL, 0)
-                signal.signal(signal.SIGALRM, previous)
-
-        return alarm()
+        previous = signal.signal(signal.SIGALRM, _ring)
+        signal.setitimer(signal.ITIMER_REAL, self.timeout)
+        try:
+            yield
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
 
 
 @pytest.fixture(scope="session")
-def student(request: pytest.FixtureRequest) -> Iterator[LocalStudent]:
-    """Your code, called the way the grader calls it."""
+def _minitorch_local(request: pytest.FixtureRequest) -> Iterator[LocalStudent]:
+    """The one runner of the student's code in this process, behind ``mt``."""
     config = request.config
     root = config.rootpath
     if str(root) not in sys.path:
@@ -490,6 +623,19 @@ def student(request: pytest.FixtureRequest) -> Iterator[LocalStudent]:
     for name in [n for n in sys.modules if n == "minitorch" or n.startswith("minitorch.")]:
         del sys.modules[name]
     importlib.invalidate_caches()
+
+
+@pytest.fixture(scope="session")
+def mt(request: pytest.FixtureRequest, _minitorch_local: LocalStudent) -> Iterator[Any]:
+    """A handle to your ``minitorch`` package, as the grader's tests hold it: what a test
+    does with it runs your code (in this process) when the test asks for a value. Each
+    test starts with no objects."""
+    session = _companion("handles").Session(
+        _minitorch_local.run, lambda: _minitorch_local.generation
+    )
+    request.config.stash[_HANDLES] = session
+    yield session.package()
+    del request.config.stash[_HANDLES]
 
 
 # --------------------------------------------------------------------------- reports
@@ -513,23 +659,34 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
 
 
 def _student_fault(exc: BaseException | None) -> StudentFault | None:
-    """The student's fault behind a test's failure: the failure itself, or the fault a
-    check caught and worded (``support.raised``)."""
+    """The student's fault behind a test's failure: the failure itself, the fault a check
+    caught and worded (``support.raised``), or a standing fault the test was given
+    (``outcomes``) whose message the check's own message quotes."""
     if exc is None:
         return None
     for top in _faults(exc):
         for seen in _chain(top):
             if isinstance(seen, StudentFault):
                 return seen
+    told = "\n".join(str(top) for top in _faults(exc) if isinstance(top, pytest.fail.Exception))
+    for fault in _MET.values() if told else ():
+        if fault.message and fault.message in told:
+            return fault
     return None
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_call(item: pytest.Item) -> None:
-    """Tell the student fixture which test runs now (its memory of hung calls is per test)."""
+    """Tell the runner which test runs now (its memory of hung calls is per test), and
+    start the test's handles afresh, as the grader does."""
+    _MET.clear()
     local = item.config.stash.get(_STUDENT, None)
     if local is not None:
         local.scope = item.nodeid
+    session = item.config.stash.get(_HANDLES, None)
+    if session is not None:
+        session.reset()
+        _companion("handles").reset_each_example(getattr(item, "obj", None), session)
 
 
 def _render(exc: BaseException, shown: dict[str, str], test: str) -> str | None:
@@ -566,7 +723,9 @@ def _render(exc: BaseException, shown: dict[str, str], test: str) -> str | None:
 def _example_notes(exc: BaseException) -> list[str]:
     notes = [str(n) for n in getattr(exc, "__notes__", []) or []]
     return [
-        "\n".join(line for line in n.splitlines() if not line.strip().startswith("student="))
+        "\n".join(
+            line for line in n.splitlines() if not line.strip().startswith(("student=", "mt="))
+        )
         for n in notes
         if n.startswith("Falsifying")
     ]
@@ -584,7 +743,17 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     report = yield
     if call.excinfo is not None and report.failed:
         shown = item.config.stash.setdefault(_SHOWN, {})
-        text = _render(call.excinfo.value, shown, getattr(item, "name", item.nodeid))
+        exc = call.excinfo.value
+        text = _render(exc, shown, getattr(item, "name", item.nodeid))
+        session = item.config.stash.get(_HANDLES, None)
+        lines = session.read_lines() if session is not None and text is None else []
+        if lines and isinstance(exc, AssertionError):
+            # A plain assert over handles, told as the grader tells it: its message, and
+            # the lines that rebuild the values the failing example read.
+            reproduce = ["To reproduce:", *(f"    {line}" for line in lines)]
+            text = "\n".join(
+                [str(exc).strip() or "a check failed", *_example_notes(exc), *reproduce]
+            )
         if text is not None:
             report.longrepr = text
     return report

@@ -9,7 +9,7 @@ its own task, stopping at the first failure.
 
 A survivor may be *equivalent*: a change that does not change behaviour (``a * b`` for
 ``b * a``). Survivors are therefore rerun with a much larger, differently seeded sample
-while every probe call and answer is logged, and compared with the reference's log on the
+while every call and answer is logged, and compared with the reference's log on the
 same sample: identical answers set the mutant aside as equivalent; any difference means
 the suite should have caught it, and the survivor is listed with its diff.
 """

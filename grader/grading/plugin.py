@@ -1,4 +1,5 @@
-"""pytest plugin: the ``student`` fixture, the ``task`` marker and student-facing failures.
+"""pytest plugin: the ``mt`` fixture (over the session's ``student`` client), the ``task``
+marker and student-facing failures.
 
 It is active only when a student folder is given (``--student-dir`` or the ``student_dir``
 ini key), so having it installed never changes other test runs. The same assignment tests run
@@ -26,12 +27,12 @@ class _State:
     """Per-session plugin state, kept in ``config.stash`` (no module globals)."""
 
     root: Path
-    probes: Path
     mode: str
     profile: str
     assignment: Any = None  # grader.course.assignment.Assignment, when --assignment-toml is given
     outcomes: dict[str, dict[str, Any]] = field(default_factory=dict)
     client: Any = None  # the session's StudentClient, once a test asked for it
+    handles: Any = None  # the session's handles.Session, once a test asked for ``mt``
     shown: set[str] = field(default_factory=set)  # causes whose full message a test showed
 
 
@@ -43,23 +44,21 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("minitorch-grader", "MiniTorch grader")
     group.addoption("--student-dir", help="folder that holds the student's minitorch/")
     group.addoption("--student-mode", choices=MODES, help="where student code runs")
-    group.addoption("--probes", help="the probe module the worker loads (tests/probes.py)")
     group.addoption("--grading-profile", choices=PROFILES, help="hypothesis settings profile")
     group.addoption("--max-examples", type=int, help="hypothesis examples per test")
     group.addoption("--grading-seed", type=int, help="explore with this seed (flake hunts)")
-    group.addoption("--probe-timeout", type=float, help="seconds allowed per probe call")
+    group.addoption("--probe-timeout", type=float, help="seconds allowed per batch of calls")
     group.addoption("--import-timeout", type=float, help="seconds allowed per file import")
     group.addoption("--grading-budget", type=float, help="seconds allowed for all calls")
     group.addoption("--task", action="append", help="run only the tests of this task (repeat)")
     group.addoption("--assignment-toml", help="assignment.toml for limits, budget and points")
     group.addoption("--score-table", action="store_true", help="print a per-task score preview")
-    group.addoption("--call-log", help="append every probe call and answer to this file")
+    group.addoption("--call-log", help="append every call and answer to this file")
     group.addoption(
         "--no-shrink", action="store_true", help="report the first failing example unshrunk"
     )
     parser.addini("student_dir", "folder that holds the student's minitorch/")
     parser.addini("student_mode", "where student code runs: inprocess or sandbox")
-    parser.addini("probes", "the probe module the worker loads")
     parser.addini("grading_profile", "hypothesis settings profile: grading or student")
     parser.addini("assignment_toml", "assignment.toml for limits, budget and points")
 
@@ -88,19 +87,13 @@ def pytest_configure(config: pytest.Config) -> None:
     root = _resolve_path(config, student_dir)
     if not (root / "minitorch").is_dir():
         raise pytest.UsageError(f"--student-dir {root} does not contain a minitorch/ folder")
-    probes_opt = _opt(config, "probes", "probes")
-    if not probes_opt:
-        raise pytest.UsageError("--probes is required with --student-dir")
-    probes = _resolve_path(config, probes_opt)
-    if not probes.is_file():
-        raise pytest.UsageError(f"--probes {probes} does not exist")
     mode = _opt(config, "student_mode", "student_mode") or "sandbox"
     if mode not in MODES:
         raise pytest.UsageError(f"student mode {mode!r} is not one of {MODES}")
     profile = _opt(config, "grading_profile", "grading_profile") or "grading"
     if profile not in PROFILES:
         raise pytest.UsageError(f"grading profile {profile!r} is not one of {PROFILES}")
-    state = _State(root=root, probes=probes, mode=mode, profile=profile)
+    state = _State(root=root, mode=mode, profile=profile)
     toml = _opt(config, "assignment_toml", "assignment_toml")
     if toml:
         from grader.course.assignment import load_assignment
@@ -213,13 +206,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 # --------------------------------------------------------------------------- fixture
 @pytest.fixture(scope="session")
 def student(request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
-    """The client for the student's code: ``student.call(probe, *args, label=...)``."""
+    """The session's client for the student's code (a worker); ``mt`` sends its batches of
+    operations through it."""
     from grader.course.assignment import Limits
     from grader.isolation import SandboxConfig, StudentClient
 
     config = request.config
     if _STATE not in config.stash:
-        pytest.fail("the student fixture needs --student-dir and --probes", pytrace=False)
+        pytest.fail("the student fixture needs --student-dir", pytrace=False)
     state = config.stash[_STATE]
     limits = state.assignment.limits if state.assignment is not None else Limits()
     overrides = {
@@ -235,7 +229,6 @@ def student(request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
     client = StudentClient(
         SandboxConfig(
             root=state.root,
-            probes=state.probes,
             mode=state.mode,
             limits=dataclasses.replace(limits, **overrides),
             call_log=Path(log) if log else None,
@@ -249,6 +242,20 @@ def student(request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
     state.client = client
     yield client
     client.close()
+
+
+@pytest.fixture(scope="session")
+def mt(request: pytest.FixtureRequest, student: Any) -> Any:
+    """A handle to the student's ``minitorch`` package (grader.isolation.handles).
+
+    Operations on it are recorded here and run in the worker when a value is asked for;
+    each test starts with no objects (the plugin resets the session before it runs).
+    """
+    from grader.isolation.handles import Session
+
+    state = request.config.stash[_STATE]
+    state.handles = Session(student.run, lambda: student.generation)
+    return state.handles.package()
 
 
 # --------------------------------------------------------------------------- reports
@@ -266,7 +273,9 @@ def _example_notes(exc: BaseException) -> list[str]:
     """Hypothesis' falsifying example, without the fixture line (it is not an input)."""
     notes = [str(n) for n in getattr(exc, "__notes__", []) or []]
     return [
-        "\n".join(line for line in n.splitlines() if not line.strip().startswith("student="))
+        "\n".join(
+            line for line in n.splitlines() if not line.strip().startswith(("student=", "mt="))
+        )
         for n in notes
         if n.startswith("Falsifying")
     ]
@@ -379,6 +388,11 @@ def pytest_runtest_call(item: pytest.Item) -> None:
         client.scope = item.nodeid
         client.hidden_scope = _hidden(item)
         client.fault_stands = False
+    if _STATE in item.config.stash and item.config.stash[_STATE].handles is not None:
+        from grader.isolation.handles import reset_each_example
+
+        item.config.stash[_STATE].handles.reset()
+        reset_each_example(getattr(item, "obj", None), item.config.stash[_STATE].handles)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -392,6 +406,18 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
         state = item.config.stash[_STATE]
         told = not _hidden(item) or _told_above(state, call.excinfo.value)
         text = render_failure(call.excinfo.value, state.shown if told else None)
+        exc = call.excinfo.value
+        if text is None and isinstance(exc, AssertionError) and state.handles is not None:
+            # A plain assert over handles: its message, and the lines that rebuild the values
+            # the failing example read (the recorded operations), never the test's source.
+            lines = state.handles.read_lines()
+            text = "\n".join(
+                [
+                    str(exc).strip() or "a check failed",
+                    *_example_notes(exc),
+                    *(["To reproduce:", *(f"    {line}" for line in lines)] if lines else []),
+                ]
+            )
         if text is None and _hidden(item):
             # pytest's own report would quote the hidden test's source lines.
             exc = call.excinfo.value

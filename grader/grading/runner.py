@@ -79,8 +79,6 @@ def run_tests(
             "--json-report-file=none",
             "--student-dir",
             str(student_dir),
-            "--probes",
-            str(assignment.probes_file),
             "--student-mode",
             mode,
             "--assignment-toml",
@@ -228,7 +226,6 @@ def sandbox_config(assignment: Assignment, root: Path, mode: str) -> SandboxConf
     """How the worker for ``root`` runs, from the assignment (the plugin builds the same)."""
     return SandboxConfig(
         root=root,
-        probes=assignment.probes_file,
         mode=mode,
         limits=assignment.limits,
         runtime=assignment.runtime,

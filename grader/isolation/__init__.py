@@ -1,8 +1,9 @@
 """Isolation: the worker that runs student code, and everything that keeps it contained.
 
-The trusted side sees this package's public names only. ``StudentClient`` runs probes in a
-worker (``transport``: in this process, or a locked-down subprocess) and turns whatever the
-worker does into a reply or a fault (``protocol``). The subprocess runs as a leased uid
+The trusted side sees this package's public names only. ``StudentClient`` sends batches of
+handle operations (``handles``) to a worker (``transport``: in this process, or a
+locked-down subprocess; ``executor`` applies them there) and turns whatever the worker does
+into a reply or a fault (``protocol``). The subprocess runs as a leased uid
 (``processes``), in an allowlist view of the filesystem (``view``), with the interpreter and
 file modes the host allows (``host``); ``defences`` reports which of these were active.
 ``worker.py``, ``protocol.py``, ``absent.py`` and ``newsyntax.py`` use the standard library

@@ -1,6 +1,7 @@
-"""Start the worker and talk to it: the trusted side of the probe protocol.
+"""Start the worker and talk to it: the trusted side of the worker protocol.
 
-``StudentClient.call(probe, *args, label=...)`` is all the tests see. Behind it a connection
+``StudentClient.run(message, label)`` (a batch of handle operations, sent by
+``handles.Session``) and the import checks are all the tests use. Behind it a connection
 runs the worker either in this process (students' ``make test``: fast, real tracebacks) or
 in a separate, locked-down process (grading). Deadlines are enforced from this side: a call
 that runs too long kills the worker, which restarts for the next call.
@@ -21,6 +22,7 @@ The sandboxed worker, when the grader runs as root:
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
@@ -99,8 +101,11 @@ class StudentClient:
         self._conn.on_note = self._on_note
         self._ids = 0
         self._importing: list[str] = []
+        #: The operation of a batch the worker said has been running for a while.
+        self._running: int | None = None
         self._blocked: dict[str, str] = {}
         self._hung: dict[tuple[str, str], str] = {}
+        self._label_of: Callable[[int], str] | None = None
         #: The test now running (set by the plugin). A call that hung fails at once when the
         #: same test calls it again (hypothesis would re-run it while shrinking), but another
         #: test still gets to run it: one hang must not cost every test that shares a label.
@@ -128,6 +133,8 @@ class StudentClient:
             del self._importing[:-_MAX_IMPORT_DEPTH]
         elif event == "exit" and self._importing:
             self._importing.pop()
+        elif event == "running" and name.isdigit() and len(name) < 12:
+            self._running = int(name)
         elif event == "unavailable":
             self._note_unavailable(name)
 
@@ -262,29 +269,54 @@ class StudentClient:
         return None
 
     # -- the API the tests use
-    def call(self, probe: str, *args: Any, label: str | None = None) -> Any:
-        """Run one probe in the worker and return its plain-data value.
-
-        Raises a ``StudentFault`` subclass when student code fails, hangs or crashes.
-        """
+    def run(
+        self, message: dict[str, Any], label: str, label_of: Callable[[int], str] | None = None
+    ) -> Any:
+        """Send one batch of handle operations (``handles.Session``'s request) and return
+        the worker's answer. Raises a ``StudentFault`` subclass when student code fails,
+        hangs or crashes. A batch that hangs is named by ``label_of`` the operation that
+        was running (when the worker could tell), and its ``ProbeTimeout`` has that ``op``."""
+        self._label_of = label_of
         try:
-            value = self._call(probe, args, label)
+            return self._logged("run", (message,), label, "run")
+        finally:
+            self._label_of = None
+
+    @property
+    def generation(self) -> int:
+        """Changes whenever the worker restarts (its objects are gone then)."""
+        return self.restarts
+
+    def _logged(self, name: str, args: tuple[Any, ...], label: str | None, op: str) -> Any:
+        try:
+            value = self._call(name, args, label, op)
         except protocol.StudentFault as exc:
             self.fault_stands = _stands(exc)
             if self.config.call_log is not None:
                 self._log(
                     {
-                        "probe": probe,
+                        "op": name,
                         "args": list(args),
                         "fault": type(exc).__name__,
                         "type": getattr(exc, "type_name", None),
                     }
                 )
             raise
-        self.fault_stands = False
+        self.fault_stands = op == "run" and self._batch_faults(value)
         if self.config.call_log is not None:
-            self._log({"probe": probe, "args": list(args), "value": value})
+            self._log({"op": name, "args": list(args), "value": value})
         return value
+
+    def _batch_faults(self, answer: Any) -> bool:
+        """Note the files a batch of handle operations found not importing (the report's
+        top says so, as for a call that raised it) and say whether one stands."""
+        failed = answer.get("failed") if type(answer) is dict else None
+        stands = False
+        for error in (failed or {}).values() if type(failed) is dict else ():
+            if type(error) is dict and error.get("type") == "ImportError":
+                self._note_import(str(error.get("message", "")))
+                stands = True
+        return stands
 
     def _log(self, entry: dict[str, Any]) -> None:
         import json
@@ -293,21 +325,22 @@ class StudentClient:
         with open(self.config.call_log, "a", encoding="utf-8") as fh:
             fh.write(json.dumps(entry, sort_keys=True) + "\n")
 
-    def _call(self, probe: str, args: tuple[Any, ...], label: str | None) -> Any:
-        what = label or probe
+    def _call(self, name: str, args: tuple[Any, ...], label: str | None, op: str) -> Any:
+        what = label or name
         if (self.scope, what) in self._hung:
             self._hang_again(what, label)
         exhausted = self._budget_exhausted()
         if exhausted:
             self._note("timeout", "budget", exhausted)
             raise BudgetExhausted(exhausted, label=label)
-        protocol.check_plain(list(args), f"the arguments of probe {probe}")
+        protocol.check_plain(list(args), f"the arguments of {what}")
         self.calls += 1
         reply: Reply | None
+        hung_op: int | None = None
         try:
             self._ensure_worker()
-            self._importing = []
-            call = Call(self._next_id(), probe, list(args))
+            self._importing, self._running = [], None
+            call = Call(self._next_id(), name, list(args), op)
             reply = self._conn.request(call, self.config.limits.probe_timeout)
         except Deadline:
             culprit = self._importing[-1] if self._importing else None
@@ -316,6 +349,9 @@ class StudentClient:
                 self._blocked[culprit] = self._import_fault(culprit, Deadline())
                 self._note_import(self._blocked[culprit])
                 raise StudentError("ImportError", self._blocked[culprit], label=label) from None
+            running = self._running
+            named = self._label_of(running) if self._label_of and running is not None else ""
+            what, hung_op = (named, running) if named else (what, None)
             limit = self.config.limits.probe_timeout
             message = (
                 f"timed out after {limit:g} s in {what} (an infinite loop? "
@@ -343,7 +379,7 @@ class StudentClient:
             self._note("crashed", what, message)
             raise WorkerCrashed(message, label=label) from None
         if reply is None:
-            self._hang_again(what, label)  # outside the except block: see _hang_again
+            self._hang_again(what, label, hung_op)  # outside the except block: see _hang_again
         if reply.ok:
             # What the worker says is student-controlled: checked here, on the trusted side.
             try:
@@ -357,13 +393,15 @@ class StudentClient:
                 reply = Reply(reply.id, False, error={**reply.error, "label": label})
         return reply.value
 
-    def _hang_again(self, what: str, label: str | None) -> NoReturn:
+    def _hang_again(self, what: str, label: str | None, op: int | None = None) -> NoReturn:
         """Raise the timeout of ``what`` in this test, the first time and on every repeat alike.
 
         hypothesis tells failures apart by where they were raised and what they were raised
         during; the repeat of a hang (no call made) must look like the hang itself, or the
         replay of a failing example counts as another failure ("flaky")."""
-        raise ProbeTimeout(self._hung[self.scope, what], label=label)
+        fault = ProbeTimeout(self._hung[self.scope, what], label=label)
+        fault.op = op  # type: ignore[attr-defined]
+        raise fault
 
     def _note(self, kind: str, key: str, message: str) -> None:
         known = self.problems.get(f"{kind}:{key}")

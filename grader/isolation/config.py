@@ -15,7 +15,6 @@ from grader.isolation.view import view_kind
 @dataclass(frozen=True)
 class SandboxConfig:
     root: Path  # the folder holding the student's minitorch/
-    probes: Path
     mode: str = "sandbox"  # "inprocess" | "sandbox"
     limits: Limits = field(default_factory=Limits)  # from assignment.toml, the one source
     uid: int = WORKER_UID

@@ -37,7 +37,7 @@ __all__ = [
 ]
 
 PROTOCOL_VERSION = 1
-#: A probe's answer is a few kilobytes; the cap only has to be far above that.
+#: An answer is a few kilobytes; the cap only has to be far above that.
 MAX_FRAME = 4 * 1024 * 1024
 _HEADER = struct.Struct(">I")
 _PLAIN_SCALARS = (int, float, bool, str, type(None))
@@ -72,7 +72,7 @@ class StudentFault(Exception):
 
 
 class StudentError(StudentFault):
-    """Student code raised an exception (at import time or while running a probe)."""
+    """Student code raised an exception (at import time or while running an operation)."""
 
     kind = "error"
 
@@ -222,12 +222,13 @@ def check_plain(value: object, what: str = "the value") -> None:
 # --------------------------------------------------------------------------- messages
 @dataclass(frozen=True)
 class Call:
-    """Ask the worker to run one probe, or to import one student module (``probe=None``)."""
+    """Ask the worker to import one student module (``op="import"``, ``name`` the module),
+    to block names (``"init"``) or to run a batch of handle operations (``"run"``)."""
 
     id: int
-    probe: str
+    name: str
     args: list[Any] = field(default_factory=list)
-    op: str = "call"  # "call" | "import" | "init"
+    op: str = "run"  # "import" | "init" | "run"
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -235,7 +236,7 @@ class Call:
             "v": PROTOCOL_VERSION,
             "id": self.id,
             "op": self.op,
-            "probe": self.probe,
+            "name": self.name,
             "args": self.args,
         }
 
@@ -246,7 +247,7 @@ class Call:
         args = data.get("args", [])
         if not isinstance(args, list):
             raise ValueError("call args must be a list")
-        return cls(int(data["id"]), str(data["probe"]), args, str(data.get("op", "call")))
+        return cls(int(data["id"]), str(data["name"]), args, str(data.get("op", "run")))
 
 
 @dataclass(frozen=True)
@@ -260,7 +261,7 @@ class Reply:
 
     @property
     def value(self) -> Any:
-        """The probe's value; raises the student fault when the call failed."""
+        """The answer's value; raises the student fault when the call failed."""
         if not self.ok:
             raise fault_from_json(self.error or {})
         return self.result

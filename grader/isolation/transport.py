@@ -20,7 +20,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from grader.course.skeleton import strip_grader_only
 from grader.isolation import protocol, worker
 from grader.isolation.config import SandboxConfig, probe_uid
 from grader.isolation.host import (
@@ -67,23 +66,12 @@ class Died(Exception):
 Notes = Callable[[str, str], None]
 
 
-def worker_probes(source: Path, folder: Path) -> Path:
-    """Write the probes a worker loads into ``folder``: ``source`` without its grader-only
-    blocks (as the hand-out has it), so no grader solution or closed form sits where
-    student code can read it (the stack, the file, the module's globals)."""
-    target = folder / "probes.py"
-    text = strip_grader_only(source.read_text(encoding="utf-8"), source)
-    target.write_text(text, encoding="utf-8")
-    return target
-
-
 class InProcess:
     """Runs the worker's code in this process; deadlines by SIGALRM when possible."""
 
     def __init__(self, config: SandboxConfig) -> None:
         self.config = config
         self.runtime = Path(tempfile.mkdtemp(prefix="grader-inprocess-"))
-        self.probes = worker_probes(config.probes, self.runtime)
         self.on_note: Notes = lambda event, name: None
         self.worker: worker.Worker | None = None
         self.started_cpu = time.process_time()
@@ -99,7 +87,6 @@ class InProcess:
     def start(self) -> None:
         self.worker = worker.Worker(
             self.config.root,
-            self.probes,
             lambda e, n: self.on_note(e, n),
             self.config.runtime,
             self.config.python,
@@ -125,6 +112,9 @@ class InProcess:
             try:
                 reply = self.worker.handle(call)
             except worker.DeadlineExceeded:
+                running = self.worker.executor.running
+                if running is not None:  # as the sandboxed worker's watcher would tell
+                    self.on_note("running", str(running))
                 raise Deadline() from None
             finally:
                 signal.setitimer(signal.ITIMER_REAL, 0)
@@ -210,7 +200,6 @@ class Subprocess:
         self.runtime = Path(tempfile.mkdtemp(prefix="grader-worker-"))
         for src in (Path(worker.__file__), *map(Path, worker.COMPANIONS)):
             shutil.copyfile(src, self.runtime / src.name)
-        worker_probes(config.probes, self.runtime)
         self.site, self.site_targets = runtime_site(self.runtime, config.runtime)
         # This worker, and no other grade's, may read the submission and its own files.
         share_with_worker(self.runtime, self.uid)
@@ -264,8 +253,6 @@ class Subprocess:
             str(self.runtime / "worker.py"),
             "--root",
             str(root),
-            "--probes",
-            str(self.runtime / "probes.py"),
             "--site",
             str(self.site),
             "--runtime",

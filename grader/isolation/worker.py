@@ -1,11 +1,14 @@
 """The worker: the only place where student code runs.
 
 It loads the student's ``minitorch`` one file at a time (so a syntax error in ``scalar.py``
-does not break the tests of ``autodiff.py``), answers probe calls with plain data, and
-reports student exceptions as (type, message, student frames).
+does not break the tests of ``autodiff.py``), applies the batches of handle operations the
+tests record (``executor.py``: a generic executor, nothing of the course) and answers the
+values asked for as plain data, and reports student exceptions as (type, message, student
+frames).
 
-It runs in the sandbox as ``python -s -S -B worker.py --root STAGE --probes FILE`` with only
-``protocol.py`` beside it, and in-process for students' ``make test``. Standard library only.
+It runs in the sandbox as ``python -s -S -B worker.py --root STAGE`` with only its
+standard-library companions (``protocol.py``, ``executor.py``, ...) beside it, and
+in-process for students' ``make test``. Standard library only.
 """
 
 from __future__ import annotations
@@ -16,22 +19,25 @@ import importlib.util
 import os
 import random
 import sys
+import threading
+import time
 import traceback
 import types
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-try:  # inside the sandbox protocol.py, absent.py and newsyntax.py sit next to this file
-    from . import absent, newsyntax, protocol
+try:  # inside the sandbox its companions (standard library only) sit next to this file
+    from . import absent, executor, newsyntax, protocol
 except ImportError:  # pragma: no cover - exercised in the sandbox
     import absent  # type: ignore[no-redef]
+    import executor  # type: ignore[no-redef]
     import newsyntax  # type: ignore[no-redef]
     import protocol  # type: ignore[no-redef]
 
 PACKAGE = "minitorch"
 #: The files copied next to this one into each worker's folder (standard library only).
-COMPANIONS = (protocol.__file__, absent.__file__, newsyntax.__file__)
+COMPANIONS = (protocol.__file__, absent.__file__, newsyntax.__file__, executor.__file__)
 MISSING_LIST = ".missing-modules"
 Notify = Callable[[str, str], None]
 
@@ -241,6 +247,32 @@ class StudentPackage(importlib.abc.MetaPathFinder):
     def module_names(self) -> list[str]:
         return sorted(p.stem for p in self.pkg_dir.glob("*.py") if p.stem != "__init__")
 
+    def missing_name(self, attr: str) -> BaseException | None:
+        """The import error of the student file that should define ``minitorch.<attr>``
+        (itself, or a file it imports, did not import), or None.
+
+        The package skips files that fail, so without this ``minitorch.Scalar`` of a
+        ``scalar.py`` that does not import would be a bare AttributeError.
+        """
+        import re
+
+        name = re.escape(attr)
+        defines = re.compile(rf"^(?:class|def)\s+{name}\b|^{name}\s*[:=]", re.M)
+        for stem in self.module_names():
+            try:
+                text = (self.pkg_dir / f"{stem}.py").read_text(encoding="utf-8", errors="replace")
+            except OSError:
+                continue
+            if not defines.search(text):
+                continue
+            try:
+                importlib.import_module(f"{PACKAGE}.{stem}")
+            except ImportError as exc:
+                return exc
+        for _, message in sorted(self.failures.items()):
+            return StudentImportError(message)
+        return None
+
     # -- importlib protocol
     def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> Any:
         prefix = PACKAGE + "."
@@ -299,50 +331,20 @@ class StudentPackage(importlib.abc.MetaPathFinder):
         raise AttributeError(f"module 'minitorch' has no attribute '{attr}'")
 
 
-def _numpy_scalars_to_plain(value: Any, depth: int = 0) -> Any:
-    """``value`` with numpy scalars (at any depth of lists, tuples, dicts) made plain.
-
-    Graded code may return numpy scalars (numpy is a runtime package and the template
-    imports it): ``np.exp(x)`` is a ``numpy.float64``, a float subclass the protocol refuses,
-    and ``np.longdouble`` is no float at all. Every numpy real floating type becomes its
-    ``float``, every integer type its ``int``, ``numpy.bool_`` its ``bool``. Only what crosses
-    the wire changes: the trusted side still checks every value's type after decoding, so
-    an impostor class can only make a number cross as a number.
-    """
-    kind = type(value)
-    if kind.__module__ == "numpy":
-        numpy = sys.modules.get("numpy")
-        try:
-            if numpy is not None and isinstance(value, numpy.bool_):
-                return bool(value)
-            if numpy is not None and isinstance(value, numpy.integer):
-                return int(value)
-            if numpy is not None and isinstance(value, numpy.floating):
-                return float(value)
-        except Exception:  # noqa: BLE001 - left as is: check_plain refuses it with a message
-            return value
-        return value
-    if depth < 32 and kind in (list, tuple):
-        return kind(_numpy_scalars_to_plain(v, depth + 1) for v in value)
-    if depth < 32 and kind is dict:
-        return {k: _numpy_scalars_to_plain(v, depth + 1) for k, v in value.items()}
-    return value
-
-
 class Worker:
-    """Answers calls: runs probes against the student package and packs the results."""
+    """Answers calls: imports, name blocks and batches of operations on the student package."""
 
     def __init__(
         self,
         root: Path,
-        probes_file: Path,
         notify: Notify | None = None,
         runtime: tuple[str, ...] = (),
         python: str = "",
     ) -> None:
         self.package = StudentPackage(root, notify, runtime, python)
-        self.probes_file = probes_file
-        self._probes: types.ModuleType | None = None
+        self.executor = executor.Executor(
+            lambda: importlib.import_module(PACKAGE), self.package.missing_name
+        )
 
     def start(self, blocked: dict[str, str] | None = None) -> None:
         random.seed(0)
@@ -351,34 +353,23 @@ class Worker:
             self.package.block(name, message)
 
     def stop(self) -> None:
+        self.executor.reset()
         self.package.uninstall()
-
-    @property
-    def probes(self) -> types.ModuleType:
-        if self._probes is None:
-            spec = importlib.util.spec_from_file_location("_grader_probes", self.probes_file)
-            if spec is None or spec.loader is None:
-                raise RuntimeError(f"cannot load probes from {self.probes_file}")
-            module = importlib.util.module_from_spec(spec)
-            spec.loader.exec_module(module)
-            self._probes = module
-        return self._probes
 
     def handle(self, call: protocol.Call) -> protocol.Reply:
         try:
             if call.op == "import":
-                __import__(f"{PACKAGE}.{call.probe}")
+                __import__(f"{PACKAGE}.{call.name}")
                 value: Any = None
+            elif call.op == "run":
+                value = self.run(call.args[0])
             elif call.op == "init":
                 for name, message in dict(call.args[0] if call.args else {}).items():
                     self.package.block(str(name), str(message))
                 value = None
             else:
-                fn = getattr(self.probes, call.probe, None)
-                if call.probe.startswith("_") or not callable(fn):
-                    raise LookupError(f"no probe named {call.probe!r}")
-                value = _numpy_scalars_to_plain(fn(*call.args))
-            protocol.check_plain(value, f"the value returned for {call.probe}")
+                raise LookupError(f"no operation {call.op!r}")
+            protocol.check_plain(value, f"the value returned for {call.op} {call.name}")
             return protocol.Reply(call.id, True, value)
         except protocol.BadValue as exc:
             return protocol.Reply(call.id, False, error=exc.to_json())
@@ -396,10 +387,50 @@ class Worker:
             error = protocol.StudentError(type(exc).__name__, message, frames).to_json()
             return protocol.Reply(call.id, False, error=error)
 
+    def run(self, message: dict[str, Any]) -> dict[str, Any]:
+        """Apply a batch of handle operations; answer the values asked for.
+
+        ``{"reset": bool, "ops": [...], "want": [numbers]}`` gives ``{"values": [...],
+        "bad": {index: why}, "failed": {number: error or None}}``: an operation that raised
+        has its error, one skipped because an input failed has None.
+        """
+        if message.get("reset"):
+            self.executor.reset()
+        failed = self.executor.run(list(message.get("ops", [])), self._error)
+        values: list[Any] = []
+        bad: dict[str, str] = {}
+        for i, number in enumerate(message.get("want", [])):
+            value: Any = None
+            if str(number) not in failed:
+                try:
+                    value = executor.plain(self.executor.held(number))
+                    protocol.check_plain(value, "the value")
+                except protocol.BadValue as exc:
+                    bad[str(i)] = exc.message
+                    value = None
+                except (DeadlineExceeded, executor.UnknownHandle):
+                    raise
+                except BaseException as exc:  # noqa: BLE001 - a rigged __iter__, __len__, ...
+                    bad[str(i)] = f"the value could not be read: {type(exc).__name__}"
+                    value = None
+            values.append(value)
+        return {"values": values, "bad": bad, "failed": failed}
+
+    def _error(self, exc: BaseException) -> dict[str, Any]:
+        if isinstance(exc, DeadlineExceeded):
+            raise exc
+        if isinstance(exc, StudentImportError):
+            return protocol.StudentError("ImportError", str(exc)).to_json()
+        frames = _student_frames(exc.__traceback__, self.package.root)
+        if isinstance(exc, SystemExit):
+            text = f"sys.exit({exc.code!r}) was called"
+        else:
+            text = _shorten(str(exc))
+        return protocol.StudentError(type(exc).__name__, text, frames).to_json()
+
 
 def serve(
     root: Path,
-    probes_file: Path,
     in_fd: int,
     out_fd: int,
     runtime: tuple[str, ...] = (),
@@ -407,11 +438,15 @@ def serve(
 ) -> None:
     """The sandboxed main loop: one frame in, notes and one reply out, until end of input."""
 
-    def notify(event: str, name: str) -> None:
-        protocol.write_frame(out_fd, {"type": "note", "event": event, "module": name})
+    writing = threading.Lock()  # the watcher's notes and the replies share one pipe
 
-    worker = Worker(root, probes_file, notify, runtime, python)
+    def notify(event: str, name: str) -> None:
+        with writing:
+            protocol.write_frame(out_fd, {"type": "note", "event": event, "module": name})
+
+    worker = Worker(root, notify, runtime, python)
     worker.start()
+    threading.Thread(target=_watch, args=(worker.executor, notify), daemon=True).start()
     while True:
         frame = protocol.read_frame_blocking(in_fd)
         if frame is None:
@@ -422,15 +457,30 @@ def serve(
             message = reply.to_json()
             protocol.encode_frame(message)
         except (TypeError, ValueError) as exc:  # e.g. a value too big for one frame
-            fault = protocol.BadValue(f"the value returned for {call.probe} cannot be sent: {exc}")
+            what = f"the value returned for {call.op} {call.name}"
+            fault = protocol.BadValue(f"{what} cannot be sent: {exc}")
             message = protocol.Reply(call.id, False, error=fault.to_json()).to_json()
-        protocol.write_frame(out_fd, message)
+        with writing:
+            protocol.write_frame(out_fd, message)
+
+
+def _watch(ex: executor.Executor, notify: Callable[[str, str], None]) -> None:
+    """Tell the trusted side which operation has been running for a second: if the batch
+    then hangs, the report names that call, not the batch's last one. (A hang that never
+    lets this thread run, a C loop holding the GIL, leaves the batch's label.)"""
+    seen, told = (None, -1), -1
+    while True:
+        time.sleep(0.5)
+        now = (ex.running, ex.begun)
+        if now[0] is not None and now == seen and now[1] != told:
+            notify("running", str(now[0]))
+            told = now[1]
+        seen = now
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="minitorch-grader worker (runs student code)")
     parser.add_argument("--root", required=True, type=Path)
-    parser.add_argument("--probes", required=True, type=Path)
     parser.add_argument("--site", type=Path, help="folder of the runtime packages (numpy, ...)")
     parser.add_argument("--runtime", default="", help="their names, comma-separated")
     parser.add_argument("--python", default="", help="the Python the course grades with")
@@ -446,7 +496,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.site is not None:
         sys.path.append(str(args.site))
     runtime = tuple(n for n in args.runtime.split(",") if n)
-    serve(args.root, args.probes, in_fd, out_fd, runtime, args.python)
+    serve(args.root, in_fd, out_fd, runtime, args.python)
     return 0
 
 

@@ -266,7 +266,7 @@ def _source_files(root: Path, assignment: Assignment) -> list[tuple[str, Path]]:
         walk("README.md")
     walk("reference")
     walk(f"assignments/{assignment.folder.name}")
-    walk("tests")  # public and hidden tests, probes and support: all of it is needed
+    walk("tests")  # public and hidden tests and support: all of it is needed
     return picks
 
 

@@ -45,6 +45,8 @@ SECONDS = {
         "test_cli.py": 18,
         "test_docker.py": 15,
         "test_bundle.py": 12,
+        "test_authoring.py": 20,
+        "test_handles.py": 12,
         "test_cluster.py": 10,
         "test_grading.py": 6,
         "test_secret.py": 4,
@@ -59,6 +61,7 @@ SECONDS = {
         "test_batch_sandbox.py": 110,
         "test_docker.py": 92,
         "test_cluster.py": 88,
+        "test_authoring.py": 80,
         "test_secret.py": 85,
         "test_styles.py": 74,
         "test_bundle.py": 21,
@@ -72,6 +75,7 @@ PROCESSES = 3
 #: Files that use the Docker engine: all in the first process.
 DOCKER = {
     "test_attacks.py",
+    "test_authoring.py",
     "test_batch_sandbox.py",
     "test_docker.py",
     "test_styles.py",

@@ -49,13 +49,13 @@ def test_mutants_compile_and_stay_inside_solution_regions(name: str) -> None:
 def _weakened_tests(dest: Path) -> Path:
     """A copy of the suite that no longer checks ScalarFunction.backward.
 
-    It keeps probes, support and test_autodiff.py (whose task-1.4 tests run on stand-in
+    It keeps support and test_autodiff.py (whose task-1.4 tests run on stand-in
     Variables) and drops test_scalar.py and the hidden tests. Fixing the upstream gradient
     at 1.0 alone is not enough to weaken this suite: its graph tests still feed non-unit
     gradients into every backward (measured: the audit then kills the same mutants).
     """
     dest.mkdir()
-    for name in ("probes.py", "support.py", "test_autodiff.py"):
+    for name in ("support.py", "test_autodiff.py"):
         shutil.copy(repo_root() / "tests" / name, dest / name)
     return dest
 

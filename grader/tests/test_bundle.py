@@ -45,7 +45,7 @@ def test_layout_is_what_gradescope_expects(bundle: Path) -> None:
     assert "pyproject.toml" in names and "grader/grading/runner.py" in names
     assert "assignments/module1/assignment.toml" in names
     assert not any(n.startswith("assignments/module0/") for n in names)  # one assignment only
-    assert "tests/probes.py" in names and "reference/minitorch/scalar.py" in names
+    assert "tests/support.py" in names and "reference/minitorch/scalar.py" in names
     a = load_assignment("module1")
     for test in a.test_files(include_hidden=True):
         if test.exists():

@@ -102,6 +102,6 @@ def test_no_shrink_shows_a_first_example_and_keeps_the_score(tmp_path: Path) -> 
         ]
         return test["output"]
 
-    assert "called:   operators.sum([1.0])\n" in sum_test(results["shrunk"])
-    assert "called:   operators.sum([" in sum_test(results["first"])
-    assert "called:   operators.sum([1.0])\n" not in sum_test(results["first"])
+    assert "called:   minitorch.operators.sum([1.0])\n" in sum_test(results["shrunk"])
+    assert "called:   minitorch.operators.sum([" in sum_test(results["first"])
+    assert "called:   minitorch.operators.sum([1.0])\n" not in sum_test(results["first"])

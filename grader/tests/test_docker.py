@@ -138,7 +138,7 @@ def test_worker_uid_cannot_read_course_files(engine, image) -> None:
 
     client, _ = engine
     script = (
-        "cat /autograder/source/tests/probes.py >/dev/null 2>&1 && echo LEAK; "
+        "cat /autograder/source/tests/support.py >/dev/null 2>&1 && echo LEAK; "
         "ls /autograder/source >/dev/null 2>&1 && echo LEAK; "
         "/autograder/venv/bin/python -c 'import grader' && echo venv-ok"
     )

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import ast
 import configparser
+import difflib
 import json
 import os
 import re
@@ -31,7 +32,14 @@ import pytest
 
 from grader.course import handout
 from grader.course.assignment import Assignment, load_assignment
-from grader.course.handout import MARKER_FILE, PLUGIN_MODULE, PLUGIN_SOURCE, generate
+from grader.course.handout import (
+    COMPANIONS,
+    MARKER_FILE,
+    PLUGIN_FILE,
+    PLUGIN_MODULE,
+    PLUGIN_SOURCE,
+    generate,
+)
 from grader.course.skeleton import display_name, solution_regions
 from grader.errors import ConfigError
 
@@ -84,8 +92,8 @@ def check_no_solution_lines(assignment: Assignment, out: Path) -> int:
             text = {ln.strip() for ln in other.read_text("utf-8", "replace").splitlines()}
             leaked = sorted(distinctive & text)
             assert not leaked, f"{other.relative_to(out)} contains solution lines of {rel}"
-        # Tests, probes and helpers too: a stand-in or closed form of a task the student
-        # still writes (e.g. a working chain_rule in probes.py) is a solution in the hand-out.
+        # Tests and helpers too: a stand-in or closed form of a task the student still
+        # writes (e.g. a working chain_rule in support.py) is a solution in the hand-out.
         # Trivial lines (``return x``, ``pass``) say nothing; every other line counts.
         meaningful = {ln for ln in lines if len(ln) >= 12 and not ln.startswith("#")}
         for other in test_files:
@@ -426,21 +434,34 @@ FAKE_FILES = {
     "tests/test_ops.py": (
         "import pytest\nfrom support import close\nfrom strategies import floats\n"
         "from grader.isolation.protocol import StudentError\n\n\n"
-        '@pytest.mark.task("0.1")\ndef test_public_mul(student):\n    pass\n'
+        '@pytest.mark.task("0.1")\ndef test_public_mul(mt):\n    pass\n'
     ),
     "tests/strategies.py": "floats = None\n",
     "tests/unrelated.py": "UNUSED = 1\n",
     "tests/support.py": "def close(a, b):\n    return abs(a - b) < 1e-9\n",
-    "tests/probes.py": (
-        "def mul(x, y):\n    from minitorch import operators\n\n    return operators.mul(x, y)\n"
-    ),
     "tests/conftest.py": "",
-    "tests/hidden/test_ops_hidden.py": "def test_secret_hidden_check(student):\n    pass\n",
+    "tests/hidden/test_ops_hidden.py": "def test_secret_hidden_check(mt):\n    pass\n",
 }
 FAKE_PLUGIN = (
-    '"""A stand-in for grader/student_plugin.py."""\n\nimport pytest\n\n'
-    '__all__ = ["StudentError"]\n'
+    '"""A stand-in for grader/course/student_plugin.py."""\n\nimport pytest\n\n'
+    '__all__ = ["StudentError"]\n\n\nclass StudentError(Exception):\n    pass\n'
 )
+FAKE_HANDLES_IMPORT = (
+    "try:\n    from . import protocol\nexcept ImportError:  # beside the worker\n"
+    "    import protocol\n"
+)
+FAKE_HANDLES = f'''"""A stand-in for grader/isolation/handles.py."""
+
+import math
+
+{FAKE_HANDLES_IMPORT}
+__all__ = ["value"]
+
+
+def value(handle):
+    raise protocol.StudentError(str(math.pi))
+'''
+FAKE_EXECUTOR = '"""A stand-in for grader/isolation/executor.py."""\n\nimport math\n'
 
 
 @pytest.fixture
@@ -451,9 +472,12 @@ def fake(tmp_path: Path) -> tuple[Assignment, Path]:
         path = root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
-    grader_dir = tmp_path / "grader"
-    grader_dir.mkdir()
+    grader_dir = tmp_path / "grader" / "course"
+    grader_dir.mkdir(parents=True)
     (grader_dir / PLUGIN_SOURCE).write_text(FAKE_PLUGIN)
+    (tmp_path / "grader" / "isolation").mkdir()
+    (tmp_path / "grader" / "isolation" / "handles.py").write_text(FAKE_HANDLES)
+    (tmp_path / "grader" / "isolation" / "executor.py").write_text(FAKE_EXECUTOR)
     return load_assignment("fake", root=root), grader_dir
 
 
@@ -475,7 +499,9 @@ def test_fake_handout_layout(fake: tuple[Assignment, Path], tmp_path: Path) -> N
         "assignment.toml",
         "setup.cfg",
         "requirements.txt",
-        f"{PLUGIN_MODULE}.py",
+        PLUGIN_FILE,
+        f"{PLUGIN_MODULE}/handles.py",
+        f"{PLUGIN_MODULE}/executor.py",
         "minitorch/__init__.py",
         "minitorch/helpers.py",
         "minitorch/operators.py",
@@ -483,7 +509,6 @@ def test_fake_handout_layout(fake: tuple[Assignment, Path], tmp_path: Path) -> N
         "minitorch/scalar.py",
         "project/run.py",
         "tests/conftest.py",
-        "tests/probes.py",
         "tests/strategies.py",  # imported by a public test, so shipped
         "tests/support.py",
         "tests/test_ops.py",
@@ -492,7 +517,16 @@ def test_fake_handout_layout(fake: tuple[Assignment, Path], tmp_path: Path) -> N
     shipped_test = (out / "tests/test_ops.py").read_text()
     assert "from pytest_minitorch import StudentError\n" in shipped_test
     assert "grader" not in shipped_test
-    assert (out / f"{PLUGIN_MODULE}.py").read_text() == FAKE_PLUGIN
+    # The tooling package: the plugin, and the grader modules beside it, whose import of
+    # protocol.py is the plugin (its fault classes are the hand-out's one set).
+    assert (out / PLUGIN_FILE).read_text() == FAKE_PLUGIN
+    assert (out / PLUGIN_MODULE / "executor.py").read_text() == FAKE_EXECUTOR
+    shipped_handles = (out / PLUGIN_MODULE / "handles.py").read_text()
+    assert FAKE_HANDLES_IMPORT not in shipped_handles
+    assert shipped_handles == FAKE_HANDLES.replace(
+        FAKE_HANDLES_IMPORT,
+        "import pytest_minitorch as protocol  # the plugin: the hand-out's faults\n",
+    )
     ref = assignment.reference_dir
     assert (out / "minitorch/optim.py").read_bytes() == (ref / "minitorch/optim.py").read_bytes()
     assert (out / "minitorch/helpers.py").read_text() == "def double(x):\n    return 2.0 * x\n"
@@ -725,18 +759,62 @@ def test_a_config_error_leaves_the_previous_handout_alone(
     with pytest.raises(ConfigError, match=r"needs grader/course/student_plugin\.py"):
         generate(assignment, out, grader_dir=grader_dir)
     assert snapshot(out) == before
+    (grader_dir / PLUGIN_SOURCE).write_text(FAKE_PLUGIN)
+    (grader_dir.parent / "isolation" / "handles.py").unlink()
+    with pytest.raises(ConfigError, match=r"needs grader/isolation/handles\.py"):
+        generate(assignment, out, grader_dir=grader_dir)
+    assert snapshot(out) == before
 
 
 TOML = "course/assignments/fake/assignment.toml"
+PLUGIN = f"grader/course/{PLUGIN_SOURCE}"
 
 
 @pytest.mark.parametrize(
     ("edits", "message"),
     [
         pytest.param(
-            [("grader/student_plugin.py", "import pytest", "from .protocol import Call")],
+            [(PLUGIN, "import pytest", "from .protocol import Call")],
             r"grader/course/student_plugin\.py imports from the grader \(line 3\)",
             id="plugin-imports-the-grader",
+        ),
+        pytest.param(
+            [(PLUGIN, "import pytest", "import numpy")],
+            r"grader/course/student_plugin\.py imports numpy, which the hand-out does not "
+            r"have \(line 3\)",
+            id="plugin-imports-a-package-the-handout-lacks",
+        ),
+        pytest.param(
+            [("grader/isolation/executor.py", "import math", "from grader.errors import X")],
+            r"grader/isolation/executor\.py imports from the grader \(line 3\)",
+            id="companion-imports-the-grader",
+        ),
+        pytest.param(
+            [("grader/isolation/handles.py", "import math", "import numpy as math")],
+            r"grader/isolation/handles\.py imports numpy, which the hand-out does not have",
+            id="companion-imports-a-package-the-handout-lacks",
+        ),
+        pytest.param(
+            [("grader/isolation/handles.py", "from . import protocol", "from . import worker")],
+            r"grader/isolation/handles\.py imports from the grader",
+            id="companion-imports-a-sibling-that-does-not-ship",
+        ),
+        pytest.param(
+            [("grader/isolation/handles.py", "protocol.StudentError", "protocol.fault_from_json")],
+            r"grader/isolation/handles\.py uses protocol\.fault_from_json, which the "
+            r"hand-out's plugin \(grader/course/student_plugin\.py\) does not define",
+            id="companion-uses-a-fault-the-plugin-lacks",
+        ),
+        pytest.param(
+            [
+                (
+                    "course/tests/test_ops.py",
+                    "import StudentError\n",
+                    "import StudentError\nfrom grader.isolation.handles import values\n",
+                )
+            ],
+            r"\['values'\] are missing in the hand-out's pytest_minitorch\.handles",
+            id="public-test-imports-a-name-handles-lacks",
         ),
         pytest.param(
             [("course/tests/test_ops.py", "grader.isolation.protocol", "grader.isolation.sandbox")],
@@ -746,7 +824,7 @@ TOML = "course/assignments/fake/assignment.toml"
         ),
         pytest.param(
             [("course/tests/test_ops.py", "import StudentError", "import BadValue")],
-            r"\['BadValue'\] are missing in the hand-out's plugin module",
+            r"\['BadValue'\] are missing in the hand-out's pytest_minitorch\b",
             id="public-test-imports-a-name-the-plugin-lacks",
         ),
         pytest.param(
@@ -795,8 +873,8 @@ TOML = "course/assignments/fake/assignment.toml"
             id="bad-markers",
         ),
         pytest.param(
-            [("course/tests/probes.py", "def mul", "def mul(:")],
-            r"probes\.py:1: not valid Python",
+            [("course/tests/support.py", "def close", "def close(:")],
+            r"support\.py:1: not valid Python",
             id="broken-test-support",
         ),
         pytest.param(
@@ -865,7 +943,17 @@ SMALL_COURSE = {
     """,
     "minitorch/__init__.py": "",
     "minitorch/ops.py": """
+        import importlib
+        import os
+
+
+        def _log(name):  # what ran, counted by the test
+            with open(os.environ["CALL_LOG"], "a") as fh:
+                fh.write(name + "\\n")
+
+
         def mul(xs):
+            _log("mul")
             raise NotImplementedError("Task 0.1: implement ops.mul")
 
 
@@ -880,8 +968,14 @@ SMALL_COURSE = {
 
 
         def spin(xs):
+            _log("spin")
             while True:
                 pass
+
+
+        def use_broken(xs):
+            _log("broken")
+            return importlib.import_module("minitorch.broken").f(xs)
     """,
     "minitorch/broken.py": """
         from .ops import mul
@@ -889,76 +983,56 @@ SMALL_COURSE = {
         def f(:
             pass
     """,
-    "tests/probes.py": """
-        import importlib
-        import os
-
-
-        def _log(name):
-            with open(os.environ["CALL_LOG"], "a") as fh:
-                fh.write(name + "\\n")
-
-
-        def call(name, xs):
-            _log(name)
-            from minitorch import ops
-
-            return getattr(ops, name)(xs)
-
-
-        def broken(xs):
-            _log("broken")
-            return importlib.import_module("minitorch.broken").f(xs)
-    """,
     "tests/test_small.py": """
         import pytest
         from hypothesis import given
         from hypothesis import strategies as st
 
         from pytest_minitorch import StudentError
+        from pytest_minitorch.handles import value
 
         LISTS = st.lists(st.integers(0, 1000), min_size=3, max_size=8)
 
 
-        def ask(student, name, xs):
+        def ask(mt, name, xs):
             try:
-                return student.call("call", name, xs, label=f"ops.{name}")
+                return value(getattr(mt.ops, name)(xs))
             except StudentError as exc:
                 message = f"ops.{name} raised {exc}\\n  called:   ops.{name}({xs})\\n"
                 pytest.fail(message + exc.traceback, pytrace=False)
 
 
         @given(LISTS)
-        def test_stub_first(student, xs):
-            ask(student, "mul", xs)
+        def test_stub_first(mt, xs):
+            ask(mt, "mul", xs)
 
 
         @given(LISTS)
-        def test_stub_again(student, xs):
-            assert student.call("call", "mul", xs, label="ops.mul") == xs
+        def test_stub_again(mt, xs):
+            assert value(mt.ops.mul(xs)) == xs
 
 
         @given(LISTS)
-        def test_bug(student, xs):
-            got = ask(student, "buggy", xs)
+        def test_bug(mt, xs):
+            got = ask(mt, "buggy", xs)
             if got != xs:
                 pytest.fail(f"ops.buggy({xs}) returned {got}", pytrace=False)
 
 
         @given(LISTS)
-        def test_raises_on_some_inputs(student, xs):
-            ask(student, "fragile", xs)
+        def test_raises_on_some_inputs(mt, xs):
+            ask(mt, "fragile", xs)
 
 
         @given(LISTS)
-        def test_hangs(student, xs):
-            ask(student, "spin", xs)
+        def test_hangs(mt, xs):
+            ask(mt, "spin", xs)
 
 
         @pytest.mark.parametrize("twice", [1, 2])
         @given(LISTS)
-        def test_needs_a_file_that_does_not_import(student, twice, xs):
-            student.call("broken", xs, label="broken.f")
+        def test_needs_a_file_that_does_not_import(mt, twice, xs):
+            ask(mt, "use_broken", xs)
     """,
 }
 
@@ -972,7 +1046,10 @@ def small_course(tmp_path: Path) -> Path:
         path = out / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
-    shutil.copyfile(ROOT / "grader" / "course" / PLUGIN_SOURCE, out / f"{PLUGIN_MODULE}.py")
+    files, _ = handout.tooling_files(ROOT / "grader" / "course")
+    for rel, data in files.items():
+        (out / rel).parent.mkdir(exist_ok=True)
+        (out / rel).write_bytes(data)
     return out
 
 
@@ -1004,13 +1081,13 @@ def test_plugin_tells_a_standing_fault_once_unshrunk(small_course: Path) -> None
     assert calls.count("mul") <= 6, calls.count("mul")
     assert calls.count("spin") == 1  # its repeats in the same test fail at once
     assert out.count("ops.mul raised NotImplementedError: Task 0.1: implement ops.mul") == 1
-    assert 'File "minitorch/ops.py", line 2, in mul' in out
+    assert 'File "minitorch/ops.py", line 12, in mul' in out
     assert "waits on Task 0.1: ops.mul (see test_stub_first above)" in out
     assert "ops.buggy([0, 0, 10]) returned [0, 0, 11]" in out  # shrunk
     assert "ops.fragile raised ValueError: too big: 10" in out  # shrunk, told without chain
-    assert "timed out after 0.3 s in ops.spin" in out
+    assert "timed out after 0.3 s in minitorch.ops.spin" in out
     assert calls.count("broken") <= 6  # two tests
-    assert out.count("broken.f raised SyntaxError") == 1
+    assert out.count("ops.use_broken raised SyntaxError") == 1
     assert 'File "minitorch/broken.py", line 3\n    def f(:' in out
     assert re.search(
         r"^waits on minitorch/broken\.py, which does not import \(SyntaxError: .*\) "
@@ -1018,6 +1095,191 @@ def test_plugin_tells_a_standing_fault_once_unshrunk(small_course: Path) -> None
         out,
         re.M,
     ), out
+
+
+#: A public test file over handles (the `mt` fixture), as the grader's tests are written.
+HANDLE_TESTS = """
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from grader.isolation.handles import code, outcomes, reproducer, value
+from grader.isolation.protocol import BadValue, StudentFault
+
+
+@pytest.mark.task("0.1")
+@given(st.lists(st.floats(-100, 100), min_size=3, max_size=6))
+def test_mul(mt, xs):
+    x, y = xs[0], xs[-1]
+    got = mt.operators.mul(x, y)
+    if value(got) != x * y:
+        lines = "\\n".join(reproducer(got))
+        pytest.fail(f"got {value(got)}, expected {x * y}\\n{lines}", pytrace=False)
+
+
+@pytest.mark.task("0.1")
+def test_mul_commutes(mt):
+    assert value(mt.operators.mul(0.5, 0.25)) == value(mt.operators.mul(0.25, 0.5))
+
+
+@pytest.mark.task("0.1")
+def test_ident(mt):
+    assert value(mt.operators.ident(2.5)) == 2.5
+
+
+@pytest.mark.task("0.3")
+def test_map(mt):
+    double = code(mt, "lambda v: 2 * v")
+    assert value(mt.operators.map(double)([1.0, 2.0, 3.0])) == [2.0, 4.0, 6.0]
+
+
+@pytest.mark.task("0.3")
+def test_map_keeps_one(mt):
+    [got] = outcomes(mt.operators.map(code(mt, "lambda v: v"))([1.0]))
+    if isinstance(got, StudentFault):
+        pytest.fail(f"map raised {got}", pytrace=False)  # worded here, not raised
+    assert got == [1.0]
+
+
+@pytest.mark.task("0.1")
+def test_plain_values_only(mt):
+    assert value(code(mt, "__import__('numpy').float64(2.5)")) == 2.5
+    [got] = outcomes(mt.operators.id)
+    assert isinstance(got, BadValue), got
+"""
+
+#: The fake course's operators.py with a bug per function: an error on some inputs, a hang,
+#: a wrong value.
+BUGGY_OPERATORS = """
+def mul(x, y):
+    if x >= 1:
+        raise ValueError(f"too big: {x}")
+    return x * y
+
+
+def id(x):
+    return x
+
+
+def ident(x):
+    while True:
+        pass
+
+
+def map(fn):
+    def apply(ls):
+        return [fn(value) for value in ls[:1]]
+
+    return apply
+"""
+
+
+def _run_handout_tests(out: Path, *args: str) -> str:
+    """The hand-out's pytest in ``out``, from a student's shell: its output."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:randomly", *args],
+        cwd=out,
+        capture_output=True,
+        text=True,
+        env=clean_env(),
+        timeout=300,
+    )
+    assert proc.returncode in (0, 1), proc.stdout + proc.stderr
+    assert not [c for c in CHAINED if c in proc.stdout], proc.stdout
+    return proc.stdout
+
+
+@pytest.mark.slow
+def test_handle_tests_run_in_the_students_process(
+    fake: tuple[Assignment, Path], tmp_path: Path
+) -> None:
+    """Public tests over handles (`mt`) run in the student's own process with the shipped
+    handles and executor: the reference passes (numpy scalars made plain, other objects
+    refused), an unwritten function is told once and not shrunk, a student's exception
+    shows the student's own frames, a hang times out, a plain assert shows the lines that
+    rebuild what it read, and no report shows a chain of exceptions."""
+    assignment, _ = fake
+    (assignment.tests_dir / "test_ops.py").write_text(textwrap.dedent(HANDLE_TESTS).lstrip())
+    assignment = load_assignment("fake", root=assignment.root)
+    out = generate(assignment, tmp_path / "out")  # this grader's own plugin and companions
+    shipped = (out / "tests" / "test_ops.py").read_text()
+    assert "from pytest_minitorch.handles import code, outcomes, reproducer, value\n" in shipped
+    assert "from pytest_minitorch import BadValue, StudentFault\n" in shipped
+
+    untouched_dir = shutil.copytree(out, tmp_path / "untouched")
+    stub = '    raise NotImplementedError("Task 0.1: implement operators.mul")'
+    edit(
+        untouched_dir / "minitorch/operators.py",
+        stub,
+        f'    open("calls.log", "a").write("mul ")\n{stub}',
+    )
+    untouched = _run_handout_tests(untouched_dir)
+    # Found, replayed, reported, and one call from the second test: no shrinking (every
+    # input fails the same way; shrinking these lists took 12 calls in all).
+    assert len((untouched_dir / "calls.log").read_text().split()) <= 6
+    assert "5 failed, 1 passed" in untouched, untouched
+    told = "your code raised NotImplementedError: Task 0.1: implement operators.mul"
+    assert untouched.count(told) == 1, untouched
+    assert re.search(r'File "minitorch/operators\.py", line \d+, in mul\n', untouched), untouched
+    assert "waits on Task 0.1: operators.mul (see test_mul above)" in untouched, untouched
+    assert "Falsifying example" not in untouched
+    # A fault a check words itself (from outcomes) is told once as well.
+    assert "waits on Task 0.3: operators.map (see test_map above)" in untouched, untouched
+
+    reference = shutil.copytree(out, tmp_path / "reference")
+    shutil.copyfile(
+        assignment.reference_dir / "minitorch/operators.py", reference / "minitorch/operators.py"
+    )
+    passed = _run_handout_tests(reference)
+    assert "6 passed" in passed, passed
+
+    buggy = shutil.copytree(out, tmp_path / "buggy")
+    (buggy / "minitorch/operators.py").write_text(BUGGY_OPERATORS.lstrip())
+    failed = _run_handout_tests(buggy, "--probe-timeout", "0.5", "--grading-profile=grading")
+    assert "3 failed, 3 passed" in failed, failed
+    assert "your code raised ValueError: too big: " in failed, failed
+    frame = 'File "minitorch/operators.py", line 3, in mul\n    raise ValueError(f"too big: {x}")'
+    assert frame in failed, failed
+    assert "Falsifying example: test_mul(" in failed and "mt=" not in failed, failed
+    assert "timed out after 0.5 s in minitorch.operators.ident" in failed, failed
+    assert "assert [2.0] == [2.0, 4.0, 6.0]" in failed, failed
+    assert "To reproduce:\n    import minitorch\n" in failed, failed
+    assert "minitorch.operators.map(" in failed, failed
+
+
+@pytest.mark.evidence
+@pytest.mark.slow
+def test_the_authoring_example_runs_in_the_students_process(tmp_path: Path) -> None:
+    """docs/authoring.md's worked example, a test over handles, in a module-1 hand-out (its
+    grader imports rewritten as the hand-out build does): the reference passes it, and a
+    Mul.backward that swaps its derivatives fails it, told by the assertion and the lines
+    that rebuild what the failing example read."""
+    from grader.evidence.mutations import apply_mutations, load_corpus
+
+    doc = (ROOT / "docs" / "authoring.md").read_text(encoding="utf-8")
+    found = re.search(r"<!-- authoring-example: (\S+) -->\n```python\n(.*?)```", doc, re.S)
+    assert found, "docs/authoring.md lost its worked example"
+    assignment = load_assignment("module1", root=ROOT)
+    out = generate(assignment, tmp_path / "handout")
+    _, exported = handout.tooling_files(ROOT / "grader" / "course")
+    example = tmp_path / Path(found.group(1)).name
+    example.write_text(found.group(2), encoding="utf-8")
+    shipped = handout.rewrite_grader_imports(example, example.read_bytes(), exported)
+    (out / "tests" / example.name).write_bytes(shipped)
+    corpus = {e.name: e for e in load_corpus(ROOT / "grader/tests/corpus/buggy.toml")}
+    bug = apply_mutations(
+        assignment.reference_dir, corpus["mul_backward_swapped"].edits, tmp_path / "bug"
+    )
+    told = {}
+    for name, solution in (("reference", assignment.reference_dir), ("bug", bug)):
+        work = shutil.copytree(out, tmp_path / f"run-{name}")
+        for rel in assignment.editable:
+            shutil.copyfile(solution / rel, work / rel)
+        told[name] = _run_handout_tests(work, f"tests/{example.name}", "--max-examples=20")
+    assert "1 passed" in told["reference"], told["reference"]
+    assert "1 failed" in told["bug"], told["bug"]
+    for part in ("assert ", "To reproduce:\n    import minitorch\n", ".backward("):
+        assert part in told["bug"], told["bug"]
 
 
 # --- the real course ------------------------------------------------------------------------
@@ -1038,6 +1300,7 @@ def missing_inputs(assignment: Assignment, hidden: bool = False) -> list[str]:
     wanted += assignment.test_files(include_hidden=False)
     wanted += [assignment.tests_dir / n for n in handout.REQUIRED_TEST_SUPPORT]
     wanted += [ROOT / "grader" / "course" / PLUGIN_SOURCE]
+    wanted += [ROOT / "grader" / "isolation" / name for name in handout.COMPANIONS]
     missing = [str(p.relative_to(ROOT)) for p in wanted if not p.exists()]
     listed = {
         rel
@@ -1078,7 +1341,7 @@ def test_real_handout_has_no_hidden_tests(real: tuple[Assignment, Path]) -> None
     check_hidden_absent(assignment, out)
     shipped = {p.relative_to(out / "tests").as_posix() for p in (out / "tests").rglob("*.py")}
     assert set(assignment.public_tests) <= shipped
-    assert {"probes.py", "support.py"} <= shipped
+    assert "support.py" in shipped and "probes.py" not in shipped
 
 
 def test_real_handout_is_reproducible(real: tuple[Assignment, Path], tmp_path: Path) -> None:
@@ -1088,6 +1351,54 @@ def test_real_handout_is_reproducible(real: tuple[Assignment, Path], tmp_path: P
 
 def test_real_handout_imports(real: tuple[Assignment, Path]) -> None:
     check_imports(real[1])
+
+
+def test_real_handout_tooling_stands_alone(real: tuple[Assignment, Path]) -> None:
+    """The tooling package is the grader's plugin, executor and handles, importing only the
+    standard library, pytest and hypothesis; handles.py differs from the grader's only in
+    its import of protocol.py, which is the plugin (one set of fault classes)."""
+    _, out = real
+    package = out / PLUGIN_MODULE
+    assert sorted(p.name for p in package.glob("*.py")) == sorted(["__init__.py", *COMPANIONS])
+    isolation = ROOT / "grader" / "isolation"
+    plugin = (ROOT / "grader" / "course" / PLUGIN_SOURCE).read_bytes()
+    assert (package / "__init__.py").read_bytes() == plugin
+    assert (package / "executor.py").read_bytes() == (isolation / "executor.py").read_bytes()
+    grader_lines = (isolation / "handles.py").read_text().splitlines()
+    shipped_lines = (package / "handles.py").read_text().splitlines()
+    changed = [
+        line
+        for line in difflib.unified_diff(grader_lines, shipped_lines, lineterm="", n=0)
+        if line[:1] in "+-" and line[:3] not in ("+++", "---")
+    ]
+    assert [line for line in changed if line[0] == "+"] == [
+        "+import pytest_minitorch as protocol  # the plugin: the hand-out's faults"
+    ]
+    removed = [line[1:].split("#")[0].strip() for line in changed if line[0] == "-"]
+    assert set(removed) == {
+        "try:",
+        "from . import protocol",
+        "except ImportError:",
+        "import protocol",
+    }
+    allowed = {*sys.stdlib_module_names, "pytest", "_pytest", "hypothesis", "tomli", PLUGIN_MODULE}
+    for path in package.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                assert node.level == 0, f"{path.name}:{node.lineno}: a relative import"
+                tops = [(node.module or "").split(".")[0]]
+            elif isinstance(node, ast.Import):
+                tops = [a.name.split(".")[0] for a in node.names]
+            else:
+                continue
+            assert set(tops) <= allowed, f"{path.name}:{node.lineno} imports {tops}"
+    check = (
+        "import sys, pytest_minitorch.handles as h, pytest_minitorch.executor; "
+        "import pytest_minitorch as p; assert h.protocol is p; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'grader'))"
+    )
+    proc = run_python(out, check)
+    assert proc.returncode == 0 and proc.stdout.strip() == "[]", proc.stdout + proc.stderr
 
 
 def test_real_student_functions_raise_with_their_task(real: tuple[Assignment, Path]) -> None:

@@ -54,7 +54,7 @@ def test_non_plain_values_are_refused_with_a_reason(value: object, needle: str) 
 
 
 def test_frames_round_trip_in_pieces() -> None:
-    call = Call(7, "scalar_backward", [1.0, [2.0, 3.0]])
+    call = Call(7, "run", [{"reset": True, "ops": [[1, "root"]], "want": [1]}])
     data = encode_frame(call.to_json()) + encode_frame(Reply(7, True, [0.5]).to_json())
     reader = FrameReader()
     frames = []

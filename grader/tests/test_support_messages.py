@@ -1,66 +1,19 @@
 """The message helpers of tests/support.py, on their own: what a student reads.
 
-Batched calls still name the one input that raised; cross-task pointers land above the
-reproducer; long lists keep their ends and a count; shrunk graphs carry no dead nodes.
+Cross-task pointers land above the reproducer; long lists keep their ends and a count;
+shrunk graphs carry no dead nodes.
 """
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests"))
 
 import support as S  # noqa: E402
-
-from grader.isolation.protocol import StudentError  # noqa: E402
-
-
-class FakeStudent:
-    """Raises for the inputs in ``bad``, batch or not (``stateful``: only in a batch)."""
-
-    def __init__(self, bad: set[float], stateful: bool = False) -> None:
-        self.bad, self.stateful, self.calls = bad, stateful, []
-
-    def call(self, probe: str, *args: Any, label: str = "") -> Any:
-        self.calls.append(probe)
-        xs = args[0] if probe == "many" else [args[0]]
-        if any(x in self.bad for x in xs) and (probe == "many" or not self.stateful):
-            raise StudentError("ZeroDivisionError", "division by zero", "  File x", label=label)
-        return [2 * x for x in xs] if probe == "many" else 2 * args[0]
-
-
-def batch(student: FakeStudent, xs: list[float]) -> Any:
-    return S.ask_batch(
-        student,
-        "many",
-        [xs],
-        label="Inv.forward",
-        one_by_one=[("one", [x], f"inv({x})", [f"inv({x})"]) for x in xs],
-    )
-
-
-def test_a_batch_that_raises_names_the_input_that_raised() -> None:
-    assert batch(FakeStudent(set()), [1.0, 2.0]) == [2.0, 4.0]
-    with pytest.raises(pytest.fail.Exception) as failed:
-        batch(FakeStudent({0.0}), [1.0, 0.0, 3.0])
-    message = str(failed.value.msg)
-    assert message.startswith("Inv.forward raised ZeroDivisionError: division by zero")
-    assert "  called:   inv(0.0)" in message
-    assert ">>> inv(0.0)" in message
-
-
-def test_a_batch_that_raises_only_together_keeps_the_first_error() -> None:
-    student = FakeStudent({0.0}, stateful=True)
-    with pytest.raises(pytest.fail.Exception) as failed:
-        batch(student, [1.0, 0.0])
-    message = str(failed.value.msg)
-    assert "ZeroDivisionError" in message
-    assert "one after another: inv(1.0); inv(0.0)" in message
-    assert student.calls == ["many", "one", "one"]  # not asked a fourth time
 
 
 def test_a_pointer_lands_above_the_reproducer_and_only_on_failure() -> None:
@@ -73,7 +26,7 @@ def test_a_pointer_lands_above_the_reproducer_and_only_on_failure() -> None:
     explained = []
     with S.pointing(lambda: explained.append(1) or "x"):
         pass
-    assert explained == []  # nothing failed: no probe was asked
+    assert explained == []  # nothing failed: student code was not asked
 
 
 def test_long_lists_keep_their_ends_and_a_count() -> None:
@@ -135,28 +88,3 @@ def test_chain_rule_with_constants_may_keep_or_leave_out_the_constants() -> None
         "chain_rule gave input 2 the derivative -10.0, not 1.0"
     )
     assert S.chain_rule_problem(right, coeffs, d) == "chain_rule left out input 1"
-
-
-class Raises:
-    """A stand-in for the student fixture whose every call raises ``error``."""
-
-    def __init__(self, error: StudentError) -> None:
-        self.error = error
-
-    def call(self, probe: str, *args: Any, label: str = "") -> Any:
-        raise self.error
-
-
-def test_a_sort_keyed_on_scalars_is_told_why_scalars_are_unhashable() -> None:
-    expr = S.Expression([["var", 0], ["var", 1], ["mul", 0, 1]], [0.5, 1.5])
-    error = StudentError("TypeError", "unhashable type: 'Scalar'", "  File x", label="")
-    with pytest.raises(pytest.fail.Exception) as failed:
-        S.scalar_order_checked(Raises(error), expr, called="y = x0 * x1")
-    message = str(failed.value.msg)
-    assert message.startswith("topological_sort raised TypeError: unhashable type: 'Scalar'")
-    assert f"  hint:     {S.UNHASHABLE_HINT}" in message
-    assert '>>> [names.get(id(v), "another Scalar") for v in topological_sort(y)]' in message
-    other = StudentError("ValueError", "no", "  File x", label="")
-    with pytest.raises(pytest.fail.Exception) as failed:
-        S.scalar_order_checked(Raises(other), expr, called="y = x0 * x1")
-    assert "hint" not in str(failed.value.msg)

@@ -9,23 +9,20 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from support import (
-    ATOL,
-    RTOL,
+    CASES,
     SELECT_ATOL,
     SELECT_RTOL,
-    call_text,
-    check_elementwise,
-    check_fold,
-    check_number,
-    check_numbers,
-    check_operator,
+    batched,
+    check_cases,
+    check_helper,
     d_outputs,
     floats,
-    list_helper,
     magnitudes,
     sigmoid,
     sigmoid_tolerance,
 )
+
+SELECT = lambda _: (SELECT_RTOL, SELECT_ATOL)  # noqa: E731
 
 
 @st.composite
@@ -37,82 +34,60 @@ def neighbours(draw):
 
 
 @pytest.mark.task("0.1")
-@given(pair=neighbours())
-def test_lt_eq_on_adjacent_floats(student, pair):
+@batched()
+@given(pairs=st.lists(neighbours(), min_size=1, max_size=CASES))
+def test_lt_eq_on_adjacent_floats(mt, pairs):
     """lt and eq compare exactly, even adjacent floats (True / False or 1.0 / 0.0)"""
-    x, y = pair
-    for name, expected in (("lt", 1.0 if x < y else 0.0), ("eq", 0.0)):
-        check_operator(
-            student,
-            name,
-            [x, y],
-            expected,
-            rtol=SELECT_RTOL,
-            atol=SELECT_ATOL,
-            hint="compare exactly: is_close is only for hand-written tests",
-        )
+    hint = "compare exactly: is_close is only for hand-written tests"
+    for name, exact in (("lt", lambda x, y: float(x < y)), ("eq", lambda x, y: 0.0)):
+        check_cases(getattr(mt.operators, name), pairs, exact, SELECT, hint=hint, allow_bool=True)
 
 
 @pytest.mark.task("0.1")
-@given(x=st.one_of(floats(-1e300, -1e3), floats(1e3, 1e300), floats(-40.0, -25.0)))
-def test_sigmoid_extremes(student, x):
-    """sigmoid is finite and accurate far out in both tails"""
-    rtol, atol = sigmoid_tolerance(x)
-    check_operator(student, "sigmoid", [x], sigmoid(x), rtol=rtol, atol=atol)
-
-
-@pytest.mark.task("0.1")
-@given(x=st.one_of(floats(1e-300, 1e-3), floats(-1e-3, -1e-300)), d=d_outputs())
-def test_relu_near_zero(student, x, d):
-    """relu and relu_back are right for inputs of tiny size on either side of 0"""
-    for name, args, expected in (
-        ("relu", [x], x if x > 0 else 0.0),
-        ("relu_back", [x, d], d if x > 0 else 0.0),
-    ):
-        check_operator(student, name, args, expected, rtol=SELECT_RTOL, atol=SELECT_ATOL)
-
-
-@pytest.mark.task("0.3")
+@batched()
 @given(
-    ls=st.lists(floats(-10.0, 10.0), min_size=9, max_size=40),
-    factors=st.lists(st.one_of(magnitudes(0.25, 4.0), st.just(0.0)), min_size=9, max_size=40),
+    xs=st.lists(
+        st.one_of(floats(-1e300, -1e3), floats(1e3, 1e300), floats(-40.0, -25.0)),
+        min_size=1,
+        max_size=CASES,
+    )
 )
-def test_list_helpers_on_long_lists(student, ls, factors):
-    """negList, addLists, sum and prod work on longer lists"""
-    check_elementwise(
-        student,
-        "negList",
-        [ls],
-        list_helper(student, "negList", ls),
-        [-x for x in ls],
-        "neg",
-        [[x] for x in ls],
-    )
-    other = ls[::-1]
-    check_elementwise(
-        student,
-        "addLists",
-        [ls, other],
-        list_helper(student, "addLists", ls, other),
-        [x + y for x, y in zip(ls, other, strict=True)],
-        "add",
-        [[x, y] for x, y in zip(ls, other, strict=True)],
-    )
-    check_fold(student, "sum", ls, list_helper(student, "sum", ls))
-    check_fold(student, "prod", factors, list_helper(student, "prod", factors))
+def test_sigmoid_extremes(mt, xs):
+    """sigmoid is finite and accurate far out in both tails"""
+    cases = [(x,) for x in xs]
+    check_cases(mt.operators.sigmoid, cases, sigmoid, lambda a: sigmoid_tolerance(a[0]))
+
+
+_tiny = st.one_of(floats(1e-300, 1e-3), floats(-1e-3, -1e-300))
+
+
+@pytest.mark.task("0.1")
+@batched()
+@given(cases=st.lists(st.tuples(_tiny, d_outputs()), min_size=1, max_size=CASES))
+def test_relu_near_zero(mt, cases):
+    """relu and relu_back are right for inputs of tiny size on either side of 0"""
+    relu = [(x,) for x, _ in cases]
+    check_cases(mt.operators.relu, relu, lambda x: x if x > 0 else 0.0, SELECT)
+    check_cases(mt.operators.relu_back, cases, lambda x, d: d if x > 0 else 0.0, SELECT)
+
+
+_long = st.lists(floats(-10.0, 10.0), min_size=9, max_size=40)
+_factors = st.lists(st.one_of(magnitudes(0.25, 4.0), st.just(0.0)), min_size=9, max_size=40)
 
 
 @pytest.mark.task("0.3")
-@pytest.mark.parametrize(
-    ("name", "lists", "expected"),
-    [("negList", [[]], []), ("addLists", [[], []], []), ("sum", [[]], 0.0), ("prod", [[]], 1.0)],
-    ids=["negList", "addLists", "sum", "prod"],
-)
-def test_list_helper_on_empty_list(student, name, lists, expected):
+@batched()
+@given(cases=st.lists(st.tuples(_long, _factors), min_size=1, max_size=CASES))
+def test_list_helpers_on_long_lists(mt, cases):
+    """negList, addLists, sum and prod work on longer lists"""
+    check_helper(mt, "negList", [[ls] for ls, _ in cases])
+    check_helper(mt, "addLists", [[ls, ls[::-1]] for ls, _ in cases])
+    check_helper(mt, "sum", [[ls] for ls, _ in cases])
+    check_helper(mt, "prod", [[factors] for _, factors in cases])
+
+
+@pytest.mark.task("0.3")
+@pytest.mark.parametrize("name", ["negList", "addLists", "sum", "prod"])
+def test_list_helper_on_empty_list(mt, name):
     """negList([]) and addLists([], []) are empty, sum([]) == 0 and prod([]) == 1"""
-    called = call_text(f"operators.{name}", lists)
-    got = list_helper(student, name, *lists)
-    if isinstance(expected, list):
-        check_numbers(got, expected, what=f"operators.{name}", called=called)
-    else:
-        check_number(got, expected, what=f"operators.{name}", called=called, rtol=RTOL, atol=ATOL)
+    check_helper(mt, name, [[[]] * (1 + (name == "addLists"))])

@@ -4,104 +4,63 @@ a graph built on top of one that has been through backward() already."""
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from support import (
-    ANY,
     LINEAR_COEFFS,
     Expression,
-    Tally,
-    ask,
     at_most,
-    chain_rule_twice_problem,
-    chain_rule_works,
-    check_expression_gradients,
-    continued_checked,
+    chain_rule_checked,
+    check_backward,
+    check_continued,
+    check_returned,
+    check_two_graphs,
     continued_expressions,
     d_outputs,
-    expect,
-    expression_checked,
-    expression_lines,
-    expression_text,
     expressions,
+    fetched,
     floats,
-    fmt,
     graph_ops,
-    pointing,
-    report,
-    require_judged,
-    scalar_order_pointer,
+    most_judged,
+    scalar_graph,
     substitute_ops,
-    tolerance_text,
 )
+
+from grader.isolation.handles import Handle
 
 # --------------------------------------------------------------------------- task 1.2
 
 
 @pytest.mark.task("1.2")
 @given(expr=expressions(max_ops=10))
-def test_composed_forward(student, expr):
+def test_composed_forward(mt, expr):
     """Expressions combining every Scalar operator give the right values"""
-    # Every node is checked here, so every node is shown (not only what y depends on).
-    lines = expression_lines(expr.nodes, expr.values, range(len(expr.nodes)))
-    called = "; ".join(lines[1:])
-    out = ask(
-        student,
-        "expression_forward",
-        expr.nodes,
-        expr.values,
-        label="Scalar operators",
-        called=called,
-        snippet=[*lines, "y.data"],
-    )
-    expect(
-        out,
-        {"data": ("list", ANY, len(expr.nodes))},
-        probe="expression_forward",
-        what="Scalar operators",
-    )
-    for j, info in enumerate(expr.infos()):
-        got = out["data"][j]
-        if not info.value_ok(got):
-            name = "y" if j == len(expr.nodes) - 1 else f"t{j}"
-            report(
-                f"{name} has the wrong value.",
-                called=called,
-                returned=f"{name}.data = {fmt(got)}",
-                expected=f"{fmt(info.value)} (within "
-                f"{tolerance_text(1e-7, 1e-9 + 2.0 * info.slack)})",
-                snippet=[*lines, f"{name}.data"],
-            )
+    graph = scalar_graph(mt, expr)
+    datas = {j: n.data for j, n in enumerate(graph.nodes) if isinstance(n, Handle)}
+    got = fetched(*datas.values(), what="Scalar operators", names=graph.names)
+    infos = expr.infos()
+    for (j, data), value in zip(datas.items(), got, strict=True):
+        info, what = infos[j], f"The operation making {graph.names[graph.nodes[j]]}"
+        atol = 1e-9 + 2.0 * info.slack  # the template's log(x + 1e-6) is allowed
+        check_returned(value, info.value, data, what=what, rtol=1e-7, atol=atol, names=graph.names)
 
 
 # --------------------------------------------------------------------------- task 1.3
 
 
 @pytest.mark.task("1.3")
+@at_most(20)  # fixed derivatives: a mistake shows on every example
 @given(x=floats(-10.0, 10.0), d=d_outputs())
-def test_chain_rule_same_input_twice(student, x, d):
+def test_chain_rule_same_input_twice(mt, x, d):
     """chain_rule gives one pair per argument, even when both arguments are the same Scalar"""
-    coeffs = LINEAR_COEFFS["Lin2"]
-    called = (
-        f"y.chain_rule({fmt(d)}) where x = Scalar({fmt(x)}), y = F.apply(x, x) and F's "
-        f"backward returns {coeffs} times d_output"
-    )
-    out = ask(student, "chain_rule_twice", x, d, label="Scalar.chain_rule", called=called)
-    expect(out, {"pairs": ANY}, probe="chain_rule_twice", what="Scalar.chain_rule")
-    pairs = out["pairs"]
-    if chain_rule_twice_problem(pairs, d):
-        report(
-            "Scalar.chain_rule is wrong when an input is used twice.",
-            called=called,
-            returned=f"pairs (input index, derivative): {fmt(pairs)}",
-            expected=f"[[0, {fmt(coeffs[0] * d)}], [0, {fmt(coeffs[1] * d)}]]",
-            hint="one pair per argument of the function, in order: do not merge or drop them",
-        )
+    chain_rule_checked(mt, [x], LINEAR_COEFFS["Lin2"], d, twice=True)
 
 
 # --------------------------------------------------------------------------- task 1.4
-# Classic shapes, as expression graphs (probes.py format); input values are drawn.
+# Classic shapes, as expression graphs (support.Expression's nodes); input values are drawn.
 SHAPES = {
     # t = x + 1; y = t * t.log()  (t feeds the output directly and through log)
     "shared_intermediate": [["var", 0], ["num", 1.5], ["add", 0, 1], ["log", 2], ["mul", 2, 3]],
@@ -130,6 +89,7 @@ SHAPES = {
 }
 
 
+@functools.cache  # one strategy per arguments: building one costs more than a draw
 @st.composite
 def shaped(draw, name, ops):
     nodes = substitute_ops(SHAPES[name], ops)
@@ -143,40 +103,24 @@ def shaped(draw, name, ops):
     return Expression(nodes, values)
 
 
-def _check_graphs(student, make_strategy, max_examples=None, label="Scalar.backward"):
-    """Check gradients on graphs from ``make_strategy(ops)``, ops being the operators whose
-    forward works (see support.healthy_ops); fixed shapes swap a broken operator for a
-    working one (support.substitute_ops), so honest code is judged on nearly every graph;
-    a test that judged half of its graphs or fewer fails (support.require_judged)."""
-    ops = graph_ops(student)
-    strategy = make_strategy(ops)
-    own = chain_rule_works(student)
-    tally = Tally()  # more than half of the graphs must be judged (require_judged)
-
-    @given(expr=strategy, d=d_outputs())
-    def check(expr, d):
-        called = expression_text(expr.nodes, expr.values)
-        tally.add(expression_checked(student, expr, d, own, label=label, called=called), expr)
-
-    if max_examples is not None:  # expensive graphs: fewer examples
-        check = at_most(max_examples)(check)
-    check()
-    require_judged(tally)
-
-
 @pytest.mark.task("1.4")
 @pytest.mark.parametrize("shape", list(SHAPES))
-def test_classic_graph_shapes(student, shape):
+@most_judged  # more than half of the graphs must be judged (not: a forward mistake, 1.2's)
+@given(data=st.data(), d=d_outputs())
+def test_classic_graph_shapes(mt, shape, data, d):
     """backward on a shared intermediate, a diamond, a reused input with numbers, a gate"""
-    _check_graphs(student, lambda ops: shaped(shape, ops))
+    check_backward(mt, data.draw(shaped(shape, graph_ops(mt)), label="graph"), d)
 
 
 @pytest.mark.task("1.4")
-def test_bigger_expression_graphs(student):
+@most_judged
+@given(data=st.data(), d=d_outputs())
+def test_bigger_expression_graphs(mt, data, d):
     """backward on bigger random expression graphs (up to 3 inputs and 20 operations)"""
-    _check_graphs(student, lambda ops: expressions(ops=ops, max_ops=20))
+    check_backward(mt, data.draw(expressions(ops=graph_ops(mt), max_ops=20), label="graph"), d)
 
 
+@functools.cache
 @st.composite
 def deep_chains(draw, ops):
     """y = x; then 100 times y = y * w + c: 200 operations deep (another + or * when one of
@@ -198,104 +142,28 @@ def magnitudes_near_one():
 
 
 @pytest.mark.task("1.4")
-def test_deep_scalar_chain(student):
+@most_judged
+@at_most(5)  # expensive graphs: fewer examples
+@given(data=st.data(), d=d_outputs())
+def test_deep_scalar_chain(mt, data, d):
     """backward through 200 Scalar operations in a row"""
-    _check_graphs(
-        student,
-        lambda ops: deep_chains(ops),
-        max_examples=5,
-        label="Scalar.backward (200 operations deep)",
-    )
+    check_backward(mt, data.draw(deep_chains(graph_ops(mt)), label="graph"), d)
 
 
 @pytest.mark.task("1.4")
-def test_backward_on_two_graphs(student):
+@most_judged
+@given(data=st.data(), d=d_outputs())
+def test_backward_on_two_graphs(mt, data, d):
     """backward on one graph and then another gives each its own derivatives"""
-    ops = graph_ops(student)
-    own = chain_rule_works(student)
-    tally = Tally()  # more than half of the pairs must be judged (require_judged)
-
-    @given(
-        first=expressions(ops=ops, max_ops=5), second=expressions(ops=ops, max_ops=5), d=d_outputs()
-    )
-    def check(first, second, d):
-        if not own:  # chain_rule is wrong (task 1.3): each graph is judged in parts
-            results = [
-                expression_checked(
-                    student,
-                    expr,
-                    dd,
-                    own,
-                    label="Scalar.backward",
-                    called=f"{which}: {expression_text(expr.nodes, expr.values)}",
-                )
-                for expr, dd, which in ((first, d, "first graph"), (second, 1.0, "second graph"))
-            ]
-            tally.add(all(results), first, second)
-            return
-        called = (
-            f"first graph: {expression_text(first.nodes, first.values)}; y.backward({fmt(d)}); "
-            f"then a second graph: {expression_text(second.nodes, second.values)}; y.backward()"
-        )
-        with pointing(
-            lambda: scalar_order_pointer(student, first) or scalar_order_pointer(student, second)
-        ):
-            out = ask(
-                student,
-                "expression_pair",
-                first.nodes,
-                first.values,
-                second.nodes,
-                second.values,
-                d,
-                label="Scalar.backward",
-                called=called,
-            )
-            if isinstance(out, dict) and "forward_error" in out:
-                expect(out, {"forward_error": str}, probe="expression_pair", what="Scalar.backward")
-                tally.add(
-                    False, first, second
-                )  # not judged (a forward mistake is task 1.2's): counted
-                return
-            expect(
-                out,
-                {"graphs": ("list", dict, 2)},
-                probe="expression_pair",
-                what="Scalar.backward",
-            )
-            results = [
-                check_expression_gradients(
-                    expr, dd, graph, what=what, points=False, probe="expression_pair"
-                )
-                for expr, dd, graph, what in (
-                    (first, d, out["graphs"][0], "backward on the first graph"),
-                    (second, 1.0, out["graphs"][1], "backward on a second, separate graph"),
-                )
-            ]
-        tally.add(all(results), first, second)
-
-    check()
-    require_judged(tally)
+    first = data.draw(expressions(ops=graph_ops(mt), max_ops=5), label="first graph")
+    second = data.draw(expressions(ops=graph_ops(mt), max_ops=5), label="second graph")
+    check_two_graphs(mt, first, second, d)
 
 
 @pytest.mark.task("1.4")
-def test_backward_again_through_shared_scalars(student):
+@most_judged
+@given(data=st.data(), d_first=d_outputs(), d=d_outputs())
+def test_backward_again_through_shared_scalars(mt, data, d_first, d):
     """backward on a graph built on top of one already backpropagated (leaves zeroed between)"""
-    ops = graph_ops(student)
-    own = chain_rule_works(student)
-    tally = Tally()  # more than half of the graphs must be judged (require_judged)
-
-    @given(case=continued_expressions(ops), d_first=d_outputs(), d=d_outputs())
-    def check(case, d_first, d):
-        expr, k = case
-        if not own:  # chain_rule is wrong (task 1.3): the second graph is judged in parts
-            called = expression_text(expr.nodes, expr.values)
-            judged = expression_checked(
-                student, expr, d, own, label="Scalar.backward", called=called
-            )
-            tally.add(judged, expr)
-            return
-        tally.add(continued_checked(student, expr, k, d_first, d, label="Scalar.backward"), expr)
-
-    check()
-    require_judged(tally)
+    expr, k = data.draw(continued_expressions(graph_ops(mt)), label="graphs")
+    check_continued(mt, expr, k, d_first, d)

@@ -2,7 +2,8 @@
 
 Grading draws its examples deterministically. ``record_table`` plays a student who has seen
 them: it grades a submission in-process against a copy of the course (with or without its
-secret), logging every probe call, and turns the backward calls it saw into
+secret), logging every call, and turns the backward calls it saw (handle operations
+``Fn.forward(ctx, *args)`` then ``Fn.backward(ctx, d)`` on the same ``ctx``) into
 ``(name, saved values, d_output) -> correct gradients``, computed by the reference. Two
 attacks bake such a table into their submission: ``m3_replay_local_examples`` (a local run
 of the tests without the course secret) and ``m3_replay_other_submissions`` (a classmate's
@@ -25,7 +26,6 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[2]
-BACKWARD_PROBES = ("function_backward", "function_backward_many")
 
 
 def course_without_secret(dest: Path) -> Path:
@@ -53,16 +53,44 @@ def record_table(course: Path, submission: Path, work: Path, extra: tuple[str, .
     return proc.stdout.strip()
 
 
+def _callee(ops: dict[int, list], ref: object) -> list[str]:
+    """``["Mul", "backward"]`` for a handle to ``minitorch.Mul.backward``; [] otherwise."""
+    names: list[str] = []
+    while isinstance(ref, dict) and "$h" in ref and len(names) < 4:
+        op = ops.get(ref["$h"])
+        if op is None or op[1] not in ("getattr", "root"):
+            return []
+        if op[1] == "root":
+            return names[::-1]
+        names.append(op[3])
+        ref = op[2]
+    return []
+
+
 def _backward_cases(log: Path) -> list[tuple[str, list[float], float]]:
+    """Each ``Fn.backward(ctx, d)`` with a plain ``d`` whose ``ctx`` went through
+    ``Fn.forward(ctx, *args)`` with plain args: ``(Fn, args, d)``."""
+    ops: dict[int, list] = {}  # handle numbers grow over the whole session
+    forwards: dict[int, tuple[str, list]] = {}  # ctx number -> (Fn, args)
     cases = []
     for line in log.read_text(encoding="utf-8").splitlines():
         call = json.loads(line)
-        if call["probe"] == "function_backward":
-            name, args, d = call["args"][:3]
-            cases.append((name, args, d))
-        elif call["probe"] == "function_backward_many":
-            name, batch = call["args"]
-            cases += [(name, args, d) for args, d in batch]
+        if call.get("op") != "run" or "value" not in call:
+            continue
+        for op in call["args"][0].get("ops", []):
+            ops[op[0]] = op
+            if op[1] != "call" or len(op) < 4 or not op[3]:
+                continue
+            names, (ctx, *args) = _callee(ops, op[2]), op[3]
+            if len(names) != 2 or not isinstance(ctx, dict) or "$h" not in ctx:
+                continue
+            plain = all(type(a) in (int, float) for a in args)
+            if names[1] == "forward" and plain:
+                forwards[ctx["$h"]] = (names[0], args)
+            elif names[1] == "backward" and plain and len(args) == 1:
+                name, forward_args = forwards.get(ctx["$h"], ("", []))
+                if name == names[0]:
+                    cases.append((name, forward_args, args[0]))
     return cases
 
 
