@@ -2017,18 +2017,6 @@ _APPLY: dict[str, Callable[..., Any]] = {
     "sub": lambda a, b: a - b, "mul": lambda a, b: a * b, "div": lambda a, b: a / b,
     "lt": lambda a, b: a < b, "gt": lambda a, b: a > b, "eq": lambda a, b: a == b,
 }  # fmt: skip
-# Trusted code run beside the student's objects (handles.code), for what no handle reads.
-_REACHES = """
-def reaches(node, *leaves):
-    seen, stack, found = set(), [node], set()
-    while stack and len(seen) < 5000:
-        v = stack.pop()
-        if id(v) not in seen:
-            seen.add(id(v))
-            found.update(i for i, x in enumerate(leaves) if x is v)
-            stack.extend(getattr(getattr(v, "history", None), "inputs", None) or ())
-    return sorted(found)
-"""
 # the position of each Scalar of an order among the nodes, by identity (-1: no node)
 _WHERE = (
     "lambda order, *nodes: [next((j for j, n in enumerate(nodes) if n is v), -1) for v in order]"
@@ -2189,7 +2177,7 @@ def graph_ops(mt: Any) -> tuple[str, ...]:
     these (a forward mistake is task 1.2's). Fails when none works."""
     __tracebackhide__ = True
     if id(mt) not in _HEALTHY:
-        reach, asked = code(mt, _REACHES, name="reaches"), []
+        reach, asked = code(mt, REACHES, name="reaches"), []
         for op, cases in OP_CASES.items():
             for graph, values, _, inputs in cases:
                 g = Graph(mt, Expression(graph, values))
@@ -2660,7 +2648,8 @@ def scalar_graph(mt: Handle, expr: Expression) -> ScalarGraph:
     return graph
 
 
-# Trusted text for the worker: which of ``leaves`` y reaches through history.inputs.
+# Trusted text for the worker (handles.code): which of ``leaves`` y reaches through
+# history.inputs, for what no handle reads.
 REACHES = """
 def reaches(y, *leaves):
     seen, stack, found = set(), [y], set()

@@ -500,29 +500,19 @@ class LocalStudent:
 
         try:
             with self._guarded(label, label, restart=True, stopped_in=stopped_in):
-                if message.get("reset"):
-                    executor.reset()
-                failed = executor.run(list(message.get("ops", [])), self._error_json)
-                values: list[Any] = []
-                bad: dict[str, str] = {}
-                for i, number in enumerate(message.get("want", [])):
-                    value: Any = None
-                    if str(number) not in failed:
-                        try:
-                            value = _plain(executor.held(number), "the value")
-                        except BadValue as exc:
-                            bad[str(i)] = exc.message
-                        except unknown:
-                            raise
-                        except Exception as exc:  # noqa: BLE001 - a rigged container
-                            bad[str(i)] = f"the value could not be read: {type(exc).__name__}"
-                    values.append(value)
+                answer: dict[str, Any] = executor.answer(
+                    message,
+                    self._error_json,
+                    lambda obj: _plain(obj, "the value"),
+                    BadValue,
+                    (KeyboardInterrupt, _Timeout),
+                )
         except unknown as exc:  # a handle whose object a deadline dropped
             raise StudentError(type(exc).__name__, str(exc), label=label) from None
         finally:
             if self.generation != started:
                 executor.reset()
-        return {"values": values, "bad": bad, "failed": failed}
+        return answer
 
     def _error_json(self, exc: BaseException) -> dict[str, Any]:
         """What the executor keeps for an operation that raised ``exc``."""

@@ -131,6 +131,39 @@ class Executor:
         self.running = None
         return failed
 
+    def answer(
+        self,
+        message: dict[str, Any],
+        error: Callable[[BaseException], dict[str, Any]],
+        plain: Callable[[Any], Any],
+        refused: type[Exception],
+        passing: tuple[type[BaseException], ...] = (),
+    ) -> dict[str, Any]:
+        """One batch: ``{"reset": bool, "ops": [...], "want": [numbers]}`` gives
+        ``{"values": [...], "bad": {index: why}, "failed": {number: error or None}}``.
+
+        ``plain(obj)`` is an object's plain form, or raises ``refused`` (whose ``message``
+        says why); anything else raised while reading (a rigged ``__iter__``) is told as
+        "could not be read", except ``passing`` (the deadline), which propagates."""
+        if message.get("reset"):
+            self.reset()
+        failed = self.run(list(message.get("ops", [])), error)
+        values: list[Any] = []
+        bad: dict[str, str] = {}
+        for i, number in enumerate(message.get("want", [])):
+            value: Any = None
+            if str(number) not in failed:
+                try:
+                    value = plain(self.held(number))
+                except refused as exc:
+                    bad[str(i)] = str(getattr(exc, "message", exc))
+                except (UnknownHandle, *passing):
+                    raise
+                except BaseException as exc:  # noqa: BLE001 - student code may raise anything
+                    bad[str(i)] = f"the value could not be read: {type(exc).__name__}"
+            values.append(value)
+        return {"values": values, "bad": bad, "failed": failed}
+
     def held(self, number: Any) -> Any:
         """The object under ``number``; refuses one it did not make or that failed."""
         if type(number) is not int or self.objects.get(number, _FAILED) is _FAILED:

@@ -394,27 +394,15 @@ class Worker:
         "bad": {index: why}, "failed": {number: error or None}}``: an operation that raised
         has its error, one skipped because an input failed has None.
         """
-        if message.get("reset"):
-            self.executor.reset()
-        failed = self.executor.run(list(message.get("ops", [])), self._error)
-        values: list[Any] = []
-        bad: dict[str, str] = {}
-        for i, number in enumerate(message.get("want", [])):
-            value: Any = None
-            if str(number) not in failed:
-                try:
-                    value = executor.plain(self.executor.held(number))
-                    protocol.check_plain(value, "the value")
-                except protocol.BadValue as exc:
-                    bad[str(i)] = exc.message
-                    value = None
-                except (DeadlineExceeded, executor.UnknownHandle):
-                    raise
-                except BaseException as exc:  # noqa: BLE001 - a rigged __iter__, __len__, ...
-                    bad[str(i)] = f"the value could not be read: {type(exc).__name__}"
-                    value = None
-            values.append(value)
-        return {"values": values, "bad": bad, "failed": failed}
+
+        def plain(obj: Any) -> Any:
+            value = executor.plain(obj)
+            protocol.check_plain(value, "the value")
+            return value
+
+        return self.executor.answer(
+            message, self._error, plain, protocol.BadValue, (DeadlineExceeded,)
+        )
 
     def _error(self, exc: BaseException) -> dict[str, Any]:
         if isinstance(exc, DeadlineExceeded):
