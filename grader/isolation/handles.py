@@ -36,6 +36,7 @@ __all__ = [
     "Session",
     "builtin",
     "code",
+    "culprit",
     "identity",
     "outcomes",
     "reproducer",
