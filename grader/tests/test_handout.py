@@ -1062,7 +1062,7 @@ def test_plugin_tells_a_standing_fault_once_unshrunk(small_course: Path) -> None
     chain of exceptions."""
     log = small_course / "calls.log"
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:randomly", "--probe-timeout", "0.3"],
+        [sys.executable, "-m", "pytest", "-p", "no:randomly", "--probe-timeout", "2"],
         cwd=small_course,
         capture_output=True,
         text=True,
@@ -1085,7 +1085,7 @@ def test_plugin_tells_a_standing_fault_once_unshrunk(small_course: Path) -> None
     assert "waits on Task 0.1: ops.mul (see test_stub_first above)" in out
     assert "ops.buggy([0, 0, 10]) returned [0, 0, 11]" in out  # shrunk
     assert "ops.fragile raised ValueError: too big: 10" in out  # shrunk, told without chain
-    assert "timed out after 0.3 s in minitorch.ops.spin" in out
+    assert "timed out after 2 s in minitorch.ops.spin" in out
     assert calls.count("broken") <= 6  # two tests
     assert out.count("ops.use_broken raised SyntaxError") == 1
     assert 'File "minitorch/broken.py", line 3\n    def f(:' in out
@@ -1235,13 +1235,13 @@ def test_handle_tests_run_in_the_students_process(
 
     buggy = shutil.copytree(out, tmp_path / "buggy")
     (buggy / "minitorch/operators.py").write_text(BUGGY_OPERATORS.lstrip())
-    failed = _run_handout_tests(buggy, "--probe-timeout", "0.5", "--grading-profile=grading")
+    failed = _run_handout_tests(buggy, "--probe-timeout", "2", "--grading-profile=grading")
     assert "3 failed, 3 passed" in failed, failed
     assert "your code raised ValueError: too big: " in failed, failed
     frame = 'File "minitorch/operators.py", line 3, in mul\n    raise ValueError(f"too big: {x}")'
     assert frame in failed, failed
     assert "Falsifying example: test_mul(" in failed and "mt=" not in failed, failed
-    assert "timed out after 0.5 s in minitorch.operators.ident" in failed, failed
+    assert "timed out after 2 s in minitorch.operators.ident" in failed, failed
     assert "assert [2.0] == [2.0, 4.0, 6.0]" in failed, failed
     assert "To reproduce:\n    import minitorch\n" in failed, failed
     assert "minitorch.operators.map(" in failed, failed
