@@ -105,7 +105,6 @@ class StudentClient:
         self._running: int | None = None
         self._blocked: dict[str, str] = {}
         self._hung: dict[tuple[str, str], str] = {}
-        self._label_of: Callable[[int], str] | None = None
         #: The test now running (set by the plugin). A call that hung fails at once when the
         #: same test calls it again (hypothesis would re-run it while shrinking), but another
         #: test still gets to run it: one hang must not cost every test that shares a label.
@@ -276,20 +275,23 @@ class StudentClient:
         the worker's answer. Raises a ``StudentFault`` subclass when student code fails,
         hangs or crashes. A batch that hangs is named by ``label_of`` the operation that
         was running (when the worker could tell), and its ``ProbeTimeout`` has that ``op``."""
-        self._label_of = label_of
-        try:
-            return self._logged("run", (message,), label, "run")
-        finally:
-            self._label_of = None
+        return self._logged("run", (message,), label, "run", label_of)
 
     @property
     def generation(self) -> int:
         """Changes whenever the worker restarts (its objects are gone then)."""
         return self.restarts
 
-    def _logged(self, name: str, args: tuple[Any, ...], label: str | None, op: str) -> Any:
+    def _logged(
+        self,
+        name: str,
+        args: tuple[Any, ...],
+        label: str | None,
+        op: str,
+        label_of: Callable[[int], str] | None = None,
+    ) -> Any:
         try:
-            value = self._call(name, args, label, op)
+            value = self._call(name, args, label, op, label_of)
         except protocol.StudentFault as exc:
             self.fault_stands = _stands(exc)
             if self.config.call_log is not None:
@@ -325,7 +327,14 @@ class StudentClient:
         with open(self.config.call_log, "a", encoding="utf-8") as fh:
             fh.write(json.dumps(entry, sort_keys=True) + "\n")
 
-    def _call(self, name: str, args: tuple[Any, ...], label: str | None, op: str) -> Any:
+    def _call(
+        self,
+        name: str,
+        args: tuple[Any, ...],
+        label: str | None,
+        op: str,
+        label_of: Callable[[int], str] | None = None,
+    ) -> Any:
         what = label or name
         if (self.scope, what) in self._hung:
             self._hang_again(what, label)
@@ -350,7 +359,7 @@ class StudentClient:
                 self._note_import(self._blocked[culprit])
                 raise StudentError("ImportError", self._blocked[culprit], label=label) from None
             running = self._running
-            named = self._label_of(running) if self._label_of and running is not None else ""
+            named = label_of(running) if label_of and running is not None else ""
             what, hung_op = (named, running) if named else (what, None)
             limit = self.config.limits.probe_timeout
             message = (

@@ -373,27 +373,12 @@ class Worker:
             return protocol.Reply(call.id, True, value)
         except protocol.BadValue as exc:
             return protocol.Reply(call.id, False, error=exc.to_json())
-        except StudentImportError as exc:
-            error = protocol.StudentError("ImportError", str(exc)).to_json()
-            return protocol.Reply(call.id, False, error=error)
-        except DeadlineExceeded:
-            raise
         except BaseException as exc:  # noqa: BLE001 - student code may raise anything
-            frames = _student_frames(exc.__traceback__, self.package.root)
-            if isinstance(exc, SystemExit):
-                message = f"sys.exit({exc.code!r}) was called"
-            else:
-                message = _shorten(str(exc))
-            error = protocol.StudentError(type(exc).__name__, message, frames).to_json()
-            return protocol.Reply(call.id, False, error=error)
+            return protocol.Reply(call.id, False, error=self._error(exc))  # the deadline: raised
 
     def run(self, message: dict[str, Any]) -> dict[str, Any]:
-        """Apply a batch of handle operations; answer the values asked for.
-
-        ``{"reset": bool, "ops": [...], "want": [numbers]}`` gives ``{"values": [...],
-        "bad": {index: why}, "failed": {number: error or None}}``: an operation that raised
-        has its error, one skipped because an input failed has None.
-        """
+        """Apply a batch of handle operations and answer the values asked for (the shapes:
+        ``Executor.answer``), values checked as plain data here, in the worker, too."""
 
         def plain(obj: Any) -> Any:
             value = executor.plain(obj)
@@ -405,6 +390,8 @@ class Worker:
         )
 
     def _error(self, exc: BaseException) -> dict[str, Any]:
+        """``exc`` as the reply's error: type, message, the student's frames. The deadline
+        is not an error of student code: it propagates."""
         if isinstance(exc, DeadlineExceeded):
             raise exc
         if isinstance(exc, StudentImportError):
