@@ -99,10 +99,34 @@ class Assignment:
     shrink_seconds: float
     limits: Limits
     tasks: tuple[Task, ...]
+    #: A folder under ``reference/`` ([files] reference, e.g. "module2") whose files replace
+    #: or add to the shared ones for this assignment: module 2's ``__init__`` imports the
+    #: tensor files, which modules 0 and 1 must not need, while operators.py, module.py and
+    #: autodiff.py stay in one place for every module. Empty: the shared folder alone.
+    reference_layer: str = ""
 
     @property
     def reference_dir(self) -> Path:
+        """The course's reference folder (every module's layer lives inside it)."""
         return self.root / "reference"
+
+    def reference_file(self, rel: str) -> Path:
+        """The reference copy of ``rel`` for this assignment: its layer's, else the shared one."""
+        if self.reference_layer:
+            own = self.reference_dir / self.reference_layer / rel
+            if own.is_file():
+                return own
+        return self.reference_dir / rel
+
+    def reference_package(self) -> list[str]:
+        """The modules of this assignment's own reference package (``minitorch/*.py``): its
+        layer's when it has one, else the shared folder's. Each must have a role in [files]."""
+        base = (
+            self.reference_dir / self.reference_layer
+            if self.reference_layer
+            else self.reference_dir
+        )
+        return sorted(p.relative_to(base).as_posix() for p in (base / "minitorch").glob("*.py"))
 
     @property
     def tests_dir(self) -> Path:
@@ -156,6 +180,17 @@ def _python(runtime: dict, where: str) -> str:
         raise ConfigError(
             f'{where}: [runtime] python must be a Python version such as "3.11" (3.10 or '
             f"newer, as a string), got {value!r}"
+        )
+    return value
+
+
+def _layer(files: dict, where: str) -> str:
+    """``[files] reference``: one folder name under ``reference/`` (not a path)."""
+    value = files.get("reference", "")
+    if not isinstance(value, str) or (value and not re.fullmatch(r"[A-Za-z0-9_-]+", value)):
+        raise ConfigError(
+            f"{where}: [files] reference must name one folder inside reference/ (such as "
+            f'"module2"), got {value!r}'
         )
     return value
 
@@ -245,6 +280,7 @@ def load_assignment(name_or_path: str | Path, root: Path | None = None) -> Assig
         shrink_seconds=float(hyp.get("shrink_seconds", 60.0)),
         limits=limits,
         tasks=tuple(tasks),
+        reference_layer=_layer(files, where),
     )
     if not assignment.editable:
         raise ConfigError(f"{where}: [files] editable is empty")

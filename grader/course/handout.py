@@ -102,12 +102,7 @@ def _check_roles(assignment: Assignment) -> None:
                     f"{roles[rel]} and as {role}"
                 )
             roles[rel] = role
-    package = assignment.reference_dir / "minitorch"
-    unlisted = sorted(
-        p.relative_to(assignment.reference_dir).as_posix()
-        for p in package.glob("*.py")
-        if p.relative_to(assignment.reference_dir).as_posix() not in roles
-    )
+    unlisted = [rel for rel in assignment.reference_package() if rel not in roles]
     if unlisted:
         raise ConfigError(
             f"{assignment.folder / 'assignment.toml'}: reference files {', '.join(unlisted)} "
@@ -117,15 +112,15 @@ def _check_roles(assignment: Assignment) -> None:
 
 def _package_files(assignment: Assignment) -> Plan:
     _check_roles(assignment)
-    ref = assignment.reference_dir
+    ref = assignment.reference_file
     task_ids = {t.id for t in assignment.tasks}
     plan: Plan = {}
     for rel in assignment.editable:
-        text = _read_text(ref / rel, "editable")
+        text = _read_text(ref(rel), "editable")
         regions = solution_regions(text, rel)
         if not regions:
             raise ConfigError(
-                f"{ref / rel} is editable but has no solution regions: students would have "
+                f"{ref(rel)} is editable but has no solution regions: students would have "
                 "nothing to write (list it as solved or provided instead)"
             )
         for region in regions:
@@ -137,12 +132,12 @@ def _package_files(assignment: Assignment) -> Plan:
                 )
         plan[rel] = _text_file(make_skeleton(text, rel))
     for rel in assignment.stubbed:
-        plan[rel] = _text_file(make_skeleton(_read_text(ref / rel, "stubbed"), rel))
+        plan[rel] = _text_file(make_skeleton(_read_text(ref(rel), "stubbed"), rel))
     for rel in assignment.solved:
-        plan[rel] = _text_file(strip_markers(_read_text(ref / rel, "solved"), rel))
+        plan[rel] = _text_file(strip_markers(_read_text(ref(rel), "solved"), rel))
     for role in ("provided", "extra"):
         for rel in getattr(assignment, role):
-            path = ref / rel
+            path = ref(rel)
             text = _read_text(path, role)
             if path.suffix == ".py" and solution_regions(text, rel):
                 raise ConfigError(

@@ -158,7 +158,7 @@ def generate_mutants(assignment: Assignment, tasks: list[str] | None = None) -> 
     """Every mutant of the solution regions of the assignment's editable files."""
     mutants: list[Mutant] = []
     for rel in assignment.editable:
-        text = (assignment.reference_dir / rel).read_text(encoding="utf-8")
+        text = assignment.reference_file(rel).read_text(encoding="utf-8")
         regions: list[Region] = [
             r for r in solution_regions(text, rel) if tasks is None or r.task in tasks
         ]
@@ -246,7 +246,7 @@ def _grade_job(job: _Job) -> dict[str, Any]:
     assignment = load_assignment(job.assignment, Path(job.root))
     with tempfile.TemporaryDirectory(prefix="grader-audit-") as tmp:
         Path(tmp).chmod(0o755)
-        files = {rel: (assignment.reference_dir / rel).read_bytes() for rel in assignment.editable}
+        files = {rel: assignment.reference_file(rel).read_bytes() for rel in assignment.editable}
         if job.file is not None and job.source is not None:
             files[job.file] = job.source.encode("utf-8")
         root = stage(assignment, Located(files=files), Path(tmp) / "stage")

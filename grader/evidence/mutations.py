@@ -57,9 +57,24 @@ def _file_key(file: str) -> str:
     return file if file.startswith("minitorch/") else f"minitorch/{file}"
 
 
-def apply_mutations(reference_dir: Path, edits: list[dict[str, Any]], out: Path) -> Path:
-    """Copy the five editable files of ``reference_dir/minitorch`` to ``out/minitorch`` and
-    apply ``edits`` in order. Returns ``out``.
+def _student_files(reference_dir: Path, layer: str) -> list[str]:
+    """The files a submission made from the reference holds: modules 0 and 1's five, and
+    the files a later module's layer (``reference/<layer>``) has solution regions in."""
+    files = list(EDITABLE)
+    if layer:
+        for path in sorted((reference_dir / layer / "minitorch").glob("*.py")):
+            rel = f"minitorch/{path.name}"
+            if rel not in files and "# BEGIN SOLUTION" in path.read_text(encoding="utf-8"):
+                files.append(rel)
+    return files
+
+
+def apply_mutations(
+    reference_dir: Path, edits: list[dict[str, Any]], out: Path, layer: str = ""
+) -> Path:
+    """Copy the student files of ``reference_dir/minitorch`` (modules 0 and 1's five, plus
+    those of ``layer``, a later module's folder inside it) to ``out/minitorch`` and apply
+    ``edits`` in order. Returns ``out``.
 
     Files are written as UTF-8, except a file named by an edit with an ``encoding`` key,
     which is written in that encoding (the last such edit of the file decides).
@@ -72,8 +87,11 @@ def apply_mutations(reference_dir: Path, edits: list[dict[str, Any]], out: Path)
     out = Path(out)
     texts: dict[str, str] = {}
     encodings: dict[str, str] = {}
-    for rel in EDITABLE:
-        texts[rel] = (reference_dir / rel).read_text(encoding="utf-8")
+    for rel in _student_files(reference_dir, layer):
+        own = reference_dir / layer / rel
+        texts[rel] = (own if layer and own.is_file() else reference_dir / rel).read_text(
+            encoding="utf-8"
+        )
     for i, edit in enumerate(edits):
         rel = _file_key(str(edit["file"]))
         if rel not in texts:

@@ -115,7 +115,7 @@ def exposed_secrets(assignment: Assignment) -> list[Path]:
     """
     root = assignment.root
     secrets = [p for p in assignment.test_files() if "hidden" in p.parts]
-    secrets += sorted((assignment.reference_dir / "minitorch").glob("*.py"))
+    secrets += sorted(assignment.reference_dir.glob("**/minitorch/*.py"))
     secrets += [secret_path(assignment), assignment.tests_dir / "support.py"]
     for pattern in ("dist/*.zip", "out/**/*.py", "grader/tests/corpus/*"):
         secrets += sorted(root.glob(pattern))

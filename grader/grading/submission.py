@@ -213,7 +213,7 @@ def stage(assignment: Assignment, located: Located, dest: Path) -> Path:
 
     pkg = dest / "minitorch"
     pkg.mkdir(parents=True, exist_ok=True)
-    ref = assignment.reference_dir
+    ref = assignment.reference_file
 
     def write(rel: str, data: bytes) -> None:
         target = dest / rel
@@ -221,11 +221,11 @@ def stage(assignment: Assignment, located: Located, dest: Path) -> Path:
         target.write_bytes(data)
 
     for rel in assignment.provided:
-        write(rel, (ref / rel).read_bytes())
+        write(rel, ref(rel).read_bytes())
     for rel in assignment.solved:
         write(rel, course_copy(assignment, rel))
     for rel in assignment.stubbed:
-        text = (ref / rel).read_text(encoding="utf-8")
+        text = ref(rel).read_text(encoding="utf-8")
         write(rel, make_skeleton(text, rel).encode("utf-8"))
     for rel, data in located.files.items():
         write(rel, data)
@@ -239,7 +239,7 @@ def course_copy(assignment: Assignment, rel: str) -> bytes:
     """The course's solved copy of ``rel``: the reference without its solution markers."""
     from grader.course.skeleton import strip_markers
 
-    text = (assignment.reference_dir / rel).read_text(encoding="utf-8")
+    text = assignment.reference_file(rel).read_text(encoding="utf-8")
     return strip_markers(text).encode("utf-8")
 
 
@@ -248,5 +248,5 @@ def copy_reference_submission(assignment: Assignment, dest: Path) -> Path:
     for rel in assignment.student_files:
         target = dest / rel
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(assignment.reference_dir / rel, target)
+        shutil.copyfile(assignment.reference_file(rel), target)
     return dest

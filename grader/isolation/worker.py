@@ -323,8 +323,11 @@ class StudentPackage(importlib.abc.MetaPathFinder):
                 public = getattr(mod, "__all__", None)
                 if public is None:
                     public = [n for n in vars(mod) if not n.startswith("_")]
+                # In order, each over the last, as the star imports themselves bind: module
+                # 2's `from .tensor_functions import *` rebinds `minitorch.tensor`, first
+                # the submodule tensor.py, to the function that makes tensors.
                 for n in public:
-                    if n in vars(mod) and n not in vars(pkg):
+                    if n in vars(mod):
                         setattr(pkg, n, getattr(mod, n))
             if attr in vars(pkg):
                 return vars(pkg)[attr]

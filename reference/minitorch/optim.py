@@ -1,11 +1,16 @@
-"""Optimizers: update a network's parameters from their derivatives (provided)."""
+"""Optimizers: update a network's parameters from their derivatives (provided).
+
+Module 1 trains Scalar parameters (derivative in `.derivative`), module 2 trains Tensor
+parameters (gradient in `.grad`). The optimizer handles both by looking at which of the
+two attributes a parameter's value has, so this file imports neither Scalar nor Tensor:
+a broken module-1 scalar.py cannot stop tensors from importing.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
 from .module import Parameter
-from .scalar import Scalar
 
 __all__ = ["Optimizer", "SGD"]
 
@@ -35,15 +40,21 @@ class SGD(Optimizer):
     def zero_grad(self) -> None:
         """Forget the derivatives of the last backward passes (set them to None)."""
         for p in self.parameters:
-            if isinstance(p.value, Scalar):
+            if hasattr(p.value, "derivative"):
                 p.value.derivative = None
+            if hasattr(p.value, "grad"):
+                p.value.grad = None
 
     def step(self) -> None:
         """Move every parameter that has a derivative one step downhill.
 
-        The value is replaced by a new leaf Scalar rather than edited in place, so the
-        graphs built in the last forward passes are left untouched.
+        The value is replaced by a new leaf rather than edited in place, so the graphs
+        built in the last forward passes are left untouched. `Parameter.update` marks
+        the new value as wanting a gradient.
         """
         for p in self.parameters:
-            if isinstance(p.value, Scalar) and p.value.derivative is not None:
-                p.update(Scalar(p.value.data - self.lr * p.value.derivative))
+            value = p.value
+            if getattr(value, "derivative", None) is not None:
+                p.update(type(value)(value.data - self.lr * value.derivative))
+            elif getattr(value, "grad", None) is not None:
+                p.update(value.detach() - value.grad * self.lr)

@@ -1,0 +1,268 @@
+"""Trusted-side helpers for module 2's tests: tensors drawn here, read back by layout.
+
+A student's tensor crosses as plain data: its shape, its strides and the numbers of its
+storage (``READ``). Its values are then laid out *here*, from those strides, with the
+positions computed on this side: a test of task 2.3 or 2.4 does not trust the student's own
+``index_to_position`` (task 2.1) to read what it judges. Expected values come from NumPy,
+the oracle on the trusted side: broadcasting by ``numpy.broadcast_shapes``, forwards by
+NumPy's functions, gradients by closed forms and by central differences of the student's
+own forward.
+
+Inputs are made with the template's given constructor (``Tensor.make(storage, shape,
+strides)``), never with the student's ``permute``: a permuted, non-contiguous input is a
+layout drawn here, so a wrong ``permute`` (task 2.1) costs only the tests of permute.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import strategies as st
+from support import answers, shell, shell_lines
+
+from grader.isolation.handles import Handle, code
+
+#: A tensor (or a number, as a backward may return) as plain data: [shape, strides,
+#: storage], or a float. Trusted text, run by the worker on the student's object.
+READ = (
+    "lambda t: float(t) if isinstance(t, (int, float)) else [[int(n) for n in t.shape], "
+    "[int(s) for s in t._tensor.strides], [float(v) for v in t._tensor._storage]]"
+)
+#: Every value a backward returned, as ``READ`` reads each (one value or a tuple of them).
+READ_ALL = f"lambda r: [({READ})(x) for x in (r if isinstance(r, (tuple, list)) else (r,))]"
+#: NumPy int arrays, as the given code passes indices, shapes and strides.
+INTS = "lambda *xs: __import__('numpy').array(xs, dtype=__import__('numpy').int32)"
+
+RTOL = 1e-9  # forwards: one float operation per cell, any correct style
+ATOL = 1e-12
+CD_RTOL = 1e-4  # backward vs central differences of the student's forward
+CD_ATOL = 1e-6
+SWITCH_MARGIN = 0.05  # inputs stay this far from ReLU's kink and LT/EQ's switch points
+
+
+# --------------------------------------------------------------------------- strategies
+
+
+def shapes(max_dims: int = 3, max_side: int = 4) -> st.SearchStrategy[tuple[int, ...]]:
+    return st.lists(st.integers(1, max_side), min_size=1, max_size=max_dims).map(tuple)
+
+
+@st.composite
+def broadcast_pair(draw: st.DrawFn, max_dims: int = 3) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Two shapes that broadcast: each a copy of a common shape with some sizes set to 1 and
+    some leading dimensions dropped."""
+    full = draw(shapes(max_dims, 3))
+
+    def part() -> tuple[int, ...]:
+        drop = draw(st.integers(0, len(full) - 1))
+        return tuple(1 if draw(st.booleans()) else n for n in full[drop:])
+
+    return part(), part()
+
+
+@st.composite
+def clashing_pair(draw: st.DrawFn) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Two shapes that do not broadcast: one dimension, aligned right, has sizes that differ
+    and neither is 1 (including (2,) with (4,): a multiple is not enough)."""
+    a, b = draw(broadcast_pair())
+    k = draw(st.integers(1, min(len(a), len(b))))
+    n = draw(st.integers(2, 4))
+    m = draw(st.integers(2, 4).filter(lambda v: v != n))
+    a, b = list(a), list(b)
+    a[-k], b[-k] = n, m
+    return tuple(a), tuple(b)
+
+
+def values_in(shape: Sequence[int], lo: float, hi: float) -> st.SearchStrategy[np.ndarray]:
+    size = math.prod(shape)
+    cells = st.floats(lo, hi, allow_nan=False, allow_infinity=False)
+    return st.lists(cells, min_size=size, max_size=size).map(
+        lambda xs: np.array(xs, dtype=float).reshape(shape)
+    )
+
+
+@st.composite
+def layouts(draw: st.DrawFn, shape: Sequence[int]) -> tuple[int, ...]:
+    """A dimension order for storing a tensor of ``shape``: identity (contiguous) or any
+    permutation (a non-contiguous tensor, as a permute makes)."""
+    order = list(range(len(shape)))
+    if draw(st.booleans()):
+        order = draw(st.permutations(order))
+    return tuple(order)
+
+
+# --------------------------------------------------------------------------- layouts
+
+
+def strides_of(shape: Sequence[int]) -> tuple[int, ...]:
+    """Contiguous (row-major) strides."""
+    out, step = [], 1
+    for n in reversed(shape):
+        out.append(step)
+        step *= n
+    return tuple(reversed(out))
+
+
+def stored(array: np.ndarray, order: Sequence[int]) -> tuple[list[float], tuple[int, ...]]:
+    """``array`` stored with its dimensions laid out in ``order`` (outermost first): the
+    storage list and the strides that read it back as ``array``."""
+    physical = np.ascontiguousarray(np.transpose(array, order))
+    inner = strides_of(physical.shape)
+    strides = [0] * array.ndim
+    for k, dim in enumerate(order):
+        strides[dim] = inner[k]
+    return [float(v) for v in physical.ravel()], tuple(strides)
+
+
+def make(mt: Handle, array: np.ndarray, order: Sequence[int] | None = None) -> Handle:
+    """The student's Tensor holding ``array``, stored in ``order`` (contiguous when None),
+    made by the given constructor ``Tensor.make``."""
+    storage, strides = stored(array, order or range(array.ndim))
+    return mt.Tensor.make(storage, tuple(array.shape), strides)
+
+
+def laid_out(reading: Any) -> np.ndarray | str:
+    """The array a ``READ`` reading holds, positions computed here; a text saying what is
+    wrong when the layout cannot be read (a position outside the storage, a bad shape)."""
+    if isinstance(reading, float):
+        return np.array(reading)
+    shape, strides, storage = reading
+    if len(shape) != len(strides) or any(n < 1 for n in shape):
+        return f"shape {tuple(shape)} with strides {tuple(strides)}"
+    out = np.empty(shape)
+    for index in np.ndindex(*shape):
+        position = sum(i * s for i, s in zip(index, strides, strict=True))
+        if not 0 <= position < len(storage):
+            return (
+                f"shape {tuple(shape)} and strides {tuple(strides)} reach position {position} "
+                f"at index {index}, outside its storage of {len(storage)}"
+            )
+        out[index] = storage[position]
+    return out
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def read(*handles: Handle, what: str) -> list[np.ndarray]:
+    """The arrays the student's tensors ``handles`` hold, in one round trip; a raise, a hang
+    or an unreadable layout fails the test with the lines that reproduce it."""
+    __tracebackhide__ = True
+    reader = code(handles[0], READ)
+    readings = answers(*(reader(h) for h in handles), what=what)
+    arrays = []
+    for h, reading in zip(handles, readings, strict=True):
+        array = laid_out(reading)
+        if isinstance(array, str):
+            fail(h, f"{what}: the result cannot be read: {array}")
+        arrays.append(array)
+    return arrays
+
+
+def fail(h: Handle, headline: str, *rest: str) -> None:
+    __tracebackhide__ = True
+    pytest.fail("\n".join([headline, *rest, *shell_lines(shell(h))]), pytrace=False)
+
+
+def check_array(
+    h: Handle,
+    got: np.ndarray,
+    expected: np.ndarray,
+    *,
+    what: str,
+    rtol: float = RTOL,
+    atol: float = ATOL,
+) -> None:
+    """``got`` (read from ``h``) has ``expected``'s shape and values within tolerance."""
+    __tracebackhide__ = True
+    if got.shape != expected.shape:
+        fail(h, f"{what} has shape {got.shape}, expected {expected.shape}")
+    bad = ~np.isclose(got, expected, rtol=rtol, atol=atol)
+    if bad.any():
+        index = tuple(int(i) for i in np.argwhere(bad)[0])
+        fail(
+            h,
+            f"{what} is wrong at index {index} ({int(bad.sum())} of {bad.size} cells wrong)",
+            f"  got:      {got[index]!r}",
+            f"  expected: {expected[index]!r} (within {rtol:g} relative + {atol:g})",
+            f"  all got:      {np.array2string(got, precision=6)}",
+            f"  all expected: {np.array2string(expected, precision=6)}",
+        )
+
+
+def expanded(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray | None:
+    """A gradient a backward returned, brought to its input's ``shape`` as the given
+    ``Tensor.expand`` does: broadcast, then summed over the dimensions the input had
+    broadcast. None when it does not broadcast with the input."""
+    try:
+        full = np.broadcast_shapes(grad.shape, shape)
+    except ValueError:
+        return None
+    g = np.broadcast_to(grad, full)
+    while g.ndim > len(shape):
+        g = g.sum(axis=0)
+    for dim, n in enumerate(shape):
+        if n == 1 and g.shape[dim] != 1:
+            g = g.sum(axis=dim, keepdims=True)
+    return g if g.shape == shape else None
+
+
+@dataclass(frozen=True)
+class Fn:
+    """One tensor function as the tests use it: the Tensor expression that calls it, its
+    NumPy forward, its exact gradient (``d_output`` -> one array per input) and the values
+    its inputs are drawn from."""
+
+    name: str
+    arity: int
+    call: str  # the Tensor expression, over a and b: "a.sigmoid()", "a * b"
+    forward: Any
+    grads: Any
+    lo: float = -5.0
+    hi: float = 5.0
+    switch: bool = False  # LT/EQ/ReLU: inputs kept away from the switch points
+    #: absolute tolerance of the forward: the template's module-0 log is log(x + 1e-6),
+    #: within 1e-6 / x of log(x) (inputs >= 0.1)
+    atol: float = ATOL
+
+
+#: Each ``Fn.call`` as a function of handles.
+CALLS = {
+    "-a": lambda a: -a,
+    "a.sigmoid()": lambda a: a.sigmoid(),
+    "a.relu()": lambda a: a.relu(),
+    "a.log()": lambda a: a.log(),
+    "a.exp()": lambda a: a.exp(),
+    "a + b": lambda a, b: a + b,
+    "a * b": lambda a, b: a * b,
+    "a < b": lambda a, b: a < b,
+    "a == b": lambda a, b: a == b,
+}
+
+
+def _sig(x: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(x / 2.0))
+
+
+FUNCTIONS = {
+    f.name: f
+    for f in (
+        Fn("Neg", 1, "-a", np.negative, lambda d, a: (-d,)),
+        Fn("Sigmoid", 1, "a.sigmoid()", _sig, lambda d, a: (d * _sig(a) * (1 - _sig(a)),)),
+        Fn("ReLU", 1, "a.relu()", lambda a: np.maximum(a, 0.0), lambda d, a: (d * (a > 0),),
+           switch=True),
+        Fn("Log", 1, "a.log()", np.log, lambda d, a: (d / a,), lo=0.1, hi=10.0, atol=1.1e-5),
+        Fn("Exp", 1, "a.exp()", np.exp, lambda d, a: (d * np.exp(a),)),
+        Fn("Add", 2, "a + b", np.add, lambda d, a, b: (d, d)),
+        Fn("Mul", 2, "a * b", np.multiply, lambda d, a, b: (d * b, d * a)),
+        Fn("LT", 2, "a < b", lambda a, b: (a < b) * 1.0, lambda d, a, b: (0 * d, 0 * d),
+           switch=True),
+        Fn("EQ", 2, "a == b", lambda a, b: (a == b) * 1.0, lambda d, a, b: (0 * d, 0 * d),
+           switch=True),
+    )
+}  # fmt: skip

@@ -1,0 +1,151 @@
+"""Tasks 2.1 (indexing, strides, permute) and 2.2 (broadcasting) of tensor_data.py.
+
+Every function is called as the given code calls it: indices, shapes and strides as NumPy
+int arrays, ``out_index`` written in place. ``to_index`` is judged as a bijection onto the
+valid indices, in any order (the template does not require it to invert
+``index_to_position``); ``shape_broadcast`` against NumPy's own rule, the oracle here.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from support import answers, at_most
+from tensors import INTS, broadcast_pair, clashing_pair, fail, laid_out, shapes, stored
+
+from grader.isolation.handles import code, outcomes
+from grader.isolation.protocol import StudentError
+
+# --------------------------------------------------------------------------- task 2.1
+
+
+@pytest.mark.task("2.1")
+@at_most(25)
+@given(shape=shapes(4, 5), data=st.data())
+def test_index_to_position(mt, shape, data):
+    """index_to_position is the sum of index times stride, for any strides"""
+    strides = data.draw(st.lists(st.integers(1, 30), min_size=len(shape), max_size=len(shape)))
+    index = data.draw(st.tuples(*(st.integers(0, n - 1) for n in shape)))
+    ints = code(mt, INTS)
+    got = mt.index_to_position(ints(*index), ints(*strides))
+    (position,) = answers(got, what="index_to_position")
+    expected = sum(i * s for i, s in zip(index, strides, strict=True))
+    if type(position) is not int or position != expected:
+        fail(got, f"index_to_position returned {position!r}, expected the integer {expected}")
+
+
+@pytest.mark.task("2.1")
+@at_most(20)
+@given(shape=shapes(4, 4))
+def test_to_index_enumerates_every_index(mt, shape):
+    """to_index over every ordinal gives every index of the shape exactly once"""
+    ints = code(mt, INTS)
+    array_shape, reads = ints(*shape), []
+    for ordinal in range(math.prod(shape)):
+        out = ints(*([0] * len(shape)))
+        call = mt.to_index(ordinal, array_shape, out)
+        reads.append((call, out.tolist()))
+    got = answers(*(r for _, r in reads), what="to_index")
+    seen: dict[tuple[int, ...], int] = {}
+    for ordinal, ((call, _), index) in enumerate(zip(reads, got, strict=True)):
+        index = tuple(index)
+        if len(index) != len(shape) or not all(
+            0 <= i < n for i, n in zip(index, shape, strict=True)
+        ):
+            fail(call, f"to_index({ordinal}) wrote {index}, not an index of shape {shape}")
+        if index in seen:
+            fail(
+                call,
+                f"to_index({ordinal}) wrote {index}, as to_index({seen[index]}) did: "
+                "each ordinal must give a different index",
+            )
+        seen[index] = ordinal
+
+
+@pytest.mark.task("2.1")
+@at_most(30)
+@given(shape=shapes(4, 4), data=st.data())
+def test_permute_reorders_shape_and_strides(mt, shape, data):
+    """TensorData.permute reads the same storage with dimensions reordered"""
+    order = data.draw(st.permutations(range(len(shape))), "order")
+    array = np.arange(math.prod(shape), dtype=float).reshape(shape)
+    storage, strides = stored(array, range(len(shape)))
+    permuted = mt.TensorData(storage, shape, strides).permute(*order)
+    (got,) = _read_data(mt, permuted)
+    expected = np.transpose(array, order)
+    if got.shape != expected.shape or not np.array_equal(got, expected):
+        fail(
+            permuted,
+            f"permute{tuple(order)} of shape {tuple(shape)} reads {got.tolist()}, "
+            f"expected {expected.tolist()}",
+        )
+
+
+def _read_data(mt, data):
+    """A TensorData read by its own shape, strides and storage (positions computed here)."""
+    reader = code(
+        mt,
+        "lambda d: [[int(n) for n in d.shape], [int(s) for s in d.strides], "
+        "[float(v) for v in d._storage]]",
+    )
+    (reading,) = answers(reader(data), what="permute")
+    array = laid_out(reading)
+    if isinstance(array, str):
+        fail(data, f"the permuted TensorData cannot be read: {array}")
+    return (array,)
+
+
+# --------------------------------------------------------------------------- task 2.2
+
+
+@pytest.mark.task("2.2")
+@at_most(40)
+@given(pair=st.one_of(broadcast_pair(), clashing_pair()))
+def test_shape_broadcast_follows_numpy(mt, pair):
+    """shape_broadcast gives NumPy's broadcast shape, or raises IndexingError"""
+    a, b = pair
+    got = mt.shape_broadcast(a, b)
+    (result,) = outcomes(code(mt, "lambda s: [int(n) for n in s]")(got))
+    try:
+        expected = tuple(np.broadcast_shapes(a, b))
+    except ValueError:
+        if not (isinstance(result, StudentError) and result.type_name == "IndexingError"):
+            fail(
+                got,
+                f"shape_broadcast{(a, b)} gave {result!r}: these shapes do not "
+                "broadcast, so it must raise IndexingError",
+            )
+        return
+    (result,) = answers(code(mt, "lambda s: [int(n) for n in s]")(got), what="shape_broadcast")
+    if tuple(result) != expected:
+        fail(got, f"shape_broadcast{(a, b)} returned {tuple(result)}, expected {expected}")
+
+
+@pytest.mark.task("2.2")
+@at_most(40)
+@given(pair=broadcast_pair(), data=st.data())
+def test_broadcast_index(mt, pair, data):
+    """broadcast_index maps an index of the big shape to the smaller shape's index"""
+    small, other = pair
+    big = tuple(np.broadcast_shapes(small, other))
+    big_index = data.draw(st.tuples(*(st.integers(0, n - 1) for n in big)), "big_index")
+    ints = code(mt, INTS)
+    out = ints(*([0] * len(small)))
+    call = mt.broadcast_index(ints(*big_index), ints(*big), ints(*small), out)
+    both = code(mt, "lambda r, out: [out.tolist(), None if r is None else [int(v) for v in r]]")
+    ((written, returned),) = answers(both(call, out), what="broadcast_index")
+    offset = len(big) - len(small)
+    expected = [0 if n == 1 else big_index[offset + k] for k, n in enumerate(small)]
+    # The docstring asks for out_index written in place; a returned index is accepted too
+    # (the student's own map and zip use it, and they are judged on their values).
+    if written != expected and returned != expected:
+        fail(
+            call,
+            f"broadcast_index{(big_index, big, small)} wrote {written}"
+            + (f" and returned {returned}" if returned is not None else "")
+            + f", expected {expected}",
+        )
