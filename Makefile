@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
-ASSIGNMENTS := module0 module1
+ASSIGNMENTS := module0 module1 module2
 SEEDS ?= 200
 # The flake hunt of `make test-all` (CI): seeds per assignment.
 EVIDENCE_SEEDS ?= 20

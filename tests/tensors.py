@@ -23,9 +23,9 @@ from typing import Any
 import numpy as np
 import pytest
 from hypothesis import strategies as st
-from support import answers, shell, shell_lines
+from support import StudentError, StudentFault, answers, shell, shell_lines
 
-from grader.isolation.handles import Handle, code
+from grader.isolation.handles import Handle, code, outcomes
 
 #: A tensor (or a number, as a backward may return) as plain data: [shape, strides,
 #: storage], or a float. Trusted text, run by the worker on the student's object.
@@ -84,6 +84,23 @@ def values_in(shape: Sequence[int], lo: float, hi: float) -> st.SearchStrategy[n
     return st.lists(cells, min_size=size, max_size=size).map(
         lambda xs: np.array(xs, dtype=float).reshape(shape)
     )
+
+
+def cells(fn: Fn, shape: Sequence[int]) -> st.SearchStrategy[np.ndarray]:
+    """Input values for ``fn``: few distinct ones for LT and EQ, so that ties and both sides
+    occur; none near ReLU's kink; else its domain."""
+    size = math.prod(shape)
+    if fn.name in ("LT", "EQ"):
+        few = st.sampled_from([-2.0, -1.0, 0.0, 0.5, 1.0])
+        return st.lists(few, min_size=size, max_size=size).map(
+            lambda xs: np.array(xs).reshape(shape)
+        )
+    if fn.name == "ReLU":
+        away = st.floats(SWITCH_MARGIN, fn.hi) | st.floats(fn.lo, -SWITCH_MARGIN)
+        return st.lists(away, min_size=size, max_size=size).map(
+            lambda xs: np.array(xs).reshape(shape)
+        )
+    return values_in(shape, fn.lo, fn.hi)
 
 
 @st.composite
@@ -225,7 +242,7 @@ class Fn:
     grads: Any
     lo: float = -5.0
     hi: float = 5.0
-    switch: bool = False  # LT/EQ/ReLU: inputs kept away from the switch points
+    switch: bool = False  # LT/EQ/ReLU: no central differences (inputs near switch points)
     #: absolute tolerance of the forward: the template's module-0 log is log(x + 1e-6),
     #: within 1e-6 / x of log(x) (inputs >= 0.1)
     atol: float = ATOL
@@ -266,3 +283,135 @@ FUNCTIONS = {
            switch=True),
     )
 }  # fmt: skip
+
+
+# --------------------------------------------------------------------------- backward
+
+_H = 1e-6  # central differences: the step, relative to max(1, |x|)
+
+
+def _saved_styles(fn: Fn, arrays: Sequence[np.ndarray]) -> list[list[np.ndarray]]:
+    """What a forward usually saves: the inputs, the output, or both (module 1's rule)."""
+    out = fn.forward(*arrays)
+    return [list(arrays), [out], [*arrays, out]]
+
+
+def check_backward(mt: Handle, fn: Fn, arrays: Sequence[np.ndarray], d: np.ndarray) -> None:
+    """``fn``'s backward after its forward on one Context, with upstream gradient ``d``: each
+    input's gradient, after the given expansion to the input's shape, matches central
+    differences of the student's own forward (``fn.switch``: the exact gradient). Where the
+    forward is wrong (task 2.3's), the backward is judged on a Context holding the usual
+    saved values instead, against the exact gradient."""
+    __tracebackhide__ = True
+    function = getattr(mt, fn.name)
+    ctx = mt.Context()
+    out = function.forward(ctx, *(make(mt, x) for x in arrays))
+    back = function.backward(ctx, make(mt, d))
+    points = []  # the inputs with one cell moved up, then down: central differences
+    if not fn.switch:
+        for k, x in enumerate(arrays):
+            for index in np.ndindex(*x.shape):
+                for sign in (1.0, -1.0):
+                    shifted = [y.copy() for y in arrays]
+                    shifted[k][index] += sign * _H * max(1.0, abs(x[index]))
+                    points.append(shifted)
+    moved = [function.forward(mt.Context(), *(make(mt, y) for y in p)) for p in points]
+    reader = code(mt, READ)
+    got = outcomes(*(reader(h) for h in (out, *moved)))
+    for fault in got:
+        _raise_unless_error(fault)
+    values = [laid_out(g) if not isinstance(g, StudentFault) else None for g in got]
+    exact = [expanded(np.asarray(g) * np.ones(d.shape), x.shape) for g, x in
+             zip(fn.grads(d, *arrays), arrays, strict=True)]  # fmt: skip
+    # Central differences of a forward judge a backward only where that forward is right at
+    # every point they read; elsewhere (task 2.3's mistake) the usual saved values decide.
+    if not all(_forward_right(fn, v, p) for v, p in zip(values, [arrays, *points], strict=True)):
+        return _with_saved(mt, fn, arrays, d, exact)
+    expected = exact
+    if not fn.switch:
+        steps = iter(values[1:])
+        expected = []
+        for x in arrays:
+            estimate = np.empty(x.shape)
+            for index in np.ndindex(*x.shape):
+                up, down = next(steps), next(steps)
+                estimate[index] = np.sum(d * (up - down)) / (2 * _H * max(1.0, abs(x[index])))
+            expected.append(estimate)
+    grads = _gradients(back, fn, arrays)
+    for k, (got, want) in enumerate(zip(grads, expected, strict=True)):
+        check_array(back, got, want, what=f"{fn.name}.backward, gradient of input {k}",
+                    rtol=CD_RTOL, atol=CD_ATOL)  # fmt: skip
+
+
+def _forward_right(fn: Fn, value: Any, inputs: Sequence[np.ndarray]) -> bool:
+    want = fn.forward(*inputs)
+    return (
+        isinstance(value, np.ndarray)
+        and value.shape == want.shape
+        and bool(np.allclose(value, want, rtol=RTOL, atol=fn.atol))
+    )
+
+
+def _raise_unless_error(fault: Any) -> None:
+    """A forward that raised is judged like a wrong one; a hang or a crash is not."""
+    if isinstance(fault, StudentFault) and not isinstance(fault, StudentError):
+        raise fault
+    if isinstance(fault, StudentError) and fault.type_name == "ImportError":
+        raise fault
+
+
+def _gradients(back: Handle, fn: Fn, arrays: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """The gradients ``back`` (a backward's return) holds, each expanded to its input's shape
+    as the given chain_rule does; fails the test when there are too few or one is unusable."""
+    __tracebackhide__ = True
+    (readings,) = answers(code(back, READ_ALL)(back), what=f"{fn.name}.backward")
+    if len(readings) < fn.arity:
+        fail(back, f"{fn.name}.backward returned {len(readings)} value(s); {fn.name} has "
+             f"{fn.arity} input(s), so it must return one gradient for each")  # fmt: skip
+    grads = []
+    for k, (reading, x) in enumerate(zip(readings, arrays, strict=False)):
+        grad = laid_out(reading)
+        if isinstance(grad, str):
+            fail(back, f"{fn.name}.backward's gradient for input {k} cannot be read: {grad}")
+        got = expanded(grad, x.shape)
+        if got is None:
+            fail(back, f"{fn.name}.backward's gradient for input {k} has shape {grad.shape}, "
+                 f"which does not broadcast to the input's shape {x.shape}")  # fmt: skip
+        grads.append(got)
+    return grads
+
+
+def _with_saved(
+    mt: Handle, fn: Fn, arrays: Sequence[np.ndarray], d: np.ndarray, exact: list[np.ndarray]
+) -> None:
+    """The forward is wrong: pass when, on a Context holding one of the usual saved values,
+    the backward gives the exact gradient; else fail with what each try gave."""
+    __tracebackhide__ = True
+    function, tries = getattr(mt, fn.name), []
+    for saved in _saved_styles(fn, arrays):
+        ctx = mt.Context()
+        ctx.save_for_backward(*(make(mt, x) for x in saved))
+        tries.append(function.backward(ctx, make(mt, d)))
+    reader = code(mt, READ_ALL)
+    tried = []
+    for readings in outcomes(*(reader(b) for b in tries)):
+        if isinstance(readings, StudentFault):
+            _raise_unless_error(readings)
+            tried.append(f"raised {getattr(readings, 'type_name', 'an error')}")
+            continue
+        arrays_got = [laid_out(r) for r in readings[: fn.arity]]
+        ok = len(arrays_got) == fn.arity and all(
+            isinstance(g, np.ndarray)
+            and (e := expanded(g, x.shape)) is not None
+            and np.allclose(e, want, rtol=CD_RTOL, atol=CD_ATOL)
+            for g, x, want in zip(arrays_got, arrays, exact, strict=True)
+        )
+        if ok:
+            return
+        tried.append("gave the wrong gradient")
+    fail(
+        tries[0],
+        f"{fn.name}.backward is wrong (and {fn.name}.forward too, see the task 2.3 tests): on a "
+        "Context holding the inputs, the output, or both, it " + "; ".join(tried),
+        "  expected: " + "; ".join(np.array2string(e, precision=6) for e in exact),
+    )

@@ -36,6 +36,10 @@ MODULE_OF_TASK = {
     "1.2": "module1",
     "1.3": "module1",
     "1.4": "module1",
+    "2.1": "module2",
+    "2.2": "module2",
+    "2.3": "module2",
+    "2.4": "module2",
 }
 TEST_FILES = {
     "module0": [
@@ -50,6 +54,7 @@ TEST_FILES = {
         "hidden/test_autodiff_hidden.py",
         "hidden/test_scalar_hidden.py",
     ],
+    "module2": ["test_tensor_data.py", "test_tensor.py", "hidden/test_tensor_hidden.py"],
 }
 BUGGY = load_corpus(CORPUS / "buggy.toml")
 CORRECT = load_corpus(CORPUS / "correct.toml")
@@ -57,6 +62,8 @@ EDITABLE = {m: set(load_assignment(m).editable) for m in TEST_FILES}
 # Module 1 grades the student's own operators.py and module.py when present (a module-1
 # repository carries its module-0 files), so edits of those count for module 1 too.
 EDITABLE["module1"] |= EDITABLE["module0"]
+# Module 2 likewise grades the student's module-0 files and module-1 autodiff.py.
+EDITABLE["module2"] |= set(load_assignment("module2").fallback)
 
 pytestmark = pytest.mark.evidence  # the full evidence: make test-all
 
@@ -136,8 +143,9 @@ def failures_by_task(submission: Path, module: str, tmp_path: Path) -> dict[str,
     return dict(result)
 
 
-def _materialize(entry: Entry, tmp_path: Path) -> Path:
-    return apply_mutations(ROOT / "reference", entry.edits, tmp_path / "submission")
+def _materialize(entry: Entry, module: str, tmp_path: Path) -> Path:
+    layer = load_assignment(module).reference_layer
+    return apply_mutations(ROOT / "reference", entry.edits, tmp_path / "submission", layer)
 
 
 @pytest.fixture(scope="module")
@@ -152,7 +160,7 @@ def corpus_failures(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str,
         entry, module = job
         tmp = tmp_path_factory.mktemp(f"{entry.name}-{module}")
         try:
-            return failures_by_task(_materialize(entry, tmp), module, tmp)
+            return failures_by_task(_materialize(entry, module, tmp), module, tmp)
         except AssertionError as exc:  # reported by the test of that entry
             return exc
 
@@ -191,9 +199,12 @@ def test_correct_entry_passes_everything(
     assert not bad, f"{entry.name} is correct but failed: {bad}"
 
 
-@pytest.mark.parametrize("module", ["module0", "module1"])
+@pytest.mark.parametrize("module", ["module0", "module1", "module2"])
 def test_reference_passes_everything(module: str, tmp_path: Path) -> None:
-    failed = failures_by_task(ROOT / "reference", module, tmp_path)
+    submission = apply_mutations(
+        ROOT / "reference", [], tmp_path / "reference", load_assignment(module).reference_layer
+    )
+    failed = failures_by_task(submission, module, tmp_path)
     bad = {task: ids for task, ids in failed.items() if ids}
     assert not bad, f"the reference failed: {bad}"
 
@@ -204,4 +215,4 @@ def test_corpus_covers_every_task(tmp_path: Path) -> None:
     assert len(CORRECT) >= 2
     assert set(MODULE_OF_TASK) <= {e.task for e in BUGGY}
     for entry in BUGGY + CORRECT:
-        apply_mutations(ROOT / "reference", entry.edits, tmp_path / entry.name)
+        apply_mutations(ROOT / "reference", entry.edits, tmp_path / entry.name, "module2")

@@ -598,10 +598,10 @@ def test_the_worker_holds_no_grader_data(mode: str) -> None:
     hidden = {line for line in _grader_only_lines(course) if len(line) >= 12}
     assert hidden and not (hidden & read)
     checked = 0
-    for name in ("module0", "module1"):
+    for name in ("module0", "module1", "module2"):
         a = load_assignment(name)
         for rel in (*a.editable, *a.stubbed):
-            lines = solution_only_lines((a.reference_dir / rel).read_text("utf-8"), rel)
+            lines = solution_only_lines(a.reference_file(rel).read_text("utf-8"), rel)
             meaningful = {ln for ln in lines if len(ln) >= 12 and not ln.startswith("#")}
             assert not sorted(meaningful & read), f"solution lines of {rel} in the worker"
             checked += len(meaningful)
