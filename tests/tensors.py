@@ -181,9 +181,18 @@ def read(*handles: Handle, what: str) -> list[np.ndarray]:
     return arrays
 
 
-def fail(h: Handle, headline: str, *rest: str) -> None:
+def fail(h: Handle, headline: str, *rest: str, before: Sequence[Handle] = ()) -> None:
+    """Fail the test: the headline, the call that made ``h``, ``rest`` (returned, expected)
+    and the lines that rebuild ``h`` in a Python shell (after ``before``: a forward whose
+    Context a backward reads)."""
     __tracebackhide__ = True
-    pytest.fail("\n".join([headline, *rest, *shell_lines(shell(h))]), pytrace=False)
+    lines = shell(*before, h)
+    text = [headline, f"  called:   {lines[-1]}", *rest, *shell_lines(lines)]
+    pytest.fail("\n".join(text), pytrace=False)
+
+
+def _cells(array: np.ndarray) -> str:
+    return np.array2string(array, precision=6, separator=", ").replace("\n", "")
 
 
 def check_array(
@@ -194,21 +203,27 @@ def check_array(
     what: str,
     rtol: float = RTOL,
     atol: float = ATOL,
+    before: Sequence[Handle] = (),
 ) -> None:
     """``got`` (read from ``h``) has ``expected``'s shape and values within tolerance."""
     __tracebackhide__ = True
     if got.shape != expected.shape:
-        fail(h, f"{what} has shape {got.shape}, expected {expected.shape}")
+        fail(
+            h,
+            f"{what} has shape {got.shape}, expected {expected.shape}",
+            f"  returned: {_cells(got)}",
+            f"  expected: {_cells(expected)}",
+            before=before,
+        )
     bad = ~np.isclose(got, expected, rtol=rtol, atol=atol)
     if bad.any():
         index = tuple(int(i) for i in np.argwhere(bad)[0])
         fail(
             h,
             f"{what} is wrong at index {index} ({int(bad.sum())} of {bad.size} cells wrong)",
-            f"  got:      {got[index]!r}",
-            f"  expected: {expected[index]!r} (within {rtol:g} relative + {atol:g})",
-            f"  all got:      {np.array2string(got, precision=6)}",
-            f"  all expected: {np.array2string(expected, precision=6)}",
+            f"  returned: {_cells(got)}",
+            f"  expected: {_cells(expected)} (each within {rtol:g} * |expected| + {atol:g})",
+            before=before,
         )
 
 
@@ -337,10 +352,10 @@ def check_backward(mt: Handle, fn: Fn, arrays: Sequence[np.ndarray], d: np.ndarr
                 up, down = next(steps), next(steps)
                 estimate[index] = np.sum(d * (up - down)) / (2 * _H * max(1.0, abs(x[index])))
             expected.append(estimate)
-    grads = _gradients(back, fn, arrays)
+    grads = _gradients(back, fn, arrays, out)
     for k, (got, want) in enumerate(zip(grads, expected, strict=True)):
         check_array(back, got, want, what=f"{fn.name}.backward, gradient of input {k}",
-                    rtol=CD_RTOL, atol=CD_ATOL)  # fmt: skip
+                    rtol=CD_RTOL, atol=CD_ATOL, before=(out,))  # fmt: skip
 
 
 def _forward_right(fn: Fn, value: Any, inputs: Sequence[np.ndarray]) -> bool:
@@ -360,23 +375,35 @@ def _raise_unless_error(fault: Any) -> None:
         raise fault
 
 
-def _gradients(back: Handle, fn: Fn, arrays: Sequence[np.ndarray]) -> list[np.ndarray]:
+def _gradients(back: Handle, fn: Fn, arrays: Sequence[np.ndarray], out: Handle) -> list[np.ndarray]:
     """The gradients ``back`` (a backward's return) holds, each expanded to its input's shape
     as the given chain_rule does; fails the test when there are too few or one is unusable."""
     __tracebackhide__ = True
     (readings,) = answers(code(back, READ_ALL)(back), what=f"{fn.name}.backward")
     if len(readings) < fn.arity:
-        fail(back, f"{fn.name}.backward returned {len(readings)} value(s); {fn.name} has "
-             f"{fn.arity} input(s), so it must return one gradient for each")  # fmt: skip
+        fail(
+            back,
+            f"{fn.name}.backward returned {len(readings)} value(s); {fn.name} has "
+            f"{fn.arity} input(s), so it must return one gradient for each",
+            before=(out,),
+        )
     grads = []
     for k, (reading, x) in enumerate(zip(readings, arrays, strict=False)):
         grad = laid_out(reading)
         if isinstance(grad, str):
-            fail(back, f"{fn.name}.backward's gradient for input {k} cannot be read: {grad}")
+            fail(
+                back,
+                f"{fn.name}.backward's gradient for input {k} cannot be read: {grad}",
+                before=(out,),
+            )
         got = expanded(grad, x.shape)
         if got is None:
-            fail(back, f"{fn.name}.backward's gradient for input {k} has shape {grad.shape}, "
-                 f"which does not broadcast to the input's shape {x.shape}")  # fmt: skip
+            fail(
+                back,
+                f"{fn.name}.backward's gradient for input {k} has shape {grad.shape}, "
+                f"which does not broadcast to the input's shape {x.shape}",
+                before=(out,),
+            )
         grads.append(got)
     return grads
 
