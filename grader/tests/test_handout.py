@@ -83,7 +83,7 @@ def check_no_solution_lines(assignment: Assignment, out: Path) -> int:
     assert test_files, "the hand-out has no tests folder: nothing to compare"
     checked = compared_in_tests = 0
     for rel in (*assignment.editable, *assignment.stubbed):
-        lines = solution_only_lines((assignment.reference_dir / rel).read_text("utf-8"), rel)
+        lines = solution_only_lines(assignment.reference_file(rel).read_text("utf-8"), rel)
         shipped = {ln.strip() for ln in (out / rel).read_text("utf-8").splitlines()}
         leaked = sorted(lines & shipped)
         assert not leaked, f"{rel} in the hand-out contains solution lines: {leaked}"
@@ -170,7 +170,11 @@ def run_python(out: Path, code: str, stdin: str = "") -> subprocess.CompletedPro
 
 
 def check_imports(out: Path) -> None:
-    proc = run_python(out, "import minitorch; print(minitorch.Scalar(1.0).data)")
+    # Every module's package: module 0's Module, module 1's Scalar or module 2's Tensor.
+    made = "(minitorch.Scalar(1.0).data if hasattr(minitorch, 'Scalar') else 1.0)"
+    if_tensor = "(len(minitorch.tensor([1.0]).shape) if hasattr(minitorch, 'Tensor') else 1.0)"
+    check = f"import minitorch; minitorch.Module(); print(float({made} * {if_tensor}))"
+    proc = run_python(out, check)
     assert proc.returncode == 0, f"import minitorch failed in the hand-out:\n{proc.stderr}"
     assert proc.stdout.strip() == "1.0"
 
@@ -213,12 +217,14 @@ BY_NAME = {
     "name": lambda: "p",
     "key": lambda: "p",
     "k": lambda: "p",
+    "order": lambda: 0,  # TensorData.permute(*order) of a one-dimensional TensorData
 }
 INSTANCES = {
     "Scalar": node,
     "Context": context,
     "Module": lambda: minitorch.Module(),
     "Parameter": lambda: minitorch.Parameter(1.0),
+    "TensorData": lambda: minitorch.TensorData([1.0, 2.0], (2,)),
 }
 
 
@@ -226,7 +232,7 @@ def arguments(fn):
     args = []
     for p in inspect.signature(fn).parameters.values():
         if p.kind is p.VAR_POSITIONAL:
-            args.append(2.0)
+            args.append(BY_NAME.get(p.name, lambda: 2.0)())
         elif p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty:
             args.append(BY_NAME.get(p.name, lambda: 2.0)())
     return args
@@ -269,7 +275,7 @@ def check_student_functions_raise(assignment: Assignment, out: Path) -> int:
     """Every region's function raises NotImplementedError('Task <id>: implement <name>')."""
     expected: dict[tuple[str, str], str] = {}
     for rel in (*assignment.editable, *assignment.stubbed):
-        text = (assignment.reference_dir / rel).read_text("utf-8")
+        text = assignment.reference_file(rel).read_text("utf-8")
         module = rel.removesuffix(".py").replace("/", ".")
         for region in solution_regions(text, rel):
             # The first region of a function is the one its call reaches.
@@ -1284,7 +1290,7 @@ def test_the_authoring_example_runs_in_the_students_process(tmp_path: Path) -> N
 
 # --- the real course ------------------------------------------------------------------------
 
-REAL = ("module0", "module1")
+REAL = ("module0", "module1", "module2")
 
 
 def missing_inputs(assignment: Assignment, hidden: bool = False) -> list[str]:
@@ -1293,7 +1299,7 @@ def missing_inputs(assignment: Assignment, hidden: bool = False) -> list[str]:
         paths = [assignment.tests_dir / rel for rel in assignment.hidden_tests]
         return [str(p.relative_to(ROOT)) for p in paths if not p.exists()]
     wanted = [
-        assignment.reference_dir / rel
+        assignment.reference_file(rel)
         for role in ("editable", "provided", "solved", "stubbed", "extra")
         for rel in getattr(assignment, role)
     ]
@@ -1307,12 +1313,10 @@ def missing_inputs(assignment: Assignment, hidden: bool = False) -> list[str]:
         for role in ("editable", "provided", "solved", "stubbed", "extra")
         for rel in getattr(assignment, role)
     }
-    package = assignment.reference_dir / "minitorch"
     missing += [
-        f"{p.relative_to(assignment.reference_dir).as_posix()} (in no [files] list of "
-        f"assignments/{assignment.name}/assignment.toml yet)"
-        for p in sorted(package.glob("*.py"))
-        if p.relative_to(assignment.reference_dir).as_posix() not in listed
+        f"{rel} (in no [files] list of assignments/{assignment.name}/assignment.toml yet)"
+        for rel in assignment.reference_package()
+        if rel not in listed
     ]
     return missing
 
@@ -1418,7 +1422,7 @@ def test_real_regions_use_the_assignment_tasks(real: tuple[Assignment, Path]) ->
     assignment, out = real
     tasks = set()
     for rel in assignment.editable:
-        text = (assignment.reference_dir / rel).read_text("utf-8")
+        text = assignment.reference_file(rel).read_text("utf-8")
         for region in solution_regions(text, rel):
             tasks.add(region.task)
             assert display_name(region.function, rel) in (out / rel).read_text("utf-8")
@@ -1610,6 +1614,14 @@ def _local_run(
     return _pytest_in(work, "-q", "-x", timeout=900)
 
 
+#: A corpus entry per module whose derivative is wrong (a backward, or module 0's *_back).
+WRONG_DERIVATIVE = {
+    "module0": "log_back_forgets_d",
+    "module1": "mul_backward_swapped",
+    "module2": "m2_exp_backward_drops_grad_output",
+}
+
+
 @pytest.mark.evidence
 @pytest.mark.slow
 def test_real_handout_passes_a_correct_solution_and_fails_a_wrong_derivative(
@@ -1621,11 +1633,14 @@ def test_real_handout_passes_a_correct_solution_and_fails_a_wrong_derivative(
     from grader.evidence.mutations import apply_mutations, load_corpus
 
     assignment, out = real
-    right = _local_run(assignment, out, assignment.reference_dir)
+    layer = assignment.reference_layer
+    right = _local_run(
+        assignment, out, apply_mutations(assignment.reference_dir, [], tmp_path / "right", layer)
+    )
     assert right.returncode == 0, right.stdout[-3000:] + right.stderr[-2000:]
     corpus = {e.name: e for e in load_corpus(ROOT / "grader/tests/corpus/buggy.toml")}
-    name = "mul_backward_swapped" if assignment.name == "module1" else "log_back_forgets_d"
-    wrong = apply_mutations(assignment.reference_dir, corpus[name].edits, tmp_path / name)
+    name = WRONG_DERIVATIVE[assignment.name]
+    wrong = apply_mutations(assignment.reference_dir, corpus[name].edits, tmp_path / name, layer)
     proc = _local_run(assignment, out, wrong)
     assert proc.returncode == 1, proc.stdout[-3000:]
     assert "backward" in proc.stdout or "_back" in proc.stdout
