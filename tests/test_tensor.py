@@ -186,7 +186,7 @@ TERMS = {
 def test_tensor_backward_through_an_expression(mt, data):
     """Tensor.backward(d) fills x.grad and y.grad through a sum of terms, (x * y).sigmoid(), ..."""
     shape = data.draw(shapes(2, 3), "shape")
-    xa = data.draw(values_in(shape, 0.1, 3.0), "x")  # positive, for log
+    xa = data.draw(values_in(shape, 0.5, 3.0), "x")  # positive, for log
     ya = data.draw(values_in(shape, -2.0, 2.0), "y")
     d = data.draw(values_in(shape, -2.0, 2.0), "d")
     x, y = make(mt, xa), make(mt, ya)
@@ -215,8 +215,10 @@ def test_tensor_backward_through_an_expression(mt, data):
     dx = sum(TERMS[text][2](xa, ya, d)[0] for text in healthy)
     dy = sum(TERMS[text][2](xa, ya, d)[1] for text in healthy)
     gx, gy = read(x.grad, y.grad, what=f"({' + '.join(healthy)}).backward(d)")
-    check_array(x.grad, gx, dx, what="x.grad", rtol=1e-7, atol=1e-10)
-    check_array(y.grad, gy, dy, what="y.grad", rtol=1e-7, atol=1e-10)
+    # The template's module-0 log is log(x + 1e-6): its gradient is off by up to 1e-6 / x**2
+    # times d (8e-6 here); real mistakes are off by far more.
+    check_array(x.grad, gx, dx, what="x.grad", rtol=1e-5, atol=2e-5)
+    check_array(y.grad, gy, dy, what="y.grad", rtol=1e-5, atol=2e-5)
 
 
 def _same(got, want):
