@@ -442,3 +442,100 @@ def _with_saved(
         "Context holding the inputs, the output, or both, it " + "; ".join(tried),
         "  expected: " + "; ".join(np.array2string(e, precision=6) for e in exact),
     )
+
+
+# --------------------------------------------------------------------------- zip, fairly
+
+#: broadcast_index's answer, written in place or returned (both are accepted by task 2.2).
+BROADCAST_ANSWER = "lambda r, out: [out.tolist(), None if r is None else [int(v) for v in r]]"
+
+
+def check_zip(
+    mt: Handle,
+    out: Handle,
+    forward: Any,
+    arrays: Sequence[np.ndarray],
+    orders: Sequence[Sequence[int]],
+    *,
+    what: str,
+    atol: float = ATOL,
+) -> None:
+    """``out``, a zip of the student's tensors made from ``arrays`` stored in ``orders``,
+    holds ``forward`` of them. Where it does not, and the student's own broadcast_index
+    (task 2.2's) is wrong at these shapes, the result the template's zip loop gives with
+    that broadcast_index is accepted too: a 2.2 mistake is not charged again here."""
+    __tracebackhide__ = True
+    (reading,) = outcomes(code(mt, READ)(out))
+    expected = forward(*arrays)
+    got = laid_out(reading) if not isinstance(reading, StudentFault) else reading
+    if (
+        isinstance(got, np.ndarray)
+        and got.shape == expected.shape
+        and np.allclose(got, expected, rtol=RTOL, atol=atol)
+    ):
+        return
+    if _zip_with_their_broadcast(mt, forward, arrays, orders, got, atol):
+        return
+    (got,) = read(out, what=what)  # a raise or a hang fails here, with its traceback
+    check_array(out, got, expected, what=what, atol=atol)
+
+
+def _zip_with_their_broadcast(
+    mt: Handle,
+    forward: Any,
+    arrays: Sequence[np.ndarray],
+    orders: Sequence[Sequence[int]],
+    got: Any,
+    atol: float,
+) -> bool:
+    """Whether ``got`` is what the template's zip loop gives when broadcast_index is the
+    student's, and that broadcast_index is wrong here (its answers are read, one call per
+    output cell and input; each input is read at the position its own strides give)."""
+    out_shape = tuple(np.broadcast_shapes(*(x.shape for x in arrays)))
+    ints, both = code(mt, INTS), code(mt, BROADCAST_ANSWER)
+    asked = []
+    for x in arrays:
+        for index in np.ndindex(*out_shape):
+            small = ints(*([0] * x.ndim))
+            call = mt.broadcast_index(ints(*index), ints(*out_shape), ints(*x.shape), small)
+            asked.append(both(call, small))
+    answers_ = iter(outcomes(*asked))
+    theirs: list[dict[tuple[int, ...], Any]] = []
+    wrong = False
+    for x in arrays:
+        offset = len(out_shape) - x.ndim
+        table = {}
+        for index in np.ndindex(*out_shape):
+            answer = next(answers_)
+            if isinstance(answer, StudentFault):
+                table[index] = answer
+                wrong = True
+                continue
+            written, returned = answer
+            mine = returned if returned is not None else written
+            right = [0 if n == 1 else index[offset + k] for k, n in enumerate(x.shape)]
+            wrong |= mine != right
+            table[index] = tuple(mine)
+        theirs.append(table)
+    if not wrong:
+        return False
+    if any(isinstance(v, StudentFault) for table in theirs for v in table.values()):
+        return isinstance(got, StudentError)  # the template's loop raises where it does
+    result = np.empty(out_shape)
+    for index in np.ndindex(*out_shape):
+        cells = []
+        for x, order, table in zip(arrays, orders, theirs, strict=True):
+            storage, strides = stored(x, order)
+            small = table[index]
+            if len(small) != x.ndim:
+                return isinstance(got, StudentError)
+            position = sum(i * s for i, s in zip(small, strides, strict=True))
+            if not -len(storage) <= position < len(storage):
+                return isinstance(got, StudentError)  # numpy raises IndexError there
+            cells.append(storage[position])
+        result[index] = forward(*(np.array(c) for c in cells))
+    return (
+        isinstance(got, np.ndarray)
+        and got.shape == out_shape
+        and bool(np.allclose(got, result, rtol=RTOL, atol=atol))
+    )
