@@ -30,8 +30,13 @@ from grader.isolation.handles import Handle, code, outcomes
 #: A tensor (or a number, as a backward may return) as plain data: [shape, strides,
 #: storage], or a float. Trusted text, run by the worker on the student's object.
 READ = (
-    "lambda t: float(t) if isinstance(t, (int, float)) else [[int(n) for n in t.shape], "
+    "lambda t: t if isinstance(t, (int, float)) else [[int(n) for n in t.shape], "
     "[int(s) for s in t._tensor.strides], [float(v) for v in t._tensor._storage]]"
+)
+#: A TensorData (not a Tensor) as ``READ`` reads a Tensor.
+READ_DATA = (
+    "lambda d: [[int(n) for n in d.shape], [int(s) for s in d.strides], "
+    "[float(v) for v in d._storage]]"
 )
 #: Every value a backward returned, as ``READ`` reads each (one value or a tuple of them).
 READ_ALL = f"lambda r: [({READ})(x) for x in (r if isinstance(r, (tuple, list)) else (r,))]"
@@ -91,7 +96,8 @@ def cells(fn: Fn, shape: Sequence[int]) -> st.SearchStrategy[np.ndarray]:
     occur; none near ReLU's kink; else its domain."""
     size = math.prod(shape)
     if fn.name in ("LT", "EQ"):
-        few = st.sampled_from([-2.0, -1.0, 0.0, 0.5, 1.0])
+        # 0.001 is close to 0 but not equal: an EQ written with is_close is told apart
+        few = st.sampled_from([-2.0, -1.0, 0.0, 0.001, 0.5, 1.0])
         return st.lists(few, min_size=size, max_size=size).map(
             lambda xs: np.array(xs).reshape(shape)
         )
@@ -146,8 +152,8 @@ def make(mt: Handle, array: np.ndarray, order: Sequence[int] | None = None) -> H
 def laid_out(reading: Any) -> np.ndarray | str:
     """The array a ``READ`` reading holds, positions computed here; a text saying what is
     wrong when the layout cannot be read (a position outside the storage, a bad shape)."""
-    if isinstance(reading, float):
-        return np.array(reading)
+    if isinstance(reading, (int, float)) and not isinstance(reading, bool):
+        return np.array(float(reading))
     shape, strides, storage = reading
     if len(shape) != len(strides) or any(n < 1 for n in shape):
         return f"shape {tuple(shape)} with strides {tuple(strides)}"
@@ -305,10 +311,11 @@ FUNCTIONS = {
 _H = 1e-6  # central differences: the step, relative to max(1, |x|)
 
 
-def _saved_styles(fn: Fn, arrays: Sequence[np.ndarray]) -> list[list[np.ndarray]]:
-    """What a forward usually saves: the inputs, the output, or both (module 1's rule)."""
+def _saved_styles(fn: Fn, arrays: Sequence[np.ndarray]) -> list[list[Any]]:
+    """What a forward usually saves: the inputs, the output, or both (module 1's rule), or
+    the inputs' shapes (what LT and EQ need for zero gradients)."""
     out = fn.forward(*arrays)
-    return [list(arrays), [out], [*arrays, out]]
+    return [list(arrays), [out], [*arrays, out], [tuple(x.shape) for x in arrays]]
 
 
 def check_backward(mt: Handle, fn: Fn, arrays: Sequence[np.ndarray], d: np.ndarray) -> None:
@@ -417,7 +424,7 @@ def _with_saved(
     function, tries = getattr(mt, fn.name), []
     for saved in _saved_styles(fn, arrays):
         ctx = mt.Context()
-        ctx.save_for_backward(*(make(mt, x) for x in saved))
+        ctx.save_for_backward(*(make(mt, x) if isinstance(x, np.ndarray) else x for x in saved))
         tries.append(function.backward(ctx, make(mt, d)))
     reader = code(mt, READ_ALL)
     tried = []
@@ -439,7 +446,7 @@ def _with_saved(
     fail(
         tries[0],
         f"{fn.name}.backward is wrong (and {fn.name}.forward too, see the task 2.3 tests): on a "
-        "Context holding the inputs, the output, or both, it " + "; ".join(tried),
+        "Context holding the inputs, the output, both, or their shapes, it " + "; ".join(tried),
         "  expected: " + "; ".join(np.array2string(e, precision=6) for e in exact),
     )
 
@@ -459,14 +466,17 @@ def check_zip(
     *,
     what: str,
     atol: float = ATOL,
+    out_shape: tuple[int, ...] | None = None,
 ) -> None:
-    """``out``, a zip of the student's tensors made from ``arrays`` stored in ``orders``,
-    holds ``forward`` of them. Where it does not, and the student's own broadcast_index
+    """``out``, a zip (or a map: one array) of the student's tensors made from ``arrays``
+    stored in ``orders``, holds ``forward`` of them, broadcast to ``out_shape`` (by default
+    the inputs' broadcast shape). Where it does not, and the student's own broadcast_index
     (task 2.2's) is wrong at these shapes, the result the template's zip loop gives with
     that broadcast_index is accepted too: a 2.2 mistake is not charged again here."""
     __tracebackhide__ = True
+    out_shape = out_shape or tuple(np.broadcast_shapes(*(x.shape for x in arrays)))
     (reading,) = outcomes(code(mt, READ)(out))
-    expected = forward(*arrays)
+    expected = forward(*(np.broadcast_to(x, out_shape) for x in arrays))
     got = laid_out(reading) if not isinstance(reading, StudentFault) else reading
     if (
         isinstance(got, np.ndarray)
@@ -474,7 +484,7 @@ def check_zip(
         and np.allclose(got, expected, rtol=RTOL, atol=atol)
     ):
         return
-    if _zip_with_their_broadcast(mt, forward, arrays, orders, got, atol):
+    if _zip_with_their_broadcast(mt, forward, arrays, orders, got, atol, out_shape):
         return
     (got,) = read(out, what=what)  # a raise or a hang fails here, with its traceback
     check_array(out, got, expected, what=what, atol=atol)
@@ -487,11 +497,11 @@ def _zip_with_their_broadcast(
     orders: Sequence[Sequence[int]],
     got: Any,
     atol: float,
+    out_shape: tuple[int, ...],
 ) -> bool:
     """Whether ``got`` is what the template's zip loop gives when broadcast_index is the
     student's, and that broadcast_index is wrong here (its answers are read, one call per
     output cell and input; each input is read at the position its own strides give)."""
-    out_shape = tuple(np.broadcast_shapes(*(x.shape for x in arrays)))
     ints, both = code(mt, INTS), code(mt, BROADCAST_ANSWER)
     asked = []
     for x in arrays:
@@ -539,3 +549,26 @@ def _zip_with_their_broadcast(
         and got.shape == out_shape
         and bool(np.allclose(got, result, rtol=RTOL, atol=atol))
     )
+
+
+def their_permute_explains(
+    mt: Handle,
+    array: np.ndarray,
+    layout: Sequence[int],
+    order: Sequence[int],
+    got: Any,
+    right: np.ndarray,
+) -> bool:
+    """Whether ``got`` (a ``READ`` reading, or the fault that stopped it) is what the
+    student's own ``TensorData.permute`` (task 2.1's) makes of ``array`` stored in
+    ``layout``, where that permute is wrong: a Permute that calls it is then right, and the
+    2.1 mistake is not charged again. Both raising counts as the same only when their
+    permute raised (``StudentError``), on a tensor made afresh for this check."""
+    fresh = make(mt, array, layout)
+    (theirs,) = outcomes(code(mt, READ_DATA)(fresh._tensor.permute(*order)))
+    if isinstance(theirs, StudentFault):
+        return isinstance(theirs, StudentError) and isinstance(got, StudentError)
+    laid = laid_out(theirs)
+    if isinstance(laid, np.ndarray) and laid.shape == right.shape and np.array_equal(laid, right):
+        return False  # their permute is right: the mistake is Permute's own
+    return not isinstance(got, StudentFault) and got == theirs

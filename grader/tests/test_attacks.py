@@ -1,11 +1,12 @@
 """Hostile submissions, graded for real: none of them scores above its honest baseline.
 
-Every attack in ``attacks/attacks.toml`` is an honest baseline (module 1: every backward
-wrong; module 0: the four list helpers wrong) plus the attack: forging results.json, planting
-pytest plugins, rigged numbers, bombs, reading the hidden tests, opening sockets, leaving
-daemons, killing the grader. Each is graded by the real CLI (``grading_jobs.grade_all``), in
-the sandbox and, for the attacks marked ``docker``, in a container. Afterwards we check
-what a TA cares about:
+Every attack in ``attacks/attacks.toml`` is an honest baseline (modules 1 and 2: every
+backward wrong; module 0: the four list helpers wrong) plus the attack: forging
+results.json, planting pytest plugins, rigged numbers, bombs, reading the hidden tests,
+opening sockets, leaving daemons, killing the grader. The attacks that need no module's
+internals also run against module 2, as ``module2-<name>``. Each is graded by the real
+CLI (``grading_jobs.grade_all``), in the sandbox and, for the attacks marked ``docker``, in
+a container. Afterwards we check what a TA cares about:
 
 - the score is not above the baseline's, graded the same way in the same run;
 - the report is a valid results.json, written by the grader and not by the attack;
@@ -389,6 +390,8 @@ def kind_cases(kind: str, check: str = "") -> list[Any]:
     its docker grade (alone or combined)."""
     marks = hole(check, "sandbox", kind)
     params = [pytest.param("sandbox", kind, marks=marks, id=f"sandbox-{kind}")]
+    for copy in (a.name for a in ATTACKS if a.name.endswith(f"-{kind}") and a.name != kind):
+        params.append(pytest.param("sandbox", copy, marks=marks, id=f"sandbox-{copy}"))
     if kind in FALLBACK_ATTACKS:
         marks = hole(check, "fallback", kind)
         params.append(pytest.param("fallback", kind, marks=marks, id=f"fallback-{kind}"))
@@ -485,7 +488,7 @@ def _secret_lines(assignment: str, exclude: set[str]) -> set[str]:
         secret |= {line.strip() for line in path.read_text().splitlines()}
     for rel in a.editable:
         in_solution = False
-        for line in (a.reference_dir / rel).read_text().splitlines():
+        for line in a.reference_file(rel).read_text().splitlines():
             if "BEGIN SOLUTION" in line:
                 in_solution = True
             elif "END SOLUTION" in line:
@@ -498,9 +501,9 @@ def _secret_lines(assignment: str, exclude: set[str]) -> set[str]:
 def _public_lines(arena_: Arena, name: str) -> set[str]:
     a = ASSIGNMENTS[arena_.attack(name).job.assignment]
     lines: set[str] = set()
-    public = [a.tests_dir / p for p in ("support.py", "conftest.py")]
+    public = [p for p in a.tests_dir.glob("*.py") if not p.name.startswith("test_")]
     public += [a.tests_dir / f for f in a.public_tests]
-    public += [a.reference_dir / rel for rel in (*a.provided, *a.solved)]
+    public += [a.reference_file(rel) for rel in (*a.provided, *a.solved)]
     public += [p for p in arena_.submissions[name].rglob("*") if p.is_file()]
     for path in public:
         if path.is_file():

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections import defaultdict
@@ -144,8 +145,20 @@ def failures_by_task(submission: Path, module: str, tmp_path: Path) -> dict[str,
 
 
 def _materialize(entry: Entry, module: str, tmp_path: Path) -> Path:
-    layer = load_assignment(module).reference_layer
-    return apply_mutations(ROOT / "reference", entry.edits, tmp_path / "submission", layer)
+    return submission_of(entry.edits, module, tmp_path / "submission")
+
+
+def submission_of(edits: list[dict[str, Any]], module: str, out: Path) -> Path:
+    """The reference with ``edits``, as a folder the in-process mode grades. A module with a
+    reference layer (module 2) also gets its provided files (tensor.py, its __init__), as
+    ``stage`` adds them when grading; modules 0 and 1 import without theirs."""
+    assignment = load_assignment(module)
+    folder = apply_mutations(ROOT / "reference", edits, out, assignment.reference_layer)
+    if assignment.reference_layer:
+        for rel in assignment.provided:
+            if not (folder / rel).exists():
+                shutil.copyfile(assignment.reference_file(rel), folder / rel)
+    return folder
 
 
 @pytest.fixture(scope="module")
@@ -201,10 +214,7 @@ def test_correct_entry_passes_everything(
 
 @pytest.mark.parametrize("module", ["module0", "module1", "module2"])
 def test_reference_passes_everything(module: str, tmp_path: Path) -> None:
-    submission = apply_mutations(
-        ROOT / "reference", [], tmp_path / "reference", load_assignment(module).reference_layer
-    )
-    failed = failures_by_task(submission, module, tmp_path)
+    failed = failures_by_task(submission_of([], module, tmp_path / "reference"), module, tmp_path)
     bad = {task: ids for task, ids in failed.items() if ids}
     assert not bad, f"the reference failed: {bad}"
 

@@ -2,9 +2,9 @@
 
 The reference and the corpus' two complete alternative styles (``style_b``, ``style_c`` in
 grader/tests/corpus/correct.toml: every solution region written differently, template
-shaped) are graded in both modules on the host's sandbox and in the container built from
-the very Gradescope bundle (``grader gradescope``): 3 styles x 2 modules x 2 ways, at the
-grading budget, all 100 / 100.
+shaped; ``m2_style_b``, ``m2_style_c`` for module 2's regions) are graded in every module on
+the host's sandbox and in the container built from the very Gradescope bundle (``grader
+gradescope``): 3 styles x 3 modules x 2 ways, at the grading budget, all 100 / 100.
 """
 
 from __future__ import annotations
@@ -26,17 +26,23 @@ pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.evidence]
 
 CORPUS = Path(__file__).resolve().parent / "corpus" / "correct.toml"
 STYLES = ("reference", "style_b", "style_c")
-MODULES = ("module0", "module1")
+MODULES = ("module0", "module1", "module2")
 
 
 @pytest.fixture(scope="module")
 def submissions(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """One folder per style holding every module's files: a style's module-2 regions are
+    the corpus entry ``m2_<style>``."""
     entries = {e.name: e for e in load_corpus(CORPUS)}
-    reference = load_assignment("module1").reference_dir
+    module2 = load_assignment("module2")
     out = {}
     for style in STYLES:
-        edits = [] if style == "reference" else entries[style].edits
-        out[style] = apply_mutations(reference, edits, tmp_path_factory.mktemp(style))
+        edits = (
+            [] if style == "reference" else [*entries[style].edits, *entries[f"m2_{style}"].edits]
+        )
+        out[style] = apply_mutations(
+            module2.reference_dir, edits, tmp_path_factory.mktemp(style), module2.reference_layer
+        )
     return out
 
 

@@ -12,7 +12,7 @@ import os
 import sys
 import textwrap
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-from grader.course.assignment import repo_root
+from grader.course.assignment import load_assignment, repo_root
 from grader.evidence.mutations import apply_mutations
 from grader.isolation import open_to_worker
 
@@ -53,6 +53,7 @@ class Attack:
     baseline: str = ""  # the baseline it builds on (default: the one named as its assignment)
     fifos: tuple[str, ...] = ()  # paths made named pipes (replacing the file)
     zip_entries: int = 0  # > 0: the submission is a zip of this many (empty) extra entries
+    modules: tuple[str, ...] = ()  # other assignments it also runs against, on their baselines
 
 
 def load(path: Path = ATTACKS_FILE) -> tuple[dict[str, Baseline], list[Attack]]:
@@ -78,6 +79,7 @@ def load(path: Path = ATTACKS_FILE) -> tuple[dict[str, Baseline], list[Attack]]:
             baseline=raw.get("baseline", raw["assignment"]),
             fifos=tuple(raw.get("fifos", ())),
             zip_entries=int(raw.get("zip_entries", 0)),
+            modules=tuple(raw.get("modules", ())),
         )
         base = baselines.get(attack.baseline)
         if base is None or base.assignment != attack.assignment:
@@ -85,6 +87,19 @@ def load(path: Path = ATTACKS_FILE) -> tuple[dict[str, Baseline], list[Attack]]:
                 f"attack {attack.name}: no baseline {attack.baseline!r} of {attack.assignment}"
             )
         attacks.append(attack)
+        for module in attack.modules:  # the same attack on another module's baseline
+            if module not in baselines or attack.combine:
+                raise ValueError(f"attack {attack.name}: no baseline {module!r} to run against")
+            attacks.append(
+                replace(
+                    attack,
+                    name=f"{module}-{attack.name}",
+                    assignment=module,
+                    baseline=module,
+                    docker=False,
+                    modules=(),
+                )
+            )
     names = [a.name for a in attacks]
     if len(set(names)) != len(names):
         raise ValueError("attack names must be unique")
@@ -134,7 +149,8 @@ def build(
 ) -> Path:
     """Write the baseline (plus ``attack``) as a submission folder at ``out``."""
     attack = attack or Attack("baseline", baseline.assignment, "", baseline=baseline.name)
-    apply_mutations(REFERENCE, [*baseline.edits, *attack.edits], out)
+    layer = load_assignment(baseline.assignment).reference_layer
+    apply_mutations(REFERENCE, [*baseline.edits, *attack.edits], out, layer)
     target = out / "minitorch" / baseline.file
     text = target.read_text(encoding="utf-8") + baseline.append
     if attack.payload:
