@@ -268,10 +268,6 @@ def _grade_job(job: _Job) -> dict[str, Any]:
     }
 
 
-def _bare(error: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in error.items() if k not in ("message", "traceback")}
-
-
 def _same_calls(a: list[str], b: list[str], rel: float = 1e-12) -> bool:
     """Whether two call logs show the same behaviour (floats equal to ``rel``)."""
     if len(a) != len(b):
@@ -285,9 +281,8 @@ def _same_calls(a: list[str], b: list[str], rel: float = 1e-12) -> bool:
         if isinstance(x, list) and isinstance(y, list):
             return len(x) == len(y) and all(close(p, q) for p, q in zip(x, y, strict=True))
         if isinstance(x, dict) and isinstance(y, dict):
-            if "type" in x and "message" in x:  # a raise: its type and place are behaviour,
-                x, y = _bare(x), _bare(y)  # its free text (message, traceback) is not
-            return x.keys() == y.keys() and all(close(x[k], y[k]) for k in x)
+            skip = ("message", "traceback") if "type" in x else ()  # a raise's free text
+            return x.keys() == y.keys() and all(close(x[k], y[k]) for k in x if k not in skip)
         return x == y
 
     return all(close(json.loads(x), json.loads(y)) for x, y in zip(a, b, strict=True))
@@ -385,9 +380,8 @@ def run_audit(
         survivor_tasks = sorted({m.task for m in survivors})
         if survivors:
             tid = bar.add_task("checking survivors", total=len(survivors) + len(survivor_tasks))
-            refs = pool.map(
-                _grade_job, [job(None, t, wide, True, canonical) for t in survivor_tasks]
-            )
+            ref_jobs = [job(None, t, wide, True, canonical) for t in survivor_tasks]
+            refs = pool.map(_grade_job, ref_jobs)
             ref_calls = {t: r["calls"] for t, r in zip(survivor_tasks, refs, strict=True)}
             bar.advance(tid, len(survivor_tasks))
             checks = pool.imap(
