@@ -40,6 +40,8 @@ READ_DATA = (
 )
 #: Every value a backward returned, as ``READ`` reads each (one value or a tuple of them).
 READ_ALL = f"lambda r: [({READ})(x) for x in (r if isinstance(r, (tuple, list)) else (r,))]"
+#: Only the first value a backward returned (Permute's: the order's "gradient" is free).
+READ_FIRST = f"lambda r: [({READ})(r[0] if isinstance(r, (tuple, list)) else r)]"
 #: NumPy int arrays, as the given code passes indices, shapes and strides.
 INTS = "lambda *xs: __import__('numpy').array(xs, dtype=__import__('numpy').int32)"
 
