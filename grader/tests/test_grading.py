@@ -24,6 +24,7 @@ from grader.grading.results import SCHEMA_PATH
 REF = repo_root() / "reference"
 M0 = load_assignment("module0")
 M1 = load_assignment("module1")
+M2 = load_assignment("module2")
 
 RIGGED_MUL_BACKWARD = """        a, b = ctx.saved_values
 
@@ -77,6 +78,12 @@ def graded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Graded]:
         (skel / rel).parent.mkdir(parents=True, exist_ok=True)
         (skel / rel).write_text(make_skeleton((REF / rel).read_text(), rel))
     jobs += [Job("skel1", skel, "module1"), Job("skel0", skel, "module0")]
+    # Module 2's hand-out: its own skeletons, the course's solved module-0/1 files.
+    skel2 = base / "skeleton2"
+    for rel in M2.editable:
+        (skel2 / rel).parent.mkdir(parents=True, exist_ok=True)
+        (skel2 / rel).write_text(make_skeleton(M2.reference_file(rel).read_text(), rel))
+    jobs.append(Job("skel2", skel2, "module2"))
 
     # prod hangs on lists of four items or more, and only there.
     hang = "ls = list(ls)\n    while len(ls) >= 4:\n        pass\n    return reduce(mul, 1.0)(ls)"
@@ -283,7 +290,7 @@ def test_sandbox_reports_its_defences(graded: dict[str, Graded]) -> None:
 
 
 @pytest.mark.evidence
-@pytest.mark.parametrize(("name", "assignment"), [("skel1", M1), ("skel0", M0)])
+@pytest.mark.parametrize(("name", "assignment"), [("skel1", M1), ("skel0", M0), ("skel2", M2)])
 def test_skeleton_scores_zero_in_every_task_and_says_why(
     graded: dict[str, Graded], name: str, assignment
 ) -> None:
