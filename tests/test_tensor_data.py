@@ -18,6 +18,7 @@ from support import answers, at_most
 from tensors import (
     BROADCAST_ANSWER,
     INTS,
+    READ_DATA,
     broadcast_pair,
     clashing_pair,
     fail,
@@ -100,11 +101,7 @@ def test_permute_reorders_shape_and_strides(mt, shape, data):
 
 def _read_data(mt, *data):
     """TensorData read by their own shape, strides and storage (positions computed here)."""
-    reader = code(
-        mt,
-        "lambda d: [[int(n) for n in d.shape], [int(s) for s in d.strides], "
-        "[float(v) for v in d._storage]]",
-    )
+    reader = code(mt, READ_DATA)
     arrays = []
     for h, reading in zip(data, answers(*(reader(d) for d in data), what="permute"), strict=True):
         array = laid_out(reading)
