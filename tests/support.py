@@ -408,19 +408,14 @@ def magnitudes(lo: float, hi: float) -> st.SearchStrategy[float]:
     return st.one_of(floats(lo, hi), floats(-hi, -lo))
 
 
-_D_SIZES = st.one_of(floats(0.1, 0.8), floats(1.25, 10.0))
-
-
 @functools.cache
-@st.composite
-def d_outputs(draw: st.DrawFn) -> float:
+def d_outputs() -> st.SearchStrategy[float]:
     """A random upstream gradient: |d| in [0.1, 0.8] or [1.25, 10], either sign.
 
     Never close to 1, so a backward that forgets to multiply by d_output is caught on every
     example (its result is off by at least 20%).
     """
-    size = draw(_D_SIZES)
-    return size if draw(st.booleans()) else -size
+    return st.one_of(floats(0.1, 0.8), floats(1.25, 10.0), floats(-0.8, -0.1), floats(-10.0, -1.25))
 
 
 @st.composite
@@ -1390,8 +1385,8 @@ def analyse(nodes: Sequence[Node], values: Sequence[float]) -> list[NodeInfo]:
     return infos
 
 
-def valid_node(node: Node, infos: Sequence[NodeInfo]) -> bool:
-    """Whether a new node keeps the graph inside every op's safe domain.
+def valid_node(node: Node, infos: Sequence[NodeInfo], values: Sequence[float]) -> NodeInfo | None:
+    """The new node's info when it keeps the graph inside every op's safe domain, else None.
 
     Log sees >= 0.5, Exp <= 3, a divisor is >= 0.25 in size, ReLU and comparisons stay
     SWITCH_MARGIN away from their switch point (comparing a node with itself is safe),
@@ -1402,19 +1397,18 @@ def valid_node(node: Node, infos: Sequence[NodeInfo]) -> bool:
     a = infos[node[1]]
     b = infos[node[2]] if len(node) > 2 else None
     if op == "log" and a.value < 0.5:
-        return False
+        return None
     if op == "exp" and a.value > 3.0:
-        return False
+        return None
     if op == "relu" and abs(a.value) < SWITCH_MARGIN:
-        return False
+        return None
     if op == "div" and b is not None and abs(b.value) < 0.25:
-        return False
+        return None
     if op in ("lt", "gt", "eq") and b is not None and node[1] != node[2]:
         if abs(a.value - b.value) < SWITCH_MARGIN:
-            return False
-    value, _ = _local(op, a.value, b.value if b is not None else None)
-    new = node_info(node, infos, [0.0] * len(a.jac))
-    return abs(value) <= 50.0 and all(abs(j) <= 1000.0 for j in new.absjac)
+            return None
+    new = node_info(node, infos, values)
+    return new if abs(new.value) <= 50.0 and all(abs(j) <= 1000.0 for j in new.absjac) else None
 
 
 @dataclass(frozen=True)
@@ -1426,7 +1420,10 @@ class Expression:
     values: list[float]
 
     def infos(self) -> list[NodeInfo]:
-        return analyse(self.nodes, self.values)
+        """``analyse`` of the graph, worked out once (several checks of an example ask)."""
+        if "_infos" not in self.__dict__:
+            self.__dict__["_infos"] = analyse(self.nodes, self.values)
+        return self.__dict__["_infos"]
 
 
 def _draw_node(draw: Any, op: str, a: int, count: int, infos: list[Any]) -> list[Any]:
@@ -1469,14 +1466,14 @@ def expressions(
         # Prefer recent nodes a little, so graphs get deep as well as wide.
         a = draw(st.sampled_from(scalars[-4:] if draw(st.booleans()) else scalars))
         node = _draw_node(draw, op, a, len(nodes), infos)
-        if not valid_node(node, infos):
-            if fallback is None:
-                continue
+        info = valid_node(node, infos, values)
+        if info is None and fallback is not None:
             node = [fallback, a]
-            if not valid_node(node, infos):
-                continue
+            info = valid_node(node, infos, values)
+        if info is None:
+            continue
         nodes.append(node)
-        infos.append(node_info(node, infos, values))
+        infos.append(info)
     if not infos[-1].reaches or not infos[-1].scalar:
         # The output must depend on an input: join the last node with x0.
         last = len(nodes) - 1
@@ -1514,12 +1511,16 @@ def continued_expressions(draw: st.DrawFn, ops: Sequence[str]) -> tuple[Expressi
     for _ in range(draw(st.integers(1, 3))):
         op = draw(st.sampled_from(chain_ops))
         node = _draw_node(draw, op, last, len(nodes), infos)
-        if not valid_node(node, infos):
-            node = next((n for n in ([f, last] for f in fallback) if valid_node(n, infos)), None)
-            if node is None:
-                continue
+        info = valid_node(node, infos, values)
+        for f in fallback if info is None else ():
+            node = [f, last]
+            info = valid_node(node, infos, values)
+            if info is not None:
+                break
+        if info is None:
+            continue
         nodes.append(node)
-        infos.append(node_info(node, infos, values))
+        infos.append(info)
         last = len(nodes) - 1
     assume(last != k)
     return Expression(nodes, values), k

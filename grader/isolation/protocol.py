@@ -179,31 +179,39 @@ def check_plain(value: object, what: str = "the value") -> None:
     """
     count = 0
 
-    def visit(v: object, path: str, depth: int) -> None:
+    def at(path: tuple[Any, ...] | None) -> str:
+        """`` at [0]['x']`` for a path kept as (parent, key) pairs (made only for a message:
+        formatting every item's path cost more than the check itself)."""
+        keys: list[str] = []
+        while path is not None:
+            path, key = path
+            keys.append(f"[{key}]" if type(key) is int else f"[{key!r}]")
+        return f" at {''.join(reversed(keys))}" if keys else ""
+
+    def visit(v: object, path: tuple[Any, ...] | None, depth: int) -> None:
         nonlocal count
         count += 1
         if count > _MAX_ITEMS:
             raise BadValue(f"{what} is too large (more than {_MAX_ITEMS} items)")
         if depth > _MAX_DEPTH:
-            raise BadValue(f"{what} is nested too deeply (at {path})")
+            raise BadValue(f"{what} is nested too deeply ({at(path).strip()})")
         t = type(v)
         if t is int and not -MAX_INT < v < MAX_INT:  # type: ignore[operator]
-            where = "" if path == "" else f" at {path}"
             raise BadValue(
                 f"{what} is an integer of about {int(v.bit_length() * 0.30103) + 1} digits"  # type: ignore[union-attr]
-                f"{where}, too large to compare with any number the check expects"
+                f"{at(path)}, too large to compare with any number the check expects"
             )
         if t in _PLAIN_SCALARS:
             return
         if t is list or t is tuple:
             for i, item in enumerate(v):  # type: ignore[arg-type]
-                visit(item, f"{path}[{i}]", depth + 1)
+                visit(item, (path, i), depth + 1)
             return
         if t is dict:
             for k, item in v.items():  # type: ignore[union-attr]
                 if type(k) is not str:
-                    raise BadValue(f"{what} has a non-string key at {path}")
-                visit(item, f"{path}[{k!r}]", depth + 1)
+                    raise BadValue(f"{what} has a non-string key{at(path)}")
+                visit(item, (path, k), depth + 1)
             return
         hint = ""
         for base in (float, int, str, bool, list, tuple, dict):
@@ -213,10 +221,9 @@ def check_plain(value: object, what: str = "the value") -> None:
                     f"Python {base.__name__})"
                 )
                 break
-        where = "" if path == "" else f" at {path}"
-        raise BadValue(f"{what} is a {_type_name(v)}{where}{hint}")
+        raise BadValue(f"{what} is a {_type_name(v)}{at(path)}{hint}")
 
-    visit(value, "", 0)
+    visit(value, None, 0)
 
 
 # --------------------------------------------------------------------------- messages
