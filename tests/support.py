@@ -19,7 +19,6 @@ from __future__ import annotations
 import cmath
 import functools
 import math
-import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, NoReturn
@@ -28,13 +27,29 @@ import pytest
 from hypothesis import assume, settings
 from hypothesis import strategies as st
 
-from grader.isolation.handles import Handle, builtin, code, culprit, outcomes, reproducer
+from grader.isolation.checks import (
+    ANY,
+    answers,
+    brief,
+    callee,
+    check_close,
+    check_numbers,
+    expect,
+    faulted,
+    fmt,
+    is_number,
+    pointing,
+    report,
+    reproduced,
+    shell,
+    tolerance_text,
+    type_name,
+    within,
+)
+from grader.isolation.handles import Handle, builtin, code, outcomes, reproducer
 from grader.isolation.protocol import (
-    BudgetExhausted,
-    ProbeTimeout,
     StudentError,
     StudentFault,
-    WorkerCrashed,
 )
 
 # --------------------------------------------------------------------------- tolerances
@@ -81,306 +96,9 @@ def step_for(x: float) -> float:
 
 
 # --------------------------------------------------------------------------- messages
-def fmt(value: Any) -> str:
-    """A value as the student would type it (repr of floats, lists, None)."""
-    if isinstance(value, float):
-        return repr(value)
-    if isinstance(value, (list, tuple)):
-        inner = ", ".join(fmt(v) for v in value)
-        return f"[{inner}]" if isinstance(value, list) else f"({inner})"
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{k!r}: {fmt(v)}" for k, v in value.items()) + "}"
-    return repr(value)
-
-
-def report(
-    headline: str,
-    *,
-    called: str,
-    returned: Any,
-    expected: str,
-    snippet: Sequence[str] = (),
-    hint: str = "",
-) -> NoReturn:
-    """Fail the current test with a message written for the student."""
-    __tracebackhide__ = True
-    lines = [
-        headline,
-        f"  called:   {called}",
-        f"  returned: {returned if isinstance(returned, str) else fmt(returned)}",
-        f"  expected: {expected}",
-    ]
-    if hint:
-        lines.append(f"  hint:     {hint}")
-    lines += shell_lines(snippet)
-    pytest.fail("\n".join(lines), pytrace=False)
-
-
-def shell_lines(snippet: Sequence[str]) -> list[str]:
-    """The reproducer as a Python shell shows it: ``>>>`` prompts, ``...`` inside a block
-    (lines that start with a space), and the empty line that ends a block."""
-    if not snippet:
-        return []
-    lines = ["Reproduce it in a Python shell:"]
-    for k, line in enumerate(snippet):
-        inside = line.startswith(" ")
-        lines.append(f"  ... {line}" if inside else f"  >>> {line}")
-        ends_block = k + 1 == len(snippet) or not snippet[k + 1].startswith(" ")
-        if inside and ends_block:
-            lines.append("  ...")
-    return lines
-
-
-def brief(names: Sequence[str], head: int = 6, tail: int = 3) -> str:
-    """A list for a message: whole when short; else its first and last items and a count."""
-    if len(names) <= head + tail + 2:
-        return "[" + ", ".join(names) + "]"
-    shown = [*names[:head], "...", *names[-tail:]]
-    return "[" + ", ".join(shown) + f"] ({len(names)} items)"
-
-
-def _with_line(message: str, line: str) -> str:
-    """``message`` with ``line`` added before its reproducer or traceback (else at the end)."""
-    lines = message.splitlines()
-    for k, text in enumerate(lines):
-        if text.startswith(("Reproduce it in a Python shell", "Traceback (your code")):
-            return "\n".join([*lines[:k], line, *lines[k:]])
-    return "\n".join([*lines, line])
-
-
-class pointing:  # noqa: N801 - used as a context manager, like pytest.raises
-    """On a failure inside the block, add the cross-task pointer that ``explain`` finds.
-
-    ``explain`` runs only when the block fails; it may ask student code and returns "" when it
-    has nothing to say. Timeouts and crashes pass through untouched: the plugin words them.
-    """
-
-    def __init__(self, explain: Callable[[], str]) -> None:
-        self.explain = explain
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: Any, exc: Any, tb: Any) -> bool:
-        if kind is None or not issubclass(kind, pytest.fail.Exception):
-            return False
-        try:
-            extra = self.explain()
-        except Exception:  # noqa: BLE001 - a pointer is a courtesy, never a second failure
-            extra = ""
-        if not extra:
-            return False
-        __tracebackhide__ = True
-        pytest.fail(_with_line(str(exc.msg), f"  see also: {extra}"), pytrace=False)
-
-
-def tolerance_text(rtol: float, atol: float) -> str:
-    if rtol and atol:
-        return f"within {atol:.2g} + {rtol:.2g} * |expected|"
-    if rtol:
-        return f"within {rtol:.2g} * |expected|"
-    if atol:
-        return f"within {atol:.2g}"
-    return "exactly"
-
-
-def is_number(value: Any) -> bool:
-    """A plain int or float (a bool is not a number here)."""
-    return type(value) in (int, float)
-
-
-def type_name(value: Any) -> str:
-    return type(value).__name__
-
-
-def within(got: float, expected: float, rtol: float, atol: float) -> bool:
-    if math.isnan(expected):
-        return math.isnan(got)
-    if math.isinf(expected):
-        return got == expected
-    return abs(got - expected) <= atol + rtol * abs(expected)
-
-
-def check_number(
-    got: Any,
-    expected: float,
-    *,
-    what: str,
-    called: str,
-    rtol: float = RTOL,
-    atol: float = ATOL,
-    snippet: Sequence[str] = (),
-    hint: str = "",
-    allow_bool: bool = False,
-) -> None:
-    """``got`` must be a plain int or float within the tolerance of ``expected``.
-
-    With ``allow_bool`` a bool is read as 1.0 / 0.0 (operators.lt and eq may return one).
-    """
-    __tracebackhide__ = True
-    if allow_bool and isinstance(got, bool):
-        got = 1.0 if got else 0.0
-    if not is_number(got):
-        report(
-            f"{what} returned a {type_name(got)}, not a number.",
-            called=called,
-            returned=got,
-            expected=f"a float close to {fmt(expected)}",
-            snippet=snippet,
-            hint="return a Python float (comparisons should give 1.0 / 0.0, not True / False)"
-            if isinstance(got, bool)
-            else hint,
-        )
-    if not within(got, expected, rtol, atol):
-        report(
-            f"{what} returned the wrong value.",
-            called=called,
-            returned=got,
-            expected=f"{fmt(expected)} ({tolerance_text(rtol, atol)})",
-            snippet=snippet,
-            hint=hint,
-        )
-
-
-def check_numbers(
-    got: Any,
-    expected: Sequence[float],
-    *,
-    what: str,
-    called: str,
-    rtol: float | Sequence[float] = RTOL,
-    atol: float | Sequence[float] = ATOL,
-    snippet: Sequence[str] = (),
-    hint: str = "",
-) -> None:
-    """``got`` must be a list of plain numbers, each within tolerance of ``expected``."""
-    __tracebackhide__ = True
-    n = len(expected)
-    rtols = [rtol] * n if isinstance(rtol, (int, float)) else list(rtol)
-    atols = [atol] * n if isinstance(atol, (int, float)) else list(atol)
-    shown = f"[{', '.join(fmt(e) for e in expected)}]"
-    if not isinstance(got, (list, tuple)) or len(got) != n:
-        report(
-            f"{what} returned the wrong number of values.",
-            called=called,
-            returned=got,
-            expected=f"{n} value(s): {shown}",
-            snippet=snippet,
-            hint=hint,
-        )
-    for g, e, r, a in zip(got, expected, rtols, atols, strict=False):
-        if not is_number(g) or not within(g, e, r, a):
-            bad = "a non-number" if not is_number(g) else "a wrong value"
-            report(
-                f"{what} returned {bad} ({fmt(g)} where {fmt(e)} was expected).",
-                called=called,
-                returned=got,
-                expected=f"{shown} (each {tolerance_text(r, a)})",
-                snippet=snippet,
-                hint=hint,
-            )
 
 
 # --------------------------------------------------------------------------- reply shapes
-# Everything read back from the worker is student-controlled (student code runs in the same
-# process as the executor and can walk the stack into what it holds), so a reply is checked
-# against the shape it should have before any value is read. A shape is:
-#   ANY                     anything (values are judged later, one by one)
-#   NUMBER                  an int or float (never a bool)
-#   list / dict / str / bool / int   that exact container or type
-#   ("list", item, n)       a list of exactly n items (n None: any length), each of shape item
-#   {"key": shape, ...}     a dict holding at least these keys, each of its shape
-# A reply of the wrong shape fails the test: it never passes by having nothing to compare.
-ANY = object()
-NUMBER = object()
-
-
-def _shape_problem(value: Any, shape: Any, where: str) -> str | None:
-    if shape is ANY:
-        return None
-    if shape is NUMBER:
-        return None if is_number(value) else f"{where} is a {type_name(value)}, not a number"
-    if isinstance(shape, type):
-        ok = type(value) is shape or (shape is int and type(value) is int)
-        return None if ok else f"{where} is a {type_name(value)}, not a {shape.__name__}"
-    if isinstance(shape, tuple) and shape[0] == "list":
-        _, item, length = shape
-        if type(value) is not list:
-            return f"{where} is a {type_name(value)}, not a list"
-        if length is not None and len(value) != length:
-            return f"{where} holds {len(value)} items where {length} were expected"
-        for i, v in enumerate(value):
-            problem = _shape_problem(v, item, f"{where}[{i}]")
-            if problem:
-                return problem
-        return None
-    if isinstance(shape, dict):
-        if type(value) is not dict:
-            return f"{where} is a {type_name(value)}, not a dict"
-        for key, sub in shape.items():
-            if key not in value:
-                return f"{where} has no {key!r}"
-            problem = _shape_problem(value[key], sub, f"{where}[{key!r}]")
-            if problem:
-                return problem
-        return None
-    raise TypeError(f"unknown shape {shape!r}")
-
-
-def expect(reply: Any, shape: Any, *, source: str, what: str) -> Any:
-    """``reply`` if it has ``shape``; otherwise fail: ``what`` could not be checked
-    (``source``: what gave the reply).
-
-    Used on a reply before any value of it is read, so a reply emptied or cut
-    short by student code fails (the test cannot judge) instead of passing on nothing."""
-    __tracebackhide__ = True
-    problem = _shape_problem(reply, shape, "the reply")
-    if problem:
-        unusable(problem, source=source, what=what)
-    return reply
-
-
-def unusable(problem: str, *, source: str, what: str) -> NoReturn:
-    """Fail: ``what`` could not be checked, because the reply of ``source`` has ``problem``."""
-    __tracebackhide__ = True
-    pytest.fail(
-        f"{what} could not be checked: {source} returned a reply where "
-        f"{problem}. Student code must not change what the test collects.",
-        pytrace=False,
-    )
-
-
-def timed_out(exc: ProbeTimeout, *, called: str, snippet: Sequence[str] = ()) -> NoReturn:
-    """Fail with the call that hung and its inputs (the example is not shrunk: once a call
-    hangs, its repeats in the same test fail at once, so smaller inputs would all "fail" too).
-    The plugin shows a later test stopped by the same hang as one line."""
-    __tracebackhide__ = True
-    pytest.fail(
-        "\n".join([exc.message, f"  called:   {called}", *shell_lines(snippet)]), pytrace=False
-    )
-
-
-def raised(
-    exc: StudentError, *, label: str, called: str, snippet: Sequence[str] = (), hint: str = ""
-) -> NoReturn:
-    """Fail with what student code raised, where, and on which inputs (and ``hint``).
-
-    A student file that does not import is no fault of this call: it propagates, and the
-    report says it once at the top (each test it stops says so in one line)."""
-    __tracebackhide__ = True
-    if exc.type_name == "ImportError" and " could not be imported: " in exc.message:
-        raise exc
-    lines = [
-        f"{label} raised {exc.type_name}: {exc.message}".rstrip(": "),
-        f"  called:   {called}",
-    ]
-    if hint:
-        lines.append(f"  hint:     {hint}")
-    if exc.traceback:
-        lines.append("Traceback (your code, most recent call last):")
-        lines.append(exc.traceback)
-    lines += shell_lines(snippet)
-    pytest.fail("\n".join(lines), pytrace=False)
 
 
 # --------------------------------------------------------------------------- strategies
@@ -770,50 +488,6 @@ def batched() -> settings:
     return settings(max_examples=max(2, 2 * settings().max_examples // CASES))
 
 
-def _callee(lines: Sequence[str]) -> str:
-    return lines[-1].split("(")[0].removeprefix("minitorch.")
-
-
-def faulted(fault: Any, h: Handle, what: str = "", hint: str = "", lines: Any = ()) -> NoReturn:
-    """Fail: computing ``h`` ran into ``fault`` (raised, hung, crashed, not plain data). A
-    file that does not import propagates: the report says it once, at the top."""
-    __tracebackhide__ = True
-    if isinstance(fault, StudentError) and fault.type_name == "ImportError":
-        raise fault
-    lines = list(lines) or reproducer(culprit(fault, h))
-    head = fault.message
-    if isinstance(fault, StudentError):
-        head = f"{what or _callee(lines)} raised {fault.type_name}: {fault.message}".rstrip(": ")
-    text = [head, f"  called:   {lines[-1]}", *([f"  hint:     {hint}"] if hint else [])]
-    if isinstance(fault, StudentError) and fault.traceback:
-        text += ["Traceback (your code, most recent call last):", fault.traceback]
-    raise pytest.fail.Exception("\n".join(text + shell_lines(lines)), pytrace=False) from fault
-
-
-def check_close(h: Handle, got: Any, expected: float, rtol: float, atol: float, **kw: Any) -> None:
-    """``got``, the value of ``h``, is a number within tolerance of ``expected`` (``kw``:
-    hint, allow_bool: True / False read as 1.0 / 0.0)."""
-    __tracebackhide__ = True
-    if isinstance(got, StudentFault):
-        faulted(got, h, hint=kw.get("hint", ""))
-    number = float(got) if kw.get("allow_bool") and type(got) is bool else got
-    if not (is_number(number) and within(number, expected, rtol, atol)):
-        lines = reproducer(h)  # only on failure: it walks the example's operations
-        what, called = _callee(lines), lines[-1]
-        check_number(
-            got, expected, what=what, called=called, rtol=rtol, atol=atol, snippet=lines, **kw
-        )
-
-
-def check_cases(fn: Handle, cases: Sequence[Any], exact: Any, tolerance: Any, **kw: Any) -> None:
-    """``fn(*args)`` for every case in one round trip, each within ``tolerance(args)`` of
-    ``exact(*args)`` (``kw``: as ``check_close``)."""
-    __tracebackhide__ = True
-    calls = [fn(*args) for args in cases]
-    for call, got, args in zip(calls, outcomes(*calls), cases, strict=True):
-        check_close(call, got, exact(*args), *tolerance(args), **kw)
-
-
 #: Fixed points where task 0.1's neg, add and mul are checked once per grade, before any list
 #: helper runs. Only an operator found wrong here excuses a list helper that agrees with it
 #: (``check_helper``): whether a task-0.3 check is excused is decided by this trusted
@@ -912,8 +586,9 @@ def check_helper(mt: Handle, name: str, cases: Sequence[Sequence[list[float]]]) 
             continue
         called, snippet = reproducer(call)[-1], reproducer(result)
         check_numbers(
-            got, expected, what=_callee([called]), called=called, snippet=snippet, hint=hint
-        )
+            got, expected, what=callee([called]), called=called, rtol=RTOL, atol=ATOL,
+            snippet=snippet, hint=hint,
+        )  # fmt: skip
 
 
 #: Trusted text run in the worker: what a Module method returned, with each Parameter
@@ -962,53 +637,6 @@ def tree_values(
 
 
 # ------------------------------------------------ test_autodiff.py (+ hidden), over handles
-def shell(*handles: Handle, names: dict[Handle, str] | None = None) -> list[str]:
-    """``reproducer(...)`` as a student pastes it: the imports first."""
-    body = [line for line in reproducer(*handles, names=names) if line != "import minitorch"]
-    uses_math = any("math." in line for line in body)
-    return ["import minitorch", *(["import math"] if uses_math else []), *body]
-
-
-def pasteable(lines: list[str]) -> list[str]:
-    """``lines`` when short enough to paste (a 200-variable graph is not shown)."""
-    return lines if len(lines) <= 60 else []
-
-
-class reproduced:  # noqa: N801 - used as a context manager, like pointing
-    """On a failure inside the block, add the shell lines that reproduce ``handles`` (made
-    only then: a passing example pays nothing for them)."""
-
-    def __init__(self, *handles: Handle, names: Any = None) -> None:
-        self.handles, self.names = handles, names
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: Any, exc: Any, tb: Any) -> bool:
-        if kind is None or not issubclass(kind, pytest.fail.Exception):
-            return False
-        __tracebackhide__ = True
-        lines = pasteable(shell(*self.handles, names=self.names))
-        pytest.fail("\n".join([str(exc.msg), *shell_lines(lines)]), pytrace=False)
-
-
-def answers(*handles: Handle, what: str, called: str = "", names: Any = None) -> list[Any]:
-    """The plain values of ``handles`` in one round trip. Where student code raised or hung,
-    fail saying so, on which call (``called``, else the call's own line), with the lines
-    that reproduce it; other faults (a crash, a value that is not plain data) propagate:
-    the plugin words them."""
-    __tracebackhide__ = True
-    got = outcomes(*handles)
-    for handle, fault in zip(handles, got, strict=True):
-        if isinstance(fault, StudentFault):
-            if not isinstance(fault, (StudentError, ProbeTimeout)):
-                raise fault
-            lines = shell(culprit(fault, handle), names=names)
-            called = called or lines[-1]
-            if isinstance(fault, ProbeTimeout):
-                timed_out(fault, called=called, snippet=pasteable(lines))
-            raised(fault, label=what, called=called, snippet=pasteable(lines))
-    return got
 
 
 def central_differences(
@@ -2161,11 +1789,8 @@ def _raised(fault: Any, what: str, lines: Callable[[], list[str]], hint: str = "
     __tracebackhide__ = True
     if isinstance(fault, StudentFault):
         _raise_unless_student_error(fault)
-        if getattr(fault, "stands", False):  # a make test run tells it once: not written yet
-            raise fault
         shown = lines()
-        snippet = shown if len(shown) <= 40 else []
-        raised(fault, label=what, called=_called(shown), snippet=snippet, hint=hint)
+        faulted(fault, None, what, hint, shown, called=_called(shown))
 
 
 _HEALTHY: dict[int, tuple[str, ...]] = {}
@@ -2569,86 +2194,6 @@ UNHASHABLE_HINT = (
 
 
 # ------------------------------------------------ test_scalar(_hidden).py, tasks 1.2, 1.3: handles
-def call_and_lines(handle: Handle, names: dict[Handle, str] | None = None) -> tuple[str, list[str]]:
-    """(called, lines): the statements making ``handle`` on one line, and the shell lines."""
-    lines = reproducer(handle, names=names)
-    return "; ".join(line for line in lines if line != "import minitorch"), lines
-
-
-def fault_reported(fault: StudentFault, handle: Handle, *, what: str, names: Any) -> NoReturn:
-    """Fail with what student code did while making ``handle`` (raised, hung, gave something
-    that is not plain data) and the lines reproducing it; a crash, the spent budget and a
-    file that does not import pass through: the plugin words them, once."""
-    __tracebackhide__ = True
-    if isinstance(fault, (WorkerCrashed, BudgetExhausted)):
-        raise fault
-    called, lines = call_and_lines(handle, names)
-    if isinstance(fault, StudentError):
-        raised(fault, label=what, called=called, snippet=lines)
-    if isinstance(fault, ProbeTimeout):
-        timed_out(fault, called=called, snippet=lines)
-    why = fault.message.rsplit(" is not plain data: ", 1)[-1]
-    report(f"{what} gave something that is not plain data.", called=called, returned=why,
-           expected="a float", snippet=lines)  # fmt: skip
-
-
-def fetched(*handles: Handle, what: str, names: dict[Handle, str] | None = None) -> list[Any]:
-    """The plain values of ``handles`` in one round trip; the first one student code kept
-    from coming fails the test (``fault_reported``)."""
-    __tracebackhide__ = True
-    results = outcomes(*handles)
-    for handle, result in zip(handles, results, strict=True):
-        if isinstance(result, StudentFault):
-            fault_reported(result, handle, what=what, names=names)
-    return results
-
-
-def check_returned(
-    got: Any, expected: float, handle: Handle, *, what: str, rtol: float = RTOL,
-    atol: float = ATOL, names: dict[Handle, str] | None = None,
-) -> None:  # fmt: skip
-    """``check_number`` of ``got``, the value of ``handle`` (reproduced only on failure)."""
-    __tracebackhide__ = True
-    if not (is_number(got) and within(got, expected, rtol, atol)):
-        called, lines = call_and_lines(handle, names)
-        check_number(got, expected, what=what, called=called, rtol=rtol, atol=atol, snippet=lines)
-
-
-_OPERATION = {
-    "add": operator.add, "sub": operator.sub, "mul": operator.mul, "div": operator.truediv,
-    "lt": operator.lt, "gt": operator.gt, "eq": operator.eq, "neg": operator.neg,
-}  # fmt: skip
-
-
-@dataclass(frozen=True)
-class ScalarGraph:
-    """An ``Expression`` built with the student's Scalars: each node's handle (a float for a
-    number), the input leaves, and reproducer names (x<i>, t<j>, the output y)."""
-
-    nodes: list[Any]
-    leaves: list[Handle]
-    names: dict[Handle, str]
-
-
-def scalar_graph(mt: Handle, expr: Expression) -> ScalarGraph:
-    graph = ScalarGraph([], [], {})
-    for j, (kind, *args) in enumerate(expr.nodes):
-        if kind == "num":
-            graph.nodes.append(float(args[0]))
-            continue
-        if kind == "var":
-            node = mt.Scalar(expr.values[args[0]])
-            graph.leaves.append(node)
-        elif kind in _OPERATION:
-            node = _OPERATION[kind](*(graph.nodes[k] for k in args))
-        else:
-            node = getattr(graph.nodes[args[0]], kind)()
-        last = j == len(expr.nodes) - 1
-        graph.names[node] = f"x{args[0]}" if kind == "var" else "y" if last else f"t{j}"
-        graph.nodes.append(node)
-    return graph
-
-
 # Trusted text for the worker (handles.code): which of ``leaves`` y reaches through
 # history.inputs, for what no handle reads.
 REACHES = """
@@ -2664,16 +2209,16 @@ def reaches(y, *leaves):
 """
 
 
-def forwards(mt: Handle, graphs: Sequence[ScalarGraph], *, what: str) -> list[tuple]:
+def forwards(mt: Handle, graphs: Sequence[Graph], *, what: str) -> list[tuple]:
     """(y.data, y.history, y.data's value, the leaves y reaches) for the output y of each
-    graph, in one round trip (``fetched``)."""
+    graph, in one round trip (``answers``)."""
     __tracebackhide__ = True
     ys = [g.nodes[-1] for g in graphs]
     datas, histories = [y.data for y in ys], [y.history for y in ys]
     reaches = code(mt, REACHES, name="reaches")  # after datas: no part of their reproducers
     walks = [reaches(y, *g.leaves) for y, g in zip(ys, graphs, strict=True)]
     names = {h: name for g in graphs for h, name in g.names.items()}
-    got = fetched(*datas, *walks, what=what, names=names)
+    got = answers(*datas, *walks, what=what, names=names)
     return list(zip(datas, histories, got[: len(ys)], got[len(ys) :], strict=True))
 
 
@@ -2681,7 +2226,8 @@ def check_recorded(history: Handle, reached: Any, inputs: list[int], *, what: st
     """y (whose ``history`` handle is given) must reach exactly the leaves ``inputs``."""
     __tracebackhide__ = True
     if reached != inputs:
-        called, lines = call_and_lines(history, names)
+        lines = shell(history, names=names)
+        called = "; ".join(line for line in lines if not line.startswith("import "))
         shown = fmt(reached) if not isinstance(reached, list) else brief([f"x{i}" for i in reached])
         report(
             f"{what} does not record its inputs: the result is not connected to them.",
@@ -2746,7 +2292,7 @@ def chain_rule_pairs(
     pick = -1 if isinstance(got[0], list) else 0
     (shown, names), pairs = built[pick], got[1:][pick]
     if isinstance(pairs, StudentFault):
-        fault_reported(pairs, shown, what="Scalar.chain_rule", names=names)
+        faulted(pairs, shown, "Scalar.chain_rule", names=names)
     return pairs, reproducer(shown, names=names)
 
 

@@ -23,8 +23,9 @@ from typing import Any
 import numpy as np
 import pytest
 from hypothesis import strategies as st
-from support import StudentError, StudentFault, answers, shell, shell_lines
+from support import StudentError, StudentFault
 
+from grader.isolation.checks import answers, shell, shell_lines
 from grader.isolation.handles import Handle, code, outcomes
 
 #: A tensor (or a number, as a backward may return) as plain data: [shape, strides,

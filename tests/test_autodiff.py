@@ -22,15 +22,15 @@ from support import (
     central_separated,
     chain_graph,
     check_central_difference,
-    check_number,
     check_stand_in_backpropagate,
     check_stand_in_order,
     d_outputs,
     floats,
     magnitudes,
-    reproduced,
     variable_graphs,
 )
+
+from grader.isolation.checks import check_number, reproduced
 
 # --------------------------------------------------------------------------- task 1.1
 

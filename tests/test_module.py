@@ -15,15 +15,14 @@ from support import (
     IDS,
     NAMED_IDS,
     TRAINING,
-    fmt,
     module_lines,
     module_paths,
     module_specs,
     module_tree,
-    report,
     tree_values,
 )
 
+from grader.isolation.checks import fmt, report
 from grader.isolation.handles import code
 
 

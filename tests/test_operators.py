@@ -17,7 +17,6 @@ from support import (
     CASES,
     OPERATORS,
     batched,
-    check_cases,
     check_helper,
     floats,
     magnitudes,
@@ -25,6 +24,8 @@ from support import (
     sigmoid,
     sigmoid_tolerance,
 )
+
+from grader.isolation.checks import check_cases
 
 # --------------------------------------------------------------------------- task 0.1
 

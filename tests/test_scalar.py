@@ -34,24 +34,24 @@ from support import (
     RTOL,
     STUDENT_FUNCTIONS,
     Expression,
+    Graph,
     at_most,
     chain_rule_checked,
     check_backward,
     check_function_backward,
     check_order,
     check_recorded,
-    check_returned,
     close_pairs,
     d_outputs,
     expressions,
-    fetched,
     floats,
     forwards,
     graph_ops,
     magnitudes,
     most_judged,
-    scalar_graph,
 )
+
+from grader.isolation.checks import answers, check_close
 
 # --------------------------------------------------------------------------- task 1.2
 
@@ -86,9 +86,9 @@ def test_function_forward(mt, name, data):
     ctxs = [mt.Context() for _ in cases]
     outs = [getattr(mt, name).forward(ctx, *args) for ctx, args in zip(ctxs, cases, strict=True)]
     names = dict.fromkeys(ctxs, "ctx")
-    for args, out, got in zip(cases, outs, fetched(*outs, what=what, names=names), strict=True):
+    for args, out, got in zip(cases, outs, answers(*outs, what=what, names=names), strict=True):
         rtol, atol = fn.forward_tolerance(args)
-        check_returned(got, fn.forward(*args), out, what=what, rtol=rtol, atol=atol, names=names)
+        check_close(out, got, fn.forward(*args), rtol, atol, what=what, names=names)
 
 
 # Scalar operators: (expected value, input domain) per operator.
@@ -141,11 +141,11 @@ def test_scalar_operator(mt, op, data):
     """Scalar operator gives the right value and records its inputs in the history"""
     cases = data.draw(batch_of(operator_cases(op)), label="cases")
     what = f"Scalar {_SYMBOLS[op]}" if op in _SYMBOLS else f"Scalar.{op}"
-    graphs = [scalar_graph(mt, expr) for expr, _, _ in cases]
+    graphs = [Graph(mt, expr) for expr, _, _ in cases]
     outs = zip(cases, graphs, forwards(mt, graphs, what=what), strict=True)
     for (expr, expected, inputs), g, (data, history, value, reached) in outs:
         rtol, atol = _OWN_TOLERANCE[op](expr.values) if op in _OWN_TOLERANCE else (RTOL, ATOL)
-        check_returned(value, expected, data, what=what, rtol=rtol, atol=atol, names=g.names)
+        check_close(data, value, expected, rtol, atol, what=what, names=g.names)
         check_recorded(history, reached, inputs, what=what, names=g.names)
 
 

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
-from support import StudentFault, answers, at_most
+from support import StudentFault, at_most
 from tensors import (
     CALLS,
     FUNCTIONS,
@@ -38,6 +38,7 @@ from tensors import (
     values_in,
 )
 
+from grader.isolation.checks import answers
 from grader.isolation.handles import code, outcomes
 
 #: Functions whose backward the template gives (their forwards still test map and zip).

@@ -35,13 +35,14 @@ PLUGIN_SOURCE = "student_plugin.py"
 PLUGIN_MODULE = "pytest_minitorch"
 PLUGIN_FILE = f"{PLUGIN_MODULE}/__init__.py"
 #: Files of grader/isolation/ shipped into the plugin's package under the same name.
-COMPANIONS = ("handles.py", "executor.py")
+COMPANIONS = ("handles.py", "checks.py", "executor.py")
 #: The grader module whose faults the plugin defines (for the companions and the tests).
 PROTOCOL = "grader.isolation.protocol"
 # The grader modules a public test may import, and what the hand-out imports instead.
 REWRITTEN_IMPORTS = {
     PROTOCOL: PLUGIN_MODULE,
     "grader.isolation.handles": f"{PLUGIN_MODULE}.handles",
+    "grader.isolation.checks": f"{PLUGIN_MODULE}.checks",
 }
 #: What the shipped tooling may import besides the standard library and its own package.
 TOOLING_IMPORTS = frozenset({"pytest", "_pytest", "hypothesis", "tomli"})

@@ -701,12 +701,12 @@ def _render(exc: BaseException, shown: dict[str, str], test: str) -> str | None:
     notes = [] if fault is not None and fault.stands else _example_notes(exc)
     for top in _faults(exc):
         if isinstance(top, StudentFault):
-            return first + "\n".join([_told(top), *notes])
+            return first + _told(top, notes)
         if isinstance(top, pytest.fail.Exception) and not top.pytrace:
             if first or len(list(_chain(top))) > 1:
                 return first + str(top.msg)
     if first and fault is not None:  # a check that caught it failed in another way
-        return first + "\n".join([_told(fault), *notes])
+        return first + _told(fault, notes)
     return None
 
 
@@ -721,11 +721,15 @@ def _example_notes(exc: BaseException) -> list[str]:
     ]
 
 
-def _told(fault: StudentFault) -> str:
+def _told(fault: StudentFault, notes: list[str]) -> str:
+    """The fault, its traceback in the student's own files, hypothesis' ``notes`` and (when
+    the test read it through ``values``) the lines that rebuild the call it came from."""
     text = fault.headline()
     if isinstance(fault, StudentError) and fault.traceback:
         text += "\nTraceback (your code, most recent call last):\n" + fault.traceback
-    return text
+    lines = getattr(fault, "reproduce", None)
+    shown = ["To reproduce:", *(f"    {line}" for line in lines)] if lines else []
+    return "\n".join([text, *notes, *shown])
 
 
 @pytest.hookimpl(wrapper=True)

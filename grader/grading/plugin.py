@@ -313,6 +313,14 @@ def _repeated(fault: StudentFault, shown: set[str]) -> str | None:
     return None
 
 
+def reproduce(fault: BaseException) -> list[str]:
+    """The lines that rebuild the call a fault came from (``handles.values`` keeps them)."""
+    lines = getattr(fault, "reproduce", None)
+    if not isinstance(lines, list) or not lines:
+        return []
+    return ["To reproduce:", *(f"    {line}" for line in lines)]
+
+
 def render_failure(exc: BaseException, shown: set[str] | None = None) -> str | None:
     """A short message for a student, or None to keep pytest's own report.
 
@@ -333,7 +341,7 @@ def render_failure(exc: BaseException, shown: set[str] | None = None) -> str | N
             text = candidate.headline()
             if isinstance(candidate, StudentError) and candidate.traceback:
                 text += "\nTraceback (your code, most recent call last):\n" + candidate.traceback
-            return "\n".join([text, *notes])
+            return "\n".join([text, *notes, *reproduce(candidate)])
     for candidate in candidates:
         if isinstance(candidate, pytest.fail.Exception) and not candidate.pytrace:
             # A check that words a student fault itself (support.ask) keeps it as context,

@@ -689,11 +689,17 @@ def outcomes(*handles: Handle) -> list[Any]:
     return session._flush([h._h_number for h in handles])
 
 
-def values(*handles: Handle) -> tuple[Any, ...]:
-    """The plain values of ``handles`` in one round trip; raises the first fault met."""
+def values(*handles: Handle, names: dict[Handle, str] | None = None) -> tuple[Any, ...]:
+    """The plain values of ``handles`` in one round trip; raises the first fault met.
+
+    The fault carries ``reproduce``: the lines that rebuild the call it came from (``names``
+    for some of its handles), which the report shows under it."""
     results = outcomes(*handles)
-    for result in results:
+    for handle, result in zip(handles, results, strict=True):
         if isinstance(result, protocol.StudentFault):
+            if not hasattr(result, "reproduce"):
+                lines = reproducer(culprit(result, handle), names=names)
+                result.reproduce = lines if len(lines) <= 40 else []  # type: ignore[attr-defined]
             raise result
     return tuple(results)
 

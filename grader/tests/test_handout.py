@@ -468,6 +468,7 @@ def value(handle):
     raise protocol.StudentError(str(math.pi))
 '''
 FAKE_EXECUTOR = '"""A stand-in for grader/isolation/executor.py."""\n\nimport math\n'
+FAKE_CHECKS = '"""A stand-in for grader/isolation/checks.py."""\n\nfrom .handles import value\n'
 
 
 @pytest.fixture
@@ -484,6 +485,7 @@ def fake(tmp_path: Path) -> tuple[Assignment, Path]:
     (tmp_path / "grader" / "isolation").mkdir()
     (tmp_path / "grader" / "isolation" / "handles.py").write_text(FAKE_HANDLES)
     (tmp_path / "grader" / "isolation" / "executor.py").write_text(FAKE_EXECUTOR)
+    (tmp_path / "grader" / "isolation" / "checks.py").write_text(FAKE_CHECKS)
     return load_assignment("fake", root=root), grader_dir
 
 
@@ -507,6 +509,7 @@ def test_fake_handout_layout(fake: tuple[Assignment, Path], tmp_path: Path) -> N
         "requirements.txt",
         PLUGIN_FILE,
         f"{PLUGIN_MODULE}/handles.py",
+        f"{PLUGIN_MODULE}/checks.py",
         f"{PLUGIN_MODULE}/executor.py",
         "minitorch/__init__.py",
         "minitorch/helpers.py",
@@ -527,6 +530,9 @@ def test_fake_handout_layout(fake: tuple[Assignment, Path], tmp_path: Path) -> N
     # protocol.py is the plugin (its fault classes are the hand-out's one set).
     assert (out / PLUGIN_FILE).read_text() == FAKE_PLUGIN
     assert (out / PLUGIN_MODULE / "executor.py").read_text() == FAKE_EXECUTOR
+    assert (out / PLUGIN_MODULE / "checks.py").read_text() == FAKE_CHECKS.replace(
+        "from .handles import", f"from {PLUGIN_MODULE}.handles import"
+    )
     shipped_handles = (out / PLUGIN_MODULE / "handles.py").read_text()
     assert FAKE_HANDLES_IMPORT not in shipped_handles
     assert shipped_handles == FAKE_HANDLES.replace(

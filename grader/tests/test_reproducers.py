@@ -25,6 +25,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 import support as S  # noqa: E402
 
 from grader.evidence.mutations import apply_mutations, load_corpus  # noqa: E402
+from grader.isolation import checks as C  # noqa: E402
 
 SHELL = r"""
 import code, json, sys
@@ -101,7 +102,7 @@ def test_scalar_function_reproducers_give_the_closed_forms() -> None:
         (S.function_snippet("Mul", [2.0, 3.0], 0.5), S.FUNCTIONS["Mul"].grads(2.0, 3.0, 0.5)),
         (S.apply_snippet("Inv", [4.0], 2.0), S.FUNCTIONS["Inv"].grads(4.0, 2.0)),
     ):
-        message = "Reproduce it in a Python shell:\n" + "\n".join(S.shell_lines(snippet)[1:])
+        message = "Reproduce it in a Python shell:\n" + "\n".join(C.shell_lines(snippet)[1:])
         shown = run_in_shell(shell_input(message))
         shown = list(shown) if isinstance(shown, (tuple, list)) else [shown]
         want = list(expected) if isinstance(expected, (tuple, list)) else [expected]
@@ -226,13 +227,13 @@ def mt():  # type: ignore[no-untyped-def]
 
 def typed(lines: list[str]) -> list[str]:
     """What a student types from a message's reproducer (blocks end with an empty line)."""
-    return shell_input("\n".join(S.shell_lines(lines)))
+    return shell_input("\n".join(C.shell_lines(lines)))
 
 
 def test_stand_in_order_reproducer_builds_the_tests_graph(mt: Any) -> None:
     order, got, names = S.stand_in_order(mt, GRAPH)
     S.check_topological_order(GRAPH, got, called="")  # the reference is right
-    *build, call = S.shell(order, names=names)
+    *build, call = C.shell(order, names=names)
     assert run_in_shell(typed([*build, f"[v.name for v in {call}]"])) == [f"v{i}" for i in got]
 
 
@@ -241,7 +242,7 @@ def test_stand_in_backpropagate_reproducer_gives_the_expected_derivatives(mt: An
     nodes, names = S.stand_ins(mt, GRAPH)
     mt.backpropagate(nodes[-1], deriv)
     leaves = [i for i, n in enumerate(GRAPH) if n[0] == "leaf"]
-    lines = S.shell(*[nodes[i].derivative for i in leaves], names=names)
+    lines = C.shell(*[nodes[i].derivative for i in leaves], names=names)
     shown = run_in_shell(
         typed([*lines[: -len(leaves)], "[" + ", ".join(lines[-len(leaves) :]) + "]"])
     )
@@ -252,4 +253,4 @@ def test_stand_in_backpropagate_reproducer_gives_the_expected_derivatives(mt: An
 def test_central_difference_reproducer_gives_the_students_value(mt: Any) -> None:
     fn = S.DIFFERENTIABLES["sin_exp"]
     calls, got, names = S.central_differences(mt, fn, [([0.5, -1.0], 1, 0.25)])
-    assert run_in_shell(typed(S.shell(calls[0], names=names))) == got[0]
+    assert run_in_shell(typed(C.shell(calls[0], names=names))) == got[0]

@@ -15,23 +15,25 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests"))
 
 import support as S  # noqa: E402
 
+from grader.isolation import checks as C
+
 
 def test_a_pointer_lands_above_the_reproducer_and_only_on_failure() -> None:
     with pytest.raises(pytest.fail.Exception) as failed:
-        with S.pointing(lambda: "your topological_sort returns the leaves first"):
-            S.report("wrong", called="f()", returned=1.0, expected="2.0", snippet=["f()"])
+        with C.pointing(lambda: "your topological_sort returns the leaves first"):
+            C.report("wrong", called="f()", returned=1.0, expected="2.0", snippet=["f()"])
     lines = str(failed.value.msg).splitlines()
     see = lines.index("  see also: your topological_sort returns the leaves first")
     assert lines[see + 1] == "Reproduce it in a Python shell:"
     explained = []
-    with S.pointing(lambda: explained.append(1) or "x"):
+    with C.pointing(lambda: explained.append(1) or "x"):
         pass
     assert explained == []  # nothing failed: student code was not asked
 
 
 def test_long_lists_keep_their_ends_and_a_count() -> None:
-    assert S.brief([f"v{i}" for i in range(5)]) == "[v0, v1, v2, v3, v4]"
-    text = S.brief([f"v{i}" for i in range(200)])
+    assert C.brief([f"v{i}" for i in range(5)]) == "[v0, v1, v2, v3, v4]"
+    text = C.brief([f"v{i}" for i in range(200)])
     assert text == "[v0, v1, v2, v3, v4, v5, ..., v197, v198, v199] (200 items)"
 
 

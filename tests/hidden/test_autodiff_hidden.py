@@ -17,11 +17,11 @@ from support import (
     check_stand_in_order,
     d_outputs,
     floats,
-    fmt,
     magnitudes,
-    reproduced,
     variable_graphs,
 )
+
+from grader.isolation.checks import fmt, reproduced
 
 
 @pytest.mark.task("1.1")

@@ -4,18 +4,9 @@ from __future__ import annotations
 
 import pytest
 from hypothesis import given
-from support import (
-    IDS,
-    NAMED_IDS,
-    TRAINING,
-    fmt,
-    module_lines,
-    module_specs,
-    module_tree,
-    report,
-    tree_values,
-)
+from support import IDS, NAMED_IDS, TRAINING, module_lines, module_specs, module_tree, tree_values
 
+from grader.isolation.checks import fmt, report
 from grader.isolation.handles import code
 
 

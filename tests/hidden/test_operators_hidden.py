@@ -13,7 +13,6 @@ from support import (
     SELECT_ATOL,
     SELECT_RTOL,
     batched,
-    check_cases,
     check_helper,
     d_outputs,
     floats,
@@ -21,6 +20,8 @@ from support import (
     sigmoid,
     sigmoid_tolerance,
 )
+
+from grader.isolation.checks import check_cases
 
 SELECT = lambda _: (SELECT_RTOL, SELECT_ATOL)  # noqa: E731
 

@@ -12,23 +12,22 @@ from hypothesis import strategies as st
 from support import (
     LINEAR_COEFFS,
     Expression,
+    Graph,
     at_most,
     chain_rule_checked,
     check_backward,
     check_continued,
-    check_returned,
     check_two_graphs,
     continued_expressions,
     d_outputs,
     expressions,
-    fetched,
     floats,
     graph_ops,
     most_judged,
-    scalar_graph,
     substitute_ops,
 )
 
+from grader.isolation.checks import answers, check_close
 from grader.isolation.handles import Handle
 
 # --------------------------------------------------------------------------- task 1.2
@@ -38,14 +37,14 @@ from grader.isolation.handles import Handle
 @given(expr=expressions(max_ops=10))
 def test_composed_forward(mt, expr):
     """Expressions combining every Scalar operator give the right values"""
-    graph = scalar_graph(mt, expr)
+    graph = Graph(mt, expr)
     datas = {j: n.data for j, n in enumerate(graph.nodes) if isinstance(n, Handle)}
-    got = fetched(*datas.values(), what="Scalar operators", names=graph.names)
+    got = answers(*datas.values(), what="Scalar operators", names=graph.names)
     infos = expr.infos()
     for (j, data), value in zip(datas.items(), got, strict=True):
         info, what = infos[j], f"The operation making {graph.names[graph.nodes[j]]}"
         atol = 1e-9 + 2.0 * info.slack  # the template's log(x + 1e-6) is allowed
-        check_returned(value, info.value, data, what=what, rtol=1e-7, atol=atol, names=graph.names)
+        check_close(data, value, info.value, 1e-7, atol, what=what, names=graph.names)
 
 
 # --------------------------------------------------------------------------- task 1.3
