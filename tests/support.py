@@ -1,10 +1,11 @@
-"""Trusted-side helpers for the assignment tests: strategies, closed forms, checks, messages.
+"""Trusted-side helpers for the tests of modules 0 and 1: tolerances, strategies, closed
+forms, graph models, and the checks that keep each mistake in its own task.
 
 Nothing here runs student code. Tests hold handles (the ``mt`` fixture) and read plain data
-back from the worker; this module decides whether that data is right and, when it is not,
-writes a message for the student: what was called with which inputs, what their code
-returned, what was expected (with the tolerance), and a few lines that reproduce it in a
-Python shell.
+back from the worker; this module decides whether that data is right. Failures are worded
+by the handle API's checks (grader/isolation/checks.py): what was called with which inputs,
+what their code returned, what was expected (with the tolerance), and a few lines that
+reproduce it in a Python shell.
 
 Expected values are computed here with ``math`` (closed forms, an expression evaluator with
 exact derivatives by forward mode), never with the student's own helpers.
@@ -93,12 +94,6 @@ SWITCH_MARGIN = 0.05  # inputs stay this far from ReLU's kink and LT/EQ's switch
 def step_for(x: float) -> float:
     """The central-difference step at x: 1e-6, scaled up with |x|."""
     return 1e-6 * max(1.0, abs(x))
-
-
-# --------------------------------------------------------------------------- messages
-
-
-# --------------------------------------------------------------------------- reply shapes
 
 
 # --------------------------------------------------------------------------- strategies
