@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any, NoReturn
 
 import pytest
-from hypothesis import assume, settings
+from hypothesis import assume
 from hypothesis import strategies as st
 
 from grader.isolation.checks import (
@@ -97,13 +97,6 @@ def step_for(x: float) -> float:
 
 
 # --------------------------------------------------------------------------- strategies
-def at_most(examples: int) -> settings:
-    """Settings for a test that draws fewer examples than the run's budget, because each
-    one is expensive or checks a batch of points: ``examples``, or the budget when that is
-    lower (a quick run with ``--max-examples 2`` then stays quick in every test)."""
-    return settings(max_examples=min(examples, settings().max_examples))
-
-
 @functools.cache  # one strategy per bounds: composites draw them every example
 def floats(lo: float, hi: float) -> st.SearchStrategy[float]:
     return st.floats(lo, hi, allow_nan=False, allow_infinity=False)
@@ -357,60 +350,18 @@ class Function:
 
 _SAFE = floats(-50.0, 50.0)
 FUNCTIONS: dict[str, Function] = {
-    f.name: f
-    for f in [
-        Function("Add", 2, lambda a, b: a + b, _times_d("add"), _tuples(_SAFE, _SAFE), "x + y"),
-        Function(
-            "Mul",
-            2,
-            lambda a, b: a * b,
-            _times_d("mul"),
-            _tuples(_SAFE, _SAFE),
-            "x * y",
-        ),
-        Function("Neg", 1, lambda a: -a, _times_d("neg"), _tuples(_SAFE), "-x"),
-        Function(
-            "Inv",
-            1,
-            lambda a: 1.0 / a,
-            _times_d("inv"),
-            _tuples(magnitudes(0.1, 50.0)),
-            "1 / x",
-        ),
-        Function("Log", 1, math.log, _times_d("log"), _tuples(floats(0.1, 100.0)), "x.log()"),
-        Function("Exp", 1, math.exp, _times_d("exp"), _tuples(floats(-30, 30)), "x.exp()"),
-        Function(
-            "Sigmoid",
-            1,
-            sigmoid,
-            _times_d("sigmoid"),
-            _tuples(_SAFE),
-            "x.sigmoid()",
-        ),
-        Function(
-            "ReLU",
-            1,
-            lambda a: a if a > 0 else 0.0,
-            _times_d("relu"),
-            _tuples(away_from(0.0, SWITCH_MARGIN, -50.0, 50.0)),
-            "x.relu()",
-        ),
-        Function(
-            "LT",
-            2,
-            lambda a, b: 1.0 if a < b else 0.0,
-            _times_d("lt"),
-            switch_pairs(),
-            "x < y",
-        ),
-        Function(
-            "EQ",
-            2,
-            lambda a, b: 1.0 if a == b else 0.0,
-            _times_d("eq"),
-            switch_pairs(),
-            "x == y",
-        ),
+    name: Function(name, arity, OP_VALUES[op], _times_d(op), inputs, method)
+    for name, op, arity, inputs, method in [
+        ("Add", "add", 2, _tuples(_SAFE, _SAFE), "x + y"),
+        ("Mul", "mul", 2, _tuples(_SAFE, _SAFE), "x * y"),
+        ("Neg", "neg", 1, _tuples(_SAFE), "-x"),
+        ("Inv", "inv", 1, _tuples(magnitudes(0.1, 50.0)), "1 / x"),
+        ("Log", "log", 1, _tuples(floats(0.1, 100.0)), "x.log()"),
+        ("Exp", "exp", 1, _tuples(floats(-30, 30)), "x.exp()"),
+        ("Sigmoid", "sigmoid", 1, _tuples(_SAFE), "x.sigmoid()"),
+        ("ReLU", "relu", 1, _tuples(away_from(0.0, SWITCH_MARGIN, -50.0, 50.0)), "x.relu()"),
+        ("LT", "lt", 2, switch_pairs(), "x < y"),
+        ("EQ", "eq", 2, switch_pairs(), "x == y"),
     ]
 }
 
@@ -474,15 +425,6 @@ def central_estimates(args: Sequence[float], values: Sequence[float]) -> list[tu
 # test_operators.py, test_module.py and their hidden twins: the student's objects are handles
 # (grader/isolation/handles.py), every value is judged here, and a failure shows the Python
 # lines that reproduce it (the recorded operations).
-CASES = 10  # cases a batched example checks at most, in one round trip (CASES / 2 on average)
-
-
-def batched() -> settings:
-    """Settings for a test whose examples each check a list of up to ``CASES`` cases: a share
-    of the run's budget, so that it checks about as many cases as one per example would."""
-    return settings(max_examples=max(2, 2 * settings().max_examples // CASES))
-
-
 #: Fixed points where task 0.1's neg, add and mul are checked once per grade, before any list
 #: helper runs. Only an operator found wrong here excuses a list helper that agrees with it
 #: (``check_helper``): whether a task-0.3 check is excused is decided by this trusted

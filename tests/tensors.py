@@ -23,10 +23,10 @@ from typing import Any
 import numpy as np
 import pytest
 from hypothesis import strategies as st
-from support import StudentError, StudentFault
 
 from grader.isolation.checks import answers, shell, shell_lines
 from grader.isolation.handles import Handle, code, outcomes
+from grader.isolation.protocol import StudentError, StudentFault
 
 #: A tensor (or a number, as a backward may return) as plain data: [shape, strides,
 #: storage], or a float. Trusted text, run by the worker on the student's object.

@@ -16,7 +16,6 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 from support import (
     DIFFERENTIABLES,
-    at_most,
     central_called,
     central_differences,
     central_separated,
@@ -30,7 +29,7 @@ from support import (
     variable_graphs,
 )
 
-from grader.isolation.checks import check_number, reproduced
+from grader.isolation.checks import at_most, check_number, reproduced
 
 # --------------------------------------------------------------------------- task 1.1
 

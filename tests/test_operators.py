@@ -14,9 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from support import (
-    CASES,
     OPERATORS,
-    batched,
     check_helper,
     floats,
     magnitudes,
@@ -25,7 +23,7 @@ from support import (
     sigmoid_tolerance,
 )
 
-from grader.isolation.checks import check_cases
+from grader.isolation.checks import CASES, batched, check_cases
 
 # --------------------------------------------------------------------------- task 0.1
 

@@ -35,7 +35,6 @@ from support import (
     STUDENT_FUNCTIONS,
     Expression,
     Graph,
-    at_most,
     chain_rule_checked,
     check_backward,
     check_function_backward,
@@ -51,7 +50,7 @@ from support import (
     most_judged,
 )
 
-from grader.isolation.checks import answers, check_close
+from grader.isolation.checks import answers, at_most, check_close
 
 # --------------------------------------------------------------------------- task 1.2
 

@@ -16,7 +16,6 @@ import numpy as np
 import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
-from support import StudentFault, at_most
 from tensors import (
     CALLS,
     FUNCTIONS,
@@ -38,8 +37,9 @@ from tensors import (
     values_in,
 )
 
-from grader.isolation.checks import answers
+from grader.isolation.checks import answers, at_most
 from grader.isolation.handles import code, outcomes
+from grader.isolation.protocol import StudentFault
 
 #: Functions whose backward the template gives (their forwards still test map and zip).
 GIVEN_BACKWARD = ("Neg", "Add")

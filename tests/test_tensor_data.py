@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from support import at_most
 from tensors import (
     BROADCAST_ANSWER,
     INTS,
@@ -27,7 +26,7 @@ from tensors import (
     stored,
 )
 
-from grader.isolation.checks import answers
+from grader.isolation.checks import answers, at_most
 from grader.isolation.handles import code, outcomes
 from grader.isolation.protocol import StudentError
 

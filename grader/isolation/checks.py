@@ -19,7 +19,7 @@ fails. Replies are student-controlled, so a reply is checked against the shape i
 have before anything of it is read (``expect``): a test never passes on nothing.
 
 Nothing here knows the course: tolerances, closed forms and strategies stay with the tests
-(tests/support.py, tests/tensors.py). Standard library and pytest only, like handles.py:
+(tests/support.py, tests/tensors.py). Standard library, pytest and hypothesis only, like the plugin:
 the hand-out's plugin ships it beside handles.py, and the public tests import it there.
 """
 
@@ -30,14 +30,18 @@ from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
 import pytest
+from hypothesis import settings
 
 from .handles import Handle, culprit, outcomes, reproducer
 from .protocol import BudgetExhausted, ProbeTimeout, StudentError, StudentFault, WorkerCrashed
 
 __all__ = [
     "ANY",
+    "CASES",
     "NUMBER",
     "answers",
+    "at_most",
+    "batched",
     "brief",
     "callee",
     "check_cases",
@@ -441,3 +445,20 @@ def check_cases(fn: Handle, cases: Sequence[Any], exact: Any, tolerance: Any, **
     calls = [fn(*args) for args in cases]
     for call, got, args in zip(calls, outcomes(*calls), cases, strict=True):
         check_close(call, got, exact(*args), *tolerance(args), **kw)
+
+
+# --------------------------------------------------------------------------- budgets
+def at_most(examples: int) -> settings:
+    """Settings for a test that draws fewer examples than the run's budget, because each
+    one is expensive or checks a batch of points: ``examples``, or the budget when that is
+    lower (a quick run with ``--max-examples 2`` then stays quick in every test)."""
+    return settings(max_examples=min(examples, settings().max_examples))
+
+
+CASES = 10  # cases a batched example checks at most, in one round trip (CASES / 2 on average)
+
+
+def batched() -> settings:
+    """Settings for a test whose examples each check a list of up to ``CASES`` cases: a share
+    of the run's budget, so that it checks about as many cases as one per example would."""
+    return settings(max_examples=max(2, 2 * settings().max_examples // CASES))

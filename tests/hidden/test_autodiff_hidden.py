@@ -8,7 +8,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 from support import (
     DIFFERENTIABLES,
-    at_most,
     central_called,
     central_differences,
     chain_graph,
@@ -21,7 +20,7 @@ from support import (
     variable_graphs,
 )
 
-from grader.isolation.checks import fmt, reproduced
+from grader.isolation.checks import at_most, fmt, reproduced
 
 
 @pytest.mark.task("1.1")

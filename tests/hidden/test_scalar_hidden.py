@@ -13,7 +13,6 @@ from support import (
     LINEAR_COEFFS,
     Expression,
     Graph,
-    at_most,
     chain_rule_checked,
     check_backward,
     check_continued,
@@ -27,7 +26,7 @@ from support import (
     substitute_ops,
 )
 
-from grader.isolation.checks import answers, check_close
+from grader.isolation.checks import answers, at_most, check_close
 from grader.isolation.handles import Handle
 
 # --------------------------------------------------------------------------- task 1.2

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from support import at_most
 from tensors import broadcast_pair, check_array, check_zip, layouts, make, read, shapes, values_in
+
+from grader.isolation.checks import at_most
 
 
 @pytest.mark.task("2.3")
