@@ -727,9 +727,15 @@ def _told(fault: StudentFault, notes: list[str]) -> str:
     text = fault.headline()
     if isinstance(fault, StudentError) and fault.traceback:
         text += "\nTraceback (your code, most recent call last):\n" + fault.traceback
-    lines = getattr(fault, "reproduce", None)
-    shown = ["To reproduce:", *(f"    {line}" for line in lines)] if lines else []
-    return "\n".join([text, *notes, *shown])
+    return "\n".join([text, *notes, *_reproduce(getattr(fault, "reproduce", None))])
+
+
+def _reproduce(lines: object) -> list[str]:
+    """A report's "To reproduce:" block for reproducer ``lines`` (none when there are none):
+    those of a fault ``handles.values`` raised, or of the values a failing assert read."""
+    if not isinstance(lines, list) or not lines:
+        return []
+    return ["To reproduce:", *(f"    {line}" for line in lines)]
 
 
 @pytest.hookimpl(wrapper=True)
@@ -744,10 +750,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         if lines and isinstance(exc, AssertionError):
             # A plain assert over handles, told as the grader tells it: its message, and
             # the lines that rebuild the values the failing example read.
-            reproduce = ["To reproduce:", *(f"    {line}" for line in lines)]
-            text = "\n".join(
-                [str(exc).strip() or "a check failed", *_example_notes(exc), *reproduce]
-            )
+            message = str(exc).strip() or "a check failed"
+            text = "\n".join([message, *_example_notes(exc), *_reproduce(lines)])
         if text is not None:
             report.longrepr = text
     return report

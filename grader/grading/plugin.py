@@ -313,9 +313,9 @@ def _repeated(fault: StudentFault, shown: set[str]) -> str | None:
     return None
 
 
-def reproduce(fault: BaseException) -> list[str]:
-    """The lines that rebuild the call a fault came from (``handles.values`` keeps them)."""
-    lines = getattr(fault, "reproduce", None)
+def _reproduce(lines: object) -> list[str]:
+    """A report's "To reproduce:" block for reproducer ``lines`` (none when there are none):
+    those of a fault ``handles.values`` raised, or of the values a failing assert read."""
     if not isinstance(lines, list) or not lines:
         return []
     return ["To reproduce:", *(f"    {line}" for line in lines)]
@@ -341,7 +341,7 @@ def render_failure(exc: BaseException, shown: set[str] | None = None) -> str | N
             text = candidate.headline()
             if isinstance(candidate, StudentError) and candidate.traceback:
                 text += "\nTraceback (your code, most recent call last):\n" + candidate.traceback
-            return "\n".join([text, *notes, *reproduce(candidate)])
+            return "\n".join([text, *notes, *_reproduce(getattr(candidate, "reproduce", None))])
     for candidate in candidates:
         if isinstance(candidate, pytest.fail.Exception) and not candidate.pytrace:
             # A check that words a student fault itself (support.ask) keeps it as context,
@@ -419,13 +419,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
             # A plain assert over handles: its message, and the lines that rebuild the values
             # the failing example read (the recorded operations), never the test's source.
             lines = state.handles.read_lines()
-            text = "\n".join(
-                [
-                    str(exc).strip() or "a check failed",
-                    *_example_notes(exc),
-                    *(["To reproduce:", *(f"    {line}" for line in lines)] if lines else []),
-                ]
-            )
+            message = str(exc).strip() or "a check failed"
+            text = "\n".join([message, *_example_notes(exc), *_reproduce(lines)])
         if text is None and _hidden(item):
             # pytest's own report would quote the hidden test's source lines.
             exc = call.excinfo.value

@@ -381,29 +381,32 @@ class reproduced:  # noqa: N801 - used as a context manager, like pointing
 
 
 def faulted(
-    fault: Any, h: Handle, what: str = "", hint: str = "", lines: Sequence[str] = (), **kw: Any
-) -> NoReturn:
+    fault: Any, h: Handle | None, what: str = "", hint: str = "", lines: Sequence[str] = (),
+    *, called: str = "", names: dict[Handle, str] | None = None,
+) -> NoReturn:  # fmt: skip
     """Fail: computing ``h`` ran into ``fault`` (it raised, hung, or gave what is not plain
-    data), with the call, the student's traceback and the lines reproducing it (``lines``,
-    else ``h``'s recorded operations, named by ``kw["names"]``; left out past 60 lines).
-    ``kw["called"]`` replaces the call line. A crash, the spent budget and a file that does
-    not import pass through: the plugin words them, once."""
+    data), with the call (``called``, else the reproducer's last line), the student's
+    traceback and the lines reproducing it (``lines``, else ``h``'s recorded operations
+    named by ``names``; left out when too long to paste). A crash, the spent budget and a
+    file that does not import pass through: the plugin words them, once."""
     __tracebackhide__ = True
     importing = isinstance(fault, StudentError) and " could not be imported: " in fault.message
     if isinstance(fault, (WorkerCrashed, BudgetExhausted)) or importing:
         raise fault
-    shown = list(lines) or shell(culprit(fault, h), names=kw.get("names"))
-    head = fault.message.rsplit(" is not plain data: ", 1)
-    head = f"{what or callee(shown)} gave something that is not plain data: {head[-1]}"
+    shown = list(lines) or shell(culprit(fault, h), names=names)
+    who = what or callee(shown)
     if isinstance(fault, ProbeTimeout):
         head = fault.message
     elif isinstance(fault, StudentError):
-        head = f"{what or callee(shown)} raised {fault.type_name}: {fault.message}".rstrip(": ")
-    text = [head, f"  called:   {kw.get('called') or shown[-1]}"]
+        head = f"{who} raised {fault.type_name}: {fault.message}".rstrip(": ")
+    else:
+        why = fault.message.rsplit(" is not plain data: ", 1)[-1]
+        head = f"{who} gave something that is not plain data: {why}"
+    text = [head, f"  called:   {called or shown[-1]}"]
     text += [f"  hint:     {hint}"] if hint else []
     if isinstance(fault, StudentError) and fault.traceback:
         text += ["Traceback (your code, most recent call last):", fault.traceback]
-    text += shell_lines(shown if len(shown) <= 60 else [])
+    text += shell_lines(pasteable(shown))
     raise pytest.fail.Exception("\n".join(text), pytrace=False) from fault
 
 
