@@ -20,22 +20,21 @@ from __future__ import annotations
 import cmath
 import functools
 import math
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import Any
 
 import pytest
 from hypothesis import assume
 from hypothesis import strategies as st
 
 from grader.isolation.checks import (
-    ANY,
     answers,
     brief,
     callee,
     check_close,
     check_numbers,
-    expect,
     faulted,
     fmt,
     is_number,
@@ -89,11 +88,6 @@ SIGMOID_ATOL = 1e-12  # tanh and 1 - 1/(1 + e^x) styles: ~1.6e-16 absolute in th
 CD_RTOL = 1e-5  # backward vs central differences of the student's forward
 GRAPH_RTOL = 1e-5  # graph gradients, relative to the sum of |path contributions|
 SWITCH_MARGIN = 0.05  # inputs stay this far from ReLU's kink and LT/EQ's switch points
-
-
-def step_for(x: float) -> float:
-    """The central-difference step at x: 1e-6, scaled up with |x|."""
-    return 1e-6 * max(1.0, abs(x))
 
 
 # --------------------------------------------------------------------------- strategies
@@ -371,56 +365,6 @@ FUNCTIONS: dict[str, Function] = {
 STUDENT_FUNCTIONS = ["Mul", "Inv", "Neg", "Sigmoid", "ReLU", "Exp", "LT", "EQ"]
 
 
-def function_snippet(name: str, args: Sequence[float], d: float | None = None) -> list[str]:
-    lines = [
-        f"from minitorch import Context, {name}",
-        f"ctx = Context(); {name}.forward(ctx, {', '.join(fmt(a) for a in args)})",
-    ]
-    if d is not None:
-        lines.append(f"{name}.backward(ctx, {fmt(d)})")
-    return lines
-
-
-def apply_snippet(name: str, args: Sequence[float], d: float) -> list[str]:
-    leaves = [f"x{i}" for i in range(len(args))]
-    return [
-        f"from minitorch import Scalar, {name}",
-        "; ".join(f"{v} = Scalar({fmt(a)})" for v, a in zip(leaves, args, strict=False)),
-        f"{name}.apply({', '.join(leaves)}).backward({fmt(d)})",
-        f"[{', '.join(v + '.derivative' for v in leaves)}]",
-    ]
-
-
-# --------------------------------------------------------------------------- central differences
-def central_points(args: Sequence[float]) -> list[list[float]]:
-    """For each argument, the points args with that argument at x + h and at x - h."""
-    points = []
-    for i, x in enumerate(args):
-        h = step_for(x)
-        for sign in (1.0, -1.0):
-            p = list(args)
-            p[i] = x + sign * h
-            points.append(p)
-    return points
-
-
-def central_estimates(args: Sequence[float], values: Sequence[float]) -> list[tuple[float, float]]:
-    """(estimate, rounding error bound) of each partial derivative from forward values.
-
-    ``values`` are the student's forward values at ``central_points(args)``. The actual step
-    is recomputed from the float points, so rounding of x + h does not bias the estimate.
-    """
-    out = []
-    for i, x in enumerate(args):
-        up, down = values[2 * i], values[2 * i + 1]
-        h = step_for(x)
-        width = (x + h) - (x - h)
-        estimate = (up - down) / width
-        rounding = 8 * 2.3e-16 * max(abs(up), abs(down), 1e-300) / width
-        out.append((estimate, rounding))
-    return out
-
-
 # --------------------------------------------------------------------------- handles: 0.1, 0.3, 0.4
 # test_operators.py, test_module.py and their hidden twins: the student's objects are handles
 # (grader/isolation/handles.py), every value is judged here, and a failure shows the Python
@@ -642,11 +586,6 @@ def stand_ins(mt: Handle, graph: Sequence[VarNode]) -> tuple[list[Handle], dict[
     return nodes, {n: f"v{i}" for i, n in enumerate(nodes)}
 
 
-# Where each object topological_sort returned is among the nodes (by identity, never their
-# ==), as positions: ids would differ from run to run (grader audit compares answers).
-_POSITIONS = "lambda order, *nodes: [[k for k, n in enumerate(nodes) if n is v] for v in order]"
-
-
 def stand_in_order(mt: Handle, graph: Sequence[VarNode]) -> tuple[Handle, Any, dict]:
     """``topological_sort`` of stand-ins of ``graph`` in one round trip: its handle, what it
     returned as node indices (-1: not a node of the graph; a fault: it raised; a string:
@@ -655,10 +594,10 @@ def stand_in_order(mt: Handle, graph: Sequence[VarNode]) -> tuple[Handle, Any, d
     order = mt.topological_sort(nodes[-1])
     # Its type's name, asked before anything iterates ``order``: that fault is not its own.
     kind = builtin(mt, "getattr")(builtin(mt, "type")(order), "__name__")
-    got = outcomes(kind, code(mt, _POSITIONS)(order, *nodes))
+    got = outcomes(kind, code(mt, _WHERE)(order, *nodes))
     if isinstance(got[0], StudentFault) or not isinstance(got[1], list):
         return order, got[0] if isinstance(got[0], StudentFault) else str(got[0]), names
-    return order, [at[0] if at == at[:1] and type(at[0]) is int else -1 for at in got[1]], names
+    return order, got[1], names
 
 
 def check_stand_in_order(mt: Handle, graph: Sequence[VarNode], called: str = "") -> None:
@@ -673,7 +612,7 @@ def check_stand_in_order(mt: Handle, graph: Sequence[VarNode], called: str = "")
         if isinstance(got, str):
             headline = "topological_sort did not return an iterable of the graph's variables."
             report(headline, called=called, returned=f"a {got} object", expected="a list of them")
-        check_topological_order(graph, got, called=called)
+        check_order_problem(graph, got, called=called)
 
 
 def check_stand_in_backpropagate(
@@ -687,21 +626,25 @@ def check_stand_in_backpropagate(
     called = called or f"backpropagate(v{output}, {fmt(deriv)}) where {variable_graph_text(graph)}"
     nodes, names = stand_ins(mt, graph)
     mt.backpropagate(nodes[output], deriv)
-    derivs = [nodes[i].derivative for i, n in enumerate(graph) if n[0] == "leaf"]
-    with pointing(lambda: _stand_in_order_problem(mt, graph)):
-        got = iter(answers(*derivs, what="backpropagate", called=called, names=names))
-        leaf_derivatives = [next(got) if n[0] == "leaf" else None for n in graph]
+    leaves = [i for i, n in enumerate(graph) if n[0] == "leaf"]
+    derivs = [nodes[i].derivative for i in leaves]
+    adj, absadj = path_derivatives(graph, deriv)
+    live = ancestors(graph)
+    with pointing(lambda: order_pointer(graph, stand_in_order(mt, graph)[1])):
+        got = answers(*derivs, what="backpropagate", called=called, names=names)
         with reproduced(*derivs, names=names):
-            check_backpropagate(graph, deriv, leaf_derivatives, called=called, snippet=())
-
-
-def _stand_in_order_problem(mt: Handle, graph: Sequence[VarNode]) -> str:
-    """What is wrong with topological_sort on stand-ins of ``graph`` that matters to
-    backpropagate, or ""."""
-    _, order, _ = stand_in_order(mt, graph)
-    if isinstance(order, StudentError):
-        return f"topological_sort raised {order.type_name} on this graph (see its tests)"
-    return _order_problem(order, len(graph) - 1, reachable(graph), lambda i: f"v{i}")
+            judge_derivatives(
+                got,
+                [adj[i] if i in live else 0.0 for i in leaves],
+                [RTOL * absadj[i] + 1e-12 for i in leaves],
+                [i not in live or absadj[i] == 0.0 for i in leaves],
+                what="backpropagate",
+                names=[f"v{i}" for i in leaves],
+                lines=list,
+                called=called,
+                hint="a variable must receive the derivatives from all of its uses before it "
+                "passes its own derivative on (process variables in topological order)",
+            )
 
 
 # --------------------------------------------------------------------------- 1.1 functions
@@ -1130,28 +1073,6 @@ def _op_cases() -> dict[str, list[tuple[list[Node], list[float], float, list[int
 OP_CASES = _op_cases()
 
 
-def _operand(nodes: Sequence[Node], j: int) -> str:
-    kind = nodes[j][0]
-    if kind == "var":
-        return f"x{nodes[j][1]}"
-    if kind == "num":
-        return fmt(float(nodes[j][1]))
-    return f"t{j}"
-
-
-def expression_ancestors(nodes: Sequence[Node], outputs: Sequence[int]) -> set[int]:
-    """The nodes ``outputs`` depend on through their operands, ``outputs`` included."""
-    seen: set[int] = set()
-    stack = list(outputs)
-    while stack:
-        j = stack.pop()
-        if j not in seen:
-            seen.add(j)
-            if nodes[j][0] not in ("var", "num"):
-                stack.extend(nodes[j][1:])
-    return seen
-
-
 class Tally:
     """The examples a graph test tried and those it could judge (``require_judged``), overall
     and among the informative ones: graphs whose output depends on an input, by the trusted
@@ -1284,7 +1205,7 @@ def compact(graph: Sequence[VarNode]) -> list[VarNode]:
     Student code only ever sees the output and, through ``parents``, what it reaches, so the
     other nodes change nothing; leaving them out keeps shrunk examples free of dead nodes.
     """
-    keep = sorted(_ancestors(graph))
+    keep = sorted(ancestors(graph))
     new_index = {old: new for new, old in enumerate(keep)}
     out: list[VarNode] = []
     for old in keep:
@@ -1294,19 +1215,6 @@ def compact(graph: Sequence[VarNode]) -> list[VarNode]:
         else:
             out.append([node[0]])
     return out
-
-
-def _ancestors(graph: Sequence[VarNode]) -> set[int]:
-    """The output and every node it reaches through parents (constants included)."""
-    seen: set[int] = set()
-    stack = [len(graph) - 1]
-    while stack:
-        i = stack.pop()
-        if i not in seen:
-            seen.add(i)
-            if graph[i][0] == "node":
-                stack.extend(j for j, _ in graph[i][1])
-    return seen
 
 
 def chain_graph(depth: int, weights: Sequence[float], twice: bool = False) -> list[VarNode]:
@@ -1321,11 +1229,6 @@ def chain_graph(depth: int, weights: Sequence[float], twice: bool = False) -> li
         parents = [[i, w], [i, -0.5 * w]] if twice else [[i, w]]
         graph.append(["node", parents])
     return graph
-
-
-def reachable(graph: Sequence[VarNode]) -> set[int]:
-    """Non-constant nodes reachable from the output (the last node) through parents."""
-    return {i for i in _ancestors(graph) if graph[i][0] != "const"}
 
 
 def path_derivatives(graph: Sequence[VarNode], deriv: float) -> tuple[list[float], list[float]]:
@@ -1344,36 +1247,6 @@ def path_derivatives(graph: Sequence[VarNode], deriv: float) -> tuple[list[float
     return adj, absadj
 
 
-# A reproducer's graph node: one ScalarFunction whose output is the weighted sum of its
-# inputs, so the shell builds exactly the test's graph (``0.5 * v0`` would add a Scalar(0.5)
-# leaf and an extra node). Named like the test's variables.
-NODE_HELPER = [
-    "from minitorch import Scalar, ScalarFunction",
-    "def node(name, weights, *parents):",
-    "    class Node(ScalarFunction):",
-    "        forward = staticmethod(lambda ctx, *xs: sum(w * x for w, x in zip(weights, xs)))",
-    "        backward = staticmethod(lambda ctx, d: tuple(w * d for w in weights))",
-    "    v = Node.apply(*parents); v.name = name; return v",
-]
-
-
-def variable_graph_lines(graph: Sequence[VarNode]) -> list[str]:
-    """The stand-in graph built with Scalars for the student's shell: the same variables
-    (v0, v1, ... by name), the same edges and weights, constants as ``Scalar(x, None)``."""
-    lines = list(NODE_HELPER)
-    leaves = [i for i, n in enumerate(graph) if n[0] == "leaf"]
-    consts = [i for i, n in enumerate(graph) if n[0] == "const"]
-    lines.append("; ".join(f'v{i} = Scalar(1.0, name="v{i}")' for i in leaves))
-    if consts:
-        lines.append("; ".join(f'v{i} = Scalar(1.0, None, name="v{i}")' for i in consts))
-    for i, n in enumerate(graph):
-        if n[0] == "node":
-            weights = fmt([float(w) for _, w in n[1]])
-            parents = ", ".join(f"v{j}" for j, _ in n[1])
-            lines.append(f'v{i} = node("v{i}", {weights}, {parents})')
-    return lines
-
-
 def variable_graph_text(graph: Sequence[VarNode]) -> str:
     parts = []
     for i, n in enumerate(graph):
@@ -1383,55 +1256,6 @@ def variable_graph_text(graph: Sequence[VarNode]) -> str:
             parts.append(f"v{i} = {n[0]}")
     text = "; ".join(parts)
     return text if len(text) < 600 else text[:600] + " ..."
-
-
-def check_topological_order(graph: Sequence[VarNode], order: Any, *, called: str) -> None:
-    """The order must hold every reachable non-constant variable once, output first, and
-    every variable before all of its parents."""
-    __tracebackhide__ = True
-    expected_set = reachable(graph)
-    output = len(graph) - 1
-    names = [f"v{i}" if is_number(i) and i >= 0 else "<unknown>" for i in (order or [])]
-    shown = brief(names)
-    members = brief([f"v{i}" for i in sorted(expected_set)])[1:].replace("]", "}", 1)
-    rule = (
-        f"each of {{{members} exactly once, "
-        f"v{output} first, every variable before its parents, no constants"
-    )
-
-    def bad(headline: str) -> NoReturn:
-        __tracebackhide__ = True
-        report(headline, called=called, returned=shown, expected=rule)
-
-    if not isinstance(order, list) or not all(is_number(i) for i in order):
-        bad("topological_sort did not return an iterable of the graph's variables.")
-    if any(i < 0 for i in order):
-        bad("topological_sort returned an object that is not a variable of the graph.")
-    if len(order) != len(set(order)):
-        bad("topological_sort returned a variable more than once.")
-    if any(graph[i][0] == "const" for i in order):
-        bad("topological_sort returned a constant (is_constant() is True): leave them out.")
-    if set(order) != expected_set:
-        missing = sorted(expected_set - set(order))
-        extra = sorted(set(order) - expected_set)
-        what = []
-        if missing:
-            what.append("misses " + ", ".join(f"v{i}" for i in missing))
-        if extra:
-            what.append("includes unreachable " + ", ".join(f"v{i}" for i in extra))
-        bad(f"topological_sort {' and '.join(what)}.")
-    if order[0] != output:
-        bad(f"topological_sort must start with the output variable v{output}.")
-    position = {v: k for k, v in enumerate(order)}
-    for i in order:
-        if graph[i][0] != "node":
-            continue
-        for j, _ in graph[i][1]:
-            if j in position and position[j] < position[i]:
-                bad(
-                    f"topological_sort put v{j} (position {position[j]}) before v{i} "
-                    f"(position {position[i]}), but v{j} is a parent of v{i}."
-                )
 
 
 # --------------------------------------------------------------------------- modules
@@ -1480,92 +1304,174 @@ def module_lines(spec: ModuleSpec) -> list[str]:
     return lines
 
 
-def check_backpropagate(
-    graph: Sequence[VarNode],
-    deriv: float,
-    got: Any,
-    *,
-    called: str,
-    snippet: Sequence[str] | None = None,
+# --------------------------------------------------------------------------- one graph model
+# Both notations above (an expression of Scalars, ``Node``; stand-in variables, ``VarNode``)
+# are lists of nodes that refer to earlier ones by index, the last the output. What a
+# topological order or a backward pass must give is judged here for either, through
+# ``inputs``.
+def inputs(node: list) -> list[int]:
+    """The nodes ``node`` is computed from, in either notation."""
+    if node[0] == "node":
+        return [j for j, _ in node[1]]
+    return [] if node[0] in ("var", "num", "leaf", "const") else list(node[1:])
+
+
+def ancestors(nodes: Sequence[list], outputs: Sequence[int] = ()) -> set[int]:
+    """The nodes ``outputs`` (by default the last node) are computed from, themselves too."""
+    seen: set[int] = set()
+    stack = list(outputs) or [len(nodes) - 1]
+    while stack:
+        j = stack.pop()
+        if j not in seen:
+            seen.add(j)
+            stack.extend(inputs(nodes[j]))
+    return seen
+
+
+def _stand_ins(nodes: Sequence[list]) -> bool:
+    return nodes[-1][0] in ("leaf", "const", "node")
+
+
+def node_name(nodes: Sequence[list], j: int) -> str:
+    """Node j as messages and reproducers name it: v3 (a stand-in variable); x0, t3 or y (a
+    Scalar); a Python number as itself."""
+    kind = nodes[j][0]
+    if _stand_ins(nodes):
+        return f"v{j}"
+    if j == len(nodes) - 1:
+        return "y"
+    return (
+        f"x{nodes[j][1]}"
+        if kind == "var"
+        else fmt(float(nodes[j][1]))
+        if kind == "num"
+        else f"t{j}"
+    )
+
+
+def order_problem(nodes: Sequence[list], order: Any) -> str | None:
+    """What is wrong with what topological_sort returned for the output, or None. ``order``
+    holds node indices, -1 for an object that is no node of the graph.
+
+    Stand-in variables: each non-constant variable the output reaches, once, and nothing
+    else. Scalars: a Scalar made inside an operation (the -b of a - b, a number wrapped by
+    apply) may appear too, and an input used twice (``["var", 0]`` twice) is one Scalar."""
+    strict, what = (True, "variable") if _stand_ins(nodes) else (False, "Scalar")
+    if not isinstance(order, list) or not all(type(i) is int for i in order):
+        return f"topological_sort did not return an iterable of the graph's {what}s"
+    first: dict[int, int] = {}
+    canon = [first.setdefault(n[1], j) if n[0] == "var" else j for j, n in enumerate(nodes)]
+    order = [canon[i] if 0 <= i < len(nodes) else -1 for i in order]
+    name, output = functools.partial(node_name, nodes), canon[-1]
+    expected = {canon[j] for j in ancestors(nodes) if nodes[j][0] not in ("num", "const")}
+    if strict and -1 in order:
+        return "topological_sort returned an object that is not a variable of the graph"
+    known = [i for i in order if i >= 0]
+    twice = sorted(i for i, count in Counter(known).items() if count > 1)
+    if twice:
+        return f"topological_sort returned {', '.join(map(name, twice))} more than once"
+    if strict and any(nodes[i][0] == "const" for i in known):
+        return "topological_sort returned a constant (is_constant() is True): leave them out"
+    missing, extra = sorted(expected - set(known)), sorted(set(known) - expected) if strict else []
+    if missing or extra:
+        told = [f"left out {', '.join(map(name, missing))}"] if missing else []
+        told += (
+            [f"returned {', '.join(map(name, extra))}, which it does not reach"] if extra else []
+        )
+        return f"topological_sort({name(output)}) {' and '.join(told)}"
+    if order[0] != output:
+        how = " (it returned the leaves first)" if order[-1] == output else ""
+        given = f"{name(output)}, the {what} it is given{how}"
+        return f"topological_sort({name(output)}) must start with {given}"
+    position = {i: k for k, i in enumerate(order) if i >= 0}
+    for j in sorted(expected):
+        for k in sorted({canon[k] for k in inputs(nodes[j])} & expected):
+            if position[k] < position[j]:
+                return (
+                    f"topological_sort({name(output)}) put {name(k)} before {name(j)}, but "
+                    f"{name(k)} is {'a parent' if strict else 'an input'} of {name(j)}"
+                )
+    return None
+
+
+def check_order_problem(
+    nodes: Sequence[list], order: Any, *, called: str, snippet: Sequence[str] = ()
 ) -> None:
-    """Each leaf the output depends on holds the sum over paths of the products of the
-    edge weights, times ``deriv``; other leaves keep None (or 0). (``snippet``: the
-    reproducer, else one built of Scalars.)"""
+    """Fail with ``order_problem``, if there is one."""
     __tracebackhide__ = True
-    expect(got, ("list", ANY, len(graph)), source="backpropagate", what="backpropagate")
-    adj, absadj = path_derivatives(graph, deriv)
-    live = reachable(graph)
-    output = len(graph) - 1
-    leaves = [i for i, n in enumerate(graph) if n[0] == "leaf"]
-    expected = {i: (adj[i] if i in live else None) for i in leaves}
-    shown = "{" + ", ".join(f"v{i}: {fmt(e)}" for i, e in expected.items()) + "}"
-    returned = "{" + ", ".join(f"v{i}: {fmt(got[i])}" for i in leaves) + "}"
-    if snippet is None and len(graph) >= 30:
-        snippet = []
-    elif snippet is None:
-        snippet = [
-            *variable_graph_lines(graph),
-            f"v{output}.backward({fmt(deriv)})",
-            "[" + ", ".join(f"v{i}.derivative" for i in leaves) + "]",
-        ]
-    for i in leaves:
-        g = got[i]
-        if i not in live:
-            if g is None or (is_number(g) and g == 0):
-                continue
-            headline = f"backpropagate gave v{i} a derivative, but the output does not use it."
-        elif g is None and absadj[i] == 0.0:
-            continue  # every path to it has a weight of 0: skipping zeros is allowed
-        elif g is None:
-            headline = f"backpropagate never gave leaf v{i} its derivative."
-        elif not is_number(g):
-            headline = f"backpropagate gave leaf v{i} a {type_name(g)} as derivative."
-        elif within(g, adj[i], RTOL, RTOL * absadj[i] + 1e-12):
+    problem = order_problem(nodes, order)
+    if problem is None:
+        return
+    rule, hint = "each Scalar y depends on once, y first, each before its inputs", ""
+    if _stand_ins(nodes):
+        members = brief([f"v{j}" for j in sorted(ancestors(nodes)) if nodes[j][0] != "const"])
+        rule = f"each of {members} once, v{len(nodes) - 1} first, each before its parents"
+    elif "left out" in problem:
+        hint = MEMBERSHIP_HINT
+    shown = (
+        [node_name(nodes, i) if type(i) is int and 0 <= i < len(nodes) else "other" for i in order]
+        if isinstance(order, list)
+        else order
+    )
+    report(
+        f"{problem}.",
+        called=called,
+        returned=brief(shown) if isinstance(shown, list) else fmt(shown),
+        expected=rule,
+        snippet=snippet,
+        hint=hint,
+    )
+
+
+def order_pointer(nodes: Sequence[list], order: Any) -> str:
+    """For a failing backward pass: what is wrong with topological_sort there, or ""."""
+    if isinstance(order, StudentError):
+        return f"topological_sort raised {order.type_name} on this graph (see its tests)"
+    problem = order_problem(nodes, order)
+    return f"your {problem} here (see the topological_sort tests)" if problem else ""
+
+
+def _table(names: Sequence[str], values: Sequence[Any]) -> str:
+    return "{" + ", ".join(f"{n}: {fmt(v)}" for n, v in zip(names, values, strict=True)) + "}"
+
+
+def judge_derivatives(
+    got: Sequence[Any],
+    expected: Sequence[float],
+    atols: Sequence[float],
+    may_keep_none: Sequence[bool],
+    *,
+    what: str,
+    names: Sequence[str],
+    lines: Callable[[], list[str]],
+    called: str = "",
+    hint: str = "",
+) -> None:
+    """The leaves' derivatives after a backward pass: each within RTOL and its atol of
+    ``expected``; a leaf of ``may_keep_none`` (the output does not depend on it, or only
+    through zero local derivatives) may keep None. ``lines`` makes the reproducer, only for a
+    failure (it costs more than the check)."""
+    __tracebackhide__ = True
+    for i, (value, exact, atol) in enumerate(zip(got, expected, atols, strict=True)):
+        if (value is None and may_keep_none[i]) or (
+            is_number(value) and within(value, exact, RTOL, atol)
+        ):
             continue
-        else:
-            headline = f"backpropagate gave leaf v{i} the wrong derivative."
+        shown = lines()
         report(
-            headline,
-            called=called,
-            returned=returned,
-            expected=f"{shown} (each within {RTOL:.0e} of its size)",
-            snippet=snippet,
-            hint="a variable must receive the derivatives from all of its uses before it "
-            "passes its own derivative on (process variables in topological order)",
+            f"{what}: {names[i]}.derivative is {'None' if value is None else 'wrong'}.",
+            called=called or _called(shown),
+            returned=_table(names, got),
+            expected=f"{_table(names, expected)} (each within {max(atols):.2g} and "
+            f"{RTOL:.0e} of its size)",
+            snippet=shown if len(shown) <= 40 else [],
+            hint=hint
+            or (
+                "every leaf the output depends on must receive a derivative"
+                if value is None
+                else ""
+            ),
         )
-
-
-# --------------------------------------------------------------------------- pointers
-# When a backpropagation test fails because of topological_sort, say so where the student
-# is looking. Computed only for failing examples (pointing), from one more round trip.
-def _order_problem(
-    order: Any,
-    output: int,
-    expected: set[int],
-    name: Callable[[int], str],
-    usual_cause_of_missing: str = "",
-) -> str:
-    """What is wrong with a topological order that matters to backpropagation, or ""."""
-    if not isinstance(order, list) or not order or not all(is_number(i) for i in order):
-        return ""
-    shown = brief([name(i) if i >= 0 else "<other>" for i in order])
-    if order[0] != output and order[-1] == output:
-        return (
-            f"your topological_sort returns the leaves first ({shown}); backpropagate needs "
-            f"the output {name(output)} first (see the topological_sort tests)"
-        )
-    missing = sorted(expected - set(order))
-    if missing:
-        return (
-            f"your topological_sort({name(output)}) leaves out "
-            f"{', '.join(name(i) for i in missing)} here (it returned {shown})"
-            + usual_cause_of_missing
-        )
-    return ""
-
-
-def _expression_name(nodes: Sequence[Node], j: int) -> str:
-    return "y" if j == len(nodes) - 1 else _operand(nodes, j)
 
 
 # --------------------------------------------------------------------------- test_scalar*.py 1.4
@@ -1824,12 +1730,12 @@ def check_backward(mt: Any, expr: Expression, d: float) -> bool:
     got = outcomes(*[h for _, h in data], *derivs)
     if not g.forward_ok(data, got[: len(data)]):
         return _count(False, expr)
-    with pointing(lambda: _order_pointer(mt, expr)):
-        judge_derivatives(expr, d, got[len(data) :], lambda: g.lines(*derivs))
+    with pointing(lambda: _scalar_order_pointer(mt, expr)):
+        judge_graph(expr, d, got[len(data) :], lambda: g.lines(*derivs))
     return _count(True, expr)
 
 
-def judge_derivatives(
+def judge_graph(
     expr: Expression,
     d: float,
     got: Sequence[Any],
@@ -1844,27 +1750,18 @@ def judge_derivatives(
     for value in got:
         _raised(value, what, lines)
     out = expr.infos()[-1]
-    expected = [d * j for j in out.jac]
-    atols = [
-        abs(d) * (GRAPH_RTOL * s + 2.0 * k) + 1e-12
-        for s, k in zip(out.absjac, out.gslack, strict=True)
-    ]
-    for i, (value, exact, atol) in enumerate(zip(got, expected, atols, strict=True)):
-        if value is None and (exact == 0.0 or i not in out.reaches):
-            continue  # a leaf the output does not (effectively) depend on may keep None
-        if is_number(value) and within(value, exact, RTOL, atol):
-            continue
-        shown = lines()
-        report(
-            f"{what}: {leaf}{i}.derivative is {'None' if value is None else 'wrong'}.",
-            called=_called(shown),
-            returned=list(got),
-            expected=f"{fmt(expected)} (each within {max(atols):.2g})",
-            snippet=shown if len(shown) <= 40 else [],
-            hint="every leaf the output depends on must receive a derivative"
-            if value is None
-            else "",
-        )
+    judge_derivatives(
+        got,
+        [d * j for j in out.jac],
+        [
+            abs(d) * (GRAPH_RTOL * s + 2.0 * k) + 1e-12
+            for s, k in zip(out.absjac, out.gslack, strict=True)
+        ],
+        [d * j == 0.0 or i not in out.reaches for i, j in enumerate(out.jac)],
+        what=what,
+        names=[f"{leaf}{i}" for i in range(len(got))],
+        lines=lines,
+    )
 
 
 def check_in_parts(mt: Any, expr: Expression, d: float) -> bool:
@@ -1893,7 +1790,7 @@ def check_in_parts(mt: Any, expr: Expression, d: float) -> bool:
             expected="last_fn._backward(ctx, d) gives one number per input of each Scalar",
             snippet=lines(),
         )
-    judge_derivatives(expr, d, derivs or [], lines, " (in parts: chain_rule is judged in 1.3)")
+    judge_graph(expr, d, derivs or [], lines, " (in parts: chain_rule is judged in 1.3)")
     return True
 
 
@@ -1910,41 +1807,31 @@ def check_order(mt: Any, expr: Expression) -> bool:
     nodes, order = expr.nodes, got[-1]
 
     def lines() -> list[str]:
-        built = expression_ancestors(nodes, [len(nodes) - 1])
-        named = [g.names[g.nodes[j]] for j in sorted(built) if nodes[j][0] != "num"]
+        named = [g.names[g.nodes[j]] for j in sorted(ancestors(nodes)) if nodes[j][0] != "num"]
         table = ", ".join(f"id({n}): {n!r}" for n in dict.fromkeys(named))
         order = "minitorch.topological_sort(y)"
         return [*g.lines(), f"names = {{{table}}}", f'[names.get(id(v), "other") for v in {order}]']
 
     unhashable = isinstance(order, StudentError) and "unhashable" in order.message
     _raised(order, "topological_sort", lines, UNHASHABLE_HINT if unhashable else "")
-    problem = scalar_order_problem(nodes, order)
-    if problem:
-        report(
-            f"{problem}.",
-            called=f"topological_sort(y) where {_called(lines(), 2)}",
-            returned=brief([_expression_name(nodes, i) if i >= 0 else "other" for i in order])
-            if isinstance(order, list) and all(is_number(i) for i in order)
-            else fmt(order),
-            expected="each Scalar y depends on once, y first, each before its inputs",
-            snippet=lines(),
-            hint=MEMBERSHIP_HINT if "left out" in problem else "",
+    if order_problem(nodes, order):
+        check_order_problem(
+            nodes, order, called=f"topological_sort(y) where {_called(lines(), 2)}", snippet=lines()
         )
     return _count(True, expr)
+
+
+def _scalar_order_pointer(mt: Any, expr: Expression) -> str:
+    g = Graph(mt, expr)
+    return order_pointer(
+        expr.nodes, outcomes(code(mt, _WHERE)(mt.topological_sort(g.y), *g.nodes))[0]
+    )
 
 
 MEMBERSHIP_HINT = (
     "`in` on a list compares Scalars with ==, which builds an EQ Scalar (true whenever two "
     "values are equal): keep unique_ids in a set instead"
 )
-
-
-def _order_pointer(mt: Any, expr: Expression) -> str:
-    """For a failing backward pass: what is wrong with topological_sort(y) there, or ""."""
-    g = Graph(mt, expr)
-    order = outcomes(code(mt, _WHERE)(mt.topological_sort(g.y), *g.nodes))[0]
-    problem = scalar_order_problem(expr.nodes, order)
-    return f"your {problem} here (see the topological_sort tests)" if problem else ""
 
 
 def check_continued(mt: Any, expr: Expression, k: int, d_first: float, d: float) -> bool:
@@ -1970,11 +1857,11 @@ def check_continued(mt: Any, expr: Expression, k: int, d_first: float, d: float)
     n, m = len(data), len(data) + len(first)
     if not g.forward_ok(data, got[:n]):
         return _count(False, expr)
-    with pointing(lambda: _order_pointer(mt, expr)):
+    with pointing(lambda: _scalar_order_pointer(mt, expr)):
         head = Expression(expr.nodes[: k + 1], expr.values)
-        judge_derivatives(head, d_first, got[n:m], lambda: g.lines(*first))
+        judge_graph(head, d_first, got[n:m], lambda: g.lines(*first))
         what = " on a second graph built on the first (after zeroing the leaves)"
-        judge_derivatives(expr, d, got[m:], lambda: g.lines(*second), what)
+        judge_graph(expr, d, got[m:], lambda: g.lines(*second), what)
     return _count(True, expr)
 
 
@@ -1993,8 +1880,8 @@ def check_two_graphs(mt: Any, first: Expression, second: Expression, d: float) -
     if not (g1.forward_ok(data1, got[:n]) and g2.forward_ok(data2, got[n:m])):
         return _count(False, first, second)
     g1.names.update(g2.names)
-    judge_derivatives(first, d, got[m:k], lambda: g1.lines(*derivs))
-    judge_derivatives(second, 1.0, got[k:], lambda: g1.lines(*derivs), " on a second graph", "w")
+    judge_graph(first, d, got[m:k], lambda: g1.lines(*derivs))
+    judge_graph(second, 1.0, got[k:], lambda: g1.lines(*derivs), " on a second graph", "w")
     return _count(True, first, second)
 
 
@@ -2074,53 +1961,6 @@ def _with_saved(mt: Any, name: str, args: list[float], d: float, forward: Any) -
         expected=f"{fmt(list(expected))} ({tolerance_text(*tolerance)})",
         hint=f"{name}.forward gave {shown} here, so its ctx could not be used either",
     )
-
-
-def _canonical_nodes(nodes: Sequence[Node]) -> list[int]:
-    """Each node's index, or that of the first node of the same input (``["var", i]``
-    twice is one leaf Scalar)."""
-    first: dict[int, int] = {}
-    return [first.setdefault(n[1], j) if n[0] == "var" else j for j, n in enumerate(nodes)]
-
-
-def scalar_order_problem(nodes: Sequence[Node], order: Any) -> str | None:
-    """What is wrong with ``topological_sort(y)`` on the graph's Scalars, or None. ``order``
-    holds node indices (``expression_order``); -1 stands for a Scalar that is no node of
-    the graph (the ``-b`` of ``a + (-b)``, a number wrapped by apply), which may appear."""
-    canon = _canonical_nodes(nodes)
-    output = canon[len(nodes) - 1]
-    expected: set[int] = set()
-    stack = [output]
-    while stack:
-        j = canon[stack.pop()]
-        if nodes[j][0] == "num" or j in expected:
-            continue
-        expected.add(j)
-        if nodes[j][0] != "var":
-            stack.extend(nodes[j][1:])
-    name = functools.partial(_expression_name, nodes)
-    if not isinstance(order, list) or not all(is_number(i) for i in order):
-        return "topological_sort did not return an iterable of the graph's Scalars"
-    known = [i for i in order if i >= 0]
-    if len(known) != len(set(known)):
-        twice = sorted({i for i in known if known.count(i) > 1})
-        return f"topological_sort returned {', '.join(name(i) for i in twice)} more than once"
-    missing = sorted(expected - set(known))
-    if missing:
-        return f"topological_sort(y) left out {', '.join(name(i) for i in missing)}"
-    if not order or order[0] != output:
-        return f"topological_sort(y) must start with {name(output)}, the Scalar it is given"
-    position = {i: k for k, i in enumerate(order) if i >= 0}
-    for j in sorted(expected):
-        if nodes[j][0] == "var":
-            continue
-        for k in {canon[k] for k in nodes[j][1:] if nodes[canon[k]][0] != "num"}:
-            if position[k] < position[j]:
-                return (
-                    f"topological_sort(y) put {name(k)} before {name(j)}, but {name(k)} is "
-                    f"an input of {name(j)}"
-                )
-    return None
 
 
 #: Said when topological_sort raises TypeError: unhashable type: 'Scalar'.
