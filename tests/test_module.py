@@ -11,18 +11,9 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from support import (
-    IDS,
-    NAMED_IDS,
-    TRAINING,
-    module_lines,
-    module_paths,
-    module_specs,
-    module_tree,
-    tree_values,
-)
+from support import IDS, NAMED_IDS, module_paths, module_specs, module_tree, tree_values
 
-from grader.isolation.checks import fmt, report
+from grader.isolation.checks import answers, fmt, report, reproduced
 from grader.isolation.handles import code
 
 
@@ -34,49 +25,49 @@ def _sorted(items):
 @given(spec=module_specs())
 def test_named_parameters(mt, spec):
     """named_parameters gives every parameter of the tree once, under its dotted name"""
-    modules, params = module_tree(mt, spec)
-    call = "sorted(name for name, p in root.named_parameters())"
-    pairs = code(mt, NAMED_IDS)(modules[""].named_parameters())
-    (got,), where = tree_values(spec, params, pairs, what="Module.named_parameters", call=call)
-    names, expected = [name for name, _ in got], sorted(params)
-    snippet, called = [*module_lines(spec), call], "root.named_parameters() on the tree below"
-    if sorted(map(str, names)) != expected or len(names) != len(expected):
-        report(
-            "Module.named_parameters returned the wrong names.",
-            called=called,
-            returned=_sorted(names),
-            expected=f"{fmt(expected)} (in any order)",
-            snippet=snippet,
-            hint="a child's parameters are named '<child name>.<parameter name>', recursively",
-        )
-    for name, which in got:
-        if where.get(which) != name:
+    modules, params, names = module_tree(mt, spec)
+    named = modules[""].named_parameters()
+    (got,), where = tree_values(
+        params, code(mt, NAMED_IDS)(named), what="Module.named_parameters", names=names
+    )
+    called, expected = "root.named_parameters() on the tree below", sorted(params)
+    with reproduced(named, names=names):
+        if sorted(str(name) for name, _ in got) != expected:
             report(
-                f"Module.named_parameters paired {name!r} with the wrong Parameter.",
+                "Module.named_parameters returned the wrong names.",
                 called=called,
-                returned=f"({name!r}, the Parameter registered as {where.get(which)!r})",
-                expected=f"({name!r}, the Parameter registered as {name!r})",
-                snippet=snippet,
+                returned=_sorted(name for name, _ in got),
+                expected=f"{fmt(expected)} (in any order)",
+                hint="a child's parameters are named '<child name>.<parameter name>', recursively",
             )
+        for name, which in got:
+            if where.get(which) != name:
+                report(
+                    f"Module.named_parameters paired {name!r} with the wrong Parameter.",
+                    called=called,
+                    returned=f"({name!r}, the Parameter registered as {where.get(which)!r})",
+                    expected=f"({name!r}, the Parameter registered as {name!r})",
+                )
 
 
 @pytest.mark.task("0.4")
 @given(spec=module_specs())
 def test_parameters(mt, spec):
     """parameters gives every Parameter of the whole tree exactly once"""
-    modules, params = module_tree(mt, spec)
-    ids = code(mt, IDS)(modules[""].parameters())
-    call = "len(root.parameters())"
-    (got,), where = tree_values(spec, params, ids, what="Module.parameters", call=call)
-    if _sorted(where.get(i) for i in got) != sorted(params):
-        report(
-            "Module.parameters returned the wrong Parameters.",
-            called="root.parameters() on the tree below",
-            returned=f"the Parameters registered as {fmt(_sorted(where.get(i) for i in got))}",
-            expected=f"the Parameters registered as {fmt(sorted(params))} (in any order, "
-            f"{len(params)} in all)",
-            snippet=[*module_lines(spec), call],
-        )
+    modules, params, names = module_tree(mt, spec)
+    listed = modules[""].parameters()
+    (got,), where = tree_values(
+        params, code(mt, IDS)(listed), what="Module.parameters", names=names
+    )
+    with reproduced(listed, names=names):
+        if _sorted(where.get(i) for i in got) != sorted(params):
+            report(
+                "Module.parameters returned the wrong Parameters.",
+                called="root.parameters() on the tree below",
+                returned=f"the Parameters registered as {fmt(_sorted(where.get(i) for i in got))}",
+                expected=f"the Parameters registered as {fmt(sorted(params))} (in any order, "
+                f"{len(params)} in all)",
+            )
 
 
 # Module.modules() is given by the template (it returns the registered children): it is not
@@ -111,19 +102,20 @@ def expected_training(spec, actions):
 def test_train_and_eval(mt, case):
     """train() and eval() set training on a module and every one of its descendants"""
     spec, actions = case
-    modules, _ = module_tree(mt, spec)
+    modules, _, names = module_tree(mt, spec)
     for action, path in actions:
         getattr(modules[path], action)()
     calls = "; ".join(f"{'root' + ('.' + p if p else '')}.{a}()" for a, p in actions)
-    flags = code(mt, TRAINING)(*modules.values())
-    (got,), _ = tree_values(spec, {}, flags, what="Module.train/eval", call=calls)
-    for (path, flag), training in zip(expected_training(spec, actions).items(), got, strict=True):
+    flags = [m.training for m in modules.values()]
+    got = answers(*flags, what="Module.train/eval", names=names)
+    right = expected_training(spec, actions).items()
+    for (path, flag), training, h in zip(right, got, flags, strict=True):
         if training is not flag:
             var = "root" + (f".{path}" if path else "")
-            report(
-                f"{var}.training is wrong after train()/eval() calls.",
-                called=calls,
-                returned=training,
-                expected=f"{flag} (train() / eval() reach every descendant)",
-                snippet=[*module_lines(spec), calls, f"{var}.training"],
-            )
+            with reproduced(h, names=names):
+                report(
+                    f"{var}.training is wrong after train()/eval() calls.",
+                    called=calls,
+                    returned=training,
+                    expected=f"{flag} (train() / eval() reach every descendant)",
+                )

@@ -493,6 +493,24 @@ class Handle:
             "getattr", [{"$h": number}, name], [number], lambda t: f"{t(number)}.{name}"
         )
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        """``h.name = value`` sets the attribute on the student's object (the worker's
+        ``setattr``); a reproducer shows it as that assignment."""
+        if name in Handle.__slots__:
+            object.__setattr__(self, name, value)
+            return
+        session, number = self._h_session, self._h_number
+        setter = builtin(self, "setattr")
+        inputs = [setter._h_number]
+        wire = [{"$h": setter._h_number}, session.encode([self, name, value], inputs), {}]
+        self._h_op(
+            "call",
+            wire,
+            inputs,
+            lambda t: f"{t(number)}.{name} = {session.text(value, t)}",
+            label=f"the assignment .{name} =",
+        )
+
     def __call__(self, *args: Any, **kwargs: Any) -> Handle:
         session, number = self._h_session, self._h_number
         inputs = [number]

@@ -122,6 +122,20 @@ def test_the_reproducer_rebuilds_the_value_in_a_shell(mt, package: Path) -> None
     assert float(shown.stdout) == got
 
 
+def test_an_attribute_assignment_runs_in_the_worker_and_reads_as_one(mt) -> None:  # type: ignore[no-untyped-def]
+    root, child = mt.Module(), mt.Module()
+    root.layer = child  # the student's Module.__setattr__ registers the child
+    p = mt.Parameter(2.5)
+    child.weight = p
+    named = root.named_parameters()
+    assert value(code(mt, "lambda ps: [n for n, _ in ps]")(named)) == ["layer.weight"]
+    lines = reproducer(named, names={root: "root", child: "child"})
+    assert "root.layer = child" in lines and any(
+        line.startswith("child.weight = ") for line in lines
+    )
+    assert not any("setattr" in line for line in lines)
+
+
 def test_the_executor_refuses_numbers_it_did_not_issue(client: StudentClient) -> None:
     with pytest.raises(StudentError, match="UnknownHandle"):
         client.run({"ops": [[7, "getattr", {"$h": 999}, "x"]], "want": [7]}, "test")
