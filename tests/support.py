@@ -630,6 +630,7 @@ def check_stand_in_backpropagate(
                 what="backpropagate",
                 names=[f"v{i}" for i in leaves],
                 lines=list,
+                d=deriv,
                 called=called,
                 hint="a variable must receive the derivatives from all of its uses before it "
                 "passes its own derivative on (process variables in topological order)",
@@ -1416,20 +1417,28 @@ def judge_derivatives(
     what: str,
     names: Sequence[str],
     lines: Callable[[], list[str]],
+    d: float,
     called: str = "",
     hint: str = "",
 ) -> None:
-    """The leaves' derivatives after a backward pass: each within RTOL and its atol of
-    ``expected``; a leaf of ``may_keep_none`` (the output does not depend on it, or only
-    through zero local derivatives) may keep None. ``lines`` makes the reproducer, only for a
-    failure (it costs more than the check)."""
+    """The leaves' derivatives after a backward pass started with ``d``: each within RTOL
+    and its atol of ``expected``; a leaf of ``may_keep_none`` (the output does not depend on
+    it, or only through zero local derivatives) may keep None. ``lines`` makes the
+    reproducer, only for a failure (it costs more than the check)."""
     __tracebackhide__ = True
-    for i, (value, exact, atol) in enumerate(zip(got, expected, atols, strict=True)):
-        if (value is None and may_keep_none[i]) or (
-            is_number(value) and within(value, exact, RTOL, atol)
-        ):
+
+    def right(values: Sequence[Any], scale: float = 1.0) -> list[bool]:
+        return [
+            (v is None and skip) or (is_number(v) and within(v * scale, e, RTOL, a))
+            for v, e, a, skip in zip(values, expected, atols, may_keep_none, strict=True)
+        ]
+
+    for i, ok in enumerate(right(got)):
+        if ok:
             continue
-        shown = lines()
+        value, shown = got[i], lines()
+        if d != 1.0 and all(right(got, d)):  # every one off by the factor d exactly
+            hint = f"the pass starts from the derivative it is given ({fmt(d)} here), not 1.0"
         report(
             f"{what}: {names[i]}.derivative is {'None' if value is None else 'wrong'}.",
             called=called or _called(shown),
@@ -1732,6 +1741,7 @@ def judge_graph(
         what=what,
         names=[f"{leaf}{i}" for i in range(len(got))],
         lines=lines,
+        d=d,
     )
 
 

@@ -90,3 +90,20 @@ def test_chain_rule_with_constants_may_keep_or_leave_out_the_constants() -> None
         "chain_rule gave input 2 the derivative -10.0, not 1.0"
     )
     assert S.chain_rule_problem(right, coeffs, d) == "chain_rule left out input 1"
+
+
+def test_a_backward_pass_that_ignores_its_starting_derivative_is_told_so() -> None:
+    def message(got: list[float]) -> str:
+        with pytest.raises(pytest.fail.Exception) as failed:
+            S.judge_derivatives(
+                got, [-0.375, -1.5], [1e-12, 1e-12], [False, False], what="backpropagate",
+                names=["v0", "v1"], lines=list, d=-0.5, called="backpropagate(v5, -0.5)",
+            )  # fmt: skip
+        return str(failed.value.msg)
+
+    assert "starts from the derivative it is given (-0.5 here), not 1.0" in message([0.75, 3.0])
+    assert "not 1.0" not in message([0.75, 2.0])  # not every one off by d: no such hint
+    S.judge_derivatives(
+        [-0.375, None], [-0.375, 0.0], [1e-12, 1e-12], [False, True], what="backpropagate",
+        names=["v0", "v1"], lines=list, d=-0.5, called="",
+    )  # fmt: skip  # right, and a leaf that may keep None keeps it: passes
