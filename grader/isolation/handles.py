@@ -496,8 +496,8 @@ class Handle:
     def __setattr__(self, name: str, value: Any) -> None:
         """``h.name = value`` sets the attribute on the student's object (the worker's
         ``setattr``); a reproducer shows it as that assignment."""
-        if name in Handle.__slots__:
-            object.__setattr__(self, name, value)
+        if name in Handle.__slots__ or (name.startswith("_") and name.endswith("_")):
+            object.__setattr__(self, name, value)  # the handle's own (a hook: refused)
             return
         session, number = self._h_session, self._h_number
         setter = builtin(self, "setattr")
