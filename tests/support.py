@@ -23,7 +23,7 @@ import math
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 from hypothesis import assume
@@ -601,7 +601,9 @@ def check_stand_in_order(mt: Handle, graph: Sequence[VarNode], called: str = "")
         if isinstance(got, str):
             headline = "topological_sort did not return an iterable of the graph's variables."
             report(headline, called=called, returned=f"a {got} object", expected="a list of them")
-        check_order_problem(graph, got, called=called)
+        problem = order_problem(graph, got)
+        if problem:
+            report_order_problem(graph, got, problem, called=called)
 
 
 def check_stand_in_backpropagate(
@@ -1367,14 +1369,11 @@ def order_problem(nodes: Sequence[list], order: Any) -> str | None:
     return None
 
 
-def check_order_problem(
-    nodes: Sequence[list], order: Any, *, called: str, snippet: Sequence[str] = ()
-) -> None:
-    """Fail with ``order_problem``, if there is one."""
+def report_order_problem(
+    nodes: Sequence[list], order: Any, problem: str, *, called: str, snippet: Sequence[str] = ()
+) -> NoReturn:
+    """Fail with ``problem``, what ``order_problem`` found in ``order``."""
     __tracebackhide__ = True
-    problem = order_problem(nodes, order)
-    if problem is None:
-        return
     rule, hint = "each Scalar y depends on once, y first, each before its inputs", ""
     if _stand_ins(nodes):
         members = brief([f"v{j}" for j in sorted(ancestors(nodes)) if nodes[j][0] != "const"])
@@ -1795,10 +1794,10 @@ def check_order(mt: Any, expr: Expression) -> bool:
 
     unhashable = isinstance(order, StudentError) and "unhashable" in order.message
     _raised(order, "topological_sort", lines, UNHASHABLE_HINT if unhashable else "")
-    if order_problem(nodes, order):
-        check_order_problem(
-            nodes, order, called=f"topological_sort(y) where {_called(lines(), 2)}", snippet=lines()
-        )
+    problem = order_problem(nodes, order)
+    if problem:
+        called = f"topological_sort(y) where {_called(lines(), 2)}"
+        report_order_problem(nodes, order, problem, called=called, snippet=lines())
     return _count(True, expr)
 
 
@@ -2062,38 +2061,36 @@ def chain_rule_checked(
     left out, or kept with any value); with ``twice``, one pair per argument."""
     __tracebackhide__ = True
     pairs, lines = chain_rule_pairs(mt, values, coeffs, d, constants, twice)
+    problem = chain_rule_problem(pairs, coeffs, d, constants, twice)
+    if problem is None:
+        return
     uses = [0, 0] if twice else list(range(len(values)))
     right = [[i, c * d] for i, c in zip(uses, coeffs, strict=True) if i not in constants]
-    problem = chain_rule_problem(pairs, coeffs, d, constants, twice)
+    when = ""
+    hint = (
+        "call history.last_fn._backward(history.ctx, d_output) and pair each "
+        "result with history.inputs, in order"
+    )
     if twice:
         when = " when an input is used twice"
         hint = "one pair per argument of the function, in order: do not merge or drop them"
-    else:
-        when, hint = (
-            "",
-            (
-                "call history.last_fn._backward(history.ctx, d_output) and pair each "
-                "result with history.inputs, in order"
-            ),
-        )
     if constants:
         when = " when an input is a constant"
         hint = (
             "pair each input with the derivative at its own position before leaving "
             "constants out (zip the inputs with the derivatives, then filter the pairs)"
         )
-    if problem:
-        free = "; the constant input may be left out or given any value" if constants else ""
-        report(
-            f"Scalar.chain_rule is wrong{when}: {problem}.",
-            called=f"y.chain_rule({fmt(d)}) where y = F({', '.join(f'x{i}' for i in uses)}) "
-            f"and F's backward returns {fmt(list(coeffs))} times d_output"
-            + "".join(f" (x{i} a constant: Scalar(v, None))" for i in constants),
-            returned=f"pairs (input index, derivative): {fmt(pairs)}",
-            expected=f"{fmt(right)} (in any order{free})",
-            snippet=lines,
-            hint=hint,
-        )
+    free = "; the constant input may be left out or given any value" if constants else ""
+    report(
+        f"Scalar.chain_rule is wrong{when}: {problem}.",
+        called=f"y.chain_rule({fmt(d)}) where y = F({', '.join(f'x{i}' for i in uses)}) "
+        f"and F's backward returns {fmt(list(coeffs))} times d_output"
+        + "".join(f" (x{i} a constant: Scalar(v, None))" for i in constants),
+        returned=f"pairs (input index, derivative): {fmt(pairs)}",
+        expected=f"{fmt(right)} (in any order{free})",
+        snippet=lines,
+        hint=hint,
+    )
 
 
 # --------------------------------------------------------------------------- chain_rule
